@@ -1,0 +1,92 @@
+// ipcrun: starts the ranks of a parallel job and stays with them until they end.
+// See options.hpp for the command line and job.hpp for the job's lifecycle.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include <ipc/config.hpp>
+
+#include "job.hpp"
+#include "options.hpp"
+#include "output.hpp"
+#include "spawn.hpp"
+#include "wire/params.hpp"
+
+namespace {
+
+using namespace ipc::launcher;
+
+/// Descriptors 0, 1 and 2 are open (on /dev/null if need be), so that pipes made
+/// later never take their numbers.
+void ensure_standard_descriptors() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      int null = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+      if (null >= 0 && null != fd) {
+        ::dup2(null, fd);
+        ::close(null);
+      }
+    }
+  }
+}
+
+void list_params() {
+  auto params = ipc::wire::all_params();
+  std::size_t name_w = 0, value_w = 0;
+  for (const auto& p : params) {
+    name_w = std::max(name_w, std::strlen(p.name));
+    value_w = std::max(value_w, std::strlen(p.fallback));
+  }
+  std::string out;
+  for (const auto& p : params) {
+    std::string name = p.name, value = p.fallback;
+    name.resize(name_w, ' ');
+    value.resize(value_w, ' ');
+    out += name + "  " + value + "  " + p.help + "\n";
+  }
+  stdout_sink().write(out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ensure_standard_descriptors();
+  ::signal(SIGPIPE, SIG_IGN);  // a closed stdout is an error to handle, not a death
+
+  Options options;
+  if (auto status = parse_options(argc, argv, options)) return *status;
+  if (options.version) {
+    stdout_sink().write("ipcrun (ipc) " IPC_VERSION_STRING "\n");
+    return 0;
+  }
+  if (options.list_params) {
+    list_params();
+    return 0;
+  }
+
+  auto program = resolve_program(options.command.front());
+  if (auto* error = std::get_if<ProgramError>(&program)) {
+    say(error->message);
+    return error->status;
+  }
+  double kill_grace = 0;
+  try {
+    kill_grace = ipc::wire::param_seconds("IPC_KILL_GRACE");
+  } catch (const std::exception& e) {
+    say(e.what());
+    return 2;
+  }
+
+  try {
+    Job job(options, std::get<std::string>(program), kill_grace);
+    return job.run();
+  } catch (const std::exception& e) {
+    say(e.what());
+    return 1;
+  }
+}

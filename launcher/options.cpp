@@ -1,0 +1,124 @@
+#include "options.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+
+#include "output.hpp"
+
+namespace ipc::launcher {
+namespace {
+
+constexpr const char* kFooter = R"(Every rank gets ipcrun's environment plus:
+  IPC_RANK, IPC_SIZE, IPC_LOCAL_RANK, IPC_LOCAL_SIZE, IPC_NODE, IPC_JOB,
+  IPC_BOOTSTRAP (host:port of ipcrun's key-value server), IPC_JOB_SECRET,
+  IPC_TCP_ADDR, the -x variables, IPC_TRANSPORTS and IPC_REPORT_TRANSPORTS.
+Rank 0 reads ipcrun's standard input; the others read /dev/null.
+
+Exit status: 0 when every rank exits 0; otherwise that of the first rank to fail
+(128+N when killed by signal N), after the other ranks are stopped; 124 after
+--timeout; 126 or 127 when the program cannot be run; 2 for a usage error.
+SIGINT or SIGTERM to ipcrun is forwarded to every rank; a second one kills them.
+`ipcrun --list-params` lists the IPC_* environment parameters.)";
+
+/// CLI11's usage line does not know that the program ends the options.
+class Formatter : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App*, std::string name) const override {
+    return "Usage: " + name + " [options] program [args...]\n";
+  }
+};
+
+void usage_error(const std::string& what) {
+  say(what + " (see 'ipcrun --help')");
+}
+
+}  // namespace
+
+std::optional<int> parse_options(int argc, char** argv, Options& out) {
+  CLI::App app{"Starts a parallel job: N copies of a program, the ranks, on this host.", "ipcrun"};
+  app.formatter(std::make_shared<Formatter>());
+  app.prefix_command();
+  app.footer(kFooter);
+  app.get_formatter()->column_width(30);
+
+  app.add_option("-n,--np", out.np, "number of ranks to start (default 1)")
+      ->type_name("N")
+      ->check(CLI::Validator(CLI::Range(1, 1 << 20)).description(""));
+  app.add_flag("--tag-output", out.tag_output, "prefix every output line with \"[rank] \"");
+  app.add_option("-x", out.exports,
+                 "export NAME, or set NAME=VALUE, for the ranks; repeatable")
+      ->type_name("NAME[=VALUE]")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  std::string timeout;
+  app.add_option("--timeout", timeout, "stop the job after S seconds (fractions allowed); exit 124")
+      ->type_name("S")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            char* end = nullptr;
+            double s = std::strtod(text.c_str(), &end);
+            if (end == text.c_str() || *end != '\0' || !(s > 0) || !std::isfinite(s))
+              return "expected a positive number of seconds, not '" + text + "'";
+            return {};
+          },
+          ""));
+  app.add_option("--transports", out.transports, "transports the ranks may use, in order of preference\n(sets IPC_TRANSPORTS)")
+      ->type_name("LIST");
+  app.add_flag("--report-transports", out.report_transports,
+               "print the transport chosen for each pair of ranks\n(sets IPC_REPORT_TRANSPORTS=1)");
+  app.add_flag("--keep-going", out.keep_going, "a failing rank does not stop the others");
+  app.add_flag("--list-params", out.list_params, "list the IPC_* environment parameters and exit");
+  app.add_flag("--version", out.version, "print the version and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help() << std::flush;
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    usage_error(e.what());
+    return 2;
+  }
+
+  out.command = app.remaining();
+  // Unknown options land in `remaining` too; only a name not starting with '-'
+  // can be the program.
+  if (!out.command.empty() && out.command.front().size() > 1 && out.command.front()[0] == '-') {
+    usage_error(CLI::ExtrasError({out.command.front()}).what());
+    return 2;
+  }
+  if (!timeout.empty()) out.timeout = std::strtod(timeout.c_str(), nullptr);
+  for (const auto& x : out.exports) {
+    if (x.empty() || x[0] == '=') {
+      usage_error("-x '" + x + "': expected NAME or NAME=VALUE");
+      return 2;
+    }
+  }
+  if (out.command.empty() && !out.version && !out.list_params) {
+    usage_error("no program given");
+    return 2;
+  }
+  return std::nullopt;
+}
+
+std::vector<Export> resolve_exports(const std::vector<std::string>& args) {
+  std::vector<Export> result;
+  for (const auto& x : args) {
+    auto eq = x.find('=');
+    if (eq != std::string::npos) {
+      result.push_back({x.substr(0, eq), x.substr(eq + 1)});
+    } else if (const char* v = std::getenv(x.c_str())) {
+      result.push_back({x, v});
+    } else {
+      say("warning: -x " + x + ": " + x + " is not set in ipcrun's environment; not exported");
+    }
+  }
+  return result;
+}
+
+}  // namespace ipc::launcher

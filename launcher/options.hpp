@@ -1,0 +1,42 @@
+// ipcrun's command line: `ipcrun [options] program [args...]`.
+//
+// Parsing stops at the program: everything from its name on belongs to it, so
+// `ipcrun -n 2 prog -n 5` hands `-n 5` to prog. Option names follow Open MPI's
+// mpirun where one exists.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ipc::launcher {
+
+struct Options {
+  int np = 1;                             // -n/--np: number of ranks
+  bool tag_output = false;                // --tag-output: prefix each line with "[rank] "
+  std::vector<std::string> exports;       // -x NAME[=VALUE], in command-line order
+  std::optional<double> timeout;          // --timeout S: stop the job after S seconds
+  std::optional<std::string> transports;  // --transports LIST -> IPC_TRANSPORTS
+  bool report_transports = false;         // --report-transports -> IPC_REPORT_TRANSPORTS=1
+  bool keep_going = false;                // --keep-going: a failing rank does not stop the job
+  bool list_params = false;               // --list-params: print the parameter table, exit
+  bool version = false;                   // --version: print the version, exit
+  std::vector<std::string> command;       // program and its arguments
+};
+
+/// Parses argv into `out`. Returns an exit status when ipcrun must stop now:
+/// 0 after --help, 2 after a usage error (already reported as one line on stderr).
+/// --version and --list-params are left to the caller (flags in `out`).
+std::optional<int> parse_options(int argc, char** argv, Options& out);
+
+/// One environment assignment for the ranks, from a -x argument.
+struct Export {
+  std::string name;
+  std::string value;
+};
+
+/// Resolves the -x arguments against ipcrun's own environment: `NAME=VALUE` sets,
+/// `NAME` copies ipcrun's value (a warning, and nothing exported, when it is unset).
+std::vector<Export> resolve_exports(const std::vector<std::string>& args);
+
+}  // namespace ipc::launcher

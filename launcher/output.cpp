@@ -1,0 +1,194 @@
+#include "output.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+
+namespace ipc::launcher {
+
+void OutputSink::write(std::string_view bytes) {
+  const char* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0 && !broken_) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n >= 0) {
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      // Someone made our descriptor non-blocking: wait until it takes more.
+      pollfd pfd{fd_, POLLOUT, 0};
+      ::poll(&pfd, 1, -1);
+    } else {
+      broken_ = true;  // EPIPE, EIO, ENOSPC...: discard from now on
+    }
+  }
+}
+
+OutputSink& stdout_sink() {
+  static OutputSink sink(STDOUT_FILENO);
+  return sink;
+}
+
+OutputSink& stderr_sink() {
+  static OutputSink sink(STDERR_FILENO);
+  return sink;
+}
+
+void say(std::string_view text) {
+  std::string line;
+  line.reserve(text.size() + 9);
+  line.append("ipcrun: ").append(text).push_back('\n');
+  stderr_sink().write(line);
+}
+
+// ---- RankOutput ----
+
+RankOutput::RankOutput(asio::io_context& io, int fd, OutputSink& sink, std::string prefix,
+                       std::function<void()> on_closed)
+    : pipe_(io, fd), sink_(sink), prefix_(std::move(prefix)), on_closed_(std::move(on_closed)) {}
+
+void RankOutput::start() {
+  asio::error_code ignored;
+  pipe_.non_blocking(true, ignored);
+  read();
+}
+
+void RankOutput::read() {
+  pipe_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](asio::error_code ec, std::size_t n) {
+    if (self->closed_) return;
+    if (n > 0) self->consume(self->buf_.data(), n);
+    if (!ec) {
+      self->read();
+      return;
+    }
+    // End of file, or an error that ends this pipe all the same.
+    self->flush_partial();
+    self->closed_ = true;
+    asio::error_code ignored;
+    self->pipe_.close(ignored);
+    if (self->on_closed_) self->on_closed_();
+  });
+}
+
+void RankOutput::drain_available() {
+  if (closed_) return;
+  for (;;) {
+    ssize_t n = ::read(pipe_.native_handle(), buf_.data(), buf_.size());
+    if (n > 0) {
+      consume(buf_.data(), static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return;  // empty for now, end of file or error: the pending read sees it too
+    }
+  }
+}
+
+void RankOutput::close() {
+  if (closed_) return;
+  flush_partial();
+  closed_ = true;
+  asio::error_code ignored;
+  pipe_.close(ignored);
+}
+
+void RankOutput::consume(const char* data, std::size_t n) {
+  pending_.append(data, n);
+  auto last = pending_.rfind('\n');
+  if (last != std::string::npos) {
+    if (prefix_.empty()) {
+      sink_.write(std::string_view(pending_).substr(0, last + 1));
+    } else {
+      batch_.clear();
+      std::size_t begin = 0;
+      while (begin <= last) {
+        auto end = pending_.find('\n', begin);
+        if (!mid_line_) batch_.append(prefix_);
+        batch_.append(pending_, begin, end + 1 - begin);
+        mid_line_ = false;
+        begin = end + 1;
+      }
+      sink_.write(batch_);
+    }
+    mid_line_ = false;
+    pending_.erase(0, last + 1);
+  }
+  if (pending_.size() >= kMaxLine) {
+    // A line without end: pass it on in pieces rather than hold it all.
+    if (!mid_line_ && !prefix_.empty()) pending_.insert(0, prefix_);
+    sink_.write(pending_);
+    pending_.clear();
+    mid_line_ = true;
+  }
+}
+
+void RankOutput::flush_partial() {
+  if (pending_.empty() && !(mid_line_ && !prefix_.empty())) return;
+  batch_.clear();
+  if (!mid_line_) batch_.append(prefix_);
+  batch_.append(pending_);
+  if (!prefix_.empty()) batch_.push_back('\n');
+  sink_.write(batch_);
+  pending_.clear();
+  mid_line_ = false;
+}
+
+// ---- StdinRelay ----
+
+bool StdinRelay::wanted() {
+  return ::isatty(STDIN_FILENO) && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp();
+}
+
+StdinRelay::StdinRelay(asio::io_context& io, int& rank_fd) : tty_(io), pipe_(io) {
+  rank_fd = -1;
+  char name[PATH_MAX];
+  if (::ttyname_r(STDIN_FILENO, name, sizeof name) != 0) return;
+  int tty = ::open(name, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+  if (tty < 0) return;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    ::close(tty);
+    return;
+  }
+  tty_.assign(tty);
+  pipe_.assign(fds[1]);
+  rank_fd = fds[0];
+}
+
+void StdinRelay::start() {
+  if (tty_.is_open()) read();
+}
+
+void StdinRelay::read() {
+  tty_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](asio::error_code ec, std::size_t n) {
+    if (ec) {
+      // End of input (^D) or the relay was closed: rank 0 sees end of file.
+      self->close();
+      return;
+    }
+    asio::async_write(self->pipe_, asio::buffer(self->buf_.data(), n),
+                      [self](asio::error_code ec, std::size_t) {
+                        if (ec) {
+                          self->close();  // rank 0 is gone or stopped reading
+                          return;
+                        }
+                        self->read();
+                      });
+  });
+}
+
+void StdinRelay::close() {
+  asio::error_code ignored;
+  tty_.close(ignored);
+  pipe_.close(ignored);
+}
+
+}  // namespace ipc::launcher

@@ -1,0 +1,101 @@
+// ipcrun's standard streams: the relay of the ranks' output, line by line, and of
+// a terminal to rank 0's standard input.
+//
+// Lines of different ranks never mix: a stream's bytes are cut at its last newline
+// and every batch of whole lines reaches ipcrun's own stdout or stderr in a single
+// write(2). All of it runs on the job's io_context thread.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+namespace ipc::launcher {
+
+/// One of ipcrun's own output descriptors (1 or 2). Blocking writes of whole
+/// batches; after a write error (EPIPE: the reader went away) it discards
+/// everything, so the ranks' pipes keep draining and ipcrun keeps running.
+class OutputSink {
+ public:
+  explicit OutputSink(int fd) : fd_(fd) {}
+  /// Writes all of `bytes` (one write(2) unless the kernel takes less).
+  void write(std::string_view bytes);
+  bool broken() const { return broken_; }
+
+ private:
+  int fd_;
+  bool broken_ = false;
+};
+
+OutputSink& stdout_sink();
+OutputSink& stderr_sink();
+
+/// Prints one line of ipcrun's own, "ipcrun: <text>", to stderr.
+void say(std::string_view text);
+
+/// Relays one pipe of one rank (its stdout or stderr) to a sink, whole lines at a
+/// time, each prefixed with `prefix` ("[r] " under --tag-output, else empty).
+/// A partial last line is written when the pipe closes (under a prefix it gets a
+/// newline, so that tagged output stays line by line). A line longer than
+/// kMaxLine is passed on in pieces rather than held without bound.
+class RankOutput : public std::enable_shared_from_this<RankOutput> {
+ public:
+  static constexpr std::size_t kMaxLine = 1 << 20;
+
+  /// Takes ownership of `fd`. `on_closed` runs once, when the pipe reaches end of
+  /// file or fails, not after close().
+  RankOutput(asio::io_context& io, int fd, OutputSink& sink, std::string prefix,
+             std::function<void()> on_closed);
+  void start();
+  /// Relays, without waiting, whatever the pipe holds now (used when the rank has
+  /// exited, so that its last words come before ipcrun's line about it).
+  void drain_available();
+  /// Stops reading (a grandchild of the rank still holds the pipe open) and writes
+  /// out a partial line.
+  void close();
+  bool is_open() const { return !closed_; }
+
+ private:
+  void read();
+  void consume(const char* data, std::size_t n);
+  void flush_partial();
+
+  asio::posix::stream_descriptor pipe_;
+  OutputSink& sink_;
+  std::string prefix_;
+  std::function<void()> on_closed_;
+  std::string pending_;        // bytes after the last newline relayed
+  std::string batch_;          // reused output buffer
+  bool mid_line_ = false;      // the last bytes written did not end a line
+  bool closed_ = false;
+  std::array<char, 64 * 1024> buf_{};
+};
+
+/// Copies ipcrun's terminal to rank 0's stdin through a pipe. Used only when
+/// ipcrun's stdin is a terminal and ipcrun is in its foreground: a rank runs in a
+/// process group of its own and would be stopped (SIGTTIN) reading the terminal.
+/// The terminal is opened anew so the non-blocking mode stays off the shell's
+/// descriptor.
+class StdinRelay : public std::enable_shared_from_this<StdinRelay> {
+ public:
+  /// Whether ipcrun's stdin is a terminal whose foreground is ipcrun's group.
+  static bool wanted();
+  /// Opens the terminal and a pipe; `rank_fd` receives the pipe's read end (close-
+  /// on-exec, the spawner dup2()s it), or -1 on failure (then nothing to start).
+  explicit StdinRelay(asio::io_context& io, int& rank_fd);
+  void start();
+  void close();
+
+ private:
+  void read();
+  asio::posix::stream_descriptor tty_;
+  asio::posix::stream_descriptor pipe_;
+  std::array<char, 4096> buf_{};
+};
+
+}  // namespace ipc::launcher

@@ -1,0 +1,180 @@
+#include "spawn.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace ipc::launcher {
+namespace {
+
+bool is_executable_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+std::string default_path() {
+  std::size_t n = ::confstr(_CS_PATH, nullptr, 0);
+  if (n == 0) return "/usr/bin:/bin";
+  std::string s(n, '\0');
+  ::confstr(_CS_PATH, s.data(), n);
+  s.resize(n - 1);
+  return s;
+}
+
+// What the child reports through the close-on-exec pipe when a step fails.
+enum class Step : int { setpgid = 1, pdeathsig, stdio, exec };
+struct ChildError {
+  Step step;
+  int err;
+};
+
+const char* step_name(Step s) {
+  switch (s) {
+    case Step::setpgid: return "setpgid";
+    case Step::pdeathsig: return "prctl(PR_SET_PDEATHSIG)";
+    case Step::stdio: return "dup2";
+    case Step::exec: return "execve";
+  }
+  return "start";
+}
+
+// The child between fork and exec: async-signal-safe calls only.
+[[noreturn]] void run_child(const char* path, char* const* argv, char* const* envp, int stdin_fd, int out_fd,
+                            int err_fd, int report_fd, pid_t parent, int max_fd) {
+  auto fail = [report_fd](Step step) {
+    ChildError e{step, errno};
+    ssize_t ignored = ::write(report_fd, &e, sizeof e);
+    (void)ignored;
+    ::_exit(127);
+  };
+  if (::setpgid(0, 0) != 0) fail(Step::setpgid);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(Step::pdeathsig);
+  if (::getppid() != parent) ::_exit(127);  // ipcrun died before the line above
+  if (stdin_fd != STDIN_FILENO && ::dup2(stdin_fd, STDIN_FILENO) < 0) fail(Step::stdio);
+  if (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0) fail(Step::stdio);
+
+  // Every descriptor above 2 closes at exec (the report pipe too, which tells the
+  // parent the exec worked).
+  if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) {
+    for (int fd = 3; fd < max_fd; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // fails harmlessly for some
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  ::execve(path, argv, envp);
+  fail(Step::exec);
+  ::_exit(127);
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+void close_all(std::initializer_list<int> fds) {
+  for (int fd : fds)
+    if (fd >= 0) ::close(fd);
+}
+
+}  // namespace
+
+std::variant<std::string, ProgramError> resolve_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    struct stat st {};
+    if (::stat(name.c_str(), &st) != 0) return ProgramError{127, "program '" + name + "' not found"};
+    if (!S_ISREG(st.st_mode) || ::access(name.c_str(), X_OK) != 0)
+      return ProgramError{126, "program '" + name + "' is not executable"};
+    return name;
+  }
+  if (name.empty()) return ProgramError{127, "program '' not found"};
+  const char* env = std::getenv("PATH");
+  std::string path = env ? env : default_path();
+  std::string not_executable;
+  std::size_t begin = 0;
+  for (;;) {
+    auto end = path.find(':', begin);
+    std::string dir = path.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (is_executable_file(candidate)) return candidate;
+    struct stat st {};
+    if (not_executable.empty() && ::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      not_executable = candidate;
+    if (end == std::string::npos) break;
+    begin = end + 1;
+  }
+  if (!not_executable.empty())
+    return ProgramError{126, "program '" + name + "' (" + not_executable + " in PATH) is not executable"};
+  return ProgramError{127, "program '" + name + "' not found in PATH"};
+}
+
+std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
+  auto argv = c_strings(req.argv);
+  auto envp = c_strings(req.env);
+  rlimit lim{};
+  int max_fd = 1 << 16;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    max_fd = static_cast<int>(std::min<rlim_t>(lim.rlim_cur, 1 << 20));
+
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0) {
+    SpawnError e{std::string("pipe: ") + std::strerror(errno)};
+    close_all({out[0], out[1], err[0], err[1], report[0], report[1]});
+    return e;
+  }
+
+  // Signals stay blocked across fork so that no handler of ipcrun's (Asio's signal
+  // pipe) runs in the child before it has reset them.
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0)
+    run_child(req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1], parent, max_fd);
+  int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close_all({out[1], err[1], report[1]});
+  if (pid < 0) {
+    close_all({out[0], err[0], report[0]});
+    return SpawnError{std::string("fork: ") + std::strerror(fork_errno)};
+  }
+  ::setpgid(pid, pid);  // also here, so that no signal to the group can miss it; fails after exec
+
+  ChildError failure{};
+  ssize_t n;
+  do {
+    n = ::read(report[0], &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (n != static_cast<ssize_t>(sizeof failure)) return SpawnedRank{pid, out[0], err[0]};  // exec worked
+
+  // The child failed before or at exec and has exited (or is about to): reap it.
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  close_all({out[0], err[0]});
+  std::string what = step_name(failure.step);
+  if (failure.step == Step::exec) what += " " + req.path;
+  return SpawnError{what + ": " + std::strerror(failure.err)};
+}
+
+}  // namespace ipc::launcher

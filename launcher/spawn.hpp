@@ -1,0 +1,54 @@
+// Finding the program and starting one rank on this host.
+//
+// This is the local half of the spawning seam: ranks on other hosts will be
+// started by an agent there (through the launch agent), which does the same
+// steps and reports the same facts (pid, output, exit status) over its link.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace ipc::launcher {
+
+/// Why a program cannot be run: the message (without "ipcrun: ") and the exit
+/// status, 127 when it does not exist, 126 when it exists but cannot be run.
+struct ProgramError {
+  int status;
+  std::string message;
+};
+
+/// The path to exec for `name`: a name containing '/' is taken as it is and must
+/// be an executable file; any other name is searched for in PATH, as a shell does.
+std::variant<std::string, ProgramError> resolve_program(const std::string& name);
+
+struct SpawnRequest {
+  std::string path;               // what resolve_program() returned
+  std::vector<std::string> argv;  // argv[0] is the name as the user gave it
+  std::vector<std::string> env;   // the complete environment, "NAME=VALUE"
+  int stdin_fd = 0;               // becomes the rank's descriptor 0
+};
+
+struct SpawnedRank {
+  pid_t pid = -1;  // also the id of the rank's own process group
+  int out_fd = -1; // read ends of the rank's stdout and stderr pipes (close-on-exec)
+  int err_fd = -1;
+};
+
+/// A rank that did not start: `what` names the failed step and the errno text
+/// ("execve ./prog: Permission denied"). Nothing is left behind (the child, if
+/// one was forked, has been reaped).
+struct SpawnError {
+  std::string what;
+};
+
+/// Forks and execs one rank. In the child, before exec: a process group of its
+/// own, SIGKILL when ipcrun dies (PR_SET_PDEATHSIG), default signal dispositions,
+/// an empty signal mask, stdin from `stdin_fd`, stdout and stderr into fresh pipes,
+/// every other descriptor closed. Returns once the exec has succeeded or failed
+/// (the child reports an exec error through a close-on-exec pipe).
+std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& request);
+
+}  // namespace ipc::launcher

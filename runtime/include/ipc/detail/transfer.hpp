@@ -1,0 +1,39 @@
+/// @file detail/transfer.hpp
+/// The type-erased description of a send's bytes and a receive's destination, the
+/// boundary between the typed API and the compiled engine.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace ipc::detail {
+
+class Engine;
+struct RequestState;
+
+/// The bytes of one outgoing message. `data` stays valid until the send completes:
+/// it points into the caller's object (zero copy) or into `keep`, which the request
+/// owns.
+struct SendSource {
+  const void* data = nullptr;
+  std::size_t size = 0;
+  std::shared_ptr<const void> keep;
+};
+
+/// Where an incoming message goes.
+struct RecvTarget {
+  /// Called once the message's size is known, on whichever thread makes progress;
+  /// returns where the `bytes` of payload go. Throws (Truncation) when they do not fit:
+  /// the message is then consumed and the receive fails with that exception.
+  std::function<void*(std::size_t bytes)> prepare;
+  /// Called after the payload has landed, on the thread that waits for or tests the
+  /// request (deserialization goes here). May be empty.
+  std::function<void()> finish;
+};
+
+std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
+std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
+
+}  // namespace ipc::detail

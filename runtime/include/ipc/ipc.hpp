@@ -1,0 +1,11 @@
+/// @file ipc.hpp
+/// The whole public API of the ipc runtime.
+#pragma once
+
+#include "ipc/communicator.hpp"
+#include "ipc/config.hpp"
+#include "ipc/errors.hpp"
+#include "ipc/request.hpp"
+#include "ipc/runtime.hpp"
+#include "ipc/status.hpp"
+#include "ipc/value.hpp"

@@ -1,0 +1,50 @@
+/// @file request.hpp
+/// Handles of non-blocking operations.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "ipc/status.hpp"
+
+namespace ipc {
+
+namespace detail {
+struct RequestState;
+}
+
+/// A non-blocking send or receive in flight. Wait for it (or test it) before touching
+/// its buffer again. Dropping a Request does not cancel the operation: it completes in
+/// the background, and its buffer must stay valid until then.
+class Request {
+ public:
+  Request() = default;
+  explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
+
+  /// Blocks until the operation completes; for a receive, the value is then in place.
+  /// @throws ipc::PeerLost, ipc::Truncation, ... when the operation failed.
+  Status wait();
+  /// Polls once; the status when the operation has completed.
+  /// @throws as wait() when it failed.
+  std::optional<Status> test();
+  /// Whether this handle refers to an operation.
+  bool valid() const { return s_ != nullptr; }
+  /// Whether the operation has completed (without making progress).
+  bool done() const;
+
+ private:
+  friend std::size_t wait_any(std::span<Request> requests, Status* status);
+  std::shared_ptr<detail::RequestState> s_;
+};
+
+/// Blocks until one of the valid requests completes; returns its index and resets that
+/// handle (so that repeated calls drain a set). @throws ipc::UsageError when none is valid.
+std::size_t wait_any(std::span<Request> requests, Status* status = nullptr);
+/// Blocks until every valid request completes; statuses in the same order.
+/// @throws the first failure, after all have completed.
+std::vector<Status> wait_all(std::span<Request> requests);
+
+}  // namespace ipc

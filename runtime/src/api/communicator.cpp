@@ -1,0 +1,40 @@
+#include "ipc/communicator.hpp"
+
+#include "core/engine.hpp"
+#include "ipc/errors.hpp"
+
+namespace ipc {
+
+namespace detail {
+
+std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src) {
+  return e.isend(comm, dest, tag, std::move(src));
+}
+
+std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst) {
+  return e.irecv(comm, source, tag, std::move(dst));
+}
+
+}  // namespace detail
+
+void Communicator::check_tag(Tag tag, const char* op) {
+  if (tag.value < 0)
+    throw UsageError(std::string(op) + ": tag " + std::to_string(tag.value) + " is negative (tags are 0 and up)");
+}
+
+void Communicator::check_recv_tag(Tag tag) {
+  if (tag.value < 0 && tag != any_tag)
+    throw UsageError("receive: tag " + std::to_string(tag.value) + " is negative (tags are 0 and up, or any_tag)");
+}
+
+Status Communicator::probe(int source, Tag tag) const {
+  check_recv_tag(tag);
+  return engine_->probe(context_, source, tag.value);
+}
+
+std::optional<Status> Communicator::iprobe(int source, Tag tag) const {
+  check_recv_tag(tag);
+  return engine_->iprobe(context_, source, tag.value);
+}
+
+}  // namespace ipc

@@ -1,0 +1,50 @@
+#include "ipc/request.hpp"
+
+#include "core/engine.hpp"
+#include "ipc/errors.hpp"
+
+namespace ipc {
+
+Status Request::wait() {
+  if (!s_) throw UsageError("wait on an empty request");
+  return s_->engine->wait(*s_);
+}
+
+std::optional<Status> Request::test() {
+  if (!s_) throw UsageError("test on an empty request");
+  return s_->engine->test(*s_);
+}
+
+bool Request::done() const { return s_ && s_->done.load(std::memory_order_acquire); }
+
+std::size_t wait_any(std::span<Request> requests, Status* status) {
+  std::vector<detail::RequestState*> rs;
+  detail::Engine* engine = nullptr;
+  for (auto& r : requests) {
+    rs.push_back(r.s_.get());
+    if (r.s_) engine = r.s_->engine;
+  }
+  if (!engine) throw UsageError("wait_any: no valid request");
+  std::size_t i = engine->wait_any(rs);
+  auto s = std::move(requests[i].s_);
+  Status st = engine->wait(*s);
+  if (status) *status = st;
+  return i;
+}
+
+std::vector<Status> wait_all(std::span<Request> requests) {
+  std::vector<Status> out(requests.size());
+  std::exception_ptr first;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (!requests[i].valid()) continue;
+    try {
+      out[i] = requests[i].wait();
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (first) std::rethrow_exception(first);
+  return out;
+}
+
+}  // namespace ipc

@@ -1,0 +1,152 @@
+#include "ipc/runtime.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <exception>
+#include <iostream>
+
+#include "bootstrap/bootstrap.hpp"
+#include "core/engine.hpp"
+#include "ipc/errors.hpp"
+#include "transport/net.hpp"
+#include "transport/registry.hpp"
+#include "wire/params.hpp"
+
+namespace ipc {
+
+namespace detail {
+
+struct RuntimeImpl {
+  bootstrap::JobInfo job;
+  std::unique_ptr<bootstrap::Store> store;
+  std::unique_ptr<transport::Transport> self;
+  std::vector<std::unique_ptr<transport::Transport>> transports;
+  std::vector<transport::Transport*> route;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Communicator> world;
+};
+
+namespace {
+
+std::atomic<bool> g_active{false};
+
+std::vector<transport::PeerCard> collect_cards(const bootstrap::KeyValues& kv, int size) {
+  std::vector<transport::PeerCard> cards;
+  cards.reserve(static_cast<std::size_t>(size));
+  for (int r = 0; r < size; ++r) {
+    auto it = kv.find("card/" + std::to_string(r));
+    if (it == kv.end()) throw BootstrapError("bootstrap: rank " + std::to_string(r) + " published no card");
+    cards.push_back(transport::PeerCard::decode(r, it->second));
+  }
+  return cards;
+}
+
+void check_nodes(const std::vector<transport::PeerCard>& cards, int me) {
+  const auto& mine = cards[static_cast<std::size_t>(me)];
+  for (auto& c : cards) {
+    if (c.node == mine.node && c.boot_id != mine.boot_id)
+      throw BootstrapError("ranks " + std::to_string(me) + " and " + std::to_string(c.rank) +
+                           " are both placed on node '" + mine.node +
+                           "' but run on different machines (their boot ids differ)");
+  }
+}
+
+void start(RuntimeImpl& im) {
+  im.job = bootstrap::read_environment();
+  auto allowed = transport::parse_list(wire::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
+  im.store = bootstrap::open_store(im.job);
+
+  transport::Config cfg;
+  cfg.rank = im.job.rank;
+  cfg.size = im.job.size;
+  cfg.secret = im.job.secret;
+  cfg.limits.max_payload = static_cast<std::uint64_t>(wire::param_int("IPC_MAX_MESSAGE"));
+  if (im.job.size > 1) cfg.allowed = allowed;
+  im.self = transport::open_self(im.job.rank);
+  im.transports = transport::open(cfg);
+
+  transport::PeerCard card;
+  card.rank = im.job.rank;
+  card.node = im.job.node;
+  card.boot_id = net::boot_id();
+  card.pid = static_cast<int>(::getpid());
+  for (auto& t : im.transports) card.cards[std::string(t->name())] = t->card();
+  im.store->put("card/" + std::to_string(im.job.rank), card.encode());
+  auto cards = collect_cards(im.store->fence(), im.job.size);
+  check_nodes(cards, im.job.rank);
+  im.route = transport::choose_routes(cards, im.job.rank, im.self.get(), im.transports);
+
+  Engine::Options eo;
+  eo.rank = im.job.rank;
+  eo.size = im.job.size;
+  eo.node = im.job.node;
+  eo.self = im.self.get();
+  eo.route = im.route;
+  for (auto& c : cards) eo.peer_nodes.push_back(c.node);
+  eo.wait = WaitPolicy::from_params(im.job.local_size);
+  eo.progress_thread = wire::param_bool("IPC_PROGRESS_THREAD");
+  im.engine = std::make_unique<Engine>(std::move(eo));
+  im.world = std::make_unique<Communicator>(*im.engine, 0, im.job.rank, im.job.size);
+
+  if (wire::param_bool("IPC_REPORT_TRANSPORTS")) {
+    for (int p = 0; p < im.job.size; ++p)
+      im.store->report("transport " + std::to_string(im.job.rank) + " -> " + std::to_string(p) + ": " +
+                       std::string(im.route[static_cast<std::size_t>(p)]->name()));
+    im.store->fence();
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+Runtime::Runtime() : impl_(std::make_unique<detail::RuntimeImpl>()) {
+  if (detail::g_active.exchange(true)) throw UsageError("a Runtime already exists in this process");
+  try {
+    detail::start(*impl_);
+  } catch (...) {
+    impl_.reset();
+    detail::g_active.store(false);
+    throw;
+  }
+}
+
+Runtime::Runtime(int& argc, char**& argv) : Runtime() {
+  (void)argc;
+  (void)argv;
+}
+
+Runtime::~Runtime() {
+  if (!impl_) return;
+  auto& im = *impl_;
+  try {
+    // Leaving normally: deliver what is queued, then wait for every rank, so that no
+    // rank closes connections a peer still needs. Unwinding from an error: just leave.
+    if (im.engine && std::uncaught_exceptions() == 0) {
+      im.engine->flush();
+      if (im.job.size > 1) im.store->fence();
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "ipc: rank " << im.job.rank << ": while finishing the job: " << e.what() << std::endl;
+  }
+  if (im.engine) im.engine->shutdown();
+  im.world.reset();
+  im.engine.reset();
+  im.transports.clear();
+  im.self.reset();
+  im.store.reset();
+  impl_.reset();
+  detail::g_active.store(false);
+}
+
+Communicator& Runtime::world() { return *impl_->world; }
+int Runtime::rank() const { return impl_->job.rank; }
+int Runtime::size() const { return impl_->job.size; }
+const std::string& Runtime::node() const { return impl_->job.node; }
+
+std::string Runtime::transport_to(int peer) const {
+  if (peer < 0 || peer >= size()) throw UsageError("transport_to: no rank " + std::to_string(peer));
+  return std::string(impl_->route[static_cast<std::size_t>(peer)]->name());
+}
+
+}  // namespace ipc

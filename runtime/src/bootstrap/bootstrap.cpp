@@ -1,0 +1,71 @@
+#include "bootstrap/bootstrap.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <random>
+
+#include "ipc/errors.hpp"
+#include "wire/params.hpp"
+
+namespace ipc::bootstrap {
+namespace {
+
+const char* env(const char* name) { return std::getenv(name); }
+
+std::string require(const char* name) {
+  const char* v = env(name);
+  if (!v || !*v) throw BootstrapError(std::string("bootstrap: ") + name + " is not set (IPC_BOOTSTRAP is: the "
+                                      "process looks started by ipcrun, but its environment is incomplete)");
+  return v;
+}
+
+int require_int(const char* name, int lo, int hi) {
+  std::string v = require(name);
+  try {
+    std::size_t used = 0;
+    long n = std::stol(v, &used);
+    if (used == v.size() && n >= lo && n <= hi) return static_cast<int>(n);
+  } catch (const std::exception&) {
+  }
+  throw BootstrapError(std::string("bootstrap: ") + name + "='" + v + "' is not an integer from " +
+                       std::to_string(lo) + " to " + std::to_string(hi));
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+JobInfo read_environment() {
+  JobInfo j;
+  if (!env("IPC_BOOTSTRAP")) {
+    j.node = host_name();
+    j.job = "singleton-" + std::to_string(::getpid());
+    j.secret = wire::make_secret();
+    return j;
+  }
+  j.singleton = false;
+  j.server = require("IPC_BOOTSTRAP");
+  j.size = require_int("IPC_SIZE", 1, 1 << 24);
+  j.rank = require_int("IPC_RANK", 0, j.size - 1);
+  j.local_size = require_int("IPC_LOCAL_SIZE", 1, j.size);
+  j.local_rank = require_int("IPC_LOCAL_RANK", 0, j.local_size - 1);
+  j.node = require("IPC_NODE");
+  j.job = require("IPC_JOB");
+  auto secret = wire::secret_from_hex(require("IPC_JOB_SECRET"));
+  if (!secret) throw BootstrapError("bootstrap: IPC_JOB_SECRET is not 64 hex digits");
+  j.secret = *secret;
+  return j;
+}
+
+std::unique_ptr<Store> open_store(const JobInfo& job) {
+  if (job.singleton) return std::make_unique<MemoryStore>(1);
+  auto timeout = std::chrono::milliseconds(static_cast<long long>(wire::param_seconds("IPC_BOOTSTRAP_TIMEOUT") * 1000));
+  return std::make_unique<TcpStore>(job.server, job.secret, job.rank, timeout);
+}
+
+}  // namespace ipc::bootstrap

@@ -1,0 +1,306 @@
+#include "core/engine.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+
+#include "ipc/errors.hpp"
+
+namespace ipc::detail {
+namespace {
+
+// Tokens handed to transports: a request, or (low bit set) an unexpected message.
+void* token_of(RequestState* r) { return r; }
+void* token_of(Unexpected* u) { return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(u) | 1); }
+bool is_unexpected(void* t) { return (reinterpret_cast<std::uintptr_t>(t) & 1) != 0; }
+Unexpected* as_unexpected(void* t) {
+  return reinterpret_cast<Unexpected*>(reinterpret_cast<std::uintptr_t>(t) & ~std::uintptr_t{1});
+}
+
+}  // namespace
+
+void RequestState::complete(const std::error_code& ec) {
+  auto hold = std::move(keep);
+  if (ec && !error)
+    error = std::make_exception_ptr(PeerLost("send to rank " + std::to_string(dest) + " failed: " + ec.message()));
+  engine->mark_done(*this);
+}
+
+Engine::Engine(Options opt) : opt_(std::move(opt)), lost_(static_cast<std::size_t>(opt_.size)) {
+  transports_.push_back(opt_.self);
+  for (auto* t : opt_.route)
+    if (t && std::find(transports_.begin(), transports_.end(), t) == transports_.end()) transports_.push_back(t);
+  for (auto* t : transports_)
+    if (t->wait_fd() >= 0) sleeper_.watch(t->wait_fd());
+  if (opt_.progress_thread && opt_.size > 1) progress_ = std::thread([this] { progress_thread_main(); });
+}
+
+Engine::~Engine() { shutdown(); }
+
+std::string Engine::where(int peer) const {
+  std::string s = "rank " + std::to_string(peer);
+  if (peer >= 0 && static_cast<std::size_t>(peer) < opt_.peer_nodes.size() && !opt_.peer_nodes[peer].empty())
+    s += " on " + opt_.peer_nodes[peer];
+  return s;
+}
+
+void Engine::mark_done(RequestState& r) {
+  r.done.store(true, std::memory_order_seq_cst);
+  sleeper_.ring();
+}
+
+void Engine::fail(RequestState& r, std::exception_ptr e) {
+  if (!r.error) r.error = std::move(e);
+  r.keep.reset();
+  mark_done(r);
+}
+
+void Engine::place(RequestState& r, std::size_t size) {
+  try {
+    r.dst = r.target.prepare(size);
+  } catch (...) {
+    r.error = std::current_exception();
+    r.discard.resize(size);
+    r.dst = r.discard.data();
+  }
+}
+
+std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src) {
+  if (dest < 0 || dest >= opt_.size)
+    throw UsageError("rank " + std::to_string(opt_.rank) + ": send to rank " + std::to_string(dest) +
+                     ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
+  auto r = std::make_shared<RequestState>(RequestState::Kind::send);
+  r->engine = this;
+  r->comm = comm;
+  r->tag = tag;
+  r->dest = dest;
+  r->src = std::move(src);
+  r->status = Status{dest, Tag{tag}, r->src.size};
+
+  std::lock_guard lk(mu_);
+  auto p = static_cast<std::size_t>(dest);
+  if (!lost_[p].empty()) {
+    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": send to " + where(dest) +
+                                              " failed: the rank is gone (" + lost_[p] + ")")));
+    return r;
+  }
+  transport::Transport* t = opt_.route[p];
+  wire::FrameHeader h;
+  h.comm = comm;
+  h.source = opt_.rank;
+  h.tag = tag;
+  h.size = r->src.size;
+  if (r->src.size <= t->eager_limit()) {
+    h.type = wire::FrameType::eager;
+    h.length = r->src.size;
+    r->keep = r;
+    t->send(dest, h, r->src.data, r.get());
+  } else {
+    h.type = wire::FrameType::rts;
+    h.cookie = next_id_++;
+    rdv_sends_.emplace(h.cookie, r);
+    t->send(dest, h, nullptr, nullptr);
+  }
+  return r;
+}
+
+std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
+  if (source != kAnySource && (source < 0 || source >= opt_.size))
+    throw UsageError("rank " + std::to_string(opt_.rank) + ": receive from rank " + std::to_string(source) +
+                     ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
+  auto r = std::make_shared<RequestState>(RequestState::Kind::recv);
+  r->engine = this;
+  r->comm = comm;
+  r->source = source;
+  r->tag = tag;
+  r->target = std::move(dst);
+
+  std::lock_guard lk(mu_);
+  if (auto u = queues_.take_unexpected(comm, source, tag)) {
+    if (u->rendezvous)
+      accept_rendezvous(r, u->env, u->cookie, u->size);
+    else
+      deliver_eager(*r, *u);
+    return r;
+  }
+  if (source != kAnySource && !lost_[static_cast<std::size_t>(source)].empty()) {
+    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " +
+                                              where(source) + " failed: the rank is gone (" +
+                                              lost_[static_cast<std::size_t>(source)] + ")")));
+    return r;
+  }
+  queues_.post(comm, source, tag, r);
+  return r;
+}
+
+void Engine::deliver_eager(RequestState& r, const Unexpected& u) {
+  r.status = Status{u.env.source, Tag{u.env.tag}, u.size};
+  place(r, u.size);
+  if (u.size) std::memcpy(r.dst, u.data.data(), u.size);
+  mark_done(r);
+}
+
+void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t cookie,
+                               std::size_t size) {
+  r->status = Status{env.source, Tag{env.tag}, size};
+  place(*r, size);
+  std::uint64_t id = next_id_++;
+  rdv_recvs_.emplace(id, r);
+  wire::FrameHeader h;
+  h.type = wire::FrameType::cts;
+  h.comm = env.comm;
+  h.source = opt_.rank;
+  h.tag = env.tag;
+  h.size = size;
+  h.cookie = cookie;
+  h.cookie2 = id;
+  opt_.route[static_cast<std::size_t>(env.source)]->send(env.source, h, nullptr, nullptr);
+}
+
+transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h) {
+  switch (h.type) {
+    case wire::FrameType::eager: {
+      Envelope e{h.comm, peer, h.tag};
+      if (auto p = queues_.take_posted(e)) {
+        RequestState& r = **p;
+        r.status = Status{peer, Tag{h.tag}, h.length};
+        place(r, h.length);
+        r.keep = std::move(*p);
+        return {r.dst, token_of(&r)};
+      }
+      auto* u = new Unexpected{e, h.length, false, 0, std::vector<std::byte>(h.length)};
+      return {u->data.data(), token_of(u)};
+    }
+    case wire::FrameType::data: {
+      auto it = rdv_recvs_.find(h.cookie);
+      if (it != rdv_recvs_.end() && h.length == it->second->status.bytes) return {it->second->dst, nullptr};
+      std::cerr << "ipc: rank " << opt_.rank << ": unexpected rendezvous data from " << where(peer)
+                << " (discarded)" << std::endl;
+      auto* u = new Unexpected{Envelope{h.comm, peer, h.tag}, h.length, false, 0, std::vector<std::byte>(h.length)};
+      return {u->data.data(), token_of(u)};
+    }
+    default:
+      return {};
+  }
+}
+
+void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
+  switch (h.type) {
+    case wire::FrameType::eager: {
+      if (!is_unexpected(token)) {
+        auto* r = static_cast<RequestState*>(token);
+        auto hold = std::move(r->keep);
+        mark_done(*r);
+        return;
+      }
+      std::unique_ptr<Unexpected> u(as_unexpected(token));
+      if (auto p = queues_.take_posted(u->env))
+        deliver_eager(**p, *u);
+      else
+        queues_.add_unexpected(std::move(u));
+      return;
+    }
+    case wire::FrameType::rts: {
+      Envelope e{h.comm, peer, h.tag};
+      if (auto p = queues_.take_posted(e)) {
+        accept_rendezvous(*p, e, h.cookie, h.size);
+      } else {
+        auto u = std::make_unique<Unexpected>();
+        u->env = e;
+        u->size = h.size;
+        u->rendezvous = true;
+        u->cookie = h.cookie;
+        queues_.add_unexpected(std::move(u));
+      }
+      return;
+    }
+    case wire::FrameType::cts: {
+      auto it = rdv_sends_.find(h.cookie);
+      if (it == rdv_sends_.end()) {
+        std::cerr << "ipc: rank " << opt_.rank << ": clear-to-send for an unknown request from " << where(peer)
+                  << std::endl;
+        return;
+      }
+      auto r = std::move(it->second);
+      rdv_sends_.erase(it);
+      wire::FrameHeader d;
+      d.type = wire::FrameType::data;
+      d.comm = h.comm;
+      d.source = opt_.rank;
+      d.tag = r->tag;
+      d.length = r->src.size;
+      d.size = r->src.size;
+      d.cookie = h.cookie2;
+      RequestState* raw = r.get();
+      raw->keep = std::move(r);
+      opt_.route[static_cast<std::size_t>(peer)]->send(peer, d, raw->src.data, raw);
+      return;
+    }
+    case wire::FrameType::data: {
+      if (is_unexpected(token)) {
+        delete as_unexpected(token);
+        return;
+      }
+      auto it = rdv_recvs_.find(h.cookie);
+      if (it == rdv_recvs_.end()) return;
+      auto r = std::move(it->second);
+      rdv_recvs_.erase(it);
+      mark_done(*r);
+      return;
+    }
+    case wire::FrameType::fin:
+      return;
+  }
+}
+
+void Engine::on_peer_lost(int peer, const std::string& why) {
+  auto p = static_cast<std::size_t>(peer);
+  if (p >= lost_.size() || !lost_[p].empty()) return;
+  lost_[p] = why.empty() ? "connection lost" : why;
+  auto err = [&](const char* op) {
+    return std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": " + op + " " + where(peer) +
+                                            " failed: the rank is gone (" + lost_[p] + ")"));
+  };
+  for (auto& r : queues_.take_posted_from(peer)) fail(*r, err("receive from"));
+  for (auto it = rdv_sends_.begin(); it != rdv_sends_.end();) {
+    if (it->second->dest == peer) {
+      fail(*it->second, err("send to"));
+      it = rdv_sends_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = rdv_recvs_.begin(); it != rdv_recvs_.end();) {
+    if (it->second->status.source == peer) {
+      fail(*it->second, err("receive from"));
+      it = rdv_recvs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<Status> Engine::iprobe(std::uint32_t comm, int source, int tag) {
+  std::lock_guard lk(mu_);
+  progress_locked();
+  if (auto* u = queues_.peek_unexpected(comm, source, tag)) return Status{u->env.source, Tag{u->env.tag}, u->size};
+  return std::nullopt;
+}
+
+Status Engine::probe(std::uint32_t comm, int source, int tag) {
+  std::optional<Status> found;
+  block_until([&] {
+    std::lock_guard lk(mu_);
+    if (auto* u = queues_.peek_unexpected(comm, source, tag)) {
+      found = Status{u->env.source, Tag{u->env.tag}, u->size};
+      return true;
+    }
+    if (source != kAnySource && !lost_[static_cast<std::size_t>(source)].empty())
+      throw PeerLost("rank " + std::to_string(opt_.rank) + ": probe for " + where(source) +
+                     " failed: the rank is gone (" + lost_[static_cast<std::size_t>(source)] + ")");
+    return false;
+  });
+  return *found;
+}
+
+}  // namespace ipc::detail

@@ -1,0 +1,146 @@
+// The engine: matching, the eager/rendezvous protocol, progress and waiting.
+//
+// Concurrency. One mutex, the progress lock, guards all engine and transport state.
+// Whoever holds it may post operations and poll the transports; a poll never blocks,
+// so the lock is held for microseconds. A thread blocked in the library polls under
+// the lock itself (busy, then yielding, then asleep in epoll on the transports' fds
+// and a wake-up eventfd). A background progress thread keeps TCP moving while the
+// program computes: it sleeps in the same epoll set and polls only when no user
+// thread is waiting in the library, so it never competes with a polling waiter.
+//
+// Protocol. A message up to the route's eager limit goes as one `eager` frame. A
+// larger one is announced (`rts`); when the receive matches, the receiver places the
+// payload (resizing a vector to the announced size) and answers `cts`; the sender
+// then sends `data` straight from the user's buffer, which the receiver's transport
+// writes straight into place.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/matching.hpp"
+#include "core/waiting.hpp"
+#include "ipc/detail/transfer.hpp"
+#include "ipc/status.hpp"
+#include "transport/transport.hpp"
+
+namespace ipc::detail {
+
+struct RequestState final : transport::Completion {
+  enum class Kind : std::uint8_t { send, recv };
+  explicit RequestState(Kind k) : kind(k) {}
+
+  Kind kind;
+  std::atomic<bool> done{false};
+  bool finished = false;  // the waiting thread has run target.finish and taken the status
+  Status status;
+  std::exception_ptr error;
+  class Engine* engine = nullptr;
+  std::shared_ptr<RequestState> keep;  // self-reference while a transport or the engine holds it
+
+  // receive
+  std::uint32_t comm = 0;
+  int source = 0;
+  int tag = 0;
+  RecvTarget target;
+  void* dst = nullptr;
+  std::vector<std::byte> discard;  // payload of a message that did not fit
+
+  // send
+  SendSource src;
+  int dest = 0;
+
+  void complete(const std::error_code& ec) override;
+};
+
+class Engine final : public transport::Sink {
+ public:
+  struct Options {
+    int rank = 0;
+    int size = 1;
+    std::string node;
+    transport::Transport* self = nullptr;                  // own rank
+    std::vector<transport::Transport*> route;              // by peer rank (self for own)
+    std::vector<std::string> peer_nodes;                   // by peer rank, for messages
+    WaitPolicy wait;
+    bool progress_thread = true;
+  };
+
+  explicit Engine(Options opt);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  int rank() const { return opt_.rank; }
+  int size() const { return opt_.size; }
+  const std::string& node() const { return opt_.node; }
+
+  std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src);
+  std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst);
+  std::optional<Status> iprobe(std::uint32_t comm, int source, int tag);
+  Status probe(std::uint32_t comm, int source, int tag);
+
+  /// Blocks until `r` completes; then runs its finish step and rethrows its error.
+  Status wait(RequestState& r);
+  /// Non-blocking: polls once; the status when `r` has completed.
+  std::optional<Status> test(RequestState& r);
+  /// Blocks until one of `rs` (non-null ones) completes; returns its index.
+  std::size_t wait_any(const std::vector<RequestState*>& rs);
+
+  /// Waits until every queued frame has left (before the job's final fence).
+  void flush();
+  /// Stops the progress thread and closes the transports. Idempotent.
+  void shutdown();
+
+  // transport::Sink
+  Placement on_frame(int peer, const wire::FrameHeader& h) override;
+  void on_frame_done(int peer, const wire::FrameHeader& h, void* token) override;
+  void on_peer_lost(int peer, const std::string& why) override;
+
+  /// Called by RequestState::complete and the protocol: marks `r` done, wakes sleepers.
+  void mark_done(RequestState& r);
+
+ private:
+  using Posted = std::shared_ptr<RequestState>;
+
+  bool progress_locked();
+  /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
+  void block_until(const std::function<bool()>& done);
+  void progress_thread_main();
+  std::string where(int peer) const;
+  void deliver_eager(RequestState& r, const Unexpected& u);
+  void accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t sender_cookie,
+                         std::size_t size);
+  void place(RequestState& r, std::size_t size);
+  void fail(RequestState& r, std::exception_ptr e);
+  Status finish(RequestState& r);
+
+  Options opt_;
+  std::vector<transport::Transport*> transports_;  // distinct, self first
+  std::mutex mu_;
+  MatchQueues<Posted> queues_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_sends_;  // awaiting cts
+  std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_recvs_;  // awaiting data
+  std::vector<std::string> lost_;  // by peer: why unreachable ("" = fine)
+  bool shut_ = false;
+
+  Sleeper sleeper_;
+  std::atomic<int> waiters_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex pt_mu_;
+  std::condition_variable pt_cv_;
+  std::thread progress_;
+};
+
+}  // namespace ipc::detail

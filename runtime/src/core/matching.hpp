@@ -1,0 +1,116 @@
+// Message matching as in MPI: a receive names (communicator, source, tag), where
+// source and tag may be wildcards. An arriving message goes to the earliest posted
+// receive it matches; a posted receive takes the earliest matching message that
+// arrived unexpected. Arrival order per sender is the transports' order, so messages
+// between a pair on one communicator and tag never overtake each other.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace ipc::detail {
+
+inline constexpr int kAnySource = -1;
+inline constexpr int kAnyTag = -1;
+
+struct Envelope {
+  std::uint32_t comm = 0;
+  int source = 0;
+  int tag = 0;
+};
+
+/// Whether a receive for (comm, source, tag) accepts a message with envelope `e`.
+inline bool matches(std::uint32_t comm, int source, int tag, const Envelope& e) {
+  return comm == e.comm && (source == kAnySource || source == e.source) && (tag == kAnyTag || tag == e.tag);
+}
+
+/// A message that arrived before its receive was posted.
+struct Unexpected {
+  Envelope env;
+  std::size_t size = 0;         // message size in bytes
+  bool rendezvous = false;      // only announced (rts): the payload waits at the sender
+  std::uint64_t cookie = 0;     // rendezvous: the sender's request id
+  std::vector<std::byte> data;  // eager: the payload
+};
+
+/// The two queues, generic over what a posted receive is (the engine's request).
+template <class Posted>
+class MatchQueues {
+ public:
+  struct Entry {
+    std::uint32_t comm;
+    int source;
+    int tag;
+    Posted posted;
+  };
+
+  /// Removes and returns the earliest unexpected message a receive would match.
+  std::unique_ptr<Unexpected> take_unexpected(std::uint32_t comm, int source, int tag) {
+    for (auto it = unexpected_.begin(); it != unexpected_.end(); ++it) {
+      if (matches(comm, source, tag, (*it)->env)) {
+        auto u = std::move(*it);
+        unexpected_.erase(it);
+        return u;
+      }
+    }
+    return nullptr;
+  }
+  /// The earliest unexpected message a receive would match, left in place (probe).
+  const Unexpected* peek_unexpected(std::uint32_t comm, int source, int tag) const {
+    for (auto& u : unexpected_)
+      if (matches(comm, source, tag, u->env)) return u.get();
+    return nullptr;
+  }
+  void add_unexpected(std::unique_ptr<Unexpected> u) { unexpected_.push_back(std::move(u)); }
+
+  void post(std::uint32_t comm, int source, int tag, Posted p) {
+    posted_.push_back(Entry{comm, source, tag, std::move(p)});
+  }
+  /// Removes and returns the earliest posted receive that accepts `e`.
+  std::optional<Posted> take_posted(const Envelope& e) {
+    for (auto it = posted_.begin(); it != posted_.end(); ++it) {
+      if (matches(it->comm, it->source, it->tag, e)) {
+        Posted p = std::move(it->posted);
+        posted_.erase(it);
+        return p;
+      }
+    }
+    return std::nullopt;
+  }
+  /// Removes and returns every posted receive naming `source` exactly (peer lost).
+  std::vector<Posted> take_posted_from(int source) {
+    std::vector<Posted> out;
+    for (auto it = posted_.begin(); it != posted_.end();) {
+      if (it->source == source) {
+        out.push_back(std::move(it->posted));
+        it = posted_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+  /// Removes a posted receive (cancel); true when it was still there.
+  template <class Pred>
+  bool remove_posted_if(Pred pred) {
+    for (auto it = posted_.begin(); it != posted_.end(); ++it)
+      if (pred(it->posted)) {
+        posted_.erase(it);
+        return true;
+      }
+    return false;
+  }
+
+  std::size_t posted_count() const { return posted_.size(); }
+  std::size_t unexpected_count() const { return unexpected_.size(); }
+
+ private:
+  std::deque<Entry> posted_;
+  std::deque<std::unique_ptr<Unexpected>> unexpected_;
+};
+
+}  // namespace ipc::detail

@@ -1,0 +1,146 @@
+// Engine: progress, waiting and the progress thread.
+#include <sched.h>
+
+#include <chrono>
+
+#include "core/engine.hpp"
+#include "ipc/errors.hpp"
+
+namespace ipc::detail {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Counts a thread as waiting in the library for as long as it lives.
+struct WaiterScope {
+  std::atomic<int>& n;
+  explicit WaiterScope(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_seq_cst); }
+  ~WaiterScope() { n.fetch_sub(1, std::memory_order_seq_cst); }
+};
+
+}  // namespace
+
+bool Engine::progress_locked() {
+  bool any = false;
+  for (auto* t : transports_) any |= t->poll(*this);
+  return any;
+}
+
+void Engine::block_until(const std::function<bool()>& done) {
+  if (done()) return;
+  WaiterScope scope(waiters_);
+  using clock = std::chrono::steady_clock;
+  const WaitPolicy& pol = opt_.wait;
+  auto start = clock::now();
+  for (;;) {
+    {
+      std::lock_guard lk(mu_);
+      progress_locked();
+    }
+    if (done()) return;
+    auto elapsed = clock::now() - start;
+    if (!pol.oversubscribed && elapsed < pol.spin) {
+      cpu_relax();
+      continue;
+    }
+    if (elapsed < pol.spin + pol.yield) {
+      ::sched_yield();
+      continue;
+    }
+    sleeper_.enter();
+    if (!done()) sleeper_.sleep(std::chrono::milliseconds(100));
+    sleeper_.leave();
+    start = clock::now();  // after a wake-up, poll busily again: more usually follows
+  }
+}
+
+Status Engine::finish(RequestState& r) {
+  if (!r.finished) {
+    r.finished = true;
+    if (!r.error && r.target.finish) {
+      try {
+        r.target.finish();
+      } catch (...) {
+        r.error = std::current_exception();
+      }
+    }
+  }
+  if (r.error) std::rethrow_exception(r.error);
+  return r.status;
+}
+
+Status Engine::wait(RequestState& r) {
+  if (!r.done.load(std::memory_order_acquire)) block_until([&] { return r.done.load(std::memory_order_acquire); });
+  return finish(r);
+}
+
+std::optional<Status> Engine::test(RequestState& r) {
+  if (!r.done.load(std::memory_order_acquire)) {
+    std::lock_guard lk(mu_);
+    progress_locked();
+  }
+  if (!r.done.load(std::memory_order_acquire)) return std::nullopt;
+  return finish(r);
+}
+
+std::size_t Engine::wait_any(const std::vector<RequestState*>& rs) {
+  std::size_t found = rs.size();
+  auto check = [&] {
+    for (std::size_t i = 0; i < rs.size(); ++i)
+      if (rs[i] && rs[i]->done.load(std::memory_order_acquire)) {
+        found = i;
+        return true;
+      }
+    return false;
+  };
+  bool any = false;
+  for (auto* r : rs) any |= r != nullptr;
+  if (!any) throw UsageError("wait_any: no active request");
+  block_until(check);
+  return found;
+}
+
+void Engine::flush() {
+  block_until([&] {
+    std::lock_guard lk(mu_);
+    for (auto* t : transports_)
+      if (!t->idle()) return false;
+    return true;
+  });
+}
+
+void Engine::shutdown() {
+  if (progress_.joinable()) {
+    stop_.store(true);
+    sleeper_.ring(true);
+    pt_cv_.notify_all();
+    progress_.join();
+  }
+  std::lock_guard lk(mu_);
+  if (shut_) return;
+  shut_ = true;
+  for (auto* t : transports_) t->close();
+}
+
+// The progress thread polls only while no user thread waits in the library (a waiter
+// polls for itself), and otherwise sleeps: in epoll on the transports' fds when armed,
+// on a condition variable with a short timeout while a waiter is active.
+void Engine::progress_thread_main() {
+  while (!stop_.load()) {
+    if (waiters_.load(std::memory_order_seq_cst) > 0) {
+      std::unique_lock lk(pt_mu_);
+      pt_cv_.wait_for(lk, std::chrono::milliseconds(2));
+      continue;
+    }
+    sleeper_.sleep(std::chrono::milliseconds(100));
+    if (stop_.load() || waiters_.load(std::memory_order_seq_cst) > 0) continue;
+    std::lock_guard lk(mu_);
+    progress_locked();
+  }
+}
+
+}  // namespace ipc::detail

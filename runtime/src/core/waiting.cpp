@@ -1,0 +1,68 @@
+#include "core/waiting.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "ipc/errors.hpp"
+#include "wire/params.hpp"
+
+namespace ipc::detail {
+
+WaitPolicy WaitPolicy::from_params(int local_size) {
+  WaitPolicy p;
+  p.spin = std::chrono::microseconds(wire::param_int("IPC_WAIT_SPIN_US"));
+  p.yield = std::chrono::microseconds(wire::param_int("IPC_WAIT_YIELD_US"));
+  std::string over = wire::param("IPC_OVERSUBSCRIBED");
+  if (over == "auto") {
+    auto cpus = std::thread::hardware_concurrency();
+    p.oversubscribed = cpus > 0 && static_cast<unsigned>(local_size) > cpus;
+  } else {
+    p.oversubscribed = wire::param_bool("IPC_OVERSUBSCRIBED");
+  }
+  return p;
+}
+
+Sleeper::Sleeper() {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  bell_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epfd_ < 0 || bell_ < 0) throw Error(std::string("cannot create the wait set: ") + std::strerror(errno));
+  watch(bell_);
+}
+
+Sleeper::~Sleeper() {
+  if (bell_ >= 0) ::close(bell_);
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+void Sleeper::watch(int fd) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    throw Error(std::string("cannot watch a transport fd: ") + std::strerror(errno));
+}
+
+void Sleeper::sleep(std::chrono::milliseconds max) {
+  epoll_event evs[4];
+  int n = ::epoll_wait(epfd_, evs, 4, static_cast<int>(max.count()));
+  for (int i = 0; i < n; ++i) {
+    if (evs[i].data.fd == bell_) {
+      std::uint64_t v;
+      [[maybe_unused]] auto r = ::read(bell_, &v, sizeof v);
+    }
+  }
+}
+
+void Sleeper::ring(bool always) {
+  if (!always && sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto r = ::write(bell_, &one, sizeof one);
+}
+
+}  // namespace ipc::detail

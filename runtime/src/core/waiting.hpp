@@ -1,0 +1,49 @@
+// How a blocked call waits: busy-poll, then poll yielding the CPU, then sleep.
+//
+// A sleep and wake-up costs tens of microseconds, a busy-polled round trip a few, so
+// a waiter polls first. Spinning forever would starve the other ranks of an
+// oversubscribed node, so after `spin` it yields between polls (from the first poll
+// on when ranks outnumber CPUs), and after `yield` more it sleeps in epoll on every
+// transport's fd and on an eventfd that completions ring.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+
+namespace ipc::detail {
+
+struct WaitPolicy {
+  std::chrono::nanoseconds spin{std::chrono::microseconds(50)};
+  std::chrono::nanoseconds yield{std::chrono::microseconds(2000)};
+  bool oversubscribed = false;
+
+  /// From IPC_WAIT_SPIN_US, IPC_WAIT_YIELD_US, IPC_OVERSUBSCRIBED and the number of
+  /// ranks on this node.
+  static WaitPolicy from_params(int local_size);
+};
+
+/// An epoll set over the transports' wait fds plus an eventfd doorbell.
+class Sleeper {
+ public:
+  Sleeper();
+  ~Sleeper();
+  Sleeper(const Sleeper&) = delete;
+  Sleeper& operator=(const Sleeper&) = delete;
+
+  void watch(int fd);
+  /// Sleeps until a watched fd is readable, ring() is called or `max` passes. The
+  /// caller registers as a sleeper first (enter) and re-checks its condition between
+  /// enter() and sleep(), so that a ring() in between is never lost.
+  void enter() { sleepers_.fetch_add(1, std::memory_order_seq_cst); }
+  void sleep(std::chrono::milliseconds max);
+  void leave() { sleepers_.fetch_sub(1, std::memory_order_seq_cst); }
+  /// Wakes the sleepers, if any (a syscall only then); `always` rings regardless.
+  void ring(bool always = false);
+
+ private:
+  int epfd_ = -1;
+  int bell_ = -1;
+  std::atomic<int> sleepers_{0};
+};
+
+}  // namespace ipc::detail

@@ -1,0 +1,303 @@
+#include "transport/tcp/tcp_connection.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ipc::transport::tcp {
+namespace {
+
+constexpr std::size_t kStaging = 64 * 1024;
+constexpr std::size_t kDirectRead = 16 * 1024;  // read payloads this large straight into place
+constexpr int kMaxIov = 64;
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket s, State st, int peer, const wire::Secret& secret)
+    : socket_(std::move(s)), state_(st), peer_(peer), in_(kStaging) {
+  if (st == State::wait_hello) server_.emplace(secret);
+}
+
+std::unique_ptr<Connection> Connection::outgoing(asio::ip::tcp::socket s, int peer, const wire::Secret& secret,
+                                                 int my_rank) {
+  std::unique_ptr<Connection> c(new Connection(std::move(s), State::connecting, peer, secret));
+  c->client_.emplace(secret, wire::Role::peer, my_rank);
+  return c;
+}
+
+std::unique_ptr<Connection> Connection::incoming(asio::ip::tcp::socket s, const wire::Secret& secret, int job_size,
+                                                 std::function<void(Connection&)> on_open) {
+  std::unique_ptr<Connection> c(new Connection(std::move(s), State::wait_hello, -1, secret));
+  c->job_size_ = job_size;
+  c->on_open_ = std::move(on_open);
+  return c;
+}
+
+std::string Connection::remote() const {
+  asio::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  if (ec) return "an unknown address";
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void Connection::fail(const std::string& why) {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  error_ = why;
+  auto q = std::move(outq_);
+  outq_.clear();
+  for (auto& o : q)
+    if (o.done) o.done->complete(std::make_error_code(std::errc::connection_aborted));
+}
+
+void Connection::close() {
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+}
+
+void Connection::send(const wire::FrameHeader& h, const void* payload, Completion* done,
+                      std::size_t copy_limit) {
+  if (state_ == State::closed) {
+    if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
+    return;
+  }
+  Out o;
+  wire::encode_header(h, o.head);
+  o.payload = static_cast<const std::byte*>(payload);
+  o.length = h.length;
+  o.done = done;
+  bool first = outq_.empty();
+  outq_.push_back(std::move(o));
+  if (first && open() && hs_out_.empty()) flush();
+  if (outq_.empty()) return;
+  // Whatever is still queued: small payloads are copied so that the sender may go on.
+  Out& last = outq_.back();
+  if (last.done && last.length <= copy_limit && &last == &outq_.back()) {
+    if (last.length > 0) {
+      last.owned.reset(new std::byte[last.length]);
+      std::memcpy(last.owned.get(), last.payload, last.length);
+      last.payload = last.owned.get();
+    }
+    Completion* c = last.done;
+    last.done = nullptr;
+    c->complete({});
+  }
+}
+
+bool Connection::write_handshake() {
+  while (!hs_out_.empty()) {
+    ssize_t n = ::send(fd(), hs_out_.data(), hs_out_.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (would_block(errno)) return false;
+      fail(std::string("write failed: ") + std::strerror(errno));
+      return false;
+    }
+    hs_out_.erase(hs_out_.begin(), hs_out_.begin() + n);
+  }
+  return true;
+}
+
+void Connection::flush() {
+  if (!write_handshake() || !open()) return;
+  while (!outq_.empty()) {
+    iovec iov[kMaxIov];
+    int cnt = 0;
+    for (auto it = outq_.begin(); it != outq_.end() && cnt + 2 <= kMaxIov; ++it) {
+      std::size_t off = it->sent;
+      if (off < it->head.size()) {
+        iov[cnt++] = {it->head.data() + off, it->head.size() - off};
+        off = it->head.size();
+      }
+      std::size_t poff = off - it->head.size();
+      if (poff < it->length) iov[cnt++] = {const_cast<std::byte*>(it->payload) + poff, it->length - poff};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<std::size_t>(cnt);
+    ssize_t n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (would_block(errno)) return;
+      fail(std::string("write failed: ") + std::strerror(errno));
+      return;
+    }
+    auto left = static_cast<std::size_t>(n);
+    while (left > 0 || (!outq_.empty() && outq_.front().sent == outq_.front().total())) {
+      Out& o = outq_.front();
+      std::size_t take = std::min(left, o.total() - o.sent);
+      o.sent += take;
+      left -= take;
+      if (o.sent < o.total()) break;
+      Completion* c = o.done;
+      outq_.pop_front();
+      if (c) c->complete({});
+      if (outq_.empty()) break;
+    }
+  }
+}
+
+void Connection::on_writable() {
+  if (state_ == State::connecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err != 0) {
+      fail(std::string("connect failed: ") + std::strerror(err));
+      return;
+    }
+    asio::error_code ec;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    auto hello = client_->hello();
+    hs_out_.assign(hello.begin(), hello.end());
+    state_ = State::hello_sent;
+  }
+  flush();
+}
+
+bool Connection::handshake_step() {
+  std::size_t have = wr_ - rd_;
+  const std::byte* p = in_.data() + rd_;
+  switch (state_) {
+    case State::hello_sent: {
+      if (have < wire::kServerHelloSize) return false;
+      auto e = client_->on_server_hello(std::span<const std::byte, wire::kServerHelloSize>(p, wire::kServerHelloSize));
+      rd_ += wire::kServerHelloSize;
+      if (e != wire::HandshakeError::ok) {
+        fail("handshake with rank " + std::to_string(peer_) + " failed: " + wire::to_string(e));
+        return false;
+      }
+      auto proof = client_->proof();
+      hs_out_.insert(hs_out_.end(), proof.begin(), proof.end());
+      state_ = State::open;
+      client_.reset();
+      flush();
+      return true;
+    }
+    case State::wait_hello: {
+      if (have < wire::kClientHelloSize) return false;
+      auto e = server_->on_client_hello(std::span<const std::byte, wire::kClientHelloSize>(p, wire::kClientHelloSize));
+      rd_ += wire::kClientHelloSize;
+      if (e == wire::HandshakeError::ok && server_->role() != wire::Role::peer) e = wire::HandshakeError::bad_role;
+      if (e != wire::HandshakeError::ok) {
+        fail(wire::to_string(e));
+        return false;
+      }
+      auto reply = server_->reply();
+      hs_out_.assign(reply.begin(), reply.end());
+      state_ = State::wait_proof;
+      write_handshake();
+      return true;
+    }
+    case State::wait_proof: {
+      if (have < wire::kClientProofSize) return false;
+      auto e = server_->on_client_proof(std::span<const std::byte, wire::kClientProofSize>(p, wire::kClientProofSize));
+      rd_ += wire::kClientProofSize;
+      if (e != wire::HandshakeError::ok) {
+        fail(wire::to_string(e));
+        return false;
+      }
+      if (server_->rank() < 0 || server_->rank() >= job_size_) {
+        fail("authenticated peer claims rank " + std::to_string(server_->rank()) + " outside the job");
+        return false;
+      }
+      peer_ = server_->rank();
+      server_.reset();
+      state_ = State::open;
+      if (on_open_) on_open_(*this);
+      asio::error_code ec;
+      socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void Connection::finish_frame(Sink& sink) {
+  in_frame_ = false;
+  sink.on_frame_done(peer_, frame_, place_.token);
+}
+
+void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
+  while (state_ != State::closed) {
+    if (state_ != State::open) {
+      if (!handshake_step()) return;
+      continue;
+    }
+    if (!in_frame_) {
+      if (wr_ - rd_ < wire::kFrameHeaderSize) return;
+      auto e = wire::decode_header(
+          std::span<const std::byte, wire::kFrameHeaderSize>(in_.data() + rd_, wire::kFrameHeaderSize), limits, frame_);
+      if (e != wire::FrameError::ok) {
+        fail("malformed frame from rank " + std::to_string(peer_) + ": " + wire::to_string(e));
+        return;
+      }
+      rd_ += wire::kFrameHeaderSize;
+      in_frame_ = true;
+      got_ = 0;
+      place_ = sink.on_frame(peer_, frame_);
+      if (frame_.length == 0) {
+        finish_frame(sink);
+        continue;
+      }
+    }
+    std::size_t take = std::min<std::size_t>(frame_.length - got_, wr_ - rd_);
+    if (take > 0) {
+      std::memcpy(static_cast<std::byte*>(place_.data) + got_, in_.data() + rd_, take);
+      rd_ += take;
+      got_ += take;
+    }
+    if (got_ < frame_.length) return;
+    finish_frame(sink);
+  }
+}
+
+void Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes) {
+  std::size_t total = 0;
+  while (state_ != State::closed && total < max_bytes) {
+    if (rd_ == wr_) rd_ = wr_ = 0;
+    ssize_t n;
+    if (open() && in_frame_ && rd_ == wr_ && frame_.length - got_ >= kDirectRead) {
+      n = ::recv(fd(), static_cast<std::byte*>(place_.data) + got_, frame_.length - got_, 0);
+      if (n > 0) {
+        got_ += static_cast<std::size_t>(n);
+        total += static_cast<std::size_t>(n);
+        if (got_ == frame_.length) {
+          finish_frame(sink);
+          process(sink, limits);
+        }
+        continue;
+      }
+    } else {
+      if (wr_ == in_.size()) {  // compact: keep the unread tail at the front
+        std::memmove(in_.data(), in_.data() + rd_, wr_ - rd_);
+        wr_ -= rd_;
+        rd_ = 0;
+      }
+      n = ::recv(fd(), in_.data() + wr_, in_.size() - wr_, 0);
+      if (n > 0) {
+        wr_ += static_cast<std::size_t>(n);
+        total += static_cast<std::size_t>(n);
+        process(sink, limits);
+        continue;
+      }
+    }
+    if (n == 0) {
+      fail(peer_ >= 0 ? "rank " + std::to_string(peer_) + " closed the connection" : "connection closed");
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (would_block(errno)) return;
+    fail(std::string("read failed: ") + std::strerror(errno));
+    return;
+  }
+}
+
+}  // namespace ipc::transport::tcp

@@ -1,0 +1,101 @@
+// One TCP connection of the TCP transport: handshake, framing, queued writes.
+//
+// Reads go into a 64 KiB staging buffer that usually holds many small frames after
+// one recv(); a large payload is copied out of staging for what is there and then
+// read straight into its destination, so large messages cross no extra buffer.
+// Writes gather header and payload with one sendmsg() and are tried at once, so a
+// message usually leaves within send(); what the socket refuses waits in a queue.
+#pragma once
+
+#include <asio/ip/tcp.hpp>
+
+#include <array>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "transport/transport.hpp"
+#include "wire/frame.hpp"
+#include "wire/handshake.hpp"
+
+namespace ipc::transport::tcp {
+
+class Connection {
+ public:
+  enum class State { connecting, hello_sent, wait_hello, wait_proof, open, closed };
+
+  /// An outgoing connection to `peer`, connect() already started.
+  static std::unique_ptr<Connection> outgoing(asio::ip::tcp::socket s, int peer, const wire::Secret& secret,
+                                              int my_rank);
+  /// An accepted connection; the peer says who it is in the handshake.
+  /// `on_open` runs when the handshake has authenticated a rank in [0, job_size).
+  static std::unique_ptr<Connection> incoming(asio::ip::tcp::socket s, const wire::Secret& secret, int job_size,
+                                              std::function<void(Connection&)> on_open);
+
+  int fd() { return socket_.native_handle(); }
+  State state() const { return state_; }
+  int peer() const { return peer_; }
+  bool open() const { return state_ == State::open; }
+  bool closed() const { return state_ == State::closed; }
+  std::string remote() const;
+  const std::string& error() const { return error_; }
+  /// Whether the socket must be watched for writability.
+  bool wants_write() const { return state_ == State::connecting || !hs_out_.empty() || (open() && !outq_.empty()); }
+  bool idle() const { return outq_.empty() && hs_out_.empty(); }
+
+  /// Queues a frame; tries to write it at once when nothing is ahead of it. A frame
+  /// whose payload is at most `copy_limit` bytes and that cannot leave at once is
+  /// copied, and its completion fires right away (eager sends never wait for the wire).
+  void send(const wire::FrameHeader& h, const void* payload, Completion* done, std::size_t copy_limit);
+  /// Readable: reads and delivers frames. Writable: writes queued bytes.
+  void on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes);
+  void on_writable();
+  /// Marks the connection failed with `why` (first reason wins), fails queued sends.
+  void fail(const std::string& why);
+  void close();
+
+  bool watching_write = false;  // registered for EPOLLOUT (the transport's bookkeeping)
+
+ private:
+  struct Out {
+    std::array<std::byte, wire::kFrameHeaderSize> head{};
+    const std::byte* payload = nullptr;
+    std::size_t length = 0;
+    std::size_t sent = 0;  // bytes of head + payload already written
+    Completion* done = nullptr;
+    std::unique_ptr<std::byte[]> owned;
+    std::size_t total() const { return head.size() + length; }
+  };
+
+  Connection(asio::ip::tcp::socket s, State st, int peer, const wire::Secret& secret);
+  void flush();
+  bool write_handshake();
+  void process(Sink& sink, const wire::FrameLimits& limits);
+  bool handshake_step();
+  void finish_frame(Sink& sink);
+
+  asio::ip::tcp::socket socket_;
+  State state_;
+  int peer_;
+  std::string error_;
+  std::optional<wire::ClientHandshake> client_;
+  std::optional<wire::ServerHandshake> server_;
+  int job_size_ = 0;
+  std::function<void(Connection&)> on_open_;
+
+  std::vector<std::byte> hs_out_;
+  std::deque<Out> outq_;
+
+  std::vector<std::byte> in_;
+  std::size_t rd_ = 0, wr_ = 0;
+  bool in_frame_ = false;
+  wire::FrameHeader frame_{};
+  Sink::Placement place_{};
+  std::size_t got_ = 0;
+};
+
+}  // namespace ipc::transport::tcp

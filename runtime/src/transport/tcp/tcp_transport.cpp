@@ -1,0 +1,194 @@
+#include "transport/tcp/tcp_transport.hpp"
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "ipc/errors.hpp"
+
+namespace ipc::transport::tcp {
+namespace {
+constexpr std::size_t kReadBudget = 4 << 20;  // bytes per connection per poll, for fairness
+}
+
+TcpTransport::TcpTransport(Options opt)
+    : opt_(std::move(opt)),
+      acceptor_(io_),
+      send_conn_(static_cast<std::size_t>(opt_.size), nullptr),
+      peer_addr_(static_cast<std::size_t>(opt_.size)),
+      lost_(static_cast<std::size_t>(opt_.size)) {
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(opt_.bind_address, ec);
+  if (ec) throw Error("tcp: IPC_TCP_ADDR='" + opt_.bind_address + "' is not an IP address");
+  asio::ip::tcp::endpoint ep(addr, 0);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) acceptor_.non_blocking(true, ec);
+  if (ec) throw Error("tcp: cannot listen on " + opt_.bind_address + ": " + ec.message());
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) throw Error(std::string("tcp: epoll_create1 failed: ") + std::strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the acceptor
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, acceptor_.native_handle(), &ev);
+}
+
+TcpTransport::~TcpTransport() {
+  closing_ = true;
+  for (auto& c : conns_) c->close();
+  conns_.clear();
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+std::string TcpTransport::card() const {
+  auto ep = acceptor_.local_endpoint();
+  auto a = ep.address();
+  std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+  return host + ":" + std::to_string(ep.port());
+}
+
+bool TcpTransport::reaches(const PeerCard&, const PeerCard& peer) const { return peer.cards.count("tcp") > 0; }
+
+void TcpTransport::add_peer(const PeerCard& peer) {
+  peer_addr_.at(static_cast<std::size_t>(peer.rank)) = peer.cards.at("tcp");
+}
+
+void TcpTransport::watch(Connection* c) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | (c->wants_write() ? EPOLLOUT : 0u);
+  ev.data.ptr = c;
+  c->watching_write = c->wants_write();
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd(), &ev);
+}
+
+void TcpTransport::update_interest(Connection* c) {
+  if (c->closed() || c->wants_write() == c->watching_write) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | (c->wants_write() ? EPOLLOUT : 0u);
+  ev.data.ptr = c;
+  c->watching_write = c->wants_write();
+  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd(), &ev);
+}
+
+Connection* TcpTransport::connect_to(int peer) {
+  auto& addr = peer_addr_.at(static_cast<std::size_t>(peer));
+  auto hp = net::parse_host_port(addr, "tcp card of rank " + std::to_string(peer));
+  asio::error_code ec;
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(hp.host, ec), hp.port);
+  asio::ip::tcp::socket s(io_);
+  if (!ec) s.open(ep.protocol(), ec);
+  if (!ec) s.non_blocking(true, ec);
+  if (!ec) {
+    if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) != 0 && errno != EINPROGRESS)
+      ec = asio::error_code(errno, asio::system_category());
+  }
+  auto c = Connection::outgoing(std::move(s), peer, opt_.secret, opt_.rank);
+  if (ec) c->fail("cannot connect to rank " + std::to_string(peer) + " at " + addr + ": " + ec.message());
+  Connection* raw = c.get();
+  conns_.push_back(std::move(c));
+  if (!raw->closed()) watch(raw);
+  return raw;
+}
+
+void TcpTransport::send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) {
+  auto p = static_cast<std::size_t>(peer);
+  if (!lost_.at(p).empty()) {
+    if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
+    return;
+  }
+  Connection* c = send_conn_[p];
+  if (!c) c = send_conn_[p] = connect_to(peer);
+  c->send(h, payload, done, opt_.eager_limit);
+  update_interest(c);
+}
+
+void TcpTransport::accept_all() {
+  for (;;) {
+    asio::error_code ec;
+    asio::ip::tcp::socket s(io_);
+    acceptor_.accept(s, ec);
+    if (ec) return;  // would_block, or a transient error: epoll says when to retry
+    s.non_blocking(true, ec);
+    if (ec) continue;
+    auto c = Connection::incoming(std::move(s), opt_.secret, opt_.size, [this](Connection& conn) {
+      auto p = static_cast<std::size_t>(conn.peer());
+      if (!send_conn_[p]) send_conn_[p] = &conn;
+    });
+    watch(c.get());
+    conns_.push_back(std::move(c));
+  }
+}
+
+bool TcpTransport::poll(Sink& sink) {
+  epoll_event evs[32];
+  int n = ::epoll_wait(epfd_, evs, 32, 0);
+  if (n <= 0) return false;
+  for (int i = 0; i < n; ++i) {
+    auto* c = static_cast<Connection*>(evs[i].data.ptr);
+    if (!c) {
+      accept_all();
+      continue;
+    }
+    if (c->closed()) continue;
+    if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) c->on_writable();
+    if (!c->closed() && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->state() != Connection::State::connecting)
+      c->on_readable(sink, opt_.limits, kReadBudget);
+  }
+  for (auto& c : conns_) update_interest(c.get());
+  reap(sink);
+  return true;
+}
+
+void TcpTransport::reap(Sink& sink) {
+  for (std::size_t i = 0; i < conns_.size();) {
+    Connection* c = conns_[i].get();
+    if (!c->closed()) {
+      ++i;
+      continue;
+    }
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd(), nullptr);
+    int peer = c->peer();
+    bool known = peer >= 0 && (c->state() == Connection::State::closed);
+    if (!closing_) {
+      if (peer >= 0) {
+        auto p = static_cast<std::size_t>(peer);
+        if (lost_[p].empty()) {
+          lost_[p] = c->error();
+          sink.on_peer_lost(peer, c->error());
+        }
+      } else {
+        std::cerr << "ipc: rank " << opt_.rank << " rejected a TCP connection from " << c->remote() << ": "
+                  << c->error() << std::endl;
+      }
+    }
+    (void)known;
+    for (auto& sc : send_conn_)
+      if (sc == c) sc = nullptr;
+    c->close();
+    conns_.erase(conns_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
+bool TcpTransport::idle() const {
+  return std::all_of(conns_.begin(), conns_.end(), [](auto& c) { return c->closed() || c->idle(); });
+}
+
+void TcpTransport::close() {
+  closing_ = true;
+  for (auto& c : conns_) {
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd(), nullptr);
+    c->close();
+  }
+  conns_.clear();
+  std::fill(send_conn_.begin(), send_conn_.end(), nullptr);
+  asio::error_code ec;
+  acceptor_.close(ec);
+}
+
+}  // namespace ipc::transport::tcp

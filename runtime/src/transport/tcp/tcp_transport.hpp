@@ -1,0 +1,75 @@
+// The TCP transport: authenticated connections between ranks, opened lazily on the
+// first frame to a peer.
+//
+// Sockets are Asio's (creation, options, acceptor); readiness is this transport's
+// own epoll set, polled with a zero timeout by whichever thread holds the engine's
+// progress lock. Asio's io_context lets only one thread at a time wait in its reactor,
+// so a second thread's poll() would find nothing while the progress thread sleeps
+// there; the engine needs every polling thread to see arrivals, and needs one fd to
+// sleep on together with the other transports' doorbells (wait_fd()).
+//
+// Each rank sends to a peer over one connection, fixed at the first frame: one it
+// accepted from that peer if there is one, else one it opens. Frames to a peer thus
+// keep their order even when both sides connect at once.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transport/net.hpp"
+#include "transport/tcp/tcp_connection.hpp"
+#include "transport/transport.hpp"
+#include "wire/secret.hpp"
+
+namespace ipc::transport::tcp {
+
+struct Options {
+  int rank = 0;
+  int size = 1;
+  wire::Secret secret{};
+  std::string bind_address = "127.0.0.1";
+  std::size_t eager_limit = 64 * 1024;
+  wire::FrameLimits limits{};
+};
+
+class TcpTransport final : public Transport {
+ public:
+  /// Binds and listens at once (port chosen by the kernel).
+  /// @throws ipc::Error naming the address when it cannot.
+  explicit TcpTransport(Options opt);
+  ~TcpTransport() override;
+
+  std::string_view name() const override { return "tcp"; }
+  std::string card() const override;
+  bool reaches(const PeerCard& me, const PeerCard& peer) const override;
+  void add_peer(const PeerCard& peer) override;
+  std::size_t eager_limit() const override { return opt_.eager_limit; }
+  void send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) override;
+  bool poll(Sink& sink) override;
+  int wait_fd() const override { return epfd_; }
+  bool idle() const override;
+  void close() override;
+
+ private:
+  Connection* connect_to(int peer);
+  void watch(Connection* c);
+  void update_interest(Connection* c);
+  void accept_all();
+  void reap(Sink& sink);
+
+  Options opt_;
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_;
+  int epfd_ = -1;
+  bool closing_ = false;
+  std::vector<std::unique_ptr<Connection>> conns_;
+  std::vector<Connection*> send_conn_;      // by peer rank
+  std::vector<std::string> peer_addr_;      // by peer rank: "host:port"
+  std::vector<std::string> lost_;           // by peer rank: why it is unreachable ("" = fine)
+};
+
+}  // namespace ipc::transport::tcp

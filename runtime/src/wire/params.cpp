@@ -1,0 +1,70 @@
+#include "wire/params.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace ipc::wire {
+namespace {
+
+constexpr Param kParams[] = {
+    {"IPC_TRANSPORTS", "tcp", "transports a rank may use, in order of preference (self is always on)"},
+    {"IPC_REPORT_TRANSPORTS", "0", "print the transport chosen for every ordered pair of ranks at start-up"},
+    {"IPC_WAIT_SPIN_US", "50", "a blocked call busy-polls this long before it starts yielding the CPU"},
+    {"IPC_WAIT_YIELD_US", "2000", "then polls with sched_yield() between polls this long before it sleeps"},
+    {"IPC_OVERSUBSCRIBED", "auto", "yield from the first poll on: auto (when ranks on the node outnumber its CPUs), 1 or 0"},
+    {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)"},
+    {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},
+    {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
+    {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},
+    {"IPC_BOOTSTRAP_TIMEOUT", "120", "seconds a rank waits for the bootstrap server (connect, get)"},
+    {"IPC_KILL_GRACE", "1", "ipcrun: seconds between SIGTERM and SIGKILL when stopping ranks"},
+};
+
+const Param& find(std::string_view name) {
+  for (auto& p : kParams)
+    if (name == p.name) return p;
+  throw std::logic_error("undeclared parameter " + std::string(name));
+}
+
+}  // namespace
+
+std::span<const Param> all_params() { return kParams; }
+
+std::string param(std::string_view name) {
+  const Param& p = find(name);
+  if (const char* v = std::getenv(p.name)) return v;
+  return p.fallback;
+}
+
+std::int64_t param_int(std::string_view name) {
+  std::string v = param(name);
+  try {
+    std::size_t used = 0;
+    auto n = std::stoll(v, &used, 0);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(std::string(name) + "='" + v + "' is not an integer");
+}
+
+bool param_bool(std::string_view name) {
+  std::string v = param(name);
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
+  throw std::invalid_argument(std::string(name) + "='" + v + "' is not a boolean (use 1 or 0)");
+}
+
+double param_seconds(std::string_view name) {
+  std::string v = param(name);
+  try {
+    std::size_t used = 0;
+    double d = std::stod(v, &used);
+    if (used == v.size() && d >= 0) return d;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(std::string(name) + "='" + v + "' is not a number of seconds");
+}
+
+}  // namespace ipc::wire
