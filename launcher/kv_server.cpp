@@ -7,6 +7,7 @@
 #include <array>
 #include <deque>
 #include <map>
+#include <sstream>
 #include <vector>
 
 #include <asio/read.hpp>
@@ -102,7 +103,11 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     deadline_.expires_after(state_->hooks.handshake_timeout);
     deadline_.async_wait([self](asio::error_code ec) {
-      if (!ec && !self->trusted_) self->reject("no handshake within the deadline");
+      if (!ec && !self->trusted_) {
+        std::ostringstream limit;
+        limit << std::chrono::duration<double>(self->state_->hooks.handshake_timeout).count();
+        self->reject("no handshake within " + limit.str() + " s");
+      }
     });
     asio::async_read(socket_, asio::buffer(hello_), [self](asio::error_code ec, std::size_t) {
       if (ec) return self->reject_on(ec);

@@ -86,9 +86,11 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   }
 
   out.command = app.remaining();
-  // Unknown options land in `remaining` too; only a name not starting with '-'
-  // can be the program.
-  if (!out.command.empty() && out.command.front().size() > 1 && out.command.front()[0] == '-') {
+  // Unknown options land in `remaining` too: before a `--`, only a name not
+  // starting with '-' can be the program.
+  bool after_dashes = !out.command.empty() && out.command.front() == "--";
+  if (after_dashes) out.command.erase(out.command.begin());
+  if (!after_dashes && !out.command.empty() && out.command.front().size() > 1 && out.command.front()[0] == '-') {
     usage_error(CLI::ExtrasError({out.command.front()}).what());
     return 2;
   }

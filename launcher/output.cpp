@@ -61,11 +61,12 @@ void RankOutput::start() {
   read();
 }
 
+// Asio only reports readiness; the bytes are read here, so that drain_available()
+// can read at any time without overtaking data held in a pending operation.
 void RankOutput::read() {
-  pipe_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](asio::error_code ec, std::size_t n) {
+  pipe_.async_wait(asio::posix::descriptor_base::wait_read, [self = shared_from_this()](asio::error_code ec) {
     if (self->closed_) return;
-    if (n > 0) self->consume(self->buf_.data(), n);
-    if (!ec) {
+    if (!ec && self->read_now(4)) {
       self->read();
       return;
     }
@@ -78,18 +79,26 @@ void RankOutput::read() {
   });
 }
 
-void RankOutput::drain_available() {
-  if (closed_) return;
-  for (;;) {
+bool RankOutput::read_now(int rounds) {
+  for (int i = 0; i < rounds; ++i) {
     ssize_t n = ::read(pipe_.native_handle(), buf_.data(), buf_.size());
     if (n > 0) {
       consume(buf_.data(), static_cast<std::size_t>(n));
-    } else if (n < 0 && errno == EINTR) {
+    } else if (n == 0) {
+      return false;
+    } else if (errno == EINTR) {
       continue;
     } else {
-      return;  // empty for now, end of file or error: the pending read sees it too
+      return errno == EAGAIN || errno == EWOULDBLOCK;
     }
   }
+  return true;
+}
+
+void RankOutput::drain_available() {
+  // End of file is left for the pending wait to see. Bounded, in case a
+  // descendant of the rank keeps writing.
+  if (!closed_) read_now(64);
 }
 
 void RankOutput::close() {

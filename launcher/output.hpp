@@ -62,6 +62,8 @@ class RankOutput : public std::enable_shared_from_this<RankOutput> {
 
  private:
   void read();
+  /// Reads and relays up to `rounds` buffers; false at end of file or on error.
+  bool read_now(int rounds);
   void consume(const char* data, std::size_t n);
   void flush_partial();
 

@@ -73,7 +73,7 @@ template <class T>
 void deserialize_or_throw(const std::vector<std::byte>& bytes, T& value) {
   try {
     deserialize(bytes, value);
-  } catch (const cereal::Exception& e) {
+  } catch (const std::exception& e) {  // cereal::Exception, or a length_error on a huge count
     throw_deserialize_failed(e);
   }
 }

@@ -1,0 +1,31 @@
+# Thin wrapper around CMake: the README's two commands, `make demo` and `make test`.
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
+
+.PHONY: all deps configure build demo test install bench clean
+
+all: build
+
+deps:
+	@bash cluster/install-deps.sh
+
+configure: deps
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# A grid-style workload: Monte Carlo pi farmed out to 4 ranks.
+demo: build
+	$(BUILD)/launcher/ipcrun -n 4 $(BUILD)/examples/pi
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX),)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,56 @@
+# The ranks' environment: the job's contract, -x in both forms, the options with
+# an environment equivalent, and ipcrun's own environment passed through.
+source "$(dirname "$0")/launcher_common.sh"
+
+run "$IPCRUN" -n 4 sh -c 'echo "$IPC_RANK $IPC_SIZE $IPC_LOCAL_RANK $IPC_LOCAL_SIZE $IPC_NODE"'
+expect_status 0 "-n 4"
+expect_sorted "$TMP/out" "0 4 0 4 $NODE
+1 4 1 4 $NODE
+2 4 2 4 $NODE
+3 4 3 4 $NODE" "-n 4 contract"
+[[ ! -s $TMP/err ]] || fail "-n 4: unexpected stderr"
+
+run "$IPCRUN" sh -c 'echo "$IPC_RANK $IPC_SIZE"'
+expect_file "$TMP/out" "0 1" "default -n 1"
+
+# Job id, bootstrap address, secret, TCP address: the same for every rank.
+run "$IPCRUN" -n 3 sh -c 'echo "$IPC_JOB $IPC_BOOTSTRAP $IPC_JOB_SECRET $IPC_TCP_ADDR"'
+expect_status 0 "job variables"
+[[ $(sort -u "$TMP/out" | wc -l) == 1 ]] || fail "ranks disagree on the job variables: $(cat "$TMP/out")"
+read -r job boot secret addr <"$TMP/out"
+[[ $job =~ ^[0-9a-f]{16}$ ]] || fail "IPC_JOB '$job' is not 16 hex digits"
+[[ $boot =~ ^127\.0\.0\.1:[0-9]+$ ]] || fail "IPC_BOOTSTRAP '$boot'"
+[[ $secret =~ ^[0-9a-f]{64}$ ]] || fail "IPC_JOB_SECRET is not 64 hex digits"
+[[ $addr == 127.0.0.1 ]] || fail "IPC_TCP_ADDR '$addr'"
+run "$IPCRUN" sh -c 'echo "$IPC_JOB $IPC_JOB_SECRET"'
+read -r job2 secret2 <"$TMP/out"
+[[ $job2 != "$job" && $secret2 != "$secret" ]] || fail "job id or secret repeated across jobs"
+# The secret never appears on a command line: the ranks' argv is the user's.
+run "$IPCRUN" sh -c 'tr "\0" " " </proc/$$/cmdline; true'
+expect_file "$TMP/out" 'sh -c tr "\0" " " </proc/$$/cmdline; true ' "rank argv"
+
+# ipcrun's environment reaches the ranks; a nested job's variables are replaced.
+IPC_RANK=77 SOME_VAR=hello run "$IPCRUN" -n 2 sh -c 'echo "$SOME_VAR $IPC_RANK"'
+expect_sorted "$TMP/out" "hello 0
+hello 1" "inherited environment"
+
+# -x NAME copies ipcrun's value, -x NAME=VALUE sets one; values may hold '=' and spaces.
+export FROM_IPCRUN="copied value"
+unset NOT_SET_ANYWHERE || true
+run env -u SET_BY_X "$IPCRUN" -n 2 -x FROM_IPCRUN -x SET_BY_X="a=b c" -x NOT_SET_ANYWHERE \
+  sh -c 'echo "$FROM_IPCRUN|$SET_BY_X|${NOT_SET_ANYWHERE-unset}"'
+expect_status 0 "-x"
+expect_file "$TMP/out" "copied value|a=b c|unset
+copied value|a=b c|unset" "-x both forms"
+grep -q "^ipcrun: warning: -x NOT_SET_ANYWHERE" "$TMP/err" || fail "-x of an unset name: no warning"
+# -x VALUE overrides ipcrun's own value.
+FROM_IPCRUN=old run "$IPCRUN" -x FROM_IPCRUN=new sh -c 'echo $FROM_IPCRUN'
+expect_file "$TMP/out" "new" "-x overriding"
+
+# --transports and --report-transports; without them nothing is set.
+run env -u IPC_TRANSPORTS -u IPC_REPORT_TRANSPORTS "$IPCRUN" sh -c \
+  'echo "${IPC_TRANSPORTS-unset} ${IPC_REPORT_TRANSPORTS-unset}"'
+expect_file "$TMP/out" "unset unset" "no transport options"
+run "$IPCRUN" --transports tcp --report-transports sh -c 'echo "$IPC_TRANSPORTS $IPC_REPORT_TRANSPORTS"'
+expect_file "$TMP/out" "tcp 1" "transport options"
+echo "PASS $TEST_NAME"

@@ -1,0 +1,84 @@
+# Output relay: stdout and stderr apart, whole lines only (no mixing of ranks
+# within a line), --tag-output prefixes, partial last lines, stdin to rank 0.
+source "$(dirname "$0")/launcher_common.sh"
+
+# stdout and stderr stay apart.
+run "$IPCRUN" -n 3 sh -c 'echo "out $IPC_RANK"; echo "err $IPC_RANK" >&2'
+expect_status 0 "stdout/stderr"
+expect_sorted "$TMP/out" "out 0
+out 1
+out 2" "stdout"
+expect_sorted "$TMP/err" "err 0
+err 1
+err 2" "stderr"
+
+# --tag-output on both streams.
+run "$IPCRUN" -n 2 --tag-output sh -c 'echo "out $IPC_RANK"; echo "err $IPC_RANK" >&2'
+expect_sorted "$TMP/out" "[0] out 0
+[1] out 1" "tagged stdout"
+expect_sorted "$TMP/err" "[0] err 0
+[1] err 1" "tagged stderr"
+
+# Many long lines from 4 ranks at once; awk writes them in 4 KiB blocks that cut
+# lines anywhere. Every line must arrive whole, under the right tag, in order.
+lines=3000
+writer='awk -v r="$IPC_RANK" -v n='$lines' "BEGIN { pad = sprintf(\"%0300d\", 0); for (i = 0; i < n; i++) print r, i, pad }"'
+check_lines() {  # file, tagged (1/0), what
+  awk -v tagged="$2" -v n=$lines -v ranks=4 '
+    {
+      line = $0
+      if (tagged) {
+        if (!match(line, /^\[[0-9]+\] /)) { print "untagged line " NR; bad = 1; exit }
+        tag = substr(line, 2, RLENGTH - 3); line = substr(line, RLENGTH + 1)
+      }
+      split(line, f, " ")
+      if (f[3] != sprintf("%0300d", 0) || NF != (tagged ? 4 : 3)) { print "broken line " NR ": " substr($0, 1, 80); bad = 1; exit }
+      if (tagged && tag != f[1]) { print "line of rank " f[1] " tagged " tag; bad = 1; exit }
+      if (f[2] != next_i[f[1]] + 0) { print "rank " f[1] " line " f[2] " out of order"; bad = 1; exit }
+      next_i[f[1]]++
+    }
+    END {
+      if (bad) exit 1
+      for (r = 0; r < ranks; r++) if (next_i[r] != n) { print "rank " r ": " next_i[r] " lines"; exit 1 }
+    }' "$1" >"$TMP/check" || fail "$3: $(cat "$TMP/check")"
+}
+run "$IPCRUN" -n 4 --tag-output sh -c "$writer; $writer >&2"
+expect_status 0 "concurrent lines"
+check_lines "$TMP/out" 1 "tagged stdout, 4 ranks"
+check_lines "$TMP/err" 1 "tagged stderr, 4 ranks"
+run "$IPCRUN" -n 4 sh -c "$writer"
+check_lines "$TMP/out" 0 "untagged stdout, 4 ranks"
+
+# A partial last line is flushed when the pipe closes: byte for byte untagged,
+# ended with a newline under a tag.
+run "$IPCRUN" sh -c 'printf "whole\npartial"'
+printf 'whole\npartial' | cmp -s - "$TMP/out" || fail "partial last line: $(od -c "$TMP/out" | head)"
+run "$IPCRUN" --tag-output sh -c 'printf "whole\npartial"'
+printf '[0] whole\n[0] partial\n' | cmp -s - "$TMP/out" || fail "tagged partial line: $(od -c "$TMP/out" | head)"
+
+# A line of 3 MiB without a newline until the end still arrives complete.
+run "$IPCRUN" sh -c 'head -c 3145728 /dev/zero | tr "\0" x; echo'
+[[ $(wc -c <"$TMP/out") == 3145729 && $(tr -d 'x\n' <"$TMP/out" | wc -c) == 0 ]] || fail "long line mangled"
+
+# Rank 0 reads ipcrun's stdin; the others read /dev/null.
+run "$IPCRUN" -n 3 sh -c 'read -r x || x="<eof>"; echo "$IPC_RANK $x"' <<<"hello there"
+expect_sorted "$TMP/out" "0 hello there
+1 <eof>
+2 <eof>" "stdin"
+
+# A reader that goes away (EPIPE) does not kill ipcrun; the ranks still finish.
+set +e
+"$IPCRUN" -n 2 sh -c 'seq 200000; echo done >"$PIDS/done.$IPC_RANK"' 2>"$TMP/err" | head -n 1 >"$TMP/out"
+status=${PIPESTATUS[0]}
+set -e
+expect_status 0 "stdout closed early"
+[[ -f $PIDS/done.0 && -f $PIDS/done.1 ]] || fail "stdout closed early: the ranks did not finish"
+[[ ! -s $TMP/err ]] || fail "stdout closed early: stderr '$(cat "$TMP/err")'"
+
+# A descendant that keeps a rank's pipe open does not hold ipcrun for long.
+run "$IPCRUN" sh -c 'sleep 20 & echo $! >"$PIDS/bg"; echo started'
+expect_status 0 "pipe held by a descendant"
+expect_faster 5000 "pipe held by a descendant"
+expect_file "$TMP/out" "started" "pipe held by a descendant"
+kill "$(cat "$PIDS/bg")" 2>/dev/null || true
+echo "PASS $TEST_NAME"

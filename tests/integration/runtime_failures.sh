@@ -1,0 +1,60 @@
+# Failures of jobs built on the runtime, through ipcrun: exit status propagation, a
+# rank killed, --timeout, a rank that fails authentication, program not found.
+#   runtime_failures.sh IPCRUN FAILING_PROGRAM HELLO_PROGRAM
+source "$(dirname "$0")/launcher_common.sh"
+FAILING=${2:?failing program}
+HELLO=${3:?hello program}
+export IT_PIDDIR=$PIDS
+
+all_gone() {
+  local f pid
+  for f in "$PIDS"/[0-9]*; do
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then return 1; fi
+  done
+  return 0
+}
+
+pid_count() { ls "$PIDS" | wc -l; }
+
+# A rank exits 3 while the others block in a receive: ipcrun exits 3, one line.
+rm -f "$PIDS"/*
+run "$IPCRUN" -n 4 "$FAILING" exit 3 2
+[[ $status -eq 3 ]] || fail "exit 3: ipcrun exited $status"
+grep -Eq "^ipcrun: rank 2 on .* \(pid [0-9]+\) exited with status 3; stopping 3 ranks$" "$TMP/err" ||
+  fail "exit 3: no failure line"
+[[ $(pid_count) -eq 4 ]] || fail "exit 3: only $(pid_count) ranks started"
+all_gone || fail "exit 3: ranks outlived ipcrun"
+
+# A rank killed by SIGKILL: 137, and the others are gone when ipcrun returns.
+rm -f "$PIDS"/*
+run "$IPCRUN" -n 3 "$FAILING" kill 9 1
+[[ $status -eq 137 ]] || fail "SIGKILL: ipcrun exited $status"
+grep -Eq "^ipcrun: rank 1 on .* was killed by signal 9 \(SIGKILL\); stopping 2 ranks$" "$TMP/err" ||
+  fail "SIGKILL: no failure line"
+all_gone || fail "SIGKILL: ranks outlived ipcrun"
+[[ $elapsed -lt 10000 ]] || fail "SIGKILL: ipcrun took $elapsed ms to stop the job"
+
+# --timeout stops a job that never ends.
+rm -f "$PIDS"/*
+run "$IPCRUN" -n 2 --timeout 1 "$FAILING" hang
+[[ $status -eq 124 ]] || fail "timeout: ipcrun exited $status"
+grep -q "timed out" "$TMP/err" || fail "timeout: no message"
+all_gone || fail "timeout: ranks outlived ipcrun"
+
+# A rank with the wrong job secret cannot join: it fails with a clear message and
+# the job ends (rank 0, waiting at the fence, is stopped).
+run "$IPCRUN" -n 2 sh -c 'if [ "$IPC_RANK" = 1 ]; then IPC_JOB_SECRET=0000000000000000000000000000000000000000000000000000000000000000 exec "$0"; else exec "$0"; fi' "$HELLO"
+[[ $status -ne 0 ]] || fail "wrong secret: the job succeeded"
+grep -q "failed authentication" "$TMP/err" || fail "wrong secret: no authentication message"
+
+# Program not found: 127 before anything starts.
+run "$IPCRUN" -n 2 ./no-such-program-here
+[[ $status -eq 127 ]] || fail "not found: ipcrun exited $status"
+grep -q "not found" "$TMP/err" || fail "not found: no message"
+
+# A job of one rank run bare (no ipcrun) works.
+run "$HELLO"
+[[ $status -eq 0 ]] || fail "bare run exited $status"
+grep -q "hello from rank 0 of 1" "$TMP/out" || fail "bare run: wrong output"
+echo "PASS"
