@@ -137,6 +137,7 @@ class Engine final : public transport::Sink {
 
   Sleeper sleeper_;
   std::atomic<int> waiters_{0};
+  std::atomic<std::int64_t> last_wait_end_{0};  // steady_clock ns when a waiter last left
   std::atomic<bool> stop_{false};
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;

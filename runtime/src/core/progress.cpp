@@ -15,11 +15,26 @@ inline void cpu_relax() {
 #endif
 }
 
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// While the program keeps calling into the library (a ping-pong loop), its own waits
+// make progress; the progress thread takes over only after this much quiet.
+constexpr std::int64_t kQuietNs = 2'000'000;
+
 // Counts a thread as waiting in the library for as long as it lives.
 struct WaiterScope {
   std::atomic<int>& n;
-  explicit WaiterScope(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_seq_cst); }
-  ~WaiterScope() { n.fetch_sub(1, std::memory_order_seq_cst); }
+  std::atomic<std::int64_t>& last;
+  WaiterScope(std::atomic<int>& c, std::atomic<std::int64_t>& l) : n(c), last(l) {
+    n.fetch_add(1, std::memory_order_seq_cst);
+  }
+  ~WaiterScope() {
+    last.store(now_ns(), std::memory_order_relaxed);
+    n.fetch_sub(1, std::memory_order_seq_cst);
+  }
 };
 
 }  // namespace
@@ -32,7 +47,7 @@ bool Engine::progress_locked() {
 
 void Engine::block_until(const std::function<bool()>& done) {
   if (done()) return;
-  WaiterScope scope(waiters_);
+  WaiterScope scope(waiters_, last_wait_end_);
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
   auto start = clock::now();
@@ -127,13 +142,16 @@ void Engine::shutdown() {
 }
 
 // The progress thread polls only while no user thread waits in the library (a waiter
-// polls for itself), and otherwise sleeps: in epoll on the transports' fds when armed,
-// on a condition variable with a short timeout while a waiter is active.
+// polls for itself) and none has for a while, and otherwise sleeps: in epoll on the
+// transports' fds when armed, on a condition variable with a short timeout while the
+// program's own waits drive progress. It thus never wakes for a message that a
+// polling waiter is about to take, which on a full node would steal a core.
 void Engine::progress_thread_main() {
   while (!stop_.load()) {
-    if (waiters_.load(std::memory_order_seq_cst) > 0) {
+    if (waiters_.load(std::memory_order_seq_cst) > 0 ||
+        now_ns() - last_wait_end_.load(std::memory_order_relaxed) < kQuietNs) {
       std::unique_lock lk(pt_mu_);
-      pt_cv_.wait_for(lk, std::chrono::milliseconds(2));
+      pt_cv_.wait_for(lk, std::chrono::nanoseconds(kQuietNs));
       continue;
     }
     sleeper_.sleep(std::chrono::milliseconds(100));

@@ -1,0 +1,30 @@
+# Installs the build into a temporary prefix, builds the out-of-tree example against
+# it with CMake (find_package) and with pkg-config, and runs both with the installed
+# ipcrun.
+#   install_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+BUILD=${1:?build dir}
+SRC=${2:?source dir}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ipc-install.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL (install): $*" >&2; exit 1; }
+
+cmake --install "$BUILD" --prefix "$TMP/prefix" >"$TMP/install.log" 2>&1 || { cat "$TMP/install.log"; fail "cmake --install"; }
+for f in bin/ipcrun include/ipc/ipc.hpp include/ipc/config.hpp lib/libipc.a lib/cmake/ipc/ipcConfig.cmake lib/pkgconfig/ipc.pc; do
+  [[ -e $TMP/prefix/$f ]] || fail "$f was not installed"
+done
+
+# CMake package
+cmake -S "$SRC/examples/out-of-tree" -B "$TMP/cm" -DCMAKE_PREFIX_PATH="$TMP/prefix" >"$TMP/cm.log" 2>&1 || { cat "$TMP/cm.log"; fail "configure with find_package(ipc)"; }
+cmake --build "$TMP/cm" >"$TMP/cmb.log" 2>&1 || { cat "$TMP/cmb.log"; fail "build with find_package(ipc)"; }
+out=$("$TMP/prefix/bin/ipcrun" -n 3 "$TMP/cm/sweep") || fail "the CMake-built example failed"
+[[ $out == "best x = "*"over 3 ranks" ]] || fail "unexpected output: $out"
+
+# pkg-config
+export PKG_CONFIG_PATH="$TMP/prefix/lib/pkgconfig"
+# shellcheck disable=SC2046
+c++ -O1 -o "$TMP/sweep-pc" "$SRC/examples/out-of-tree/sweep.cpp" $(pkg-config --cflags --libs ipc) ||
+  fail "build with pkg-config"
+out=$("$TMP/prefix/bin/ipcrun" -n 2 "$TMP/sweep-pc") || fail "the pkg-config-built example failed"
+[[ $out == "best x = "*"over 2 ranks" ]] || fail "unexpected output: $out"
+echo PASS
