@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     say(error->message);
     return error->status;
   }
+  raise_descriptor_limit();
   double kill_grace = 0;
   try {
     kill_grace = ipc::wire::param_seconds("IPC_KILL_GRACE");

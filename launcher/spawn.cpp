@@ -31,6 +31,10 @@ std::string default_path() {
   return s;
 }
 
+// ipcrun's soft descriptor limit as it was given, restored in the ranks.
+rlimit g_original_nofile{};
+bool g_nofile_raised = false;
+
 // What the child reports through the close-on-exec pipe when a step fails.
 enum class Step : int { setpgid = 1, pdeathsig, stdio, exec };
 struct ChildError {
@@ -62,6 +66,7 @@ const char* step_name(Step s) {
   if (::getppid() != parent) ::_exit(127);  // ipcrun died before the line above
   if (stdin_fd != STDIN_FILENO && ::dup2(stdin_fd, STDIN_FILENO) < 0) fail(Step::stdio);
   if (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0) fail(Step::stdio);
+  if (g_nofile_raised) ::setrlimit(RLIMIT_NOFILE, &g_original_nofile);
 
   // Every descriptor above 2 closes at exec (the report pipe too, which tells the
   // parent the exec worked).
@@ -126,11 +131,19 @@ std::variant<std::string, ProgramError> resolve_program(const std::string& name)
   return ProgramError{127, "program '" + name + "' not found in PATH"};
 }
 
+void raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  g_original_nofile = lim;
+  lim.rlim_cur = lim.rlim_max;
+  g_nofile_raised = ::setrlimit(RLIMIT_NOFILE, &lim) == 0;
+}
+
 std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
   auto argv = c_strings(req.argv);
   auto envp = c_strings(req.env);
   rlimit lim{};
-  int max_fd = 1 << 16;
+  int max_fd = 1 << 16;  // for the fallback of close_range (kernels before 5.11)
   if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
     max_fd = static_cast<int>(std::min<rlim_t>(lim.rlim_cur, 1 << 20));
 

@@ -44,6 +44,10 @@ struct SpawnError {
   std::string what;
 };
 
+/// Raises ipcrun's soft limit of open descriptors to the hard limit (each rank
+/// costs ipcrun two pipes); the ranks get the original limit back.
+void raise_descriptor_limit();
+
 /// Forks and execs one rank. In the child, before exec: a process group of its
 /// own, SIGKILL when ipcrun dies (PR_SET_PDEATHSIG), default signal dispositions,
 /// an empty signal mask, stdin from `stdin_fd`, stdout and stderr into fresh pipes,

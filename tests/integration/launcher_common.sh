@@ -99,7 +99,11 @@ wait_for_pids() {
 # Whether a process (not a zombie) runs with this pid or in this process group.
 # A rank leads its own group (pgid = its pid).
 group_alive() {
-  ps -e -o pid=,pgid=,stat= | awk -v id="$1" '($1 == id || $2 == id) && $3 !~ /^Z/ { found = 1 } END { exit !found }'
+  # /proc/PID/stat: pid (comm) state ppid pgrp ...; comm may hold spaces.
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v id="$1" '
+    { s = $0; sub(/^.*\) /, "", s); split(s, f, " ")
+      if (($1 == id || f[3] == id) && f[1] != "Z") found = 1 }
+    END { exit !found }'
 }
 
 # wait_ranks_gone SECONDS what: polls until no rank that wrote a pid file, nor

@@ -37,12 +37,15 @@ expect_ranks_gone "SIGTERM ignored"
 rm -f "$PIDS"/*
 
 # --keep-going: failures are reported without stopping anyone; status of the first.
+# Rank 1 fails once ipcrun has reaped rank 0, rank 2 finishes once it has reaped
+# rank 1 (a rank's pid stays valid until ipcrun reaps it).
 run "$IPCRUN" -n 3 --keep-going sh -c \
-  'echo $$ >"$PIDS/$IPC_RANK"
+  'reaped() { until [ -s "$PIDS/$1" ]; do sleep 0.01; done; while kill -0 "$(cat "$PIDS/$1")" 2>/dev/null; do sleep 0.01; done; }
+   echo $$ >"$PIDS/$IPC_RANK"
    case $IPC_RANK in
      0) exit 5 ;;
-     1) while [ ! -s "$PIDS/0" ]; do sleep 0.01; done; sleep 0.3; exit 6 ;;
-     2) sleep 0.6; echo "rank 2 finished" ;;
+     1) reaped 0; exit 6 ;;
+     2) reaped 1; echo "rank 2 finished" ;;
    esac'
 expect_status 5 "--keep-going"
 expect_file "$TMP/out" "rank 2 finished" "--keep-going: rank 2 ran to its end"

@@ -60,6 +60,9 @@ void start(RuntimeImpl& im) {
   transport::Config cfg;
   cfg.rank = im.job.rank;
   cfg.size = im.job.size;
+  cfg.local_rank = im.job.local_rank;
+  cfg.local_size = im.job.local_size;
+  cfg.job = im.job.job;
   cfg.secret = im.job.secret;
   cfg.limits.max_payload = static_cast<std::uint64_t>(wire::param_int("IPC_MAX_MESSAGE"));
   if (im.job.size > 1) cfg.allowed = allowed;
@@ -89,11 +92,15 @@ void start(RuntimeImpl& im) {
   im.engine = std::make_unique<Engine>(std::move(eo));
   im.world = std::make_unique<Communicator>(*im.engine, 0, im.job.rank, im.job.size);
 
-  if (wire::param_bool("IPC_REPORT_TRANSPORTS")) {
-    for (int p = 0; p < im.job.size; ++p)
-      im.store->report("transport " + std::to_string(im.job.rank) + " -> " + std::to_string(p) + ": " +
-                       std::string(im.route[static_cast<std::size_t>(p)]->name()));
+  if (im.job.size > 1) {
+    // Reports go before this second fence so that ipcrun prints them all at once;
+    // after it every peer has mapped what it needs (shm unlinks its segment).
+    if (wire::param_bool("IPC_REPORT_TRANSPORTS"))
+      for (int p = 0; p < im.job.size; ++p)
+        im.store->report("transport " + std::to_string(im.job.rank) + " -> " + std::to_string(p) + ": " +
+                         std::string(im.route[static_cast<std::size_t>(p)]->name()));
     im.store->fence();
+    for (auto& t : im.transports) t->ready();
   }
 }
 

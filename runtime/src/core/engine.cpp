@@ -98,6 +98,7 @@ std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int ta
   } else {
     h.type = wire::FrameType::rts;
     h.cookie = next_id_++;
+    h.cookie2 = reinterpret_cast<std::uintptr_t>(r->src.data);  // for single-copy reads
     rdv_sends_.emplace(h.cookie, r);
     t->send(dest, h, nullptr, nullptr);
   }
@@ -118,7 +119,7 @@ std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int 
   std::lock_guard lk(mu_);
   if (auto u = queues_.take_unexpected(comm, source, tag)) {
     if (u->rendezvous)
-      accept_rendezvous(r, u->env, u->cookie, u->size);
+      accept_rendezvous(r, u->env, u->cookie, u->remote, u->size);
     else
       deliver_eager(*r, *u);
     return r;
@@ -141,9 +142,23 @@ void Engine::deliver_eager(RequestState& r, const Unexpected& u) {
 }
 
 void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t cookie,
-                               std::size_t size) {
+                               std::uint64_t remote, std::size_t size) {
   r->status = Status{env.source, Tag{env.tag}, size};
   place(*r, size);
+  transport::Transport* t = opt_.route[static_cast<std::size_t>(env.source)];
+  if (remote && t->can_read(env.source) && t->read(env.source, remote, r->dst, size)) {
+    // One copy, straight from the sender's buffer; tell the sender it may go on.
+    mark_done(*r);
+    wire::FrameHeader fin;
+    fin.type = wire::FrameType::fin;
+    fin.comm = env.comm;
+    fin.source = opt_.rank;
+    fin.tag = env.tag;
+    fin.size = size;
+    fin.cookie = cookie;
+    t->send(env.source, fin, nullptr, nullptr);
+    return;
+  }
   std::uint64_t id = next_id_++;
   rdv_recvs_.emplace(id, r);
   wire::FrameHeader h;
@@ -168,7 +183,7 @@ transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h
         r.keep = std::move(*p);
         return {r.dst, token_of(&r)};
       }
-      auto* u = new Unexpected{e, h.length, false, 0, std::vector<std::byte>(h.length)};
+      auto* u = new Unexpected{e, h.length, false, 0, 0, std::vector<std::byte>(h.length)};
       return {u->data.data(), token_of(u)};
     }
     case wire::FrameType::data: {
@@ -176,7 +191,7 @@ transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h
       if (it != rdv_recvs_.end() && h.length == it->second->status.bytes) return {it->second->dst, nullptr};
       std::cerr << "ipc: rank " << opt_.rank << ": unexpected rendezvous data from " << where(peer)
                 << " (discarded)" << std::endl;
-      auto* u = new Unexpected{Envelope{h.comm, peer, h.tag}, h.length, false, 0, std::vector<std::byte>(h.length)};
+      auto* u = new Unexpected{Envelope{h.comm, peer, h.tag}, h.length, false, 0, 0, std::vector<std::byte>(h.length)};
       return {u->data.data(), token_of(u)};
     }
     default:
@@ -203,13 +218,14 @@ void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
     case wire::FrameType::rts: {
       Envelope e{h.comm, peer, h.tag};
       if (auto p = queues_.take_posted(e)) {
-        accept_rendezvous(*p, e, h.cookie, h.size);
+        accept_rendezvous(*p, e, h.cookie, h.cookie2, h.size);
       } else {
         auto u = std::make_unique<Unexpected>();
         u->env = e;
         u->size = h.size;
         u->rendezvous = true;
         u->cookie = h.cookie;
+        u->remote = h.cookie2;
         queues_.add_unexpected(std::move(u));
       }
       return;
@@ -248,8 +264,14 @@ void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
       mark_done(*r);
       return;
     }
-    case wire::FrameType::fin:
+    case wire::FrameType::fin: {
+      auto it = rdv_sends_.find(h.cookie);
+      if (it == rdv_sends_.end()) return;
+      auto r = std::move(it->second);
+      rdv_sends_.erase(it);
+      mark_done(*r);
       return;
+    }
   }
 }
 

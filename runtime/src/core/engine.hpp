@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -120,7 +121,10 @@ class Engine final : public transport::Sink {
   std::string where(int peer) const;
   void deliver_eager(RequestState& r, const Unexpected& u);
   void accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t sender_cookie,
-                         std::size_t size);
+                         std::uint64_t remote, std::size_t size);
+  /// Sleeps in epoll until a transport or a completion wakes this thread (at most
+  /// `max`), unless `done()` already holds once every transport is armed.
+  void sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter);
   void place(RequestState& r, std::size_t size);
   void fail(RequestState& r, std::exception_ptr e);
   Status finish(RequestState& r);

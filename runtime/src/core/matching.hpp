@@ -34,6 +34,7 @@ struct Unexpected {
   std::size_t size = 0;         // message size in bytes
   bool rendezvous = false;      // only announced (rts): the payload waits at the sender
   std::uint64_t cookie = 0;     // rendezvous: the sender's request id
+  std::uint64_t remote = 0;     // rendezvous: the sender's buffer address (single-copy reads)
   std::vector<std::byte> data;  // eager: the payload
 };
 

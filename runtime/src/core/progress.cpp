@@ -66,11 +66,19 @@ void Engine::block_until(const std::function<bool()>& done) {
       ::sched_yield();
       continue;
     }
-    sleeper_.enter();
-    if (!done()) sleeper_.sleep(std::chrono::milliseconds(100));
-    sleeper_.leave();
+    sleep_once(done, std::chrono::milliseconds(100), true);
     start = clock::now();  // after a wake-up, poll busily again: more usually follows
   }
+}
+
+void Engine::sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter) {
+  if (waiter) sleeper_.enter();  // completions ring the doorbell for waiters only
+  std::size_t armed = 0;
+  bool ok = true;
+  while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
+  if (ok && !done()) sleeper_.sleep(max);
+  for (std::size_t i = 0; i < armed; ++i) transports_[i]->disarm_sleep();
+  if (waiter) sleeper_.leave();
 }
 
 Status Engine::finish(RequestState& r) {
@@ -154,7 +162,7 @@ void Engine::progress_thread_main() {
       pt_cv_.wait_for(lk, std::chrono::nanoseconds(kQuietNs));
       continue;
     }
-    sleeper_.sleep(std::chrono::milliseconds(100));
+    sleep_once([this] { return stop_.load(); }, std::chrono::milliseconds(100), false);
     if (stop_.load() || waiters_.load(std::memory_order_seq_cst) > 0) continue;
     std::lock_guard lk(mu_);
     progress_locked();

@@ -4,6 +4,7 @@
 
 #include "ipc/errors.hpp"
 #include "transport/self/self_transport.hpp"
+#include "transport/shm/shm_transport.hpp"
 #include "transport/tcp/tcp_transport.hpp"
 #include "wire/params.hpp"
 
@@ -34,7 +35,7 @@ PeerCard PeerCard::decode(int rank, std::string_view text) {
   return c;
 }
 
-std::vector<std::string> available() { return {"tcp"}; }
+std::vector<std::string> available() { return {"shm", "tcp"}; }
 
 std::vector<std::string> parse_list(std::string_view text, std::string_view what) {
   std::vector<std::string> out;
@@ -61,7 +62,20 @@ std::vector<std::string> parse_list(std::string_view text, std::string_view what
 std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
   std::vector<std::unique_ptr<Transport>> out;
   for (auto& name : cfg.allowed) {
-    if (name == "tcp") {
+    if (name == "shm") {
+      if (cfg.local_size < 2) continue;  // nobody to reach on this node
+      shm::Options o;
+      o.rank = cfg.rank;
+      o.size = cfg.size;
+      o.job = cfg.job;
+      o.local_rank = cfg.local_rank;
+      o.local_size = cfg.local_size;
+      o.ring_bytes = static_cast<std::size_t>(wire::param_int("IPC_SHM_RING"));
+      o.eager_limit = static_cast<std::size_t>(wire::param_int("IPC_SHM_EAGER"));
+      o.cma = wire::param_bool("IPC_SHM_CMA");
+      o.limits = cfg.limits;
+      out.push_back(std::make_unique<shm::ShmTransport>(o));
+    } else if (name == "tcp") {
       tcp::Options o;
       o.rank = cfg.rank;
       o.size = cfg.size;

@@ -16,6 +16,9 @@ namespace ipc::transport {
 struct Config {
   int rank = 0;
   int size = 1;
+  int local_rank = 0;
+  int local_size = 1;
+  std::string job;
   wire::Secret secret{};
   wire::FrameLimits limits{};
   std::vector<std::string> allowed;  // in order of preference, without "self"

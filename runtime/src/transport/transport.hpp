@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -91,6 +92,28 @@ class Transport {
   virtual int wait_fd() const { return -1; }
   /// True when nothing is queued to send.
   virtual bool idle() const = 0;
+  /// Every peer has called add_peer for its peers (a fence has passed since): a
+  /// transport may now drop what only start-up needed (shm unlinks its segment).
+  virtual void ready() {}
+
+  /// Single-copy rendezvous: whether read() may be tried on `peer`'s memory.
+  virtual bool can_read(int peer) const {
+    (void)peer;
+    return false;
+  }
+  /// Copies `n` bytes at address `remote` of `peer`'s process to `dst`. False when
+  /// the kernel refuses (the engine falls back to cts/data; the transport may stop
+  /// offering can_read for that peer).
+  virtual bool read(int peer, std::uint64_t remote, void* dst, std::size_t n) {
+    (void)peer, (void)remote, (void)dst, (void)n;
+    return false;
+  }
+
+  /// About to sleep in epoll on wait_fd(): ask peers to ring this rank's doorbell.
+  /// False when input is already waiting (do not sleep). Called without the progress
+  /// lock: atomics only. Every arm_sleep() that returned is paired with disarm_sleep().
+  virtual bool arm_sleep() { return true; }
+  virtual void disarm_sleep() {}
   /// The job is over: drop every connection quietly (no peer-lost reports after this).
   virtual void close() = 0;
 };

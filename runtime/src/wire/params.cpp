@@ -8,12 +8,15 @@ namespace ipc::wire {
 namespace {
 
 constexpr Param kParams[] = {
-    {"IPC_TRANSPORTS", "tcp", "transports a rank may use, in order of preference (self is always on)"},
+    {"IPC_TRANSPORTS", "shm,tcp", "transports a rank may use, in order of preference (self is always on)"},
     {"IPC_REPORT_TRANSPORTS", "0", "print the transport chosen for every ordered pair of ranks at start-up"},
     {"IPC_WAIT_SPIN_US", "50", "a blocked call busy-polls this long before it starts yielding the CPU"},
     {"IPC_WAIT_YIELD_US", "2000", "then polls with sched_yield() between polls this long before it sleeps"},
     {"IPC_OVERSUBSCRIBED", "auto", "yield from the first poll on: auto (when ranks on the node outnumber its CPUs), 1 or 0"},
     {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)"},
+    {"IPC_SHM_EAGER", "32768", "shm: messages up to this many bytes go through the rings, larger ones by rendezvous"},
+    {"IPC_SHM_RING", "524288", "shm: bytes of each inbound ring (one per rank of the node, per rank)"},
+    {"IPC_SHM_CMA", "1", "shm: copy large messages once with process_vm_readv (0: pipelined copy through the rings)"},
     {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},
     {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},

@@ -1,0 +1,59 @@
+// A rank's shared-memory segment: its inbound rings, one per rank of its node.
+//
+//   SegmentHeader (128 B) | { RingControl (128 B) | ring data } * rings
+//
+// The receiving rank creates it (O_EXCL, mode 0600, name from the unguessable job id),
+// every sender on the node maps it, and it is unlinked as soon as they all have (or
+// when the rank ends); a mapping outlives the name.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "transport/shm/ring.hpp"
+
+namespace ipc::transport::shm {
+
+inline constexpr std::uint64_t kSegmentMagic = 0x31676573637069ull;  // "ipcseg1"
+
+struct SegmentHeader {
+  std::uint64_t magic;
+  std::uint32_t rings;
+  std::uint32_t owner_pid;
+  std::uint64_t ring_bytes;
+  alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: ring the owner's doorbell
+};
+static_assert(sizeof(SegmentHeader) == 2 * kLine);
+
+/// Bytes a segment of `rings` rings of `ring_bytes` occupies.
+std::size_t segment_bytes(std::uint32_t rings, std::size_t ring_bytes);
+
+class Segment {
+ public:
+  Segment() = default;
+  /// Creates and maps a new segment. @throws ipc::Error naming it on failure.
+  static Segment create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes);
+  /// Maps an existing one and checks its header. @throws ipc::Error naming it.
+  static Segment open(const std::string& name);
+  Segment(Segment&& o) noexcept { *this = std::move(o); }
+  Segment& operator=(Segment&& o) noexcept;
+  ~Segment();
+
+  /// Removes the name (the mapping stays). Idempotent.
+  void unlink();
+  SegmentHeader* header() const { return static_cast<SegmentHeader*>(base_); }
+  RingControl* control(std::uint32_t ring) const;
+  std::byte* data(std::uint32_t ring) const;
+  std::size_t ring_bytes() const { return header()->ring_bytes; }
+  const std::string& name() const { return name_; }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t size_ = 0;
+  std::string name_;
+  bool owner_ = false;
+};
+
+}  // namespace ipc::transport::shm

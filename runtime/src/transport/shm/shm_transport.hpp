@@ -1,0 +1,119 @@
+// The shared-memory transport between ranks of one node.
+//
+// Each rank owns a segment holding one inbound ring per rank of its node (ring i is
+// written only by the rank of local index i: single producer, single consumer, no
+// locks). A frame is one record (frame header + payload); a payload larger than a
+// record continues in `cont` records, so a large frame streams through the ring in
+// pipelined chunks while the receiver copies out behind the sender. When a ring is
+// full, frames wait in the sender's queue (small payloads copied, so eager sends
+// complete at once) and leave on later polls: nothing is dropped, and since every
+// poll also drains the inbound rings, two ranks flooding each other still progress.
+//
+// Large messages normally skip the rings altogether: the engine's rendezvous reads
+// the sender's buffer with process_vm_readv (one copy), when the kernel allows it
+// (IPC_SHM_CMA=0 forces the chunked path).
+//
+// Waking a sleeping receiver: the receiver counts itself in its segment's `sleepers`
+// before it sleeps and re-checks its rings; a sender that sees sleepers > 0 after
+// publishing sends one datagram to the receiver's doorbell socket (abstract unix
+// namespace), which the receiver sleeps on in epoll. Both sides order their store
+// before their load (seq_cst), so a wake-up is never lost.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transport/shm/ring.hpp"
+#include "transport/shm/segment.hpp"
+#include "transport/transport.hpp"
+
+namespace ipc::transport::shm {
+
+struct Options {
+  int rank = 0;
+  int size = 1;
+  std::string job;
+  int local_rank = 0;
+  int local_size = 1;
+  std::size_t ring_bytes = 512 * 1024;
+  std::size_t eager_limit = 32 * 1024;
+  bool cma = true;
+  wire::FrameLimits limits{};
+};
+
+class ShmTransport final : public Transport {
+ public:
+  /// Creates this rank's segment and doorbell. @throws ipc::Error naming them.
+  explicit ShmTransport(Options opt);
+  ~ShmTransport() override;
+
+  std::string_view name() const override { return "shm"; }
+  std::string card() const override;
+  bool reaches(const PeerCard& me, const PeerCard& peer) const override;
+  void add_peer(const PeerCard& peer) override;
+  std::size_t eager_limit() const override { return opt_.eager_limit; }
+  void send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) override;
+  bool poll(Sink& sink) override;
+  int wait_fd() const override { return bell_; }
+  bool idle() const override;
+  void ready() override { own_.unlink(); }
+  bool can_read(int peer) const override;
+  bool read(int peer, std::uint64_t remote, void* dst, std::size_t n) override;
+  bool arm_sleep() override;
+  void disarm_sleep() override;
+  void close() override;
+
+  /// The name segments of job `job` have for `rank` ("/ipc-<job>-<rank>").
+  static std::string segment_name(const std::string& job, int rank);
+
+ private:
+  struct Out {
+    wire::FrameHeader header;
+    const std::byte* payload = nullptr;
+    std::size_t length = 0;
+    std::size_t sent = 0;  // payload bytes already in the ring
+    bool started = false;  // the frame record is in the ring
+    Completion* done = nullptr;
+    std::unique_ptr<std::byte[]> owned;
+  };
+  struct Peer {
+    int rank = -1;
+    int pid = 0;
+    Segment segment;
+    RingProducer out;
+    std::deque<Out> queue;
+    sockaddr_un bell{};
+    socklen_t bell_len = 0;
+    bool cma = true;
+  };
+  struct Inbound {
+    int rank = -1;  // the sender writing this ring
+    RingConsumer ring;
+    RingControl* control = nullptr;
+    bool in_frame = false;
+    bool broken = false;
+    wire::FrameHeader frame{};
+    Sink::Placement place{};
+    std::size_t got = 0;
+  };
+
+  bool push(Peer& p);
+  void ring_bell(Peer& p);
+  bool drain(Inbound& in, Sink& sink);
+
+  Options opt_;
+  Segment own_;
+  int bell_ = -1;       // this rank's doorbell (bound)
+  int bell_out_ = -1;   // for ringing others (unbound)
+  std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
+  std::vector<Inbound> inbound_;              // by local index of the sender
+  std::size_t pending_peers_ = 0;             // peers with a non-empty queue
+};
+
+}  // namespace ipc::transport::shm
