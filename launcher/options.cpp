@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
-#include <sstream>
 
 #include "output.hpp"
 
@@ -49,8 +48,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
       ->type_name("N")
       ->check(CLI::Validator(CLI::Range(1, 1 << 20)).description(""));
   app.add_flag("--tag-output", out.tag_output, "prefix every output line with \"[rank] \"");
-  app.add_option("-x", out.exports,
-                 "export NAME, or set NAME=VALUE, for the ranks; repeatable")
+  app.add_option("-x", out.exports, "export NAME, or set NAME=VALUE, for the ranks; repeatable")
       ->type_name("NAME[=VALUE]")
       ->expected(1)
       ->allow_extra_args(false)
@@ -67,7 +65,8 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
             return {};
           },
           ""));
-  app.add_option("--transports", out.transports, "transports the ranks may use, in order of preference\n(sets IPC_TRANSPORTS)")
+  app.add_option("--transports", out.transports,
+                 "transports the ranks may use, in order of preference\n(sets IPC_TRANSPORTS)")
       ->type_name("LIST");
   app.add_flag("--report-transports", out.report_transports,
                "print the transport chosen for each pair of ranks\n(sets IPC_REPORT_TRANSPORTS=1)");

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <climits>
 
-#include <asio/read.hpp>
 #include <asio/write.hpp>
 
 namespace ipc::launcher {

@@ -18,8 +18,10 @@
 namespace ipc::launcher {
 
 /// One of ipcrun's own output descriptors (1 or 2). Blocking writes of whole
-/// batches; after a write error (EPIPE: the reader went away) it discards
-/// everything, so the ranks' pipes keep draining and ipcrun keeps running.
+/// batches (a reader that stops reading holds the job up, as it would hold up a
+/// program writing to it directly); after a write error (EPIPE: the reader went
+/// away) it discards everything, so the ranks' pipes keep draining and ipcrun
+/// keeps running.
 class OutputSink {
  public:
   explicit OutputSink(int fd) : fd_(fd) {}

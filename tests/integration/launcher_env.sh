@@ -29,6 +29,18 @@ read -r job2 secret2 <"$TMP/out"
 run "$IPCRUN" sh -c 'tr "\0" " " </proc/$$/cmdline; true'
 expect_file "$TMP/out" 'sh -c tr "\0" " " </proc/$$/cmdline; true ' "rank argv"
 
+# Each rank leads a process group of its own.
+run "$IPCRUN" -n 2 cat /proc/self/stat
+expect_status 0 "process groups"
+awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); if (f[3] != $1) { print "pid " $1 " in group " f[3]; exit 1 } }' \
+  "$TMP/out" >"$TMP/check" || fail "a rank is not the leader of its own group: $(cat "$TMP/check")"
+# No signal is ignored or blocked in a rank, even when ipcrun was started with
+# some ignored (and ipcrun itself ignores SIGPIPE).
+run bash -c 'trap "" HUP USR1; exec "$0" -n 2 grep -E "^Sig(Ign|Blk)" /proc/self/status' "$IPCRUN"
+expect_status 0 "signal dispositions"
+[[ $(grep -c '^Sig\(Ign\|Blk\):[[:space:]]*0000000000000000$' "$TMP/out") == 4 ]] ||
+  fail "ranks start with signals ignored or blocked: $(cat "$TMP/out")"
+
 # ipcrun's environment reaches the ranks; a nested job's variables are replaced.
 IPC_RANK=77 SOME_VAR=hello run "$IPCRUN" -n 2 sh -c 'echo "$SOME_VAR $IPC_RANK"'
 expect_sorted "$TMP/out" "hello 0

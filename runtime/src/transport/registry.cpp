@@ -72,6 +72,7 @@ std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
       o.local_size = cfg.local_size;
       o.ring_bytes = static_cast<std::size_t>(wire::param_int("IPC_SHM_RING"));
       o.eager_limit = static_cast<std::size_t>(wire::param_int("IPC_SHM_EAGER"));
+      o.chunk = static_cast<std::size_t>(wire::param_int("IPC_SHM_CHUNK"));
       o.cma = wire::param_bool("IPC_SHM_CMA");
       o.limits = cfg.limits;
       out.push_back(std::make_unique<shm::ShmTransport>(o));

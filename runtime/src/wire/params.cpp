@@ -16,6 +16,7 @@ constexpr Param kParams[] = {
     {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)"},
     {"IPC_SHM_EAGER", "32768", "shm: messages up to this many bytes go through the rings, larger ones by rendezvous"},
     {"IPC_SHM_RING", "524288", "shm: bytes of each inbound ring (one per rank of the node, per rank)"},
+    {"IPC_SHM_CHUNK", "16384", "shm: payload bytes per ring record; larger frames stream through in pipelined chunks"},
     {"IPC_SHM_CMA", "1", "shm: copy large messages once with process_vm_readv (0: pipelined copy through the rings)"},
     {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},
     {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},

@@ -22,8 +22,10 @@ inline constexpr std::size_t kLine = 64;
 struct RingControl {
   alignas(kLine) std::atomic<std::uint64_t> tail{0};  // written by the producer
   alignas(kLine) std::atomic<std::uint64_t> head{0};  // written by the consumer
+  // The producer sleeps waiting for room: the consumer rings its doorbell on release.
+  alignas(kLine) std::atomic<std::uint32_t> producer_waiting{0};
 };
-static_assert(sizeof(RingControl) == 2 * kLine);
+static_assert(sizeof(RingControl) == 3 * kLine);
 
 enum class RecordKind : std::uint32_t { frame = 1, cont = 2, pad = 3 };
 
@@ -69,6 +71,18 @@ class RingProducer {
   /// Publishes every record reserved so far.
   void commit() { c_->tail.store(tail_, std::memory_order_release); }
 
+  /// Before the producer sleeps with a record of `body` bytes still to write: asks
+  /// the consumer for a wake-up on its next release. False when room has appeared
+  /// meanwhile (do not sleep). Shared counters only: safe from any thread.
+  static bool want_room(RingControl* c, std::size_t capacity, std::size_t body) {
+    c->producer_waiting.store(1, std::memory_order_seq_cst);
+    std::uint64_t head = c->head.load(std::memory_order_seq_cst);
+    std::uint64_t tail = c->tail.load(std::memory_order_seq_cst);
+    return tail + 2 * record_size(body) - head > capacity;
+  }
+  RingControl* control() const { return c_; }
+  std::size_t capacity() const { return cap_; }
+
  private:
   bool room(std::size_t total) {
     if (tail_ + total - head_ <= cap_) return true;
@@ -106,8 +120,13 @@ class RingConsumer {
   static const std::byte* body(const RecordHead* h) { return reinterpret_cast<const std::byte*>(h) + kRecordHead; }
   /// Consumes the record front() returned.
   void pop(const RecordHead* h) { head_ += record_size(h->bytes); }
-  /// Hands consumed space back to the producer.
-  void release() { c_->head.store(head_, std::memory_order_release); }
+  /// Hands consumed space back to the producer. True when the producer asked to be
+  /// woken for it (the caller rings its doorbell).
+  bool release() {
+    c_->head.store(head_, std::memory_order_seq_cst);
+    if (c_->producer_waiting.load(std::memory_order_relaxed) == 0) return false;
+    return c_->producer_waiting.exchange(0, std::memory_order_seq_cst) != 0;
+  }
   /// Whether records are waiting, from the shared counters alone (any thread).
   static bool pending(const RingControl* c) {
     return c->tail.load(std::memory_order_seq_cst) != c->head.load(std::memory_order_seq_cst);

@@ -87,24 +87,23 @@ void ShmTransport::add_peer(const PeerCard& peer) {
 
 void ShmTransport::ring_bell(Peer& p) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (p.segment.header()->sleepers.load(std::memory_order_seq_cst) > 0) {
-    char b = 1;
-    [[maybe_unused]] auto r = ::sendto(bell_out_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
-                                       reinterpret_cast<sockaddr*>(&p.bell), p.bell_len);
-  }
+  if (p.segment.header()->sleepers.load(std::memory_order_seq_cst) > 0) send_bell(p.bell, p.bell_len);
 }
 
 // Moves queued frames of `p` into its ring while there is room. True when the queue
 // emptied.
 bool ShmTransport::push(Peer& p) {
   bool any = false;
-  std::size_t max_body = p.out.max_body();
+  std::size_t max_body = std::min(p.out.max_body(), opt_.chunk);
   while (!p.queue.empty()) {
     Out& o = p.queue.front();
     if (!o.started) {
       std::size_t first = std::min(o.length, max_body - wire::kFrameHeaderSize);
       std::byte* at = p.out.reserve(RecordKind::frame, wire::kFrameHeaderSize + first);
-      if (!at) break;
+      if (!at) {
+        p.stalled.store(wire::kFrameHeaderSize + first, std::memory_order_release);
+        break;
+      }
       std::memcpy(at, &o.header, wire::kFrameHeaderSize);
       if (first) std::memcpy(at + wire::kFrameHeaderSize, o.payload, first);
       p.out.commit();
@@ -115,7 +114,10 @@ bool ShmTransport::push(Peer& p) {
     while (o.sent < o.length) {
       std::size_t chunk = std::min(o.length - o.sent, max_body);
       std::byte* at = p.out.reserve(RecordKind::cont, chunk);
-      if (!at) break;
+      if (!at) {
+        p.stalled.store(chunk, std::memory_order_release);
+        break;
+      }
       std::memcpy(at, o.payload + o.sent, chunk);
       p.out.commit();
       o.sent += chunk;
@@ -127,6 +129,7 @@ bool ShmTransport::push(Peer& p) {
     if (c) c->complete({});
   }
   if (any) ring_bell(p);
+  if (p.queue.empty()) p.stalled.store(0, std::memory_order_release);
   return p.queue.empty();
 }
 
@@ -153,6 +156,19 @@ void ShmTransport::send(int peer, const wire::FrameHeader& h, const void* payloa
     last.done = nullptr;
     c->complete({});
   }
+}
+
+void ShmTransport::release(Inbound& in) {
+  if (in.ring.release()) {
+    auto& p = peers_[static_cast<std::size_t>(in.rank)];
+    if (p) send_bell(p->bell, p->bell_len);
+  }
+}
+
+void ShmTransport::send_bell(const sockaddr_un& a, socklen_t len) {
+  char b = 1;
+  [[maybe_unused]] auto r =
+      ::sendto(bell_out_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&a), len);
 }
 
 bool ShmTransport::drain(Inbound& in, Sink& sink) {
@@ -189,11 +205,11 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
     in.ring.pop(r);
     if (in.got == in.frame.length) {
       in.in_frame = false;
-      in.ring.release();  // free the space before the engine reacts (it may send back)
+      release(in);  // free the space before the engine reacts (it may send back)
       sink.on_frame_done(in.rank, in.frame, in.place.token);
     }
   }
-  if (any) in.ring.release();
+  if (any) release(in);
   return any;
 }
 
@@ -240,6 +256,15 @@ bool ShmTransport::arm_sleep() {
   own_.header()->sleepers.fetch_add(1, std::memory_order_seq_cst);
   for (auto& in : inbound_)
     if (in.rank >= 0 && RingConsumer::pending(in.control)) return false;
+  // Frames waiting for room: the receivers ring when they free some. (Read-only use
+  // of the queues: the sleeping thread does not hold the progress lock, but a thread
+  // that does only ever empties them, which at worst wakes this one for nothing.)
+  if (pending_peers_.load(std::memory_order_acquire) > 0)
+    for (auto& p : peers_)
+      if (p) {
+        std::size_t body = p->stalled.load(std::memory_order_acquire);
+        if (body && !RingProducer::want_room(p->out.control(), p->out.capacity(), body)) return false;
+      }
   return true;
 }
 

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -43,6 +44,7 @@ struct Options {
   int local_size = 1;
   std::size_t ring_bytes = 512 * 1024;
   std::size_t eager_limit = 32 * 1024;
+  std::size_t chunk = 16 * 1024;  // payload bytes per record: the pipeline's step
   bool cma = true;
   wire::FrameLimits limits{};
 };
@@ -91,6 +93,7 @@ class ShmTransport final : public Transport {
     sockaddr_un bell{};
     socklen_t bell_len = 0;
     bool cma = true;
+    std::atomic<std::size_t> stalled{0};  // body bytes of the record that found no room
   };
   struct Inbound {
     int rank = -1;  // the sender writing this ring
@@ -105,6 +108,8 @@ class ShmTransport final : public Transport {
 
   bool push(Peer& p);
   void ring_bell(Peer& p);
+  void send_bell(const sockaddr_un& a, socklen_t len);
+  void release(Inbound& in);
   bool drain(Inbound& in, Sink& sink);
 
   Options opt_;
@@ -113,7 +118,7 @@ class ShmTransport final : public Transport {
   int bell_out_ = -1;   // for ringing others (unbound)
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
-  std::size_t pending_peers_ = 0;             // peers with a non-empty queue
+  std::atomic<std::size_t> pending_peers_{0};  // peers with a non-empty queue
 };
 
 }  // namespace ipc::transport::shm
