@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "shm_cleanup.hpp"
 #include "spawn.hpp"
 #include "wire/secret.hpp"
 
@@ -69,16 +70,22 @@ Job::Job(const Options& options, std::string program, double kill_grace)
       grace_timer_(io_),
       linger_timer_(io_),
       ranks_(static_cast<std::size_t>(options.np)) {
-  std::byte id[8];
-  wire::random_bytes(id, sizeof id);
-  job_id_ = wire::to_hex(id, sizeof id);
+  job_id_ = make_job_id();
+  // Binding: one CPU per rank, in the order ipcrun may use them, when they fit
+  // (a rank that keeps its core never finds its peer parked on the same one).
+  auto cpus = usable_cpus();
+  bool bind = options.bind_to == "core" || (options.bind_to == "auto" && !cpus.empty() &&
+                                            static_cast<std::size_t>(options.np) <= cpus.size());
+  if (bind && !cpus.empty()) cpus_ = cpus;
 }
 
 Job::~Job() {
   if (dev_null_ >= 0) ::close(dev_null_);
+  remove_job_segments(job_id_);  // what ranks that died during start-up left
 }
 
 int Job::run() {
+  remove_stale_segments(false);  // left by jobs whose ipcrun was killed
   wait_signals();  // from here on SIGCHLD, SIGINT and SIGTERM queue up for the loop
 
   try {
@@ -145,6 +152,7 @@ bool Job::spawn(int r) {
   req.argv = options_.command;
   req.env = environment_for(r);
   req.stdin_fd = r == 0 ? stdin_fd_ : dev_null_;
+  if (!cpus_.empty()) req.cpu = cpus_[static_cast<std::size_t>(r) % cpus_.size()];
   auto result = spawn_rank(req);
   if (auto* e = std::get_if<SpawnError>(&result)) {
     say("cannot start rank " + std::to_string(r) + " on " + node_ + ": " + e->what + stopping(running_));

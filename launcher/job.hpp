@@ -84,6 +84,7 @@ class Job {
   std::string job_id_;
   wire::Secret secret_;
   std::vector<std::string> base_env_;  // environment shared by all ranks
+  std::vector<int> cpus_;              // CPU of rank r: cpus_[r % size]; empty: no binding
 
   asio::signal_set signals_;
   asio::steady_timer timeout_timer_;

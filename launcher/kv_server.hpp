@@ -11,8 +11,9 @@
 //                    every waiting connection gets fenced(k1, v1, k2, v2, ...) with
 //                    all pairs (in key order); the next generation starts
 //   report(line)     a line for the user, printed as "[ipcrun] <line>" on stderr:
-//                    buffered until the first fence completes, then printed sorted
-//                    by (sender's rank, arrival); after the first fence at once
+//                    buffered until the next fence completes, then printed sorted
+//                    by (sender's rank, arrival), so that a job's start-up report
+//                    comes out whole and in order
 //   anything else    error("unexpected request"), then the connection closes
 //
 // A connection that closes is normal (its rank has finished). Runs entirely on

@@ -13,6 +13,7 @@
 
 #include "job.hpp"
 #include "options.hpp"
+#include "shm_cleanup.hpp"
 #include "output.hpp"
 #include "spawn.hpp"
 #include "wire/params.hpp"
@@ -66,6 +67,12 @@ int main(int argc, char** argv) {
   }
   if (options.list_params) {
     list_params();
+    return 0;
+  }
+  if (options.cleanup) {
+    int n = remove_stale_segments(true);
+    stdout_sink().write("ipcrun: removed " + std::to_string(n) + " stale shared-memory segment" +
+                        (n == 1 ? "" : "s") + "\n");
     return 0;
   }
 

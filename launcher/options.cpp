@@ -73,6 +73,14 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   app.add_flag("--keep-going", out.keep_going, "a failing rank does not stop the others");
   app.add_flag("--list-params", out.list_params, "list the IPC_* environment parameters and exit");
   app.add_flag("--version", out.version, "print the version and exit");
+  app.add_flag("--cleanup", out.cleanup,
+               "remove shared memory left by jobs whose ipcrun was killed, and exit\n"
+               "(every ipcrun also does this when it starts)");
+  app.add_option("--bind-to", out.bind_to,
+                 "core: pin each rank to one CPU; none; auto (default):\ncore when the ranks fit the CPUs "
+                 "ipcrun may use (sets IPC_BIND_TO)")
+      ->type_name("WHAT")
+      ->check(CLI::IsMember({"core", "none", "auto"}));
 
   try {
     app.parse(argc, argv);
@@ -100,7 +108,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
       return 2;
     }
   }
-  if (out.command.empty() && !out.version && !out.list_params) {
+  if (out.command.empty() && !out.version && !out.list_params && !out.cleanup) {
     usage_error("no program given");
     return 2;
   }

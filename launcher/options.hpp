@@ -21,6 +21,8 @@ struct Options {
   bool keep_going = false;                // --keep-going: a failing rank does not stop the job
   bool list_params = false;               // --list-params: print the parameter table, exit
   bool version = false;                   // --version: print the version, exit
+  bool cleanup = false;                   // --cleanup: remove stale shared memory of dead jobs, exit
+  std::string bind_to = "auto";           // --bind-to core|none|auto: pin each rank to a CPU
   std::vector<std::string> command;       // program and its arguments
 };
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -37,7 +38,7 @@ rlimit g_original_nofile{};
 bool g_nofile_raised = false;
 
 // What the child reports through the close-on-exec pipe when a step fails.
-enum class Step : int { setpgid = 1, pdeathsig, stdio, exec };
+enum class Step : int { setpgid = 1, pdeathsig, stdio, exec, affinity };
 struct ChildError {
   Step step;
   int err;
@@ -49,13 +50,14 @@ const char* step_name(Step s) {
     case Step::pdeathsig: return "prctl(PR_SET_PDEATHSIG)";
     case Step::stdio: return "dup2";
     case Step::exec: return "execve";
+    case Step::affinity: return "sched_setaffinity";
   }
   return "start";
 }
 
 // The child between fork and exec: async-signal-safe calls only.
 [[noreturn]] void run_child(const char* path, char* const* argv, char* const* envp, int stdin_fd, int out_fd,
-                            int err_fd, int report_fd, pid_t parent, int max_fd) {
+                            int err_fd, int report_fd, pid_t parent, int max_fd, const cpu_set_t* cpus) {
   auto fail = [report_fd](Step step) {
     ChildError e{step, errno};
     ssize_t ignored = ::write(report_fd, &e, sizeof e);
@@ -65,6 +67,7 @@ const char* step_name(Step s) {
   if (::setpgid(0, 0) != 0) fail(Step::setpgid);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(Step::pdeathsig);
   if (::getppid() != parent) ::_exit(127);  // ipcrun died before the line above
+  if (cpus && ::sched_setaffinity(0, sizeof(cpu_set_t), cpus) != 0) fail(Step::affinity);
   if (stdin_fd != STDIN_FILENO && ::dup2(stdin_fd, STDIN_FILENO) < 0) fail(Step::stdio);
   if (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0) fail(Step::stdio);
   if (g_nofile_raised) ::setrlimit(RLIMIT_NOFILE, &g_original_nofile);
@@ -157,13 +160,17 @@ std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
 
   // Signals stay blocked across fork so that no handler of ipcrun's (Asio's signal
   // pipe) runs in the child before it has reset them.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (req.cpu >= 0) CPU_SET(req.cpu, &cpus);
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0)
-    run_child(req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1], parent, max_fd);
+    run_child(req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1], parent, max_fd,
+              req.cpu >= 0 ? &cpus : nullptr);
   int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close_all({out[1], err[1], report[1]});
@@ -189,6 +196,16 @@ std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
   std::string what = step_name(failure.step);
   if (failure.step == Step::exec) what += " " + req.path;
   return SpawnError{what + ": " + std::strerror(failure.err)};
+}
+
+std::vector<int> usable_cpus() {
+  std::vector<int> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
 }
 
 }  // namespace ipc::launcher

@@ -29,7 +29,11 @@ struct SpawnRequest {
   std::vector<std::string> argv;  // argv[0] is the name as the user gave it
   std::vector<std::string> env;   // the complete environment, "NAME=VALUE"
   int stdin_fd = 0;               // becomes the rank's descriptor 0
+  int cpu = -1;                   // pin the rank to this CPU (-1: leave the affinity alone)
 };
+
+/// The CPUs ipcrun may run on (its affinity mask), in order.
+std::vector<int> usable_cpus();
 
 struct SpawnedRank {
   pid_t pid = -1;  // also the id of the rank's own process group

@@ -18,7 +18,7 @@ run "$IPCRUN" -n 3 sh -c 'echo "$IPC_JOB $IPC_BOOTSTRAP $IPC_JOB_SECRET $IPC_TCP
 expect_status 0 "job variables"
 [[ $(sort -u "$TMP/out" | wc -l) == 1 ]] || fail "ranks disagree on the job variables: $(cat "$TMP/out")"
 read -r job boot secret addr <"$TMP/out"
-[[ $job =~ ^[0-9a-f]{16}$ ]] || fail "IPC_JOB '$job' is not 16 hex digits"
+[[ $job =~ ^[0-9a-f]{24}$ ]] || fail "IPC_JOB '$job' is not 24 hex digits"
 [[ $boot =~ ^127\.0\.0\.1:[0-9]+$ ]] || fail "IPC_BOOTSTRAP '$boot'"
 [[ $secret =~ ^[0-9a-f]{64}$ ]] || fail "IPC_JOB_SECRET is not 64 hex digits"
 [[ $addr == 127.0.0.1 ]] || fail "IPC_TCP_ADDR '$addr'"

@@ -107,6 +107,9 @@ TEST(TcpStore, PutGetFenceAgainstIpcrunServer) {
   }
   for (auto& t : ranks) t.join();
   EXPECT_EQ(ok, 3);
+  // Reports come out when the fence after them completes, ordered by rank.
+  std::lock_guard lk(srv.mu);
+  EXPECT_EQ(srv.reports, (std::vector<std::string>{"line from 0", "line from 1", "line from 2"}));
 }
 
 TEST(TcpStore, GetTimesOut) {

@@ -124,7 +124,8 @@ class Engine final : public transport::Sink {
                          std::uint64_t remote, std::size_t size);
   /// Sleeps in epoll until a transport or a completion wakes this thread (at most
   /// `max`), unless `done()` already holds once every transport is armed.
-  void sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter);
+  /// False when it slept the whole of `max` with nothing to wake for.
+  bool sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter);
   void place(RequestState& r, std::size_t size);
   void fail(RequestState& r, std::exception_ptr e);
   Status finish(RequestState& r);
@@ -141,6 +142,7 @@ class Engine final : public transport::Sink {
 
   Sleeper sleeper_;
   std::atomic<int> waiters_{0};
+  std::atomic<int> sleeping_waiters_{0};
   std::atomic<std::int64_t> last_wait_end_{0};  // steady_clock ns when a waiter last left
   std::atomic<bool> stop_{false};
   std::mutex pt_mu_;

@@ -66,19 +66,29 @@ void Engine::block_until(const std::function<bool()>& done) {
       ::sched_yield();
       continue;
     }
-    sleep_once(done, std::chrono::milliseconds(100), true);
-    start = clock::now();  // after a wake-up, poll busily again: more usually follows
+    // After a wake-up, poll busily again: more usually follows. After a timeout,
+    // sleep again at once (re-spinning every 100 ms would cost 2% of a core).
+    if (sleep_once(done, std::chrono::milliseconds(100), true)) start = clock::now();
   }
 }
 
-void Engine::sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter) {
+bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter) {
+  bool woken = true;
   if (waiter) sleeper_.enter();  // completions ring the doorbell for waiters only
   std::size_t armed = 0;
   bool ok = true;
   while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
-  if (ok && !done()) sleeper_.sleep(max);
+  if (ok && !done()) {
+    if (waiter) sleeping_waiters_.fetch_add(1);
+    woken = sleeper_.sleep(max);
+    if (waiter) {
+      sleeping_waiters_.fetch_sub(1);
+      pt_cv_.notify_one();  // the progress thread may be parked for long: re-evaluate
+    }
+  }
   for (std::size_t i = 0; i < armed; ++i) transports_[i]->disarm_sleep();
   if (waiter) sleeper_.leave();
+  return woken;
 }
 
 Status Engine::finish(RequestState& r) {
@@ -158,8 +168,11 @@ void Engine::progress_thread_main() {
   while (!stop_.load()) {
     if (waiters_.load(std::memory_order_seq_cst) > 0 ||
         now_ns() - last_wait_end_.load(std::memory_order_relaxed) < kQuietNs) {
+      // While a waiter sleeps it covers every fd itself: park until it wakes.
+      auto park = sleeping_waiters_.load() > 0 ? std::chrono::nanoseconds(std::chrono::seconds(1))
+                                               : std::chrono::nanoseconds(kQuietNs);
       std::unique_lock lk(pt_mu_);
-      pt_cv_.wait_for(lk, std::chrono::nanoseconds(kQuietNs));
+      pt_cv_.wait_for(lk, park);
       continue;
     }
     sleep_once([this] { return stop_.load(); }, std::chrono::milliseconds(100), false);

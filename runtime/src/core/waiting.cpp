@@ -48,7 +48,7 @@ void Sleeper::watch(int fd) {
     throw Error(std::string("cannot watch a transport fd: ") + std::strerror(errno));
 }
 
-void Sleeper::sleep(std::chrono::milliseconds max) {
+bool Sleeper::sleep(std::chrono::milliseconds max) {
   epoll_event evs[4];
   int n = ::epoll_wait(epfd_, evs, 4, static_cast<int>(max.count()));
   for (int i = 0; i < n; ++i) {
@@ -57,6 +57,7 @@ void Sleeper::sleep(std::chrono::milliseconds max) {
       [[maybe_unused]] auto r = ::read(bell_, &v, sizeof v);
     }
   }
+  return n != 0;
 }
 
 void Sleeper::ring(bool always) {

@@ -35,7 +35,8 @@ class Sleeper {
   /// caller registers as a sleeper first (enter) and re-checks its condition between
   /// enter() and sleep(), so that a ring() in between is never lost.
   void enter() { sleepers_.fetch_add(1, std::memory_order_seq_cst); }
-  void sleep(std::chrono::milliseconds max);
+  /// Returns false when `max` passed with nothing to wake for.
+  bool sleep(std::chrono::milliseconds max);
   void leave() { sleepers_.fetch_sub(1, std::memory_order_seq_cst); }
   /// Wakes the sleepers, if any (a syscall only then); `always` rings regardless.
   void ring(bool always = false);

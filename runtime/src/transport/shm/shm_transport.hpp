@@ -9,9 +9,12 @@
 // complete at once) and leave on later polls: nothing is dropped, and since every
 // poll also drains the inbound rings, two ranks flooding each other still progress.
 //
-// Large messages normally skip the rings altogether: the engine's rendezvous reads
-// the sender's buffer with process_vm_readv (one copy), when the kernel allows it
-// (IPC_SHM_CMA=0 forces the chunked path).
+// Large messages go by rendezvous (they land in the receiver's buffer, never in an
+// unexpected-message copy), then either stream through the ring in pipelined chunks
+// (the default: sender and receiver copy at once, on two cores), or, with
+// IPC_SHM_CMA=1, are read in one copy with process_vm_readv where the kernel allows
+// it (a refusal falls back to the chunked path). docs/transports.md has the figures
+// behind the default.
 //
 // Waking a sleeping receiver: the receiver counts itself in its segment's `sleepers`
 // before it sleeps and re-checks its rings; a sender that sees sleepers > 0 after
@@ -43,9 +46,9 @@ struct Options {
   int local_rank = 0;
   int local_size = 1;
   std::size_t ring_bytes = 512 * 1024;
-  std::size_t eager_limit = 32 * 1024;
+  std::size_t eager_limit = 64 * 1024;
   std::size_t chunk = 16 * 1024;  // payload bytes per record: the pipeline's step
-  bool cma = true;
+  bool cma = false;
   wire::FrameLimits limits{};
 };
 
