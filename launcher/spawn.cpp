@@ -81,7 +81,18 @@ const char* step_name(Step s) {
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   ::sigemptyset(&dfl.sa_mask);
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // fails harmlessly for some
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (::sigaction(sig, &dfl, nullptr) == 0 || sig == SIGKILL || sig == SIGSTOP) continue;
+    // glibc keeps two real-time signals for itself and refuses to touch them; an
+    // ignored disposition inherited from ipcrun's parent would reach the program.
+    struct {
+      void* handler;
+      unsigned long flags;
+      void* restorer;
+      unsigned long mask;
+    } kernel_dfl{nullptr, 0, nullptr, 0};  // SIG_DFL, no flags, empty mask
+    ::syscall(SYS_rt_sigaction, sig, &kernel_dfl, nullptr, sizeof(unsigned long));
+  }
   sigset_t none;
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

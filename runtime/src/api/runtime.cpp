@@ -1,6 +1,10 @@
 #include "ipc/runtime.hpp"
 
+#include <cxxabi.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <atomic>
 #include <exception>
@@ -30,6 +34,34 @@ struct RuntimeImpl {
 namespace {
 
 std::atomic<bool> g_active{false};
+std::string g_where = "ipc: rank ?";  // who this process is, for the terminate handler
+std::terminate_handler g_previous_terminate = nullptr;
+
+// An exception nobody caught ends the rank with one line that says which rank and
+// what went wrong (instead of only "terminate called after ..."), then aborts.
+[[noreturn]] void on_terminate() {
+  if (auto e = std::current_exception()) {
+    const char* type = "exception";
+    int status = 0;
+    char* demangled = nullptr;
+    if (auto* t = abi::__cxa_current_exception_type()) {
+      demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+      type = status == 0 && demangled ? demangled : t->name();
+    }
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      std::fprintf(stderr, "%s: uncaught %s: %s\n", g_where.c_str(), type, ex.what());
+    } catch (...) {
+      std::fprintf(stderr, "%s: uncaught %s\n", g_where.c_str(), type);
+    }
+    std::free(demangled);
+    std::fflush(stderr);
+    std::abort();
+  }
+  if (g_previous_terminate) g_previous_terminate();
+  std::abort();
+}
 
 std::vector<transport::PeerCard> collect_cards(const bootstrap::KeyValues& kv, int size) {
   std::vector<transport::PeerCard> cards;
@@ -54,6 +86,7 @@ void check_nodes(const std::vector<transport::PeerCard>& cards, int me) {
 
 void start(RuntimeImpl& im) {
   im.job = bootstrap::read_environment();
+  g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
   auto allowed = transport::parse_list(wire::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
   im.store = bootstrap::open_store(im.job);
 
@@ -109,6 +142,7 @@ void start(RuntimeImpl& im) {
 
 Runtime::Runtime() : impl_(std::make_unique<detail::RuntimeImpl>()) {
   if (detail::g_active.exchange(true)) throw UsageError("a Runtime already exists in this process");
+  if (!detail::g_previous_terminate) detail::g_previous_terminate = std::set_terminate(detail::on_terminate);
   try {
     detail::start(*impl_);
   } catch (...) {
