@@ -21,7 +21,8 @@ namespace {
 
 struct alignas(64) RingMemory {
   RingControl control;
-  std::byte data[4096];
+  std::byte data[4096] = {};
+  RingMemory() { init_ring(&control, sizeof data); }
 };
 
 std::uint8_t fill(std::uint64_t seq, std::size_t i) { return static_cast<std::uint8_t>(seq * 7 + i * 13); }
@@ -33,21 +34,32 @@ TEST(ShmRing, EmptyAndFullEdges) {
   RingProducer p(&m.control, m.data, sizeof m.data);
   RingConsumer c(&m.control, m.data, sizeof m.data);
   EXPECT_EQ(c.front(), nullptr);
-  EXPECT_FALSE(RingConsumer::pending(&m.control));
-  // Fill with 64-byte records (8 B head + 56 B body) until it refuses.
+  EXPECT_FALSE(RingConsumer::pending(&m.control, m.data, sizeof m.data));
+  // Fill with 64-byte records (16 B head + 48 B body) until it refuses.
   int n = 0;
-  while (p.reserve(RecordKind::frame, 56)) ++n;
+  while (p.reserve(RecordKind::frame, 48)) {
+    p.commit();
+    ++n;
+  }
   EXPECT_EQ(n, static_cast<int>(sizeof m.data / 64));
-  p.commit();
-  EXPECT_TRUE(RingConsumer::pending(&m.control));
+  EXPECT_TRUE(RingConsumer::pending(&m.control, m.data, sizeof m.data));
   // One record consumed and released makes room for exactly one more.
   auto* r = c.front();
   ASSERT_NE(r, nullptr);
   c.pop(r);
-  EXPECT_EQ(p.reserve(RecordKind::frame, 56), nullptr);  // not released yet
+  EXPECT_EQ(p.reserve(RecordKind::frame, 48), nullptr);  // not released yet
   c.release();
-  EXPECT_NE(p.reserve(RecordKind::frame, 56), nullptr);
-  EXPECT_EQ(p.reserve(RecordKind::frame, 56), nullptr);
+  EXPECT_NE(p.reserve(RecordKind::frame, 48), nullptr);
+  p.commit();
+  EXPECT_EQ(p.reserve(RecordKind::frame, 48), nullptr);
+  // An unpublished record is invisible: reserve without commit.
+  RingMemory m2;
+  RingProducer p2(&m2.control, m2.data, sizeof m2.data);
+  RingConsumer c2(&m2.control, m2.data, sizeof m2.data);
+  ASSERT_NE(p2.reserve(RecordKind::frame, 8), nullptr);
+  EXPECT_EQ(c2.front(), nullptr);
+  p2.commit();
+  EXPECT_NE(c2.front(), nullptr);
 }
 
 TEST(ShmRing, TwoThreadsHammerWithWrapAround) {
@@ -94,14 +106,13 @@ TEST(ShmRing, TwoThreadsHammerWithWrapAround) {
   }
   cons.release();
   if (failed) {
-    // Let the producer finish: drain everything.
-    while (true) {
-      auto* r = cons.front();
-      if (!r && m.control.tail.load() == m.control.head.load()) break;
-      if (r) cons.pop(r);
-      cons.release();
-      if (!r) std::this_thread::yield();
-      if (!r && expect >= count) break;
+    // Let the producer finish: drain everything it still writes.
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < end) {
+      if (auto* r = cons.front()) {
+        cons.pop(r);
+        cons.release();
+      }
     }
   }
   producer.join();
@@ -119,7 +130,7 @@ struct Inbox : Sink {
     return {landing.data(), nullptr};
   }
   void on_frame_done(int, const wire::FrameHeader& h, void*) override {
-    last = h.cookie;
+    last = static_cast<std::uint64_t>(h.tag);
     got.fetch_add(1);
   }
   void on_peer_lost(int, const std::string&) override {}
@@ -176,7 +187,7 @@ wire::FrameHeader frame(std::uint64_t seq, std::size_t len) {
   wire::FrameHeader h;
   h.type = wire::FrameType::eager;
   h.length = h.size = len;
-  h.cookie = seq;
+  h.tag = static_cast<int>(seq);
   return h;
 }
 

@@ -35,7 +35,8 @@ class Communicator {
   /// @throws ipc::UsageError for a bad rank or tag, ipc::PeerLost when dest is gone.
   template <Sendable T>
   void send(const T& value, int dest, Tag tag = Tag{0}) const {
-    isend(value, dest, tag).wait();
+    check_tag(tag, "send");
+    detail::send_wait(*engine_, context_, dest, tag.value, detail::send_source(value));
   }
 
   /// Starts sending `value` to `dest`. An lvalue is sent from where it is (keep it
@@ -57,12 +58,14 @@ class Communicator {
   /// match it exactly. @throws ipc::Truncation when the message does not fit.
   template <class T>
   Status recv(T& value, int source, Tag tag = any_tag) const {
-    return irecv(value, source, tag).wait();
+    check_recv_tag(tag);
+    return detail::recv_wait(*engine_, context_, source, tag.value, detail::recv_target(value));
   }
   /// Receives into a caller-provided span; Status::bytes tells how much arrived.
   template <class E, std::size_t N>
   Status recv(std::span<E, N> buffer, int source, Tag tag = any_tag) const {
-    return irecv(buffer, source, tag).wait();
+    check_recv_tag(tag);
+    return detail::recv_wait(*engine_, context_, source, tag.value, detail::recv_target(buffer));
   }
   /// Receives and returns a value of type T: `auto v = comm.recv<std::vector<int>>(0);`
   template <class T>

@@ -15,6 +15,14 @@ std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int sourc
   return e.irecv(comm, source, tag, std::move(dst));
 }
 
+Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src) {
+  return e.send(comm, dest, tag, std::move(src));
+}
+
+Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst) {
+  return e.recv(comm, source, tag, std::move(dst));
+}
+
 }  // namespace detail
 
 void Communicator::check_tag(Tag tag, const char* op) {

@@ -66,10 +66,37 @@ void Engine::place(RequestState& r, std::size_t size) {
 }
 
 std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src) {
+  auto r = std::make_shared<RequestState>(RequestState::Kind::send);
+  start_send(r, comm, dest, tag, std::move(src));
+  return r;
+}
+
+std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
+  auto r = std::make_shared<RequestState>(RequestState::Kind::recv);
+  start_recv(r, comm, source, tag, std::move(dst));
+  return r;
+}
+
+// Blocking calls keep their request on the stack: nothing refers to it once it is
+// done, and the engine's references to it do not own it (a shared_ptr without a
+// control block), so a blocking call allocates nothing.
+Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
+  RequestState r(RequestState::Kind::send);
+  start_send(std::shared_ptr<RequestState>(std::shared_ptr<RequestState>(), &r), comm, dest, tag, std::move(src));
+  return wait(r);
+}
+
+Status Engine::recv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
+  RequestState r(RequestState::Kind::recv);
+  start_recv(std::shared_ptr<RequestState>(std::shared_ptr<RequestState>(), &r), comm, source, tag, std::move(dst));
+  return wait(r);
+}
+
+void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag,
+                        SendSource src) {
   if (dest < 0 || dest >= opt_.size)
     throw UsageError("rank " + std::to_string(opt_.rank) + ": send to rank " + std::to_string(dest) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
-  auto r = std::make_shared<RequestState>(RequestState::Kind::send);
   r->engine = this;
   r->comm = comm;
   r->tag = tag;
@@ -82,7 +109,7 @@ std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int ta
   if (!lost_[p].empty()) {
     fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": send to " + where(dest) +
                                               " failed: the rank is gone (" + lost_[p] + ")")));
-    return r;
+    return;
   }
   transport::Transport* t = opt_.route[p];
   wire::FrameHeader h;
@@ -102,14 +129,13 @@ std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int ta
     rdv_sends_.emplace(h.cookie, r);
     t->send(dest, h, nullptr, nullptr);
   }
-  return r;
 }
 
-std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
+void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag,
+                        RecvTarget dst) {
   if (source != kAnySource && (source < 0 || source >= opt_.size))
     throw UsageError("rank " + std::to_string(opt_.rank) + ": receive from rank " + std::to_string(source) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
-  auto r = std::make_shared<RequestState>(RequestState::Kind::recv);
   r->engine = this;
   r->comm = comm;
   r->source = source;
@@ -122,16 +148,15 @@ std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int 
       accept_rendezvous(r, u->env, u->cookie, u->remote, u->size);
     else
       deliver_eager(*r, *u);
-    return r;
+    return;
   }
   if (source != kAnySource && !lost_[static_cast<std::size_t>(source)].empty()) {
     fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " +
                                               where(source) + " failed: the rank is gone (" +
                                               lost_[static_cast<std::size_t>(source)] + ")")));
-    return r;
+    return;
   }
   queues_.post(comm, source, tag, r);
-  return r;
 }
 
 void Engine::deliver_eager(RequestState& r, const Unexpected& u) {

@@ -88,6 +88,9 @@ class Engine final : public transport::Sink {
 
   std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src);
   std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst);
+  /// Blocking forms: no allocation.
+  Status send(std::uint32_t comm, int dest, int tag, SendSource src);
+  Status recv(std::uint32_t comm, int source, int tag, RecvTarget dst);
   std::optional<Status> iprobe(std::uint32_t comm, int source, int tag);
   Status probe(std::uint32_t comm, int source, int tag);
 
@@ -114,6 +117,8 @@ class Engine final : public transport::Sink {
  private:
   using Posted = std::shared_ptr<RequestState>;
 
+  void start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag, SendSource src);
+  void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag, RecvTarget dst);
   bool progress_locked();
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
   void block_until(const std::function<bool()>& done);
@@ -143,7 +148,7 @@ class Engine final : public transport::Sink {
   Sleeper sleeper_;
   std::atomic<int> waiters_{0};
   std::atomic<int> sleeping_waiters_{0};
-  std::atomic<std::int64_t> last_wait_end_{0};  // steady_clock ns when a waiter last left
+  std::atomic<std::uint64_t> wait_count_{0};  // waits that have ended (activity, for the progress thread)
   std::atomic<bool> stop_{false};
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;

@@ -54,7 +54,10 @@ class MatchQueues {
     for (auto it = unexpected_.begin(); it != unexpected_.end(); ++it) {
       if (matches(comm, source, tag, (*it)->env)) {
         auto u = std::move(*it);
-        unexpected_.erase(it);
+        if (it == unexpected_.begin())
+          unexpected_.pop_front();
+        else
+          unexpected_.erase(it);
         return u;
       }
     }
@@ -76,7 +79,10 @@ class MatchQueues {
     for (auto it = posted_.begin(); it != posted_.end(); ++it) {
       if (matches(it->comm, it->source, it->tag, e)) {
         Posted p = std::move(it->posted);
-        posted_.erase(it);
+        if (it == posted_.begin())
+          posted_.pop_front();
+        else
+          posted_.erase(it);
         return p;
       }
     }

@@ -15,24 +15,24 @@ inline void cpu_relax() {
 #endif
 }
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // While the program keeps calling into the library (a ping-pong loop), its own waits
 // make progress; the progress thread takes over only after this much quiet.
-constexpr std::int64_t kQuietNs = 2'000'000;
+constexpr auto kQuiet = std::chrono::milliseconds(2);
 
-// Counts a thread as waiting in the library for as long as it lives.
+// Polls before a blocked call first reads the clock (reading it costs more than a
+// poll on some virtual machines).
+constexpr int kPollsBeforeClock = 64;
+
+// Counts a thread as waiting in the library for as long as it lives, and counts waits
+// (the progress thread compares the count across its naps to see activity).
 struct WaiterScope {
   std::atomic<int>& n;
-  std::atomic<std::int64_t>& last;
-  WaiterScope(std::atomic<int>& c, std::atomic<std::int64_t>& l) : n(c), last(l) {
+  std::atomic<std::uint64_t>& waits;
+  WaiterScope(std::atomic<int>& c, std::atomic<std::uint64_t>& w) : n(c), waits(w) {
     n.fetch_add(1, std::memory_order_seq_cst);
   }
   ~WaiterScope() {
-    last.store(now_ns(), std::memory_order_relaxed);
+    waits.store(waits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     n.fetch_sub(1, std::memory_order_seq_cst);
   }
 };
@@ -47,9 +47,17 @@ bool Engine::progress_locked() {
 
 void Engine::block_until(const std::function<bool()>& done) {
   if (done()) return;
-  WaiterScope scope(waiters_, last_wait_end_);
+  WaiterScope scope(waiters_, wait_count_);
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
+  for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed; ++i) {
+    {
+      std::lock_guard lk(mu_);
+      progress_locked();
+    }
+    if (done()) return;
+    cpu_relax();
+  }
   auto start = clock::now();
   for (;;) {
     {
@@ -165,12 +173,14 @@ void Engine::shutdown() {
 // program's own waits drive progress. It thus never wakes for a message that a
 // polling waiter is about to take, which on a full node would steal a core.
 void Engine::progress_thread_main() {
+  std::uint64_t seen = wait_count_.load();
   while (!stop_.load()) {
-    if (waiters_.load(std::memory_order_seq_cst) > 0 ||
-        now_ns() - last_wait_end_.load(std::memory_order_relaxed) < kQuietNs) {
+    std::uint64_t waits = wait_count_.load(std::memory_order_relaxed);
+    if (waiters_.load(std::memory_order_seq_cst) > 0 || waits != seen) {
+      seen = waits;
       // While a waiter sleeps it covers every fd itself: park until it wakes.
       auto park = sleeping_waiters_.load() > 0 ? std::chrono::nanoseconds(std::chrono::seconds(1))
-                                               : std::chrono::nanoseconds(kQuietNs);
+                                               : std::chrono::nanoseconds(kQuiet);
       std::unique_lock lk(pt_mu_);
       pt_cv_.wait_for(lk, park);
       continue;

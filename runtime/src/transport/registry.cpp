@@ -1,5 +1,6 @@
 #include "transport/registry.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "ipc/errors.hpp"
@@ -59,6 +60,16 @@ std::vector<std::string> parse_list(std::string_view text, std::string_view what
   return out;
 }
 
+// IPC_SHM_RING, or by default 512 KiB rings while a node's L² rings fit in 64 MiB,
+// smaller ones (down to 64 KiB) beyond.
+std::size_t shm_ring_bytes(int local_size) {
+  if (wire::param("IPC_SHM_RING") != "auto") return static_cast<std::size_t>(wire::param_int("IPC_SHM_RING"));
+  std::size_t l = static_cast<std::size_t>(local_size);
+  std::size_t ring = (std::size_t{64} << 20) / (l * l);
+  ring = std::clamp<std::size_t>(ring, 64 << 10, 512 << 10);
+  return ring & ~std::size_t{4095};
+}
+
 std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
   std::vector<std::unique_ptr<Transport>> out;
   for (auto& name : cfg.allowed) {
@@ -70,7 +81,7 @@ std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
       o.job = cfg.job;
       o.local_rank = cfg.local_rank;
       o.local_size = cfg.local_size;
-      o.ring_bytes = static_cast<std::size_t>(wire::param_int("IPC_SHM_RING"));
+      o.ring_bytes = shm_ring_bytes(cfg.local_size);
       o.eager_limit = static_cast<std::size_t>(wire::param_int("IPC_SHM_EAGER"));
       o.chunk = static_cast<std::size_t>(wire::param_int("IPC_SHM_CHUNK"));
       o.cma = wire::param_bool("IPC_SHM_CMA");

@@ -30,6 +30,9 @@ std::vector<std::string> available();
 /// `what` (the option or variable) for an unknown or unavailable transport.
 std::vector<std::string> parse_list(std::string_view text, std::string_view what);
 
+/// Bytes of each shm ring for `local_size` ranks on a node (IPC_SHM_RING or auto).
+std::size_t shm_ring_bytes(int local_size);
+
 /// Starts the allowed transports (not self), in order of preference.
 std::vector<std::unique_ptr<Transport>> open(const Config& cfg);
 std::unique_ptr<Transport> open_self(int rank);

@@ -15,7 +15,7 @@ constexpr Param kParams[] = {
     {"IPC_OVERSUBSCRIBED", "auto", "yield from the first poll on: auto (when ranks on the node outnumber its CPUs), 1 or 0"},
     {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)"},
     {"IPC_SHM_EAGER", "65536", "shm: messages up to this many bytes go through the rings, larger ones by rendezvous"},
-    {"IPC_SHM_RING", "524288", "shm: bytes of each inbound ring (one per rank of the node, per rank)"},
+    {"IPC_SHM_RING", "auto", "shm: bytes of each ring (one per ordered pair of ranks of a node); auto: 512 KiB up to 11 ranks per node, then less (64 MiB per node, at least 64 KiB each)"},
     {"IPC_SHM_CHUNK", "16384", "shm: payload bytes per ring record; larger frames stream through in pipelined chunks"},
     {"IPC_SHM_CMA", "0", "shm: 1: copy rendezvous messages once with process_vm_readv where the kernel allows; 0: pipelined copy through the rings (faster where both ranks run at once: docs/transports.md)"},
     {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},

@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 
+#include "ipc/status.hpp"
+
 namespace ipc::detail {
 
 class Engine;
@@ -35,5 +37,8 @@ struct RecvTarget {
 
 std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
 std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
+/// Blocking forms: return when done, allocate nothing.
+Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
+Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
 
 }  // namespace ipc::detail

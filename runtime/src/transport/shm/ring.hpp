@@ -1,13 +1,15 @@
 // A lock-free single-producer/single-consumer ring of variable-size records, laid out
 // in memory that two processes share.
 //
-// Positions are byte counters that only grow (index = position % capacity). The
-// producer publishes with a release store of `tail`; the consumer frees space with a
-// release store of `head`. Each side caches the other's counter and reloads it only
-// when the cached value says "full" / "empty", so a steady stream touches the shared
-// counters once per batch. Records start on 64-byte boundaries (no record shares a
-// cache line with the next) and never wrap: one that would is preceded by a pad
-// record that fills the ring's tail end.
+// Positions are byte counters that only grow (index = position % capacity). Every
+// record starts with its own position, stored last with release semantics: the
+// consumer knows a record is complete when the position at its head index equals its
+// head counter, so a message costs the consumer one cache line (the record's), not
+// also a shared tail counter. Stale bytes from an earlier lap carry an older position
+// and are never mistaken for a record. The consumer frees space with a release store
+// of `head`, which the producer reads only when its cached copy says "full".
+// Records start on 64-byte boundaries (none shares a cache line with the next) and
+// never wrap: one that would is preceded by a pad record that fills the ring's end.
 #pragma once
 
 #include <atomic>
@@ -20,20 +22,28 @@ namespace ipc::transport::shm {
 inline constexpr std::size_t kLine = 64;
 
 struct RingControl {
-  alignas(kLine) std::atomic<std::uint64_t> tail{0};  // written by the producer
   alignas(kLine) std::atomic<std::uint64_t> head{0};  // written by the consumer
   // The producer sleeps waiting for room: the consumer rings its doorbell on release.
   alignas(kLine) std::atomic<std::uint32_t> producer_waiting{0};
 };
-static_assert(sizeof(RingControl) == 3 * kLine);
+static_assert(sizeof(RingControl) == 2 * kLine);
 
-enum class RecordKind : std::uint32_t { frame = 1, cont = 2, pad = 3 };
+/// Prepares a ring over zeroed memory: positions start at one capacity, so that a
+/// zero position (fresh memory) never looks like a record.
+inline void init_ring(RingControl* c, std::size_t capacity) {
+  c->head.store(capacity, std::memory_order_relaxed);
+  c->producer_waiting.store(0, std::memory_order_relaxed);
+}
+
+enum class RecordKind : std::uint32_t { frame = 1, cont = 2, pad = 3, small = 4 };
 
 struct RecordHead {
+  std::atomic<std::uint64_t> pos;  // the record's position: stored last (publishes it)
   RecordKind kind;
   std::uint32_t bytes;  // body bytes after this head
 };
 inline constexpr std::size_t kRecordHead = sizeof(RecordHead);
+static_assert(kRecordHead == 16);
 
 inline constexpr std::size_t record_size(std::size_t body) { return (kRecordHead + body + kLine - 1) & ~(kLine - 1); }
 
@@ -41,8 +51,7 @@ class RingProducer {
  public:
   RingProducer() = default;
   RingProducer(RingControl* c, std::byte* data, std::size_t capacity)
-      : c_(c), data_(data), cap_(capacity), tail_(c->tail.load(std::memory_order_relaxed)),
-        head_(c->head.load(std::memory_order_acquire)) {}
+      : c_(c), data_(data), cap_(capacity), head_(c->head.load(std::memory_order_acquire)), tail_(head_) {}
 
   /// The largest body one record can carry.
   std::size_t max_body() const { return cap_ / 4 - kRecordHead; }
@@ -59,29 +68,31 @@ class RingProducer {
       auto* pad = reinterpret_cast<RecordHead*>(data_ + pos);
       pad->kind = RecordKind::pad;
       pad->bytes = 0;
+      pad->pos.store(tail_, std::memory_order_release);
       tail_ += to_end;
       pos = 0;
     }
-    auto* h = reinterpret_cast<RecordHead*>(data_ + pos);
-    h->kind = kind;
-    h->bytes = static_cast<std::uint32_t>(body);
+    pending_ = reinterpret_cast<RecordHead*>(data_ + pos);
+    pending_->kind = kind;
+    pending_->bytes = static_cast<std::uint32_t>(body);
+    pending_pos_ = tail_;
     tail_ += need;
     return data_ + pos + kRecordHead;
   }
-  /// Publishes every record reserved so far.
-  void commit() { c_->tail.store(tail_, std::memory_order_release); }
+  /// Publishes the record reserved last.
+  void commit() { pending_->pos.store(pending_pos_, std::memory_order_release); }
 
   /// Before the producer sleeps with a record of `body` bytes still to write: asks
   /// the consumer for a wake-up on its next release. False when room has appeared
-  /// meanwhile (do not sleep). Shared counters only: safe from any thread.
-  static bool want_room(RingControl* c, std::size_t capacity, std::size_t body) {
+  /// meanwhile (do not sleep). `tail` is the producer's published position.
+  static bool want_room(RingControl* c, std::size_t capacity, std::uint64_t tail, std::size_t body) {
     c->producer_waiting.store(1, std::memory_order_seq_cst);
     std::uint64_t head = c->head.load(std::memory_order_seq_cst);
-    std::uint64_t tail = c->tail.load(std::memory_order_seq_cst);
     return tail + 2 * record_size(body) - head > capacity;
   }
   RingControl* control() const { return c_; }
   std::size_t capacity() const { return cap_; }
+  std::uint64_t tail() const { return tail_; }
 
  private:
   bool room(std::size_t total) {
@@ -93,26 +104,24 @@ class RingProducer {
   RingControl* c_ = nullptr;
   std::byte* data_ = nullptr;
   std::size_t cap_ = 0;
-  std::uint64_t tail_ = 0;  // published or reserved
   std::uint64_t head_ = 0;  // cached
+  std::uint64_t tail_ = 0;  // reserved so far
+  RecordHead* pending_ = nullptr;
+  std::uint64_t pending_pos_ = 0;
 };
 
 class RingConsumer {
  public:
   RingConsumer() = default;
   RingConsumer(RingControl* c, std::byte* data, std::size_t capacity)
-      : c_(c), data_(data), cap_(capacity), head_(c->head.load(std::memory_order_relaxed)),
-        tail_(c->tail.load(std::memory_order_acquire)) {}
+      : c_(c), data_(data), cap_(capacity), head_(c->head.load(std::memory_order_relaxed)) {}
 
   /// The next record (pads skipped), or null when the ring is empty. The body stays
   /// valid until pop().
   const RecordHead* front() {
     for (;;) {
-      if (head_ == tail_) {
-        tail_ = c_->tail.load(std::memory_order_acquire);
-        if (head_ == tail_) return nullptr;
-      }
       auto* h = reinterpret_cast<const RecordHead*>(data_ + head_ % cap_);
+      if (h->pos.load(std::memory_order_acquire) != head_) return nullptr;
       if (h->kind != RecordKind::pad) return h;
       head_ += cap_ - head_ % cap_;
     }
@@ -127,9 +136,12 @@ class RingConsumer {
     if (c_->producer_waiting.load(std::memory_order_relaxed) == 0) return false;
     return c_->producer_waiting.exchange(0, std::memory_order_seq_cst) != 0;
   }
-  /// Whether records are waiting, from the shared counters alone (any thread).
-  static bool pending(const RingControl* c) {
-    return c->tail.load(std::memory_order_seq_cst) != c->head.load(std::memory_order_seq_cst);
+  /// Whether a record waits, from shared memory alone (any thread; the consumer
+  /// releases before it lets go of the progress lock).
+  static bool pending(const RingControl* c, const std::byte* data, std::size_t capacity) {
+    std::uint64_t head = c->head.load(std::memory_order_seq_cst);
+    auto* h = reinterpret_cast<const RecordHead*>(data + head % capacity);
+    return h->pos.load(std::memory_order_seq_cst) == head;
   }
 
  private:
@@ -137,7 +149,6 @@ class RingConsumer {
   const std::byte* data_ = nullptr;
   std::size_t cap_ = 0;
   std::uint64_t head_ = 0;
-  std::uint64_t tail_ = 0;  // cached
 };
 
 }  // namespace ipc::transport::shm

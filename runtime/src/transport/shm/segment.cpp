@@ -57,7 +57,7 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
     ::close(fd);
     throw Error("shm: cannot size segment " + name + " to " + std::to_string(s.size_) + " bytes: " + std::strerror(e));
   }
-  s.base_ = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  s.base_ = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   int e = errno;
   ::close(fd);
   if (s.base_ == MAP_FAILED) {
@@ -69,7 +69,9 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
   h->owner_pid = static_cast<std::uint32_t>(::getpid());
   h->ring_bytes = ring_bytes;
   h->sleepers.store(0);
-  for (std::uint32_t r = 0; r < rings; ++r) new (s.control(r)) RingControl{};
+  for (std::uint32_t r = 0; r < rings; ++r) {
+    init_ring(new (s.control(r)) RingControl{}, ring_bytes);
+  }
   std::atomic_thread_fence(std::memory_order_release);
   h->magic = kSegmentMagic;
   return s;
@@ -86,7 +88,7 @@ Segment Segment::open(const std::string& name) {
     throw Error("shm: segment " + name + " is too small");
   }
   s.size_ = static_cast<std::size_t>(st.st_size);
-  s.base_ = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  s.base_ = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   int e = errno;
   ::close(fd);
   if (s.base_ == MAP_FAILED) {

@@ -4,7 +4,8 @@
 //
 // The receiving rank creates it (O_EXCL, mode 0600, name from the unguessable job id),
 // every sender on the node maps it, and it is unlinked as soon as they all have (or
-// when the rank ends); a mapping outlives the name.
+// when the rank ends); a mapping outlives the name. Mappings are populated at once
+// (MAP_POPULATE): a page fault on a ring's first lap would cost more than the message.
 #pragma once
 
 #include <atomic>

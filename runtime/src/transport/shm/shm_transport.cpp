@@ -14,6 +14,16 @@ namespace {
 
 constexpr std::size_t kPollBudget = 4u << 20;  // bytes per ring per poll, for fairness
 
+// Eager frames this small travel as one 64-byte line: record head (16 B), envelope
+// (16 B), payload (up to 32 B).
+struct SmallEnvelope {
+  std::uint32_t comm;
+  std::int32_t source;
+  std::int32_t tag;
+  std::uint32_t reserved;
+};
+constexpr std::size_t kSmallMax = kLine - kRecordHead - sizeof(SmallEnvelope);
+
 // The doorbell's abstract unix address (a leading NUL: no file, gone with the socket).
 socklen_t bell_address(const std::string& name, sockaddr_un& a) {
   std::memset(&a, 0, sizeof a);
@@ -38,6 +48,7 @@ ShmTransport::ShmTransport(Options opt)
                          opt_.ring_bytes);
   for (std::uint32_t i = 0; i < inbound_.size(); ++i) {
     inbound_[i].control = own_.control(i);
+    inbound_[i].data = own_.data(i);
     inbound_[i].ring = RingConsumer(own_.control(i), own_.data(i), opt_.ring_bytes);
   }
   RingProducer probe(own_.control(0), own_.data(0), opt_.ring_bytes);
@@ -95,13 +106,31 @@ void ShmTransport::ring_bell(Peer& p) {
 bool ShmTransport::push(Peer& p) {
   bool any = false;
   std::size_t max_body = std::min(p.out.max_body(), opt_.chunk);
+  auto stall = [&](std::size_t body) {
+    p.stalled_tail.store(p.out.tail(), std::memory_order_release);
+    p.stalled.store(body, std::memory_order_release);
+  };
   while (!p.queue.empty()) {
     Out& o = p.queue.front();
+    if (!o.started && o.header.type == wire::FrameType::eager && o.length <= kSmallMax) {
+      std::byte* at = p.out.reserve(RecordKind::small, sizeof(SmallEnvelope) + o.length);
+      if (!at) {
+        stall(sizeof(SmallEnvelope) + o.length);
+        break;
+      }
+      SmallEnvelope env{o.header.comm, o.header.source, o.header.tag, 0};
+      std::memcpy(at, &env, sizeof env);
+      if (o.length) std::memcpy(at + sizeof env, o.payload, o.length);
+      p.out.commit();
+      o.sent = o.length;
+      o.started = true;
+      any = true;
+    }
     if (!o.started) {
       std::size_t first = std::min(o.length, max_body - wire::kFrameHeaderSize);
       std::byte* at = p.out.reserve(RecordKind::frame, wire::kFrameHeaderSize + first);
       if (!at) {
-        p.stalled.store(wire::kFrameHeaderSize + first, std::memory_order_release);
+        stall(wire::kFrameHeaderSize + first);
         break;
       }
       std::memcpy(at, &o.header, wire::kFrameHeaderSize);
@@ -115,7 +144,7 @@ bool ShmTransport::push(Peer& p) {
       std::size_t chunk = std::min(o.length - o.sent, max_body);
       std::byte* at = p.out.reserve(RecordKind::cont, chunk);
       if (!at) {
-        p.stalled.store(chunk, std::memory_order_release);
+        stall(chunk);
         break;
       }
       std::memcpy(at, o.payload + o.sent, chunk);
@@ -134,8 +163,33 @@ bool ShmTransport::push(Peer& p) {
 }
 
 void ShmTransport::send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) {
-  Peer& p = *peers_.at(static_cast<std::size_t>(peer));
+  Peer& p = *peers_[static_cast<std::size_t>(peer)];
   bool was_empty = p.queue.empty();
+  if (was_empty) {
+    // Fast path: a frame that fits one record goes straight into the ring.
+    std::byte* at = nullptr;
+    if (h.type == wire::FrameType::eager && h.length <= kSmallMax) {
+      at = p.out.reserve(RecordKind::small, sizeof(SmallEnvelope) + h.length);
+      if (at) {
+        SmallEnvelope env{h.comm, h.source, h.tag, 0};
+        std::memcpy(at, &env, sizeof env);
+        at += sizeof env;
+      }
+    } else if (wire::kFrameHeaderSize + h.length <= std::min(p.out.max_body(), opt_.chunk)) {
+      at = p.out.reserve(RecordKind::frame, wire::kFrameHeaderSize + h.length);
+      if (at) {
+        std::memcpy(at, &h, wire::kFrameHeaderSize);
+        at += wire::kFrameHeaderSize;
+      }
+    }
+    if (at) {
+      if (h.length) std::memcpy(at, payload, h.length);
+      p.out.commit();
+      ring_bell(p);
+      if (done) done->complete({});
+      return;
+    }
+  }
   Out o;
   o.header = h;
   o.payload = static_cast<const std::byte*>(payload);
@@ -172,7 +226,7 @@ void ShmTransport::send_bell(const sockaddr_un& a, socklen_t len) {
 }
 
 bool ShmTransport::drain(Inbound& in, Sink& sink) {
-  bool any = false;
+  bool any = false, unreleased = false;
   std::size_t bytes = 0;
   while (!in.broken && bytes < kPollBudget) {
     const RecordHead* r = in.ring.front();
@@ -180,6 +234,28 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
     any = true;
     const std::byte* body = RingConsumer::body(r);
     std::size_t n = r->bytes;
+    if (r->kind == RecordKind::small) {
+      if (in.in_frame || n < sizeof(SmallEnvelope) || n - sizeof(SmallEnvelope) > kSmallMax) {
+        in.broken = true;
+        sink.on_peer_lost(in.rank, "malformed record in shared memory");
+        break;
+      }
+      SmallEnvelope env;
+      std::memcpy(&env, body, sizeof env);
+      in.frame = wire::FrameHeader{};
+      in.frame.type = wire::FrameType::eager;
+      in.frame.comm = env.comm;
+      in.frame.source = env.source;
+      in.frame.tag = env.tag;
+      in.frame.length = in.frame.size = n - sizeof env;
+      in.place = sink.on_frame(in.rank, in.frame);
+      if (in.frame.length) std::memcpy(in.place.data, body + sizeof env, in.frame.length);
+      in.ring.pop(r);
+      release(in);
+      sink.on_frame_done(in.rank, in.frame, in.place.token);
+      bytes += n;
+      continue;
+    }
     if (r->kind == RecordKind::frame) {
       if (in.in_frame || n < wire::kFrameHeaderSize ||
           wire::decode_header(std::span<const std::byte, wire::kFrameHeaderSize>(body, wire::kFrameHeaderSize),
@@ -203,13 +279,15 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
     in.got += n;
     bytes += n;
     in.ring.pop(r);
+    unreleased = true;
     if (in.got == in.frame.length) {
       in.in_frame = false;
       release(in);  // free the space before the engine reacts (it may send back)
+      unreleased = false;
       sink.on_frame_done(in.rank, in.frame, in.place.token);
     }
   }
-  if (any) release(in);
+  if (unreleased) release(in);
   return any;
 }
 
@@ -255,7 +333,7 @@ bool ShmTransport::read(int peer, std::uint64_t remote, void* dst, std::size_t n
 bool ShmTransport::arm_sleep() {
   own_.header()->sleepers.fetch_add(1, std::memory_order_seq_cst);
   for (auto& in : inbound_)
-    if (in.rank >= 0 && RingConsumer::pending(in.control)) return false;
+    if (in.rank >= 0 && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return false;
   // Frames waiting for room: the receivers ring when they free some. (Read-only use
   // of the queues: the sleeping thread does not hold the progress lock, but a thread
   // that does only ever empties them, which at worst wakes this one for nothing.)
@@ -263,7 +341,9 @@ bool ShmTransport::arm_sleep() {
     for (auto& p : peers_)
       if (p) {
         std::size_t body = p->stalled.load(std::memory_order_acquire);
-        if (body && !RingProducer::want_room(p->out.control(), p->out.capacity(), body)) return false;
+        if (body && !RingProducer::want_room(p->out.control(), p->out.capacity(),
+                                             p->stalled_tail.load(std::memory_order_acquire), body))
+          return false;
       }
   return true;
 }

@@ -96,12 +96,14 @@ class ShmTransport final : public Transport {
     sockaddr_un bell{};
     socklen_t bell_len = 0;
     bool cma = true;
-    std::atomic<std::size_t> stalled{0};  // body bytes of the record that found no room
+    std::atomic<std::size_t> stalled{0};         // body bytes of the record that found no room
+    std::atomic<std::uint64_t> stalled_tail{0};  // the producer's position then
   };
   struct Inbound {
     int rank = -1;  // the sender writing this ring
     RingConsumer ring;
     RingControl* control = nullptr;
+    const std::byte* data = nullptr;
     bool in_frame = false;
     bool broken = false;
     wire::FrameHeader frame{};

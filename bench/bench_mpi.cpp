@@ -1,0 +1,63 @@
+// The same harness over raw MPI (built against Open MPI).
+#include <mpi.h>
+
+#include "harness.hpp"
+
+namespace {
+
+class MpiBackend {
+ public:
+  static constexpr bool collectives = true;
+  using Req = MPI_Request;
+
+  MpiBackend() {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  void send(const char* p, std::size_t n, int peer) {
+    MPI_Send(p, static_cast<int>(n), MPI_BYTE, peer, 0, MPI_COMM_WORLD);
+  }
+  void recv(char* p, std::size_t n, int peer) {
+    MPI_Recv(p, static_cast<int>(n), MPI_BYTE, peer, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  }
+  Req isend(const char* p, std::size_t n, int peer) {
+    Req r;
+    MPI_Isend(p, static_cast<int>(n), MPI_BYTE, peer, 0, MPI_COMM_WORLD, &r);
+    return r;
+  }
+  Req irecv(char* p, std::size_t n, int peer) {
+    Req r;
+    MPI_Irecv(p, static_cast<int>(n), MPI_BYTE, peer, 0, MPI_COMM_WORLD, &r);
+    return r;
+  }
+  void wait_all(std::vector<Req>& r) { MPI_Waitall(static_cast<int>(r.size()), r.data(), MPI_STATUSES_IGNORE); }
+  void sync() { MPI_Barrier(MPI_COMM_WORLD); }
+  void barrier() { MPI_Barrier(MPI_COMM_WORLD); }
+  void allreduce(const double* in, double* out, std::size_t n) {
+    MPI_Allreduce(in, out, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  }
+  void bcast(char* p, std::size_t n, int root) { MPI_Bcast(p, static_cast<int>(n), MPI_BYTE, root, MPI_COMM_WORLD); }
+  void allgather(const char* in, std::size_t n, char* out) {
+    MPI_Allgather(in, static_cast<int>(n), MPI_BYTE, out, static_cast<int>(n), MPI_BYTE, MPI_COMM_WORLD);
+  }
+  void alltoall(const char* in, std::size_t n, char* out) {
+    MPI_Alltoall(in, static_cast<int>(n), MPI_BYTE, out, static_cast<int>(n), MPI_BYTE, MPI_COMM_WORLD);
+  }
+
+ private:
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  {
+    MpiBackend b;
+    bench::run(b, bench::parse(argc, argv));
+  }
+  MPI_Finalize();
+  return 0;
+}

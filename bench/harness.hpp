@@ -1,0 +1,195 @@
+// One measurement code for every back end (OSU micro-benchmark style): warm-up, many
+// iterations, the median of repeats. A back end provides:
+//
+//   int rank(), size();
+//   void send(const char*, size_t, int peer);  void recv(char*, size_t, int peer);
+//   Req isend(const char*, size_t, int peer);  Req irecv(char*, size_t, int peer);
+//   void wait_all(std::vector<Req>&);
+//   void sync();                      // a barrier used between measurements (not timed)
+//   static constexpr bool collectives; // then also: barrier(), allreduce(double*, n),
+//                                      // bcast(char*, n, root), allgather(...), alltoall(...)
+//
+// Results go to stdout on rank 0 as CSV lines: benchmark,bytes,value,unit.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+struct Config {
+  std::vector<std::size_t> sizes;
+  int repeats = 5;
+  double scale = 1.0;  // iteration count multiplier (smoke: small)
+  std::vector<std::string> only;  // benchmarks to run; empty: all
+  bool want(const std::string& b) const {
+    return only.empty() || std::find(only.begin(), only.end(), b) != only.end();
+  }
+};
+
+inline double now_us() {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+inline int iterations(std::size_t bytes, double scale, int small = 2000) {
+  int n = bytes <= 8192 ? small : bytes <= (1u << 16) ? small / 2 : bytes <= (1u << 20) ? 100 : 20;
+  return std::max(2, static_cast<int>(n * scale));
+}
+
+inline void emit(const char* bench, std::size_t bytes, double value, const char* unit) {
+  std::printf("%s,%zu,%.4f,%s\n", bench, bytes, value, unit);
+  std::fflush(stdout);
+}
+
+// Half round trip between ranks 0 and 1 (others wait).
+template <class B>
+void pingpong(B& b, const Config& cfg) {
+  for (std::size_t bytes : cfg.sizes) {
+    std::vector<char> buf(std::max<std::size_t>(bytes, 1), 'a');
+    int iters = iterations(bytes, cfg.scale);
+    std::vector<double> reps;
+    for (int r = -1; r < cfg.repeats; ++r) {  // r = -1: warm-up
+      b.sync();
+      double t0 = now_us();
+      if (b.rank() == 0) {
+        for (int i = 0; i < iters; ++i) {
+          b.send(buf.data(), bytes, 1);
+          b.recv(buf.data(), bytes, 1);
+        }
+      } else if (b.rank() == 1) {
+        for (int i = 0; i < iters; ++i) {
+          b.recv(buf.data(), bytes, 0);
+          b.send(buf.data(), bytes, 0);
+        }
+      }
+      if (r >= 0) reps.push_back((now_us() - t0) / iters / 2);
+    }
+    if (b.rank() == 0) emit("pingpong", bytes, median(reps), "us");
+  }
+}
+
+// Window of 64 messages from rank 0 to rank 1, then a short acknowledgement.
+template <class B>
+void bandwidth(B& b, const Config& cfg, bool both_ways) {
+  const int window = 64;
+  for (std::size_t bytes : cfg.sizes) {
+    if (bytes == 0) continue;
+    std::vector<char> sbuf(bytes, 's'), rbuf(bytes, 'r');
+    char ack = 0;
+    int iters = std::max(2, iterations(bytes, cfg.scale, 200) / 4);
+    std::vector<double> reps;
+    for (int r = -1; r < cfg.repeats; ++r) {
+      b.sync();
+      double t0 = now_us();
+      for (int i = 0; i < iters && b.rank() < 2; ++i) {
+        std::vector<typename B::Req> reqs;
+        int peer = 1 - b.rank();
+        if (both_ways || b.rank() == 0)
+          for (int w = 0; w < window; ++w) reqs.push_back(b.isend(sbuf.data(), bytes, peer));
+        if (both_ways || b.rank() == 1)
+          for (int w = 0; w < window; ++w) reqs.push_back(b.irecv(rbuf.data(), bytes, peer));
+        b.wait_all(reqs);
+        if (b.rank() == 0)
+          b.recv(&ack, 1, 1);
+        else
+          b.send(&ack, 1, 0);
+      }
+      double us = now_us() - t0;
+      if (r >= 0) reps.push_back(static_cast<double>(bytes) * window * iters * (both_ways ? 2 : 1) / us);
+    }
+    if (b.rank() == 0) emit(both_ways ? "bibw" : "bw", bytes, median(reps), "MB/s");
+  }
+}
+
+// Collectives over all ranks: the time of one call, median over repeats of the
+// slowest rank's average (taken as rank 0's after a barrier, as OSU does).
+template <class B, class F>
+void time_collective(B& b, const Config& cfg, const char* name, std::size_t bytes, F&& op) {
+  int iters = iterations(bytes, cfg.scale, 1000);
+  std::vector<double> reps;
+  for (int r = -1; r < cfg.repeats; ++r) {
+    b.sync();
+    double t0 = now_us();
+    for (int i = 0; i < iters; ++i) op();
+    b.sync();
+    if (r >= 0) reps.push_back((now_us() - t0) / iters);
+  }
+  if (b.rank() == 0) emit(name, bytes, median(reps), "us");
+}
+
+template <class B>
+void collectives(B& b, const Config& cfg) {
+  if constexpr (B::collectives) {
+    if (cfg.want("barrier")) time_collective(b, cfg, "barrier", 0, [&] { b.barrier(); });
+    for (std::size_t bytes : cfg.sizes) {
+      std::size_t n = std::max<std::size_t>(bytes / sizeof(double), 1);
+      std::vector<double> in(n, 1.0), out(n);
+      std::vector<char> buf(std::max<std::size_t>(bytes, 1)), all(std::max<std::size_t>(bytes, 1) * b.size());
+      std::vector<char> all2(all.size());
+      if (cfg.want("allreduce"))
+        time_collective(b, cfg, "allreduce", n * sizeof(double), [&] { b.allreduce(in.data(), out.data(), n); });
+      if (cfg.want("bcast")) time_collective(b, cfg, "bcast", bytes, [&] { b.bcast(buf.data(), bytes, 0); });
+      if (cfg.want("allgather"))
+        time_collective(b, cfg, "allgather", bytes, [&] { b.allgather(buf.data(), bytes, all.data()); });
+      if (cfg.want("alltoall"))
+        time_collective(b, cfg, "alltoall", bytes, [&] { b.alltoall(all.data(), bytes, all2.data()); });
+    }
+  }
+}
+
+template <class B>
+void run(B& b, const Config& cfg) {
+  if (b.size() >= 2) {
+    if (cfg.want("pingpong")) pingpong(b, cfg);
+    if (cfg.want("bw")) bandwidth(b, cfg, false);
+    if (cfg.want("bibw")) bandwidth(b, cfg, true);
+  }
+  collectives(b, cfg);
+  b.sync();
+}
+
+// Command line: [--sizes a,b,c] [--repeats N] [--scale X] [--only b1,b2]
+inline Config parse(int argc, char** argv) {
+  Config c;
+  auto split = [](const char* s) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (const char* p = s;; ++p) {
+      if (*p == ',' || *p == 0) {
+        if (!cur.empty()) out.push_back(cur);
+        cur.clear();
+        if (!*p) break;
+      } else {
+        cur += *p;
+      }
+    }
+    return out;
+  };
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--sizes")
+      for (auto& s : split(argv[i + 1])) c.sizes.push_back(std::strtoull(s.c_str(), nullptr, 10));
+    else if (k == "--repeats")
+      c.repeats = std::atoi(argv[i + 1]);
+    else if (k == "--scale")
+      c.scale = std::atof(argv[i + 1]);
+    else if (k == "--only")
+      c.only = split(argv[i + 1]);
+  }
+  if (c.sizes.empty())
+    for (std::size_t s = 1; s <= (4u << 20); s *= 4) c.sizes.push_back(s == 1 ? 0 : s);
+  return c;
+}
+
+}  // namespace bench
