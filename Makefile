@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps configure build demo test install bench clean
+.PHONY: all deps configure build demo test install bench bench-quick clean
 
 all: build
 
@@ -23,6 +23,15 @@ demo: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# This runtime against Open MPI, side by side: bench/results/<date>/.
+bench: build
+	@bash cluster/install-deps.sh gnuplot-nox
+	python3 bench/compare --build $(BUILD)
+
+bench-quick: build
+	@bash cluster/install-deps.sh gnuplot-nox
+	python3 bench/compare --quick --build $(BUILD)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX),)

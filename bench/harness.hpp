@@ -12,6 +12,9 @@
 // Results go to stdout on rank 0 as CSV lines: benchmark,bytes,value,unit.
 #pragma once
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +30,7 @@ struct Config {
   int repeats = 5;
   double scale = 1.0;  // iteration count multiplier (smoke: small)
   std::vector<std::string> only;  // benchmarks to run; empty: all
+  double blocked_seconds = 0;     // > 0: measure the CPU of a blocked receive
   bool want(const std::string& b) const {
     return only.empty() || std::find(only.begin(), only.end(), b) != only.end();
   }
@@ -34,6 +38,13 @@ struct Config {
 
 inline double now_us() {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 inline double median(std::vector<double> v) {
@@ -148,18 +159,41 @@ void collectives(B& b, const Config& cfg) {
   }
 }
 
+// CPU used by rank 1 while it blocks in a receive that rank 0 satisfies after
+// `seconds` (all threads of the process, from getrusage), in percent of one core.
+template <class B>
+void blocked(B& b, const Config& cfg, double seconds) {
+  char v = 0;
+  b.sync();
+  if (b.rank() == 0) {
+    double until = now_us() + seconds * 1e6;
+    while (now_us() < until) ::usleep(10000);
+    b.send(&v, 1, 1);
+    double pct = 0;
+    b.recv(reinterpret_cast<char*>(&pct), sizeof pct, 1);
+    emit("blocked_cpu", 0, pct, "%");
+  } else if (b.rank() == 1) {
+    double c0 = cpu_seconds(), t0 = now_us();
+    b.recv(&v, 1, 0);
+    double pct = 100.0 * (cpu_seconds() - c0) / ((now_us() - t0) / 1e6);
+    b.send(reinterpret_cast<const char*>(&pct), sizeof pct, 0);
+  }
+  (void)cfg;
+}
+
 template <class B>
 void run(B& b, const Config& cfg) {
-  if (b.size() >= 2) {
+  if (b.size() >= 2 && !cfg.sizes.empty()) {
     if (cfg.want("pingpong")) pingpong(b, cfg);
     if (cfg.want("bw")) bandwidth(b, cfg, false);
     if (cfg.want("bibw")) bandwidth(b, cfg, true);
   }
   collectives(b, cfg);
+  if (b.size() >= 2 && cfg.blocked_seconds > 0) blocked(b, cfg, cfg.blocked_seconds);
   b.sync();
 }
 
-// Command line: [--sizes a,b,c] [--repeats N] [--scale X] [--only b1,b2]
+// Command line: [--sizes a,b,c] [--repeats N] [--scale X] [--only b1,b2] [--blocked S]
 inline Config parse(int argc, char** argv) {
   Config c;
   auto split = [](const char* s) {
@@ -186,9 +220,9 @@ inline Config parse(int argc, char** argv) {
       c.scale = std::atof(argv[i + 1]);
     else if (k == "--only")
       c.only = split(argv[i + 1]);
+    else if (k == "--blocked")
+      c.blocked_seconds = std::atof(argv[i + 1]);
   }
-  if (c.sizes.empty())
-    for (std::size_t s = 1; s <= (4u << 20); s *= 4) c.sizes.push_back(s == 1 ? 0 : s);
   return c;
 }
 

@@ -4,7 +4,8 @@
 #   cluster/install-deps.sh [extra-package ...]
 set -euo pipefail
 
-packages=(cmake ninja-build g++ make pkg-config libasio-dev libcereal-dev libcli11-dev libssl-dev libgtest-dev "$@")
+packages=(cmake ninja-build g++ make pkg-config python3 libasio-dev libcereal-dev libcli11-dev libssl-dev libgtest-dev
+          openmpi-bin libopenmpi-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do

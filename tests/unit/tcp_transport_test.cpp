@@ -109,6 +109,31 @@ TEST(TcpTransport, FramesOfManySizesArriveInOrderAndIntact) {
   EXPECT_FALSE(done.last);
 }
 
+TEST(TcpTransport, SimultaneousConnectsEndWithOneConnectionAndNoLoss) {
+  for (int round = 0; round < 20; ++round) {
+    Pair p;
+    Done d0, d1;
+    std::uint64_t v0 = 100, v1 = 200;
+    // Both send first: both open a connection; the lower rank's must win, and every
+    // frame (queued on the losing connection too) must arrive in order.
+    for (int i = 0; i < 10; ++i) {
+      p.t[0]->send(1, eager(0, i, 8), &v0, &d0);
+      p.t[1]->send(0, eager(1, i, 8), &v1, &d1);
+    }
+    ASSERT_TRUE(p.pump([&] {
+      return p.sink[0].got.size() == 10 && p.sink[1].got.size() == 10 && p.t[0]->connections() == 1 &&
+             p.t[1]->connections() == 1;
+    })) << "round " << round << ": " << p.sink[0].got.size() << "/" << p.sink[1].got.size() << " frames, "
+        << p.t[0]->connections() << "/" << p.t[1]->connections() << " connections";
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(p.sink[0].got[i].h.tag, i);
+      EXPECT_EQ(p.sink[1].got[i].h.tag, i);
+    }
+    EXPECT_TRUE(p.sink[0].lost.empty());
+    EXPECT_TRUE(p.sink[1].lost.empty());
+  }
+}
+
 TEST(TcpTransport, BothDirectionsAtOnceUseOneConnectionEach) {
   Pair p;
   std::vector<std::byte> big(3u << 20, std::byte{7});

@@ -13,6 +13,7 @@ namespace {
 
 constexpr char kClientMagic[4] = {'I', 'P', 'C', 'H'};
 constexpr char kServerMagic[4] = {'I', 'P', 'C', 'S'};
+constexpr char kRedirectMagic[4] = {'I', 'P', 'C', 'R'};
 constexpr std::size_t kNonce = 32;
 
 using Mac = std::array<std::byte, 32>;
@@ -49,6 +50,7 @@ std::string to_string(HandshakeError e) {
     case HandshakeError::bad_version: return "unsupported handshake version";
     case HandshakeError::bad_role: return "unknown peer role";
     case HandshakeError::bad_mac: return "authentication failed (wrong job secret)";
+    case HandshakeError::redirected: return "redirected to the peer's own connection";
   }
   return "unknown handshake error";
 }
@@ -63,7 +65,17 @@ ClientHandshake::ClientHandshake(const Secret& secret, Role role, std::int32_t r
   random_bytes(p + 12, kNonce);
 }
 
+std::span<const std::byte> ServerHandshake::redirect() {
+  static const std::array<std::byte, kServerHelloSize> bytes = [] {
+    std::array<std::byte, kServerHelloSize> b{};
+    std::memcpy(b.data(), kRedirectMagic, 4);
+    return b;
+  }();
+  return bytes;
+}
+
 HandshakeError ClientHandshake::on_server_hello(std::span<const std::byte, kServerHelloSize> in) {
+  if (std::memcmp(in.data(), kRedirectMagic, 4) == 0) return HandshakeError::redirected;
   if (std::memcmp(in.data(), kServerMagic, 4) != 0) return HandshakeError::bad_magic;
   auto nonce_s = in.subspan(4, kNonce);
   Mac expect = mac(secret_, "ipc-server", hello_, nonce_s);

@@ -5,6 +5,9 @@
 //   server -> client  ServerHello  68 B: "IPCS", nonce_s[32], HMAC(secret, "ipc-server" | hello | nonce_s)
 //   client -> server  ClientProof  32 B: HMAC(secret, "ipc-client" | hello | nonce_s)
 //
+// Instead of its hello, a server may answer "IPCR" + 64 zero bytes: "we are both
+// connecting; use the connection I opened to you" (TCP transport, see there).
+//
 // Both MACs cover the client's whole hello (so its role and rank are authenticated)
 // and both nonces; the distinct labels stop a reflected proof. The server delivers
 // nothing the client sends before the proof has been checked, and the client sends
@@ -28,7 +31,7 @@ inline constexpr std::size_t kServerHelloSize = 68;
 inline constexpr std::size_t kClientProofSize = 32;
 inline constexpr std::uint16_t kHandshakeVersion = 1;
 
-enum class HandshakeError { ok, bad_magic, bad_version, bad_role, bad_mac };
+enum class HandshakeError { ok, bad_magic, bad_version, bad_role, bad_mac, redirected };
 std::string to_string(HandshakeError e);
 
 class ClientHandshake {
@@ -52,6 +55,8 @@ class ServerHandshake {
   /// Checks the client's hello; on success `reply()` holds the bytes to send.
   HandshakeError on_client_hello(std::span<const std::byte, kClientHelloSize> in);
   std::span<const std::byte> reply() const { return reply_; }
+  /// The answer that turns a client away to the connection the server opened.
+  static std::span<const std::byte> redirect();
   /// Checks the client's proof: only after `ok` is the peer trusted.
   HandshakeError on_client_proof(std::span<const std::byte, kClientProofSize> in) const;
   Role role() const { return role_; }

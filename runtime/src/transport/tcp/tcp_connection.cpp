@@ -13,6 +13,7 @@ namespace {
 constexpr std::size_t kStaging = 64 * 1024;
 constexpr std::size_t kDirectRead = 16 * 1024;  // read payloads this large straight into place
 constexpr int kMaxIov = 64;
+constexpr std::size_t kSmallFrame = 1024;  // payloads up to this leave in one contiguous write
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -27,15 +28,32 @@ std::unique_ptr<Connection> Connection::outgoing(asio::ip::tcp::socket s, int pe
                                                  int my_rank) {
   std::unique_ptr<Connection> c(new Connection(std::move(s), State::connecting, peer, secret));
   c->client_.emplace(secret, wire::Role::peer, my_rank);
+  c->outgoing_ = true;
   return c;
 }
 
 std::unique_ptr<Connection> Connection::incoming(asio::ip::tcp::socket s, const wire::Secret& secret, int job_size,
+                                                 std::function<bool(Connection&, int)> on_hello,
                                                  std::function<void(Connection&)> on_open) {
   std::unique_ptr<Connection> c(new Connection(std::move(s), State::wait_hello, -1, secret));
   c->job_size_ = job_size;
+  c->on_hello_ = std::move(on_hello);
   c->on_open_ = std::move(on_open);
   return c;
+}
+
+std::vector<Connection::Unsent> Connection::take_unsent() {
+  std::vector<Unsent> out;
+  for (auto& o : outq_) {
+    Unsent u;
+    std::memcpy(&u.header, o.head.data(), wire::kFrameHeaderSize);
+    u.payload = o.payload;
+    u.done = o.done;
+    u.owned = std::move(o.owned);
+    out.push_back(std::move(u));
+  }
+  outq_.clear();
+  return out;
 }
 
 std::string Connection::remote() const {
@@ -61,24 +79,55 @@ void Connection::close() {
   socket_.close(ec);
 }
 
-void Connection::send(const wire::FrameHeader& h, const void* payload, Completion* done,
-                      std::size_t copy_limit) {
+void Connection::send(const wire::FrameHeader& h, const void* payload, Completion* done, std::size_t copy_limit,
+                      std::unique_ptr<std::byte[]> owned) {
   if (state_ == State::closed) {
     if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
     return;
   }
-  Out o;
-  wire::encode_header(h, o.head);
-  o.payload = static_cast<const std::byte*>(payload);
-  o.length = h.length;
-  o.done = done;
   bool first = outq_.empty();
-  outq_.push_back(std::move(o));
+  if (first && open() && hs_out_.empty() && h.length <= kSmallFrame) {
+    // Fast path: a small frame leaves in one contiguous write, without the queue.
+    std::byte buf[wire::kFrameHeaderSize + kSmallFrame];
+    std::memcpy(buf, &h, wire::kFrameHeaderSize);
+    if (h.length) std::memcpy(buf + wire::kFrameHeaderSize, payload, h.length);
+    std::size_t total = wire::kFrameHeaderSize + h.length;
+    ssize_t n;
+    do {
+      n = ::send(fd(), buf, total, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(total)) {
+      if (done) done->complete({});
+      return;
+    }
+    if (n < 0 && !would_block(errno)) {
+      fail(std::string("write failed: ") + std::strerror(errno));
+      if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
+      return;
+    }
+    // Partly written: queue the rest (its bytes already sent are counted).
+    Out o;
+    wire::encode_header(h, o.head);
+    o.payload = static_cast<const std::byte*>(payload);
+    o.length = h.length;
+    o.done = done;
+    o.sent = n > 0 ? static_cast<std::size_t>(n) : 0;
+    o.owned = std::move(owned);
+    outq_.push_back(std::move(o));
+  } else {
+    Out o;
+    wire::encode_header(h, o.head);
+    o.payload = static_cast<const std::byte*>(payload);
+    o.length = h.length;
+    o.done = done;
+    o.owned = std::move(owned);
+    outq_.push_back(std::move(o));
+  }
   if (first && open() && hs_out_.empty()) flush();
   if (outq_.empty()) return;
   // Whatever is still queued: small payloads are copied so that the sender may go on.
   Out& last = outq_.back();
-  if (last.done && last.length <= copy_limit && &last == &outq_.back()) {
+  if (last.done && last.length <= copy_limit && !last.owned) {
     if (last.length > 0) {
       last.owned.reset(new std::byte[last.length]);
       std::memcpy(last.owned.get(), last.payload, last.length);
@@ -169,6 +218,11 @@ bool Connection::handshake_step() {
       if (have < wire::kServerHelloSize) return false;
       auto e = client_->on_server_hello(std::span<const std::byte, wire::kServerHelloSize>(p, wire::kServerHelloSize));
       rd_ += wire::kServerHelloSize;
+      if (e == wire::HandshakeError::redirected) {
+        redirected_ = true;  // the queued frames go to the peer's connection
+        close_quietly();
+        return false;
+      }
       if (e != wire::HandshakeError::ok) {
         fail("handshake with rank " + std::to_string(peer_) + " failed: " + wire::to_string(e));
         return false;
@@ -187,6 +241,17 @@ bool Connection::handshake_step() {
       if (e == wire::HandshakeError::ok && server_->role() != wire::Role::peer) e = wire::HandshakeError::bad_role;
       if (e != wire::HandshakeError::ok) {
         fail(wire::to_string(e));
+        return false;
+      }
+      if (server_->rank() < 0 || server_->rank() >= job_size_) {
+        fail("a peer claims rank " + std::to_string(server_->rank()) + " outside the job");
+        return false;
+      }
+      if (on_hello_ && !on_hello_(*this, server_->rank())) {
+        auto r = wire::ServerHandshake::redirect();
+        hs_out_.assign(r.begin(), r.end());
+        write_handshake();
+        close_quietly();
         return false;
       }
       auto reply = server_->reply();
@@ -259,7 +324,7 @@ void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
   }
 }
 
-void Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes) {
+bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes) {
   std::size_t total = 0;
   while (state_ != State::closed && total < max_bytes) {
     if (rd_ == wr_) rd_ = wr_ = 0;
@@ -281,23 +346,28 @@ void Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
         wr_ -= rd_;
         rd_ = 0;
       }
-      n = ::recv(fd(), in_.data() + wr_, in_.size() - wr_, 0);
+      std::size_t room = in_.size() - wr_;
+      n = ::recv(fd(), in_.data() + wr_, room, 0);
       if (n > 0) {
         wr_ += static_cast<std::size_t>(n);
         total += static_cast<std::size_t>(n);
         process(sink, limits);
+        // A short read drained the socket: skip the recv that would say EAGAIN
+        // (the next poll sees anything that arrives meanwhile).
+        if (static_cast<std::size_t>(n) < room) return true;
         continue;
       }
     }
     if (n == 0) {
       fail(peer_ >= 0 ? "rank " + std::to_string(peer_) + " closed the connection" : "connection closed");
-      return;
+      return true;
     }
     if (errno == EINTR) continue;
-    if (would_block(errno)) return;
+    if (would_block(errno)) return total > 0;
     fail(std::string("read failed: ") + std::strerror(errno));
-    return;
+    return true;
   }
+  return total > 0;
 }
 
 }  // namespace ipc::transport::tcp

@@ -32,8 +32,11 @@ class Connection {
   static std::unique_ptr<Connection> outgoing(asio::ip::tcp::socket s, int peer, const wire::Secret& secret,
                                               int my_rank);
   /// An accepted connection; the peer says who it is in the handshake.
+  /// `on_hello` decides, on a client's hello claiming rank `peer`, whether to go on
+  /// (true) or to redirect the client to the connection this side opened (false).
   /// `on_open` runs when the handshake has authenticated a rank in [0, job_size).
   static std::unique_ptr<Connection> incoming(asio::ip::tcp::socket s, const wire::Secret& secret, int job_size,
+                                              std::function<bool(Connection&, int peer)> on_hello,
                                               std::function<void(Connection&)> on_open);
 
   int fd() { return socket_.native_handle(); }
@@ -50,9 +53,30 @@ class Connection {
   /// Queues a frame; tries to write it at once when nothing is ahead of it. A frame
   /// whose payload is at most `copy_limit` bytes and that cannot leave at once is
   /// copied, and its completion fires right away (eager sends never wait for the wire).
-  void send(const wire::FrameHeader& h, const void* payload, Completion* done, std::size_t copy_limit);
+  void send(const wire::FrameHeader& h, const void* payload, Completion* done, std::size_t copy_limit,
+            std::unique_ptr<std::byte[]> owned = {});
+
+  /// A frame that never left: handed over when a connection gives way to another.
+  struct Unsent {
+    wire::FrameHeader header;
+    const void* payload = nullptr;
+    Completion* done = nullptr;
+    std::unique_ptr<std::byte[]> owned;
+  };
+  /// Takes the queued frames of a connection that never opened.
+  std::vector<Unsent> take_unsent();
+  /// Closes without an error: it gave way to the peer's connection (no report).
+  void close_quietly() {
+    quiet_ = true;
+    state_ = State::closed;
+  }
+  bool quiet() const { return quiet_; }
+  /// The peer turned this connection away for the one it opened to us.
+  bool redirected() const { return redirected_; }
+  bool outgoing() const { return outgoing_; }
   /// Readable: reads and delivers frames. Writable: writes queued bytes.
-  void on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes);
+  /// Returns whether any byte came in.
+  bool on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes);
   void on_writable();
   /// Marks the connection failed with `why` (first reason wins), fails queued sends.
   void fail(const std::string& why);
@@ -85,7 +109,11 @@ class Connection {
   std::optional<wire::ClientHandshake> client_;
   std::optional<wire::ServerHandshake> server_;
   int job_size_ = 0;
+  std::function<bool(Connection&, int)> on_hello_;
   std::function<void(Connection&)> on_open_;
+  bool quiet_ = false;
+  bool redirected_ = false;
+  bool outgoing_ = false;
 
   std::vector<std::byte> hs_out_;
   std::deque<Out> outq_;

@@ -8,9 +8,14 @@
 // there; the engine needs every polling thread to see arrivals, and needs one fd to
 // sleep on together with the other transports' doorbells (wait_fd()).
 //
-// Each rank sends to a peer over one connection, fixed at the first frame: one it
-// accepted from that peer if there is one, else one it opens. Frames to a peer thus
-// keep their order even when both sides connect at once.
+// A pair of ranks shares one connection, both ways (data and acknowledgements then
+// travel together: two one-way connections cost every small message an extra ACK
+// packet). A rank sends to a peer over the connection it accepted from that peer if
+// there is one, else it opens one. When both connect at once, the lower rank's
+// connection wins: the lower rank answers the higher one's hello with a redirect, and
+// the higher rank, on accepting the lower rank's connection, moves the frames queued on
+// its own (never opened, so never written) over to it. Frames to a peer thus keep
+// their order.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -51,6 +56,8 @@ class TcpTransport final : public Transport {
   void send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) override;
   bool poll(Sink& sink) override;
   int wait_fd() const override { return epfd_; }
+  /// Connections, open or not (for tests).
+  std::size_t connections() const { return conns_.size(); }
   bool idle() const override;
   void close() override;
 
@@ -60,16 +67,23 @@ class TcpTransport final : public Transport {
   void update_interest(Connection* c);
   void accept_all();
   void reap(Sink& sink);
+  bool on_hello(Connection& c, int peer);
+  void on_open(Connection& c);
+  void adopt(Connection& to, std::vector<Connection::Unsent> frames);
 
   Options opt_;
   asio::io_context io_;
   asio::ip::tcp::acceptor acceptor_;
   int epfd_ = -1;
   bool closing_ = false;
+  unsigned polls_ = 0;
   std::vector<std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> send_conn_;      // by peer rank
   std::vector<std::string> peer_addr_;      // by peer rank: "host:port"
   std::vector<std::string> lost_;           // by peer rank: why it is unreachable ("" = fine)
+  // By peer rank: redirected, waiting for the peer's connection; frames held meanwhile.
+  std::vector<std::vector<Connection::Unsent>> held_;
+  std::vector<bool> awaiting_;
 };
 
 }  // namespace ipc::transport::tcp
