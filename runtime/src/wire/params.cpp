@@ -19,6 +19,7 @@ constexpr Param kParams[] = {
     {"IPC_SHM_CHUNK", "16384", "shm: payload bytes per ring record; larger frames stream through in pipelined chunks"},
     {"IPC_SHM_CMA", "0", "shm: 1: copy rendezvous messages once with process_vm_readv where the kernel allows; 0: pipelined copy through the rings (faster where both ranks run at once: docs/transports.md)"},
     {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},
+    {"IPC_TCP_BUFFER", "0", "TCP: socket send and receive buffer bytes (0: the kernel's autotuning)"},
     {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},
     {"IPC_BOOTSTRAP_TIMEOUT", "120", "seconds a rank waits for the bootstrap server (connect, get)"},

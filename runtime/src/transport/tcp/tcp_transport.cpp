@@ -30,6 +30,11 @@ TcpTransport::TcpTransport(Options opt)
   if (ec) throw Error("tcp: IPC_TCP_ADDR='" + opt_.bind_address + "' is not an IP address");
   asio::ip::tcp::endpoint ep(addr, 0);
   acceptor_.open(ep.protocol(), ec);
+  if (!ec && opt_.buffer_bytes > 0) {  // inherited by accepted sockets (window scale at SYN)
+    acceptor_.set_option(asio::socket_base::receive_buffer_size(opt_.buffer_bytes), ec);
+    acceptor_.set_option(asio::socket_base::send_buffer_size(opt_.buffer_bytes), ec);
+    ec.clear();
+  }
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (!ec) acceptor_.non_blocking(true, ec);
@@ -86,6 +91,11 @@ Connection* TcpTransport::connect_to(int peer) {
   asio::ip::tcp::endpoint ep(asio::ip::make_address(hp.host, ec), hp.port);
   asio::ip::tcp::socket s(io_);
   if (!ec) s.open(ep.protocol(), ec);
+  if (!ec && opt_.buffer_bytes > 0) {
+    asio::error_code ignored;
+    s.set_option(asio::socket_base::receive_buffer_size(opt_.buffer_bytes), ignored);
+    s.set_option(asio::socket_base::send_buffer_size(opt_.buffer_bytes), ignored);
+  }
   if (!ec) s.non_blocking(true, ec);
   if (!ec) {
     if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) != 0 && errno != EINPROGRESS)

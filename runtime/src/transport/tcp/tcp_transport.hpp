@@ -38,6 +38,7 @@ struct Options {
   wire::Secret secret{};
   std::string bind_address = "127.0.0.1";
   std::size_t eager_limit = 64 * 1024;
+  int buffer_bytes = 0;  // SO_SNDBUF/SO_RCVBUF; 0: the kernel's autotuning
   wire::FrameLimits limits{};
 };
 
