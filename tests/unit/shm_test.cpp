@@ -134,6 +134,7 @@ struct Inbox : Sink {
     got.fetch_add(1);
   }
   void on_peer_lost(int, const std::string&) override {}
+  void on_frame_aborted(int, const wire::FrameHeader&, void*) override {}
 };
 
 // Two ranks of one node as two transports in this process.
@@ -248,6 +249,7 @@ TEST(ShmTransport, LargeFramesStreamInChunksAndAFullRingWakesItsProducer) {
       }
       void on_frame_done(int, const wire::FrameHeader&, void*) override { ++n; }
       void on_peer_lost(int, const std::string&) override {}
+      void on_frame_aborted(int, const wire::FrameHeader&, void*) override {}
     } sink(copy, received);
     while (received.load() < 1) {
       if (!node.t[1]->poll(sink)) sleep_until_rung(*node.t[1], 5000);

@@ -33,6 +33,8 @@ struct Collect : Sink {
   }
   void on_frame_done(int peer, const wire::FrameHeader& h, void*) override { got.push_back({peer, h, landing}); }
   void on_peer_lost(int peer, const std::string& why) override { lost.emplace_back(peer, why); }
+  void on_frame_aborted(int, const wire::FrameHeader&, void*) override { ++aborted; }
+  int aborted = 0;
 };
 
 struct Done : Completion {
@@ -208,6 +210,41 @@ TEST(TcpTransport, GarbageConnectionIsDropped) {
   ASSERT_TRUE(p.pump([&] { return closed; }));
   reader.join();
   EXPECT_TRUE(p.sink[1].got.empty());
+}
+
+TEST(TcpTransport, AFrameCutOffIsAbortedBeforeThePeerIsLost) {
+  Pair p;
+  // Rank 0, by hand: authenticate, announce 1 MiB, send half of it, vanish.
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  auto card = p.t[1]->card();
+  auto colon = card.rfind(':');
+  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(card.substr(0, colon)),
+                                    static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
+  wire::ClientHandshake hs(p.secret, wire::Role::peer, 0);
+  asio::write(s, asio::buffer(hs.hello().data(), hs.hello().size()));
+  std::array<std::byte, wire::kServerHelloSize> reply;
+  bool replied = false;
+  std::thread reader([&] {
+    asio::error_code ec;
+    asio::read(s, asio::buffer(reply), ec);
+    replied = !ec;
+  });
+  ASSERT_TRUE(p.pump([&] { return replied; }));
+  reader.join();
+  ASSERT_EQ(hs.on_server_hello(reply), wire::HandshakeError::ok);
+  asio::write(s, asio::buffer(hs.proof().data(), hs.proof().size()));
+  std::array<std::byte, wire::kFrameHeaderSize> head;
+  wire::encode_header(eager(0, 3, 1u << 20), head);
+  asio::write(s, asio::buffer(head));
+  std::vector<char> half(512 * 1024, 'h');
+  asio::write(s, asio::buffer(half));
+  ASSERT_TRUE(p.pump([&] { return p.sink[1].landing.size() == (1u << 20); }));
+  s.close();
+  ASSERT_TRUE(p.pump([&] { return !p.sink[1].lost.empty(); }));
+  EXPECT_EQ(p.sink[1].aborted, 1);
+  EXPECT_TRUE(p.sink[1].got.empty());
+  EXPECT_EQ(p.sink[1].lost[0].first, 0);
 }
 
 TEST(TcpTransport, PeerGoneIsReportedAndSendsFail) {

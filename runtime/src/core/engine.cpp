@@ -60,8 +60,7 @@ void Engine::place(RequestState& r, std::size_t size) {
     r.dst = r.target.prepare(size);
   } catch (...) {
     r.error = std::current_exception();
-    r.discard.resize(size);
-    r.dst = r.discard.data();
+    r.dst = nullptr;  // the transport reads and drops the payload: nothing is allocated
   }
 }
 
@@ -126,8 +125,8 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
     h.type = wire::FrameType::rts;
     h.cookie = next_id_++;
     h.cookie2 = reinterpret_cast<std::uintptr_t>(r->src.data);  // for single-copy reads
-    rdv_sends_.emplace(h.cookie, r);
     t->send(dest, h, nullptr, nullptr);
+    rdv_sends_.emplace(h.cookie, r);  // after the send: if it threw, nothing refers to r
   }
 }
 
@@ -162,16 +161,22 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
 void Engine::deliver_eager(RequestState& r, const Unexpected& u) {
   r.status = Status{u.env.source, Tag{u.env.tag}, u.size};
   place(r, u.size);
-  if (u.size) std::memcpy(r.dst, u.data.data(), u.size);
+  if (u.size && r.dst) std::memcpy(r.dst, u.data.data(), u.size);
   mark_done(r);
 }
 
 void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t cookie,
                                std::uint64_t remote, std::size_t size) {
   r->status = Status{env.source, Tag{env.tag}, size};
+  auto src = static_cast<std::size_t>(env.source);
+  if (!lost_[src].empty()) {
+    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " +
+                                              where(env.source) + " failed: the rank is gone (" + lost_[src] + ")")));
+    return;
+  }
   place(*r, size);
-  transport::Transport* t = opt_.route[static_cast<std::size_t>(env.source)];
-  if (remote && t->can_read(env.source) && t->read(env.source, remote, r->dst, size)) {
+  transport::Transport* t = opt_.route[src];
+  if (remote && t->can_read(env.source) && (!r->dst || t->read(env.source, remote, r->dst, size))) {
     // One copy, straight from the sender's buffer; tell the sender it may go on.
     mark_done(*r);
     wire::FrameHeader fin;
@@ -198,6 +203,7 @@ void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Env
 }
 
 transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h) {
+  if (!lost_[static_cast<std::size_t>(peer)].empty()) return {};  // from a lost peer: dropped
   switch (h.type) {
     case wire::FrameType::eager: {
       Envelope e{h.comm, peer, h.tag};
@@ -215,9 +221,8 @@ transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h
       auto it = rdv_recvs_.find(h.cookie);
       if (it != rdv_recvs_.end() && h.length == it->second->status.bytes) return {it->second->dst, nullptr};
       std::cerr << "ipc: rank " << opt_.rank << ": unexpected rendezvous data from " << where(peer)
-                << " (discarded)" << std::endl;
-      auto* u = new Unexpected{Envelope{h.comm, peer, h.tag}, h.length, false, 0, 0, std::vector<std::byte>(h.length)};
-      return {u->data.data(), token_of(u)};
+                << " (dropped)" << std::endl;
+      return {};
     }
     default:
       return {};
@@ -225,6 +230,10 @@ transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h
 }
 
 void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
+  if (!lost_[static_cast<std::size_t>(peer)].empty()) {
+    if (is_unexpected(token)) delete as_unexpected(token);
+    return;
+  }
   switch (h.type) {
     case wire::FrameType::eager: {
       if (!is_unexpected(token)) {
@@ -278,10 +287,6 @@ void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
       return;
     }
     case wire::FrameType::data: {
-      if (is_unexpected(token)) {
-        delete as_unexpected(token);
-        return;
-      }
       auto it = rdv_recvs_.find(h.cookie);
       if (it == rdv_recvs_.end()) return;
       auto r = std::move(it->second);
@@ -300,6 +305,20 @@ void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
   }
 }
 
+void Engine::on_frame_aborted(int peer, const wire::FrameHeader& h, void* token) {
+  if (is_unexpected(token)) {
+    delete as_unexpected(token);
+    return;
+  }
+  if (h.type == wire::FrameType::eager && token) {  // a posted receive matched at its header
+    auto* r = static_cast<RequestState*>(token);
+    auto hold = std::move(r->keep);
+    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " + where(peer) +
+                                              " failed: the rank was lost during the message")));
+  }
+  // data frames: the request is in rdv_recvs_, failed by on_peer_lost, which follows.
+}
+
 void Engine::on_peer_lost(int peer, const std::string& why) {
   auto p = static_cast<std::size_t>(peer);
   if (p >= lost_.size() || !lost_[p].empty()) return;
@@ -309,6 +328,8 @@ void Engine::on_peer_lost(int peer, const std::string& why) {
                                             " failed: the rank is gone (" + lost_[p] + ")"));
   };
   for (auto& r : queues_.take_posted_from(peer)) fail(*r, err("receive from"));
+  // Its announced (rendezvous) messages can never be fetched; its eager ones stay.
+  queues_.drop_unexpected_if([peer](const Unexpected& u) { return u.rendezvous && u.env.source == peer; });
   for (auto it = rdv_sends_.begin(); it != rdv_sends_.end();) {
     if (it->second->dest == peer) {
       fail(*it->second, err("send to"));

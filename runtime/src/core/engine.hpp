@@ -54,8 +54,7 @@ struct RequestState final : transport::Completion {
   int source = 0;
   int tag = 0;
   RecvTarget target;
-  void* dst = nullptr;
-  std::vector<std::byte> discard;  // payload of a message that did not fit
+  void* dst = nullptr;  // null after a failed prepare(): the payload is dropped
 
   // send
   SendSource src;
@@ -109,6 +108,7 @@ class Engine final : public transport::Sink {
   // transport::Sink
   Placement on_frame(int peer, const wire::FrameHeader& h) override;
   void on_frame_done(int peer, const wire::FrameHeader& h, void* token) override;
+  void on_frame_aborted(int peer, const wire::FrameHeader& h, void* token) override;
   void on_peer_lost(int peer, const std::string& why) override;
 
   /// Called by RequestState::complete and the protocol: marks `r` done, wakes sleepers.

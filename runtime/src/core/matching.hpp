@@ -70,6 +70,12 @@ class MatchQueues {
     return nullptr;
   }
   void add_unexpected(std::unique_ptr<Unexpected> u) { unexpected_.push_back(std::move(u)); }
+  /// Drops unexpected messages for which `pred` holds (announcements of a lost peer).
+  template <class Pred>
+  void drop_unexpected_if(Pred pred) {
+    for (auto it = unexpected_.begin(); it != unexpected_.end();)
+      it = pred(**it) ? unexpected_.erase(it) : it + 1;
+  }
 
   void post(std::uint32_t comm, int source, int tag, Posted p) {
     posted_.push_back(Entry{comm, source, tag, std::move(p)});

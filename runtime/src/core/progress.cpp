@@ -75,8 +75,14 @@ void Engine::block_until(const std::function<bool()>& done) {
       continue;
     }
     // After a wake-up, poll busily again: more usually follows. After a timeout,
-    // sleep again at once (re-spinning every 100 ms would cost 2% of a core).
-    if (sleep_once(done, std::chrono::milliseconds(100), true)) start = clock::now();
+    // sleep again at once (re-spinning every 100 ms would cost 2% of a core), but
+    // first look for peers that died silently.
+    if (sleep_once(done, std::chrono::milliseconds(100), true)) {
+      start = clock::now();
+    } else {
+      std::lock_guard lk(mu_);
+      for (auto* t : transports_) t->check_peers(*this);
+    }
   }
 }
 
@@ -84,6 +90,16 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
   bool woken = true;
   if (waiter) sleeper_.enter();  // completions ring the doorbell for waiters only
   std::size_t armed = 0;
+  // Whatever happens (done() may throw: probe), every armed transport is disarmed.
+  struct Disarm {
+    Engine& e;
+    std::size_t& armed;
+    bool waiter;
+    ~Disarm() {
+      for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
+      if (waiter) e.sleeper_.leave();
+    }
+  } disarm{*this, armed, waiter};
   bool ok = true;
   while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
   if (ok && !done()) {
@@ -94,8 +110,6 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
       pt_cv_.notify_one();  // the progress thread may be parked for long: re-evaluate
     }
   }
-  for (std::size_t i = 0; i < armed; ++i) transports_[i]->disarm_sleep();
-  if (waiter) sleeper_.leave();
   return woken;
 }
 
@@ -115,7 +129,7 @@ Status Engine::finish(RequestState& r) {
 }
 
 Status Engine::wait(RequestState& r) {
-  if (!r.done.load(std::memory_order_acquire)) block_until([&] { return r.done.load(std::memory_order_acquire); });
+  if (!r.done.load(std::memory_order_acquire)) block_until([&] { return r.done.load(std::memory_order_seq_cst); });
   return finish(r);
 }
 
@@ -179,14 +193,20 @@ void Engine::progress_thread_main() {
     if (waiters_.load(std::memory_order_seq_cst) > 0 || waits != seen) {
       seen = waits;
       // While a waiter sleeps it covers every fd itself: park until it wakes.
-      auto park = sleeping_waiters_.load() > 0 ? std::chrono::nanoseconds(std::chrono::seconds(1))
+      auto park = sleeping_waiters_.load() > 0 ? std::chrono::nanoseconds(std::chrono::milliseconds(100))
                                                : std::chrono::nanoseconds(kQuiet);
       std::unique_lock lk(pt_mu_);
       pt_cv_.wait_for(lk, park);
       continue;
     }
     sleep_once([this] { return stop_.load(); }, std::chrono::milliseconds(100), false);
-    if (stop_.load() || waiters_.load(std::memory_order_seq_cst) > 0) continue;
+    if (stop_.load()) continue;
+    if (waiters_.load(std::memory_order_seq_cst) > 0) {
+      // A waiter came meanwhile and may sleep in the same set; the doorbell that woke
+      // this thread was drained here, so wake the waiter to look for itself.
+      sleeper_.ring(true);
+      continue;
+    }
     std::lock_guard lk(mu_);
     progress_locked();
   }

@@ -49,14 +49,18 @@ class Completion {
 class Sink {
  public:
   struct Placement {
-    void* data = nullptr;   // where the frame's payload goes (h.length bytes)
-    void* token = nullptr;  // handed back in on_frame_done
+    void* data = nullptr;   // where the frame's payload goes (h.length bytes); null: skip it
+    void* token = nullptr;  // handed back in on_frame_done / on_frame_aborted
   };
   /// A frame header arrived from `peer` (authenticated by the transport). Returns
-  /// where its payload goes; data may be null only when h.length is 0.
+  /// where its payload goes; a null `data` means the bytes are to be read and dropped.
   virtual Placement on_frame(int peer, const wire::FrameHeader& h) = 0;
   /// The payload of that frame is in place.
   virtual void on_frame_done(int peer, const wire::FrameHeader& h, void* token) = 0;
+  /// The rest of that frame will never come (its peer is lost, or sent garbage);
+  /// called before on_peer_lost, after which the transport never touches the
+  /// placement again.
+  virtual void on_frame_aborted(int peer, const wire::FrameHeader& h, void* token) = 0;
   /// `peer` can no longer be reached; `why` says how it was lost.
   virtual void on_peer_lost(int peer, const std::string& why) = 0;
 
@@ -114,6 +118,10 @@ class Transport {
   /// lock: atomics only. Every arm_sleep() that returned is paired with disarm_sleep().
   virtual bool arm_sleep() { return true; }
   virtual void disarm_sleep() {}
+  /// Looks for peers that died without a word (shared memory has no connection to
+  /// break); reports them with sink.on_peer_lost. Called while a waiter sleeps, about
+  /// every 100 ms, with the progress lock held.
+  virtual void check_peers(Sink& sink) { (void)sink; }
   /// The job is over: drop every connection quietly (no peer-lost reports after this).
   virtual void close() = 0;
 };

@@ -127,13 +127,21 @@ class RingConsumer {
     }
   }
   static const std::byte* body(const RecordHead* h) { return reinterpret_cast<const std::byte*>(h) + kRecordHead; }
-  /// Consumes the record front() returned.
-  void pop(const RecordHead* h) { head_ += record_size(h->bytes); }
+  /// Consumes the record front() returned. Clears the first word of each of its
+  /// lines, so that no later lap can read leftover payload bytes there as the
+  /// position of a record (any 64-byte line may later hold a record head).
+  void pop(const RecordHead* h) {
+    std::size_t n = record_size(h->bytes);
+    std::byte* p = data_ + head_ % cap_;
+    for (std::size_t off = 0; off < n; off += kLine)
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p + off)).store(0, std::memory_order_relaxed);
+    head_ += n;
+  }
   /// Hands consumed space back to the producer. True when the producer asked to be
   /// woken for it (the caller rings its doorbell).
   bool release() {
     c_->head.store(head_, std::memory_order_seq_cst);
-    if (c_->producer_waiting.load(std::memory_order_relaxed) == 0) return false;
+    if (c_->producer_waiting.load(std::memory_order_seq_cst) == 0) return false;
     return c_->producer_waiting.exchange(0, std::memory_order_seq_cst) != 0;
   }
   /// Whether a record waits, from shared memory alone (any thread; the consumer
@@ -146,7 +154,7 @@ class RingConsumer {
 
  private:
   RingControl* c_ = nullptr;
-  const std::byte* data_ = nullptr;
+  std::byte* data_ = nullptr;
   std::size_t cap_ = 0;
   std::uint64_t head_ = 0;
 };

@@ -1,5 +1,6 @@
 #include "transport/shm/shm_transport.hpp"
 
+#include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -44,6 +45,8 @@ ShmTransport::ShmTransport(Options opt)
       inbound_(static_cast<std::size_t>(opt_.local_size)) {
   if (opt_.ring_bytes < 16 * kLine || opt_.ring_bytes % kLine != 0)
     throw Error("shm: IPC_SHM_RING=" + std::to_string(opt_.ring_bytes) + " must be a multiple of 64, at least 1024");
+  if (opt_.chunk < 256)
+    throw Error("shm: IPC_SHM_CHUNK=" + std::to_string(opt_.chunk) + " must be at least 256 bytes");
   own_ = Segment::create(segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
                          opt_.ring_bytes);
   for (std::uint32_t i = 0; i < inbound_.size(); ++i) {
@@ -225,6 +228,15 @@ void ShmTransport::send_bell(const sockaddr_un& a, socklen_t len) {
       ::sendto(bell_out_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&a), len);
 }
 
+void ShmTransport::broken(Inbound& in, Sink& sink, const char* why) {
+  in.broken = true;
+  if (in.in_frame) {
+    in.in_frame = false;
+    sink.on_frame_aborted(in.rank, in.frame, in.place.token);
+  }
+  sink.on_peer_lost(in.rank, why);
+}
+
 bool ShmTransport::drain(Inbound& in, Sink& sink) {
   bool any = false, unreleased = false;
   std::size_t bytes = 0;
@@ -236,8 +248,7 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
     std::size_t n = r->bytes;
     if (r->kind == RecordKind::small) {
       if (in.in_frame || n < sizeof(SmallEnvelope) || n - sizeof(SmallEnvelope) > kSmallMax) {
-        in.broken = true;
-        sink.on_peer_lost(in.rank, "malformed record in shared memory");
+        broken(in, sink, "malformed record in shared memory");
         break;
       }
       SmallEnvelope env;
@@ -249,7 +260,7 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
       in.frame.tag = env.tag;
       in.frame.length = in.frame.size = n - sizeof env;
       in.place = sink.on_frame(in.rank, in.frame);
-      if (in.frame.length) std::memcpy(in.place.data, body + sizeof env, in.frame.length);
+      if (in.frame.length && in.place.data) std::memcpy(in.place.data, body + sizeof env, in.frame.length);
       in.ring.pop(r);
       release(in);
       sink.on_frame_done(in.rank, in.frame, in.place.token);
@@ -261,8 +272,7 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
           wire::decode_header(std::span<const std::byte, wire::kFrameHeaderSize>(body, wire::kFrameHeaderSize),
                               opt_.limits, in.frame) != wire::FrameError::ok ||
           n - wire::kFrameHeaderSize > in.frame.length) {
-        in.broken = true;
-        sink.on_peer_lost(in.rank, "malformed frame in shared memory");
+        broken(in, sink, "malformed frame in shared memory");
         break;
       }
       in.place = sink.on_frame(in.rank, in.frame);
@@ -271,11 +281,10 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
       body += wire::kFrameHeaderSize;
       n -= wire::kFrameHeaderSize;
     } else if (!in.in_frame || r->kind != RecordKind::cont || n > in.frame.length - in.got) {
-      in.broken = true;
-      sink.on_peer_lost(in.rank, "malformed record in shared memory");
+      broken(in, sink, "malformed record in shared memory");
       break;
     }
-    if (n) std::memcpy(static_cast<std::byte*>(in.place.data) + in.got, body, n);
+    if (n && in.place.data) std::memcpy(static_cast<std::byte*>(in.place.data) + in.got, body, n);
     in.got += n;
     bytes += n;
     in.ring.pop(r);
@@ -333,7 +342,7 @@ bool ShmTransport::read(int peer, std::uint64_t remote, void* dst, std::size_t n
 bool ShmTransport::arm_sleep() {
   own_.header()->sleepers.fetch_add(1, std::memory_order_seq_cst);
   for (auto& in : inbound_)
-    if (in.rank >= 0 && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return false;
+    if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return false;
   // Frames waiting for room: the receivers ring when they free some. (Read-only use
   // of the queues: the sleeping thread does not hold the progress lock, but a thread
   // that does only ever empties them, which at worst wakes this one for nothing.)
@@ -352,6 +361,24 @@ void ShmTransport::disarm_sleep() {
   own_.header()->sleepers.fetch_sub(1, std::memory_order_seq_cst);
   char buf[64];
   while (::recv(bell_, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  }
+}
+
+void ShmTransport::check_peers(Sink& sink) {
+  for (auto& p : peers_) {
+    if (!p || p->lost || p->pid <= 0) continue;
+    if (::kill(p->pid, 0) == 0 || errno != ESRCH) continue;
+    p->lost = true;
+    for (auto& in : inbound_)
+      if (in.rank == p->rank && in.in_frame) {
+        in.in_frame = false;
+        sink.on_frame_aborted(in.rank, in.frame, in.place.token);
+      }
+    auto q = std::move(p->queue);
+    p->queue.clear();
+    for (auto& o : q)
+      if (o.done) o.done->complete(std::make_error_code(std::errc::connection_aborted));
+    sink.on_peer_lost(p->rank, "its process (pid " + std::to_string(p->pid) + ") is gone");
   }
 }
 

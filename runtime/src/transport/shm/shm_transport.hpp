@@ -72,6 +72,7 @@ class ShmTransport final : public Transport {
   bool read(int peer, std::uint64_t remote, void* dst, std::size_t n) override;
   bool arm_sleep() override;
   void disarm_sleep() override;
+  void check_peers(Sink& sink) override;
   void close() override;
 
   /// The name segments of job `job` have for `rank` ("/ipc-<job>-<rank>").
@@ -96,6 +97,7 @@ class ShmTransport final : public Transport {
     sockaddr_un bell{};
     socklen_t bell_len = 0;
     bool cma = true;
+    bool lost = false;
     std::atomic<std::size_t> stalled{0};         // body bytes of the record that found no room
     std::atomic<std::uint64_t> stalled_tail{0};  // the producer's position then
   };
@@ -103,7 +105,7 @@ class ShmTransport final : public Transport {
     int rank = -1;  // the sender writing this ring
     RingConsumer ring;
     RingControl* control = nullptr;
-    const std::byte* data = nullptr;
+    std::byte* data = nullptr;
     bool in_frame = false;
     bool broken = false;
     wire::FrameHeader frame{};
@@ -116,6 +118,7 @@ class ShmTransport final : public Transport {
   void send_bell(const sockaddr_un& a, socklen_t len);
   void release(Inbound& in);
   bool drain(Inbound& in, Sink& sink);
+  void broken(Inbound& in, Sink& sink, const char* why);
 
   Options opt_;
   Segment own_;

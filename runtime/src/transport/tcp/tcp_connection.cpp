@@ -34,6 +34,7 @@ std::unique_ptr<Connection> Connection::outgoing(asio::ip::tcp::socket s, int pe
   std::unique_ptr<Connection> c(new Connection(std::move(s), State::connecting, peer, secret));
   c->client_.emplace(secret, wire::Role::peer, my_rank);
   c->outgoing_ = true;
+  c->my_rank_ = my_rank;
   return c;
 }
 
@@ -227,6 +228,10 @@ bool Connection::handshake_step() {
       if (have < wire::kServerHelloSize) return false;
       auto e = client_->on_server_hello(std::span<const std::byte, wire::kServerHelloSize>(p, wire::kServerHelloSize));
       rd_ += wire::kServerHelloSize;
+      if (e == wire::HandshakeError::redirected && peer_ > my_rank_) {
+        fail("rank " + std::to_string(peer_) + " redirected a connection it may not");  // only a lower rank may
+        return false;
+      }
       if (e == wire::HandshakeError::redirected) {
         redirected_ = true;  // the queued frames go to the peer's connection
         close_quietly();
@@ -324,7 +329,7 @@ void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
     }
     std::size_t take = std::min<std::size_t>(frame_.length - got_, wr_ - rd_);
     if (take > 0) {
-      std::memcpy(static_cast<std::byte*>(place_.data) + got_, in_.data() + rd_, take);
+      if (place_.data) std::memcpy(static_cast<std::byte*>(place_.data) + got_, in_.data() + rd_, take);
       rd_ += take;
       got_ += take;
     }
@@ -338,7 +343,7 @@ bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
   while (state_ != State::closed && total < max_bytes) {
     if (rd_ == wr_) rd_ = wr_ = 0;
     ssize_t n;
-    if (open() && in_frame_ && rd_ == wr_ && frame_.length - got_ >= kDirectRead) {
+    if (open() && in_frame_ && place_.data && rd_ == wr_ && frame_.length - got_ >= kDirectRead) {
       n = ::recv(fd(), static_cast<std::byte*>(place_.data) + got_, frame_.length - got_, 0);
       if (n > 0) {
         got_ += static_cast<std::size_t>(n);

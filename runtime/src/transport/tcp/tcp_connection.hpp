@@ -74,6 +74,13 @@ class Connection {
   /// The peer turned this connection away for the one it opened to us.
   bool redirected() const { return redirected_; }
   bool outgoing() const { return outgoing_; }
+  /// A frame was being read when the connection closed: hands it to the sink as
+  /// aborted (once).
+  void abort_frame(Sink& sink) {
+    if (!in_frame_) return;
+    in_frame_ = false;
+    sink.on_frame_aborted(peer_, frame_, place_.token);
+  }
   /// Readable: reads and delivers frames. Writable: writes queued bytes.
   /// Returns whether any byte came in.
   bool on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes);
@@ -114,6 +121,7 @@ class Connection {
   bool quiet_ = false;
   bool redirected_ = false;
   bool outgoing_ = false;
+  int my_rank_ = -1;
 
   std::vector<std::byte> hs_out_;
   std::deque<Out> outq_;

@@ -64,7 +64,8 @@ std::string TcpTransport::card() const {
 bool TcpTransport::reaches(const PeerCard&, const PeerCard& peer) const { return peer.cards.count("tcp") > 0; }
 
 void TcpTransport::add_peer(const PeerCard& peer) {
-  peer_addr_.at(static_cast<std::size_t>(peer.rank)) = peer.cards.at("tcp");
+  peer_addr_.at(static_cast<std::size_t>(peer.rank)) =
+      net::parse_host_port(peer.cards.at("tcp"), "tcp card of rank " + std::to_string(peer.rank));
 }
 
 void TcpTransport::watch(Connection* c) {
@@ -85,8 +86,8 @@ void TcpTransport::update_interest(Connection* c) {
 }
 
 Connection* TcpTransport::connect_to(int peer) {
-  auto& addr = peer_addr_.at(static_cast<std::size_t>(peer));
-  auto hp = net::parse_host_port(addr, "tcp card of rank " + std::to_string(peer));
+  const net::HostPort& hp = peer_addr_.at(static_cast<std::size_t>(peer));
+  std::string addr = hp.host + ":" + std::to_string(hp.port);
   asio::error_code ec;
   asio::ip::tcp::endpoint ep(asio::ip::make_address(hp.host, ec), hp.port);
   asio::ip::tcp::socket s(io_);
@@ -134,7 +135,10 @@ void TcpTransport::send(int peer, const wire::FrameHeader& h, const void* payloa
   }
   if (!c) c = send_conn_[p] = connect_to(peer);
   c->send(h, payload, done, opt_.eager_limit);
-  update_interest(c);
+  if (c->closed())
+    dirty_ = true;
+  else
+    update_interest(c);
 }
 
 bool TcpTransport::on_hello(Connection& c, int peer) {
@@ -182,6 +186,10 @@ void TcpTransport::accept_all() {
 }
 
 bool TcpTransport::poll(Sink& sink) {
+  if (dirty_) {
+    dirty_ = false;
+    reap(sink);
+  }
   // With a few connections, all open and with nothing to write, reading them directly
   // saves the epoll_wait on the way of every message; every 16th poll still asks
   // epoll (new connections, writability).
@@ -215,6 +223,17 @@ bool TcpTransport::poll(Sink& sink) {
 }
 
 void TcpTransport::reap(Sink& sink) {
+  // A peer is lost as a whole: when one of its connections fails, its others close
+  // too, and frames half read on any of them are aborted before the loss is reported
+  // (the engine then fails requests whose buffers nobody may touch afterwards).
+  for (auto& c : conns_) {
+    if (!c->closed() || c->quiet() || c->peer() < 0) continue;
+    for (auto& other : conns_)
+      if (other.get() != c.get() && other->peer() == c->peer() && !other->closed())
+        other->fail(c->error());
+  }
+  for (auto& c : conns_)
+    if (c->closed()) c->abort_frame(sink);
   for (std::size_t i = 0; i < conns_.size();) {
     Connection* c = conns_[i].get();
     if (!c->closed()) {
@@ -242,8 +261,13 @@ void TcpTransport::reap(Sink& sink) {
       if (peer >= 0) {
         auto p = static_cast<std::size_t>(peer);
         if (lost_[p].empty()) {
-          lost_[p] = c->error();
-          sink.on_peer_lost(peer, c->error());
+          lost_[p] = c->error().empty() ? "connection lost" : c->error();
+          awaiting_[p] = false;
+          auto held = std::move(held_[p]);
+          held_[p].clear();
+          for (auto& u : held)
+            if (u.done) u.done->complete(std::make_error_code(std::errc::connection_aborted));
+          sink.on_peer_lost(peer, lost_[p]);
         }
       } else {
         std::cerr << "ipc: rank " << opt_.rank << " rejected a TCP connection from " << c->remote() << ": "
@@ -258,6 +282,8 @@ void TcpTransport::reap(Sink& sink) {
 }
 
 bool TcpTransport::idle() const {
+  for (auto& h : held_)
+    if (!h.empty()) return false;
   return std::all_of(conns_.begin(), conns_.end(), [](auto& c) { return c->closed() || c->idle(); });
 }
 

@@ -78,9 +78,10 @@ class TcpTransport final : public Transport {
   int epfd_ = -1;
   bool closing_ = false;
   unsigned polls_ = 0;
+  bool dirty_ = false;  // a connection may have closed outside poll(): reap soon
   std::vector<std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> send_conn_;      // by peer rank
-  std::vector<std::string> peer_addr_;      // by peer rank: "host:port"
+  std::vector<net::HostPort> peer_addr_;    // by peer rank, parsed from its card
   std::vector<std::string> lost_;           // by peer rank: why it is unreachable ("" = fine)
   // By peer rank: redirected, waiting for the peer's connection; frames held meanwhile.
   std::vector<std::vector<Connection::Unsent>> held_;
