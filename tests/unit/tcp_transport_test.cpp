@@ -3,6 +3,7 @@
 
 #include <asio/read.hpp>
 #include <asio/write.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <numeric>
@@ -165,7 +166,7 @@ TEST(TcpTransport, StrangerWithWrongSecretDeliversNothing) {
   wire::ClientHandshake hs(wire::make_secret(), wire::Role::peer, 0);
   asio::write(s, asio::buffer(hs.hello().data(), hs.hello().size()));
   std::array<std::byte, wire::kServerHelloSize> reply;
-  bool replied = false;
+  std::atomic<bool> replied{false};
   std::thread reader([&] {
     asio::error_code ec;
     asio::read(s, asio::buffer(reply), ec);
@@ -200,7 +201,7 @@ TEST(TcpTransport, GarbageConnectionIsDropped) {
                                     static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
   std::string junk(200, '\xff');
   asio::write(s, asio::buffer(junk));
-  bool closed = false;
+  std::atomic<bool> closed{false};
   std::thread reader([&] {
     char buf[128];
     asio::error_code ec;
@@ -224,7 +225,7 @@ TEST(TcpTransport, AFrameCutOffIsAbortedBeforeThePeerIsLost) {
   wire::ClientHandshake hs(p.secret, wire::Role::peer, 0);
   asio::write(s, asio::buffer(hs.hello().data(), hs.hello().size()));
   std::array<std::byte, wire::kServerHelloSize> reply;
-  bool replied = false;
+  std::atomic<bool> replied{false};
   std::thread reader([&] {
     asio::error_code ec;
     asio::read(s, asio::buffer(reply), ec);
