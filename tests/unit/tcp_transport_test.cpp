@@ -172,7 +172,7 @@ TEST(TcpTransport, StrangerWithWrongSecretDeliversNothing) {
     asio::read(s, asio::buffer(reply), ec);
     replied = !ec;
   });
-  ASSERT_TRUE(p.pump([&] { return replied; }));
+  ASSERT_TRUE(p.pump([&] { return replied.load(); }));
   reader.join();
   std::array<std::byte, wire::kClientProofSize> forged{};
   std::array<std::byte, wire::kFrameHeaderSize> head;
@@ -208,7 +208,7 @@ TEST(TcpTransport, GarbageConnectionIsDropped) {
     while (!ec) s.read_some(asio::buffer(buf), ec);
     closed = true;
   });
-  ASSERT_TRUE(p.pump([&] { return closed; }));
+  ASSERT_TRUE(p.pump([&] { return closed.load(); }));
   reader.join();
   EXPECT_TRUE(p.sink[1].got.empty());
 }
@@ -231,7 +231,7 @@ TEST(TcpTransport, AFrameCutOffIsAbortedBeforeThePeerIsLost) {
     asio::read(s, asio::buffer(reply), ec);
     replied = !ec;
   });
-  ASSERT_TRUE(p.pump([&] { return replied; }));
+  ASSERT_TRUE(p.pump([&] { return replied.load(); }));
   reader.join();
   ASSERT_EQ(hs.on_server_hello(reply), wire::HandshakeError::ok);
   asio::write(s, asio::buffer(hs.proof().data(), hs.proof().size()));
