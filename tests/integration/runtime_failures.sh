@@ -4,6 +4,7 @@
 source "$(dirname "$0")/launcher_common.sh"
 FAILING=${2:?failing program}
 HELLO=${3:?hello program}
+SECONDARY=${4:?secondary_failure program}
 export IT_PIDDIR=$PIDS
 
 all_gone() {
@@ -34,6 +35,15 @@ grep -Eq "^ipcrun: rank 1 on .* was killed by signal 9 \(SIGKILL\); stopping 2 r
   fail "SIGKILL: no failure line"
 all_gone || fail "SIGKILL: ranks outlived ipcrun"
 [[ $elapsed -lt 10000 ]] || fail "SIGKILL: ipcrun took $elapsed ms to stop the job"
+
+# The first failure is the one reported, even when the others die of it at once
+# (over TCP they learn of the loss immediately and fail with ipc::PeerLost).
+for _ in 1 2 3; do
+  run "$IPCRUN" -n 4 --transports tcp "$SECONDARY"
+  [[ $status -eq 3 ]] || fail "secondary failures: ipcrun exited $status instead of rank 2's 3"
+  grep -Eq "^ipcrun: rank 2 on .* exited with status 3; stopping 3 ranks$" "$TMP/err" ||
+    fail "secondary failures: rank 2 not named"
+done
 
 # --timeout stops a job that never ends.
 rm -f "$PIDS"/*

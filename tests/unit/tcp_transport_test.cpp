@@ -89,6 +89,32 @@ wire::FrameHeader eager(int src, int tag, std::size_t len) {
   return h;
 }
 
+
+// A hand-made client connected to rank 1's listening socket.
+void connect_raw(Pair& p, asio::ip::tcp::socket& s) {
+  auto card = p.t[1]->card();
+  auto colon = card.rfind(':');
+  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(card.substr(0, colon)),
+                                    static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
+}
+
+// Sends the client's hello and returns rank 1's answer (rank 1 polls meanwhile).
+std::array<std::byte, wire::kServerHelloSize> exchange_hellos(Pair& p, asio::ip::tcp::socket& s,
+                                                              wire::ClientHandshake& hs) {
+  asio::write(s, asio::buffer(hs.hello().data(), hs.hello().size()));
+  std::array<std::byte, wire::kServerHelloSize> reply{};
+  std::atomic<bool> replied{false};
+  std::thread reader([&] {
+    asio::error_code ec;
+    asio::read(s, asio::buffer(reply), ec);
+    replied = !ec;
+  });
+  bool ok = p.pump([&] { return replied.load(); });
+  reader.join();
+  EXPECT_TRUE(ok) << "no answer to the hello";
+  return reply;
+}
+
 }  // namespace
 
 TEST(TcpTransport, FramesOfManySizesArriveInOrderAndIntact) {
@@ -159,21 +185,9 @@ TEST(TcpTransport, StrangerWithWrongSecretDeliversNothing) {
   // the server's answer, sends a forged proof and then a frame.
   asio::io_context io;
   asio::ip::tcp::socket s(io);
-  auto card = p.t[1]->card();
-  auto colon = card.rfind(':');
-  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(card.substr(0, colon)),
-                                    static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
+  connect_raw(p, s);
   wire::ClientHandshake hs(wire::make_secret(), wire::Role::peer, 0);
-  asio::write(s, asio::buffer(hs.hello().data(), hs.hello().size()));
-  std::array<std::byte, wire::kServerHelloSize> reply;
-  std::atomic<bool> replied{false};
-  std::thread reader([&] {
-    asio::error_code ec;
-    asio::read(s, asio::buffer(reply), ec);
-    replied = !ec;
-  });
-  ASSERT_TRUE(p.pump([&] { return replied.load(); }));
-  reader.join();
+  auto reply = exchange_hellos(p, s, hs);
   std::array<std::byte, wire::kClientProofSize> forged{};
   std::array<std::byte, wire::kFrameHeaderSize> head;
   wire::encode_header(eager(0, 99, 0), head);
@@ -195,10 +209,7 @@ TEST(TcpTransport, GarbageConnectionIsDropped) {
   Pair p;
   asio::io_context io;
   asio::ip::tcp::socket s(io);
-  auto card = p.t[1]->card();
-  auto colon = card.rfind(':');
-  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(card.substr(0, colon)),
-                                    static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
+  connect_raw(p, s);
   std::string junk(200, '\xff');
   asio::write(s, asio::buffer(junk));
   std::atomic<bool> closed{false};
@@ -218,21 +229,9 @@ TEST(TcpTransport, AFrameCutOffIsAbortedBeforeThePeerIsLost) {
   // Rank 0, by hand: authenticate, announce 1 MiB, send half of it, vanish.
   asio::io_context io;
   asio::ip::tcp::socket s(io);
-  auto card = p.t[1]->card();
-  auto colon = card.rfind(':');
-  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(card.substr(0, colon)),
-                                    static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
+  connect_raw(p, s);
   wire::ClientHandshake hs(p.secret, wire::Role::peer, 0);
-  asio::write(s, asio::buffer(hs.hello().data(), hs.hello().size()));
-  std::array<std::byte, wire::kServerHelloSize> reply;
-  std::atomic<bool> replied{false};
-  std::thread reader([&] {
-    asio::error_code ec;
-    asio::read(s, asio::buffer(reply), ec);
-    replied = !ec;
-  });
-  ASSERT_TRUE(p.pump([&] { return replied.load(); }));
-  reader.join();
+  auto reply = exchange_hellos(p, s, hs);
   ASSERT_EQ(hs.on_server_hello(reply), wire::HandshakeError::ok);
   asio::write(s, asio::buffer(hs.proof().data(), hs.proof().size()));
   std::array<std::byte, wire::kFrameHeaderSize> head;

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <exception>
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "bootstrap/bootstrap.hpp"
 #include "core/engine.hpp"
@@ -48,8 +50,12 @@ std::terminate_handler g_previous_terminate = nullptr;
       demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
       type = status == 0 && demangled ? demangled : t->name();
     }
+    bool secondary = false;
     try {
       std::rethrow_exception(e);
+    } catch (const PeerLost& ex) {
+      secondary = true;
+      std::fprintf(stderr, "%s: uncaught %s: %s\n", g_where.c_str(), type, ex.what());
     } catch (const std::exception& ex) {
       std::fprintf(stderr, "%s: uncaught %s: %s\n", g_where.c_str(), type, ex.what());
     } catch (...) {
@@ -57,6 +63,16 @@ std::terminate_handler g_previous_terminate = nullptr;
     }
     std::free(demangled);
     std::fflush(stderr);
+    if (secondary) {
+      // This rank fails because another one did: give the launcher time to see the
+      // first failure (and stop this rank), so that it reports the cause, not this.
+      double grace = 0.5;
+      try {
+        grace = wire::param_seconds("IPC_LOST_PEER_GRACE");
+      } catch (...) {
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(grace));
+    }
     std::abort();
   }
   if (g_previous_terminate) g_previous_terminate();

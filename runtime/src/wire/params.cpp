@@ -23,6 +23,7 @@ constexpr Param kParams[] = {
     {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},
     {"IPC_BOOTSTRAP_TIMEOUT", "120", "seconds a rank waits for the bootstrap server (connect, get)"},
+    {"IPC_LOST_PEER_GRACE", "0.5", "seconds a rank dying of an uncaught ipc::PeerLost waits first, so that the launcher reports the rank that failed first"},
     {"IPC_KILL_GRACE", "1", "ipcrun: seconds between SIGTERM and SIGKILL when stopping ranks"},
 };
 
