@@ -49,6 +49,21 @@ out=$("$IPCRUN" --cleanup)
 [[ $out == "ipcrun: removed "*" stale shared-memory segment"* ]] || fail "--cleanup said: $out"
 [[ $(leftovers) -eq 0 ]] || fail "--cleanup left the stale segment"
 
+# --report-transports: one line per ordered pair, in order, shm between ranks of the
+# node and self for one's own; forced TCP shows tcp.
+run "$IPCRUN" -n 3 --report-transports "$HELLO"
+[[ $status -eq 0 ]] || fail "report: job exited $status"
+expected=""
+for a in 0 1 2; do for b in 0 1 2; do
+  t=shm; [[ $a == "$b" ]] && t=self
+  expected+="[ipcrun] transport $a -> $b: $t"$'\n'
+done; done
+[[ "$(grep '^\[ipcrun\] transport' "$TMP/err")"$'\n' == "$expected" ]] || fail "report lines differ: $(cat "$TMP/err")"
+run "$IPCRUN" -n 2 --transports tcp --report-transports "$HELLO"
+[[ $(grep -c '^\[ipcrun\] transport [01] -> [01]: tcp$' "$TMP/err") -eq 2 ]] || fail "forced tcp not reported"
+IPC_TRANSPORTS=tcp run "$IPCRUN" -n 2 --report-transports "$HELLO"
+[[ $(grep -c ': tcp$' "$TMP/err") -eq 2 ]] || fail "IPC_TRANSPORTS=tcp not honoured"
+
 # --transports shm when shm cannot reach a pair (two nodes): one clear error.
 run "$IPCRUN" -n 2 --transports shm sh -c 'IPC_NODE=node$IPC_RANK exec "$0"' "$HELLO"
 [[ $status -ne 0 ]] || fail "an unreachable pair did not fail the job"

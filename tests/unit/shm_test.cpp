@@ -11,7 +11,10 @@
 #include <vector>
 
 #include "transport/shm/ring.hpp"
+#include "transport/registry.hpp"
 #include "transport/shm/shm_transport.hpp"
+
+#include <sys/stat.h>
 
 using namespace ipc;
 using namespace ipc::transport;
@@ -286,4 +289,22 @@ TEST(ShmTransport, SegmentsAreUnlinkedOnceReadyOrAtTheEnd) {
     EXPECT_EQ(in.last, 9u);
   }
   EXPECT_FALSE(exists(seg1));  // never made ready: removed when the transport ends
+}
+
+TEST(ShmMemory, SegmentSizesFollowTheDocumentedFormula) {
+  // docs/transports.md: per node L² × (ring + 128 B) + L × 128 B; each segment
+  // 128 B + L × (128 B + ring).
+  for (std::uint32_t l : {2u, 8u, 16u}) EXPECT_EQ(segment_bytes(l, 4096), 128 + l * (128 + 4096));
+  EXPECT_EQ(sizeof(RingControl), 128u);
+  // Automatic ring sizes: 512 KiB while 64 MiB per node allows, at least 64 KiB.
+  ::unsetenv("IPC_SHM_RING");
+  EXPECT_EQ(shm_ring_bytes(2), 512u << 10);
+  EXPECT_EQ(shm_ring_bytes(8), 512u << 10);
+  EXPECT_EQ(shm_ring_bytes(16), 256u << 10);
+  EXPECT_EQ(shm_ring_bytes(64), 64u << 10);
+  Node node(8192, false);
+  struct stat st {};
+  ASSERT_EQ(::stat(("/dev/shm" + ShmTransport::segment_name(node.job, 0)).c_str(), &st), 0);
+  EXPECT_EQ(static_cast<std::size_t>(st.st_size), segment_bytes(2, 8192));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
