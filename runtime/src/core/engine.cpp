@@ -4,6 +4,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "core/pool.hpp"
 #include "ipc/errors.hpp"
 
 namespace ipc::detail {
@@ -65,13 +66,13 @@ void Engine::place(RequestState& r, std::size_t size) {
 }
 
 std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src) {
-  auto r = std::make_shared<RequestState>(RequestState::Kind::send);
+  auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
   start_send(r, comm, dest, tag, std::move(src));
   return r;
 }
 
 std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
-  auto r = std::make_shared<RequestState>(RequestState::Kind::recv);
+  auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
   start_recv(r, comm, source, tag, std::move(dst));
   return r;
 }
