@@ -78,7 +78,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
                "(every ipcrun also does this when it starts)");
   app.add_option("--bind-to", out.bind_to,
                  "core: pin each rank to one CPU; none; auto (default):\ncore when the ranks fit the CPUs "
-                 "ipcrun may use (sets IPC_BIND_TO)")
+                 "ipcrun may use")
       ->type_name("WHAT")
       ->check(CLI::IsMember({"core", "none", "auto"}));
 
