@@ -1,6 +1,7 @@
 // The harness over this runtime.
 #include <ipc/ipc.hpp>
 
+#include <algorithm>
 #include <span>
 
 #include "harness.hpp"
@@ -9,7 +10,7 @@ namespace {
 
 class IpcBackend {
  public:
-  static constexpr bool collectives = false;  // no collectives in the runtime yet
+  static constexpr bool collectives = true;
   using Req = ipc::Request;
 
   explicit IpcBackend(ipc::Communicator& c) : c_(c) {}
@@ -20,20 +21,21 @@ class IpcBackend {
   Req isend(const char* p, std::size_t n, int peer) { return c_.isend(std::span<const char>(p, n), peer); }
   Req irecv(char* p, std::size_t n, int peer) { return c_.irecv(std::span<char>(p, n), peer); }
   void wait_all(std::vector<Req>& r) { ipc::wait_all(r); }
-  // Dissemination barrier from point-to-point, on its own tag: synchronises the
-  // ranks between measurements (never timed).
-  void sync() {
-    char b = 0;
-    for (int d = 1; d < size(); d *= 2) {
-      int to = (rank() + d) % size(), from = (rank() - d + size()) % size();
-      auto r = c_.irecv(b, from, ipc::Tag{kSyncTag});
-      c_.send(b, to, ipc::Tag{kSyncTag});
-      r.wait();
-    }
+  void sync() { c_.barrier(); }
+  void barrier() { c_.barrier(); }
+  void allreduce(const double* in, double* out, std::size_t n) {
+    std::copy(in, in + n, out);
+    c_.allreduce_inplace(std::span<double>(out, n));
+  }
+  void bcast(char* p, std::size_t n, int root) { c_.bcast(std::span<char>(p, n), root); }
+  void allgather(const char* in, std::size_t n, char* out) {
+    c_.allgather(std::span<const char>(in, n), std::span<char>(out, n * size()));
+  }
+  void alltoall(const char* in, std::size_t n, char* out) {
+    c_.alltoall(std::span<const char>(in, n * size()), std::span<char>(out, n * size()));
   }
 
  private:
-  static constexpr int kSyncTag = 1 << 30;
   ipc::Communicator& c_;
 };
 

@@ -3,17 +3,54 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <vector>
 #include <span>
 #include <type_traits>
 #include <utility>
 
+#include "ipc/detail/collectives.hpp"
 #include "ipc/detail/transfer.hpp"
 #include "ipc/request.hpp"
 #include "ipc/status.hpp"
 #include "ipc/value.hpp"
 
 namespace ipc {
+
+/// Reduction operations for the collectives (any stateless callable will do, as long
+/// as it is associative and commutative: every rank gets bitwise the same result).
+namespace op {
+using sum = std::plus<>;
+using prod = std::multiplies<>;
+struct min {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return b < a ? b : a;
+  }
+};
+struct max {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return a < b ? b : a;
+  }
+};
+}  // namespace op
+
+namespace detail {
+template <class T, class Op>
+void apply_reduction(void* inout, const void* in, std::size_t n) {
+  auto* a = static_cast<T*>(inout);
+  auto* b = static_cast<const T*>(in);
+  Op f{};
+  for (std::size_t i = 0; i < n; ++i) a[i] = f(a[i], b[i]);
+}
+template <class T, class Op>
+Reduction reduction() {
+  static_assert(std::is_default_constructible_v<Op>, "ipc: a reduction must be a stateless callable");
+  return {&apply_reduction<T, Op>, sizeof(T)};
+}
+}  // namespace detail
 
 /// A group of ranks that exchange messages. Messages from one rank to another with
 /// the same tag arrive in the order they were sent; a rank may send to itself.
@@ -103,10 +140,125 @@ class Communicator {
   /// The status of a matching message if one is there now.
   std::optional<Status> iprobe(int source = any_source, Tag tag = any_tag) const;
 
+  // ---- Collectives: every rank calls them, in the same order, with the same sizes ----
+
+  /// Returns once every rank has called it.
+  void barrier() const;
+
+  /// `value` of `root` ends up on every rank. A std::vector or std::string is resized;
+  /// a Cereal-serializable value is serialized at the root.
+  template <class T>
+  void bcast(T& value, int root) const {
+    check_root(root, "bcast");
+    using V = std::remove_cv_t<T>;
+    if constexpr (detail::is_resizable<V>::value) {
+      std::uint64_t n = rank_ == root ? value.size() : 0;
+      detail::coll_bcast(coll(), &n, sizeof n, root);
+      if (rank_ != root) value.resize(n);
+      detail::coll_bcast(coll(), std::ranges::data(value), n * sizeof(typename V::value_type), root);
+    } else if constexpr (RawValue<V>) {
+      detail::coll_bcast(coll(), &value, sizeof(V), root);
+    } else {
+      std::vector<std::byte> bytes;
+      if (rank_ == root) bytes = std::move(*detail::serialize(value));
+      bcast(bytes, root);
+      if (rank_ != root) detail::deserialize_or_throw(bytes, value);
+    }
+  }
+
+  /// op over every rank's `value`, on every rank: `comm.allreduce(x)` sums,
+  /// `comm.allreduce(x, ipc::op::max{})` takes the maximum.
+  template <class T, class Op = op::sum>
+    requires RawValue<T> && (!RawRange<T>)
+  T allreduce(const T& value, Op = {}) const {
+    T out = value;
+    detail::coll_allreduce(coll(), &out, 1, detail::reduction<T, Op>());
+    return out;
+  }
+  /// Element by element over every rank's vector (all of one length).
+  template <class T, class Op = op::sum>
+  std::vector<T> allreduce(const std::vector<T>& values, Op = {}) const {
+    std::vector<T> out = values;
+    detail::coll_allreduce(coll(), out.data(), out.size(), detail::reduction<T, Op>());
+    return out;
+  }
+  /// In place, element by element.
+  template <class T, class Op = op::sum>
+  void allreduce_inplace(std::span<T> values, Op = {}) const {
+    detail::coll_allreduce(coll(), values.data(), values.size(), detail::reduction<T, Op>());
+  }
+  /// op over every rank's `value`, on `root` (other ranks get their partial result).
+  template <class T, class Op = op::sum>
+    requires RawValue<T> && (!RawRange<T>)
+  T reduce(const T& value, int root, Op = {}) const {
+    check_root(root, "reduce");
+    T out = value;
+    detail::coll_reduce(coll(), &out, 1, detail::reduction<T, Op>(), root);
+    return out;
+  }
+  /// Every rank's `value`, in rank order, on every rank.
+  template <class T>
+    requires RawValue<T>
+  std::vector<T> allgather(const T& value) const {
+    std::vector<T> out(static_cast<std::size_t>(size_));
+    detail::coll_allgather(coll(), &value, sizeof(T), out.data());
+    return out;
+  }
+  /// Every rank's `value`, in rank order, on `root` (empty elsewhere).
+  template <class T>
+    requires RawValue<T>
+  std::vector<T> gather(const T& value, int root) const {
+    check_root(root, "gather");
+    std::vector<T> out(rank_ == root ? static_cast<std::size_t>(size_) : 0);
+    detail::coll_gather(coll(), &value, sizeof(T), out.data(), root);
+    return out;
+  }
+  /// Blocks of in.size() elements from every rank into `out` (size() blocks, in rank order).
+  template <class T>
+    requires RawValue<T>
+  void allgather(std::span<const T> in, std::span<T> out) const {
+    check_blocks(in.size(), out.size(), "allgather");
+    detail::coll_allgather(coll(), in.data(), in.size_bytes(), out.data());
+  }
+  /// Block i of `in` (in.size()/size() elements) goes to rank i; block j of `out`
+  /// came from rank j. `in` and `out` must not overlap.
+  template <class T>
+    requires RawValue<T>
+  void alltoall(std::span<const T> in, std::span<T> out) const {
+    if (in.size() != out.size() || in.size() % static_cast<std::size_t>(size_) != 0)
+      check_blocks(in.size() / static_cast<std::size_t>(size_) + 1, out.size(), "alltoall");
+    detail::coll_alltoall(coll(), in.data(), in.size_bytes() / static_cast<std::size_t>(size_), out.data());
+  }
+  /// The root's buffer into every rank's buffer of the same size.
+  template <class T, std::size_t N>
+    requires RawValue<std::remove_const_t<T>>
+  void bcast(std::span<T, N> buffer, int root) const {
+    check_root(root, "bcast");
+    detail::coll_bcast(coll(), buffer.data(), buffer.size_bytes(), root);
+  }
+
+  /// values[i] goes to rank i; the result's element j came from rank j.
+  /// @throws ipc::UsageError unless values.size() == size().
+  template <class T>
+    requires RawValue<T>
+  std::vector<T> alltoall(const std::vector<T>& values) const {
+    check_count(values.size(), "alltoall");
+    std::vector<T> out(values.size());
+    detail::coll_alltoall(coll(), values.data(), sizeof(T), out.data());
+    return out;
+  }
+
   detail::Engine& engine() const { return *engine_; }
   std::uint32_t context() const { return context_; }
 
  private:
+  // Collectives travel on a context of their own, apart from the user's messages.
+  static constexpr std::uint32_t kCollectiveBit = 0x80000000u;
+  detail::CollContext coll() const { return {engine_, context_ | kCollectiveBit, rank_, size_}; }
+  void check_root(int root, const char* op) const;
+  void check_count(std::size_t n, const char* op) const;
+  void check_blocks(std::size_t in, std::size_t out, const char* op) const;
+
   static void check_tag(Tag tag, const char* op);
   static void check_recv_tag(Tag tag);
 

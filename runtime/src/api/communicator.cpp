@@ -35,6 +35,26 @@ void Communicator::check_recv_tag(Tag tag) {
     throw UsageError("receive: tag " + std::to_string(tag.value) + " is negative (tags are 0 and up, or any_tag)");
 }
 
+void Communicator::barrier() const { detail::coll_barrier(coll()); }
+
+void Communicator::check_root(int root, const char* op) const {
+  if (root < 0 || root >= size_)
+    throw UsageError(std::string(op) + ": root " + std::to_string(root) + " is not a rank (0 to " +
+                     std::to_string(size_ - 1) + ")");
+}
+
+void Communicator::check_count(std::size_t n, const char* op) const {
+  if (n != static_cast<std::size_t>(size_))
+    throw UsageError(std::string(op) + ": " + std::to_string(n) + " values for " + std::to_string(size_) +
+                     " ranks");
+}
+
+void Communicator::check_blocks(std::size_t in, std::size_t out, const char* op) const {
+  if (out != in * static_cast<std::size_t>(size_))
+    throw UsageError(std::string(op) + ": " + std::to_string(out) + " output elements for blocks of " +
+                     std::to_string(in) + " from " + std::to_string(size_) + " ranks");
+}
+
 Status Communicator::probe(int source, Tag tag) const {
   check_recv_tag(tag);
   return engine_->probe(context_, source, tag.value);

@@ -97,6 +97,7 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   if (dest < 0 || dest >= opt_.size)
     throw UsageError("rank " + std::to_string(opt_.rank) + ": send to rank " + std::to_string(dest) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
+  note_activity();
   r->engine = this;
   r->comm = comm;
   r->tag = tag;
@@ -136,6 +137,7 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
   if (source != kAnySource && (source < 0 || source >= opt_.size))
     throw UsageError("rank " + std::to_string(opt_.rank) + ": receive from rank " + std::to_string(source) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
+  note_activity();
   r->engine = this;
   r->comm = comm;
   r->source = source;

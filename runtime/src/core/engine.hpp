@@ -148,7 +148,16 @@ class Engine final : public transport::Sink {
   Sleeper sleeper_;
   std::atomic<int> waiters_{0};
   std::atomic<int> sleeping_waiters_{0};
-  std::atomic<std::uint64_t> wait_count_{0};  // waits that have ended (activity, for the progress thread)
+  // Calls into the engine (posts and waits): the progress thread stays away while
+  // this keeps changing, since the program's own calls make progress then.
+  std::atomic<std::uint64_t> wait_count_{0};
+  void note_activity() { wait_count_.store(wait_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+
+ public:
+  /// Whether the ranks of this node outnumber its CPUs (collectives choose by it).
+  bool oversubscribed() const { return opt_.wait.oversubscribed; }
+
+ private:
   std::atomic<bool> stop_{false};
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;

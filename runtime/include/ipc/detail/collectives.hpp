@@ -1,0 +1,36 @@
+/// @file detail/collectives.hpp
+/// The type-erased layer below the typed collectives: bytes, counts and a reduction
+/// as a function pointer (so that the algorithms compile once, not per type).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ipc::detail {
+
+class Engine;
+
+/// inout[i] = op(inout[i], in[i]) for i < count elements.
+struct Reduction {
+  void (*apply)(void* inout, const void* in, std::size_t count) = nullptr;
+  std::size_t elem_size = 0;
+};
+
+/// The communicator a collective runs on: its engine, its collective context (apart
+/// from the user's messages), this rank and the size.
+struct CollContext {
+  Engine* engine;
+  std::uint32_t context;
+  int rank;
+  int size;
+};
+
+void coll_barrier(const CollContext& c);
+void coll_bcast(const CollContext& c, void* data, std::size_t bytes, int root);
+void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reduction op);
+void coll_reduce(const CollContext& c, void* data, std::size_t count, Reduction op, int root);
+void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, void* out);
+void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* out, int root);
+void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void* out);
+
+}  // namespace ipc::detail

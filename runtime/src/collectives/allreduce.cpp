@@ -1,0 +1,124 @@
+// Allreduce, two algorithms (the choice is at the bottom):
+//  - recursive doubling for small vectors: log2 p exchanges of the whole vector (ranks
+//    beyond the largest power of two first fold into a partner and get the result back
+//    at the end);
+//  - ring reduce-scatter then ring allgather for large ones: each rank sends and
+//    receives 2(p-1)/p of the vector, the least possible.
+// Both give every rank bitwise the same result: in recursive doubling partners apply
+// the (commutative) operation to the same two operands; in the ring each block is
+// reduced by one rank and then copied to all.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "collectives/p2p.hpp"
+
+namespace ipc::detail {
+namespace {
+
+constexpr std::size_t kRingFrom = 16 * 1024;  // bytes from which the ring is used
+
+void recursive_doubling(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
+  std::size_t bytes = count * op.elem_size;
+  std::vector<std::byte> tmp(bytes);
+  int p = c.size, r = c.rank;
+  int pof2 = 1;
+  while (pof2 * 2 <= p) pof2 *= 2;
+  int rem = p - pof2, newrank;
+  if (r < 2 * rem) {
+    if (r % 2 == 0) {
+      coll_send(c, data, bytes, r + 1, kAllreduce);
+      newrank = -1;
+    } else {
+      coll_recv(c, tmp.data(), bytes, r - 1, kAllreduce);
+      op.apply(data, tmp.data(), count);
+      newrank = r / 2;
+    }
+  } else {
+    newrank = r - rem;
+  }
+  if (newrank >= 0) {
+    for (int mask = 1; mask < pof2; mask <<= 1) {
+      int partner = newrank ^ mask;
+      int dst = partner < rem ? partner * 2 + 1 : partner + rem;
+      coll_sendrecv(c, data, bytes, dst, tmp.data(), bytes, dst, kAllreduce);
+      op.apply(data, tmp.data(), count);
+    }
+  }
+  if (r < 2 * rem) {
+    if (r % 2 == 0)
+      coll_recv(c, data, bytes, r + 1, kAllreduce);
+    else
+      coll_send(c, data, bytes, r - 1, kAllreduce);
+  }
+}
+
+void ring(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
+  int p = c.size, r = c.rank;
+  std::size_t es = op.elem_size;
+  // Block b holds elements [first(b), first(b+1)).
+  auto first = [&](int b) { return count / p * b + std::min<std::size_t>(b, count % p); };
+  auto len = [&](int b) { return first(b + 1) - first(b); };
+  std::vector<std::byte> tmp((count / p + 1) * es);
+  int right = (r + 1) % p, left = (r - 1 + p) % p;
+  for (int s = 0; s < p - 1; ++s) {  // reduce-scatter
+    int send_b = (r - s + p) % p, recv_b = (r - s - 1 + 2 * p) % p;
+    coll_sendrecv(c, data + first(send_b) * es, len(send_b) * es, right, tmp.data(), len(recv_b) * es, left,
+                  kAllreduce);
+    op.apply(data + first(recv_b) * es, tmp.data(), len(recv_b));
+  }
+  for (int s = 0; s < p - 1; ++s) {  // allgather of the reduced blocks
+    int send_b = (r + 1 - s + p) % p, recv_b = (r - s + p) % p;
+    coll_sendrecv(c, data + first(send_b) * es, len(send_b) * es, right, data + first(recv_b) * es,
+                  len(recv_b) * es, left, kAllreduce);
+  }
+}
+
+// Oversubscribed nodes, small vectors: every rank sends to rank 0, which reduces in
+// rank order and sends the result back (two scheduling rounds instead of log2 p).
+void flat_allreduce(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
+  std::size_t bytes = count * op.elem_size;
+  if (c.rank != 0) {
+    coll_sendrecv(c, data, bytes, 0, data, bytes, 0, kAllreduce);
+    return;
+  }
+  std::vector<std::byte> tmp(bytes);
+  for (int q = 1; q < c.size; ++q) {
+    coll_recv(c, tmp.data(), bytes, q, kAllreduce);
+    op.apply(data, tmp.data(), count);
+  }
+  for (int q = 1; q < c.size; ++q) coll_send(c, data, bytes, q, kAllreduce);
+}
+
+}  // namespace
+
+void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reduction op) {
+  if (c.size == 1 || count == 0) return;
+  auto* d = static_cast<std::byte*>(data);
+  std::size_t bytes = count * op.elem_size;
+  if (bytes >= kRingFrom && count >= static_cast<std::size_t>(c.size))
+    ring(c, d, count, op);
+  else if (c.size > 2 && flat(c))
+    flat_allreduce(c, d, count, op);
+  else
+    recursive_doubling(c, d, count, op);
+}
+
+void coll_reduce(const CollContext& c, void* data, std::size_t count, Reduction op, int root) {
+  // Binomial tree towards the root: log2 p rounds, each rank sends once.
+  int p = c.size, vr = (c.rank - root + p) % p;
+  std::size_t bytes = count * op.elem_size;
+  std::vector<std::byte> tmp(bytes);
+  for (int mask = 1; mask < p; mask <<= 1) {
+    if (vr & mask) {
+      coll_send(c, data, bytes, (vr - mask + root) % p, kReduce);
+      return;
+    }
+    if (vr + mask < p) {
+      coll_recv(c, tmp.data(), bytes, (vr + mask + root) % p, kReduce);
+      op.apply(data, tmp.data(), count);
+    }
+  }
+}
+
+}  // namespace ipc::detail

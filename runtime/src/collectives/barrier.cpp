@@ -1,0 +1,26 @@
+// Barrier. Dissemination: ceil(log2 p) rounds of empty messages; round k signals the
+// rank 2^k ahead and waits for the one 2^k behind. When ranks outnumber CPUs, the time
+// goes to getting every rank scheduled, not to messages: there, a flat barrier (all
+// tell rank 0, rank 0 releases all) needs two scheduling rounds instead of log2 p.
+#include <vector>
+
+#include "collectives/p2p.hpp"
+#include "core/engine.hpp"
+
+namespace ipc::detail {
+
+void coll_barrier(const CollContext& c) {
+  if (c.size > 2 && flat(c)) {
+    if (c.rank != 0) {
+      coll_sendrecv(c, nullptr, 0, 0, nullptr, 0, 0, kBarrier);
+      return;
+    }
+    for (int q = 1; q < c.size; ++q) coll_recv(c, nullptr, 0, q, kBarrier);
+    for (int q = 1; q < c.size; ++q) coll_send(c, nullptr, 0, q, kBarrier);
+    return;
+  }
+  for (int d = 1; d < c.size; d <<= 1)
+    coll_sendrecv(c, nullptr, 0, (c.rank + d) % c.size, nullptr, 0, (c.rank - d + c.size) % c.size, kBarrier);
+}
+
+}  // namespace ipc::detail

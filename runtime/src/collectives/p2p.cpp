@@ -1,0 +1,47 @@
+#include "collectives/p2p.hpp"
+
+#include <cstdlib>
+
+#include "core/engine.hpp"
+#include "ipc/errors.hpp"
+
+namespace ipc::detail {
+namespace {
+
+RecvTarget exact(void* data, std::size_t bytes) {
+  return {[data, bytes](std::size_t n) -> void* {
+            if (n != bytes)
+              throw ProtocolError("collective: a step received " + std::to_string(n) + " bytes, expected " +
+                                  std::to_string(bytes) + " (do all ranks call the same collective with the "
+                                  "same sizes?)");
+            return data;
+          },
+          {}};
+}
+
+}  // namespace
+
+bool flat(const CollContext& c) {
+  static const int forced = [] {
+    const char* v = std::getenv("IPC_COLL_FLAT");
+    return v ? std::atoi(v) : -1;
+  }();
+  return forced >= 0 ? forced == 1 : c.engine->oversubscribed();
+}
+
+void coll_send(const CollContext& c, const void* data, std::size_t bytes, int dest, int tag) {
+  c.engine->send(c.context, dest, tag, SendSource{data, bytes, {}});
+}
+
+void coll_recv(const CollContext& c, void* data, std::size_t bytes, int source, int tag) {
+  c.engine->recv(c.context, source, tag, exact(data, bytes));
+}
+
+void coll_sendrecv(const CollContext& c, const void* out, std::size_t out_bytes, int dest, void* in,
+                   std::size_t in_bytes, int source, int tag) {
+  auto r = c.engine->irecv(c.context, source, tag, exact(in, in_bytes));
+  c.engine->send(c.context, dest, tag, SendSource{out, out_bytes, {}});
+  c.engine->wait(*r);
+}
+
+}  // namespace ipc::detail

@@ -1,0 +1,116 @@
+// The collectives on every number of ranks: barrier (checked through files), bcast of
+// every value kind from every root, allreduce of scalars and vectors around the
+// algorithm switch (bitwise equal on every rank), reduce, allgather, gather, alltoall.
+#include <ipc/ipc.hpp>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstring>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "check.hpp"
+
+int main() {
+  ipc::Runtime rt;
+  auto& c = rt.world();
+  int me = c.rank(), n = c.size();
+
+  // Barrier: nobody leaves before everyone has arrived (each leaves a file first).
+  std::string dir = std::string("/tmp/ipc-it-barrier-") + std::getenv("IPC_JOB");
+  if (me == 0) ::mkdir(dir.c_str(), 0700);
+  c.barrier();
+  for (int round = 0; round < 3; ++round) {
+    if ((me + round) % n == 0) ::usleep(20000);  // someone is late
+    std::ofstream(dir + "/" + std::to_string(round) + "-" + std::to_string(me)) << me;
+    c.barrier();
+    for (int q = 0; q < n; ++q)
+      IT_CHECK(me, ::access((dir + "/" + std::to_string(round) + "-" + std::to_string(q)).c_str(), F_OK) == 0,
+               "round %d: left the barrier before rank %d arrived", round, q);
+  }
+  c.barrier();
+  if (me == 0) std::system(("rm -rf " + dir).c_str());
+
+  // Bcast from every root.
+  for (int root = 0; root < n; ++root) {
+    long v = me == root ? 1000 + root : -1;
+    c.bcast(v, root);
+    IT_CHECK(me, v == 1000 + root, "bcast long from %d: %ld", root, v);
+    std::vector<double> vec;
+    if (me == root) vec.assign(100000 + root, 0.5 * root);
+    c.bcast(vec, root);
+    IT_CHECK(me, vec.size() == 100000u + root && vec.back() == 0.5 * root, "bcast vector from %d", root);
+    std::map<std::string, int> m;
+    if (me == root) m = {{"root", root}, {"n", n}};
+    c.bcast(m, root);
+    IT_CHECK(me, m.size() == 2 && m["root"] == root, "bcast map from %d", root);
+  }
+
+  // Allreduce of scalars.
+  IT_CHECK(me, c.allreduce(me) == n * (n - 1) / 2, "sum of ranks");
+  IT_CHECK(me, c.allreduce(me, ipc::op::max{}) == n - 1, "max");
+  IT_CHECK(me, c.allreduce(me + 5, ipc::op::min{}) == 5, "min");
+  auto bor = [](std::uint32_t a, std::uint32_t b) { return a | b; };
+  IT_CHECK(me, c.allreduce(std::uint32_t{1} << me, bor) == (std::uint32_t{1} << n) - 1, "custom op");
+
+  // Vectors across the algorithm switch, with values whose float sums depend on order:
+  // every rank must hold bitwise the same result.
+  for (std::size_t count : {std::size_t{1}, std::size_t{3}, std::size_t{1000}, std::size_t{2048},
+                            std::size_t{2049}, std::size_t{100003}}) {
+    std::vector<double> v(count);
+    for (std::size_t i = 0; i < count; ++i) v[i] = std::sin(1.0 * i + me) * std::pow(10.0, me % 7);
+    auto sum = c.allreduce(v);
+    std::vector<std::int64_t> ints(count);
+    for (std::size_t i = 0; i < count; ++i) ints[i] = static_cast<std::int64_t>(i) * (me + 1);
+    auto isum = c.allreduce(ints);
+    for (std::size_t i = 0; i < count; i += 1 + count / 17)
+      IT_CHECK(me, isum[i] == static_cast<std::int64_t>(i) * n * (n + 1) / 2, "count %zu: int sum at %zu", count, i);
+    // Compare with rank 0's result, bit for bit.
+    auto ref = sum;
+    c.bcast(ref, 0);
+    IT_CHECK(me, std::memcmp(ref.data(), sum.data(), count * sizeof(double)) == 0,
+             "count %zu: the double sums differ between ranks", count);
+    double expect0 = 0;
+    for (int q = 0; q < n; ++q) expect0 += std::sin(0.0 + q) * std::pow(10.0, q % 7);
+    IT_CHECK(me, std::fabs(sum[0] - expect0) <= 1e-9 * std::fabs(expect0) + 1e-12, "count %zu: sum[0]", count);
+  }
+
+  // Reduce to every root; gathers; all-to-all.
+  for (int root = 0; root < n; ++root) {
+    long r = c.reduce(static_cast<long>(me + 1), root);
+    if (me == root) IT_CHECK(me, r == 1L * n * (n + 1) / 2, "reduce to %d: %ld", root, r);
+    auto g = c.gather(me * 3, root);
+    IT_CHECK(me, me == root ? g.size() == static_cast<std::size_t>(n) : g.empty(), "gather size");
+    for (int q = 0; me == root && q < n; ++q) IT_CHECK(me, g[q] == q * 3, "gather from %d", q);
+  }
+  auto all = c.allgather(me * 7 + 1);
+  for (int q = 0; q < n; ++q) IT_CHECK(me, all[q] == q * 7 + 1, "allgather from %d", q);
+  std::vector<char> blocks(1000 * n), got(1000 * n);
+  for (int q = 0; q < n; ++q)
+    for (int i = 0; i < 1000; ++i) blocks[q * 1000 + i] = static_cast<char>(me * 31 + q + i);
+  c.allgather(std::span<const char>(blocks.data() + me * 1000, 1000), std::span<char>(got));
+  for (int q = 0; q < n; ++q) IT_CHECK(me, got[q * 1000 + 5] == static_cast<char>(q * 31 + q + 5), "block allgather");
+  std::vector<int> to(n);
+  for (int q = 0; q < n; ++q) to[q] = me * 100 + q;
+  auto from = c.alltoall(to);
+  for (int q = 0; q < n; ++q) IT_CHECK(me, from[q] == q * 100 + me, "alltoall from %d: %d", q, from[q]);
+  c.alltoall(std::span<const char>(blocks), std::span<char>(got));
+  for (int q = 0; q < n; ++q)
+    IT_CHECK(me, got[q * 1000 + 7] == static_cast<char>(q * 31 + me + 7), "block alltoall from %d", q);
+
+  // Bad arguments are usage errors.
+  bool usage = false;
+  try {
+    c.bcast(usage, n);
+  } catch (const ipc::UsageError&) {
+    usage = true;
+  }
+  IT_CHECK(me, usage, "bcast from a root outside the job");
+  return 0;
+}
