@@ -16,8 +16,6 @@
 namespace ipc::detail {
 namespace {
 
-constexpr std::size_t kRingFrom = 16 * 1024;  // bytes from which the ring is used
-
 void recursive_doubling(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
   std::size_t bytes = count * op.elem_size;
   std::vector<std::byte> tmp(bytes);
@@ -96,7 +94,7 @@ void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reducti
   if (c.size == 1 || count == 0) return;
   auto* d = static_cast<std::byte*>(data);
   std::size_t bytes = count * op.elem_size;
-  if (bytes >= kRingFrom && count >= static_cast<std::size_t>(c.size))
+  if (ring_allreduce(bytes, count, c.size))
     ring(c, d, count, op);
   else if (c.size > 2 && flat(c))
     flat_allreduce(c, d, count, op);

@@ -14,7 +14,7 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
   auto* o = static_cast<std::byte*>(out);
   if (bytes) std::memmove(o + r * bytes, in, bytes);
   if (p == 1) return;
-  if ((p & (p - 1)) == 0 && bytes * p <= 64 * 1024) {
+  if (doubling_allgather(bytes, p)) {
     // After round k a rank holds the 2^(k+1) blocks of its aligned group.
     for (int mask = 1; mask < p; mask <<= 1) {
       int partner = r ^ mask;

@@ -1,6 +1,8 @@
 #include "collectives/p2p.hpp"
 
-#include <cstdlib>
+#include <string>
+
+#include "wire/params.hpp"
 
 #include "core/engine.hpp"
 #include "ipc/errors.hpp"
@@ -23,8 +25,8 @@ RecvTarget exact(void* data, std::size_t bytes) {
 
 bool flat(const CollContext& c) {
   static const int forced = [] {
-    const char* v = std::getenv("IPC_COLL_FLAT");
-    return v ? std::atoi(v) : -1;
+    std::string v = wire::param("IPC_COLL_FLAT");
+    return v == "auto" ? -1 : wire::param_bool("IPC_COLL_FLAT") ? 1 : 0;
   }();
   return forced >= 0 ? forced == 1 : c.engine->oversubscribed();
 }

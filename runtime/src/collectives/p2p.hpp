@@ -3,6 +3,7 @@
 
 #include <cstddef>
 
+#include "collectives/choice.hpp"
 #include "ipc/detail/collectives.hpp"
 
 namespace ipc::detail {
@@ -12,10 +13,6 @@ void coll_recv(const CollContext& c, void* data, std::size_t bytes, int source, 
 /// Sends to `dest` and receives from `source` at once (never deadlocks in a ring).
 void coll_sendrecv(const CollContext& c, const void* out, std::size_t out_bytes, int dest, void* in,
                    std::size_t in_bytes, int source, int tag);
-
-/// Whether to prefer flat (gather to rank 0, then release) algorithms for small
-/// messages: when the node's ranks outnumber its CPUs (IPC_COLL_FLAT overrides).
-bool flat(const CollContext& c);
 
 // One tag per algorithm: ranks call collectives in the same order, and messages of a
 // pair with one tag never overtake each other, so successive calls cannot mix.

@@ -1,0 +1,25 @@
+// Which algorithm each collective uses, in one place. Measured on 2 to 8 ranks of one
+// node (bench/compare): the ring allreduce wins from 16 KiB on; on a node whose ranks
+// outnumber its CPUs the cost is getting every rank scheduled, and flat algorithms
+// (all to rank 0, rank 0 to all) need two scheduling rounds where tree and
+// dissemination ones need log2 p.
+#pragma once
+
+#include <cstddef>
+
+#include "ipc/detail/collectives.hpp"
+
+namespace ipc::detail {
+
+/// Flat barrier and small allreduce: oversubscribed nodes (IPC_COLL_FLAT=0/1 forces).
+bool flat(const CollContext& c);
+
+inline bool ring_allreduce(std::size_t bytes, std::size_t count, int ranks) {
+  return bytes >= 16 * 1024 && count >= static_cast<std::size_t>(ranks);
+}
+
+inline bool doubling_allgather(std::size_t block_bytes, int ranks) {
+  return (ranks & (ranks - 1)) == 0 && block_bytes * static_cast<std::size_t>(ranks) <= 64 * 1024;
+}
+
+}  // namespace ipc::detail
