@@ -11,7 +11,8 @@
 
 namespace ipc::detail {
 
-/// Flat barrier and small allreduce: oversubscribed nodes (IPC_COLL_FLAT=0/1 forces).
+/// Flat barrier and small allreduce, and all-at-once allgather and all-to-all up to
+/// 64 KiB blocks: oversubscribed nodes (IPC_COLL_FLAT=0/1 forces).
 bool flat(const CollContext& c);
 
 inline bool ring_allreduce(std::size_t bytes, std::size_t count, int ranks) {

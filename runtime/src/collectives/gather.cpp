@@ -14,6 +14,13 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
   auto* o = static_cast<std::byte*>(out);
   if (bytes) std::memmove(o + r * bytes, in, bytes);
   if (p == 1) return;
+  if (flat(c) && bytes <= 64 * 1024) {  // every block to every rank at once
+    std::vector<Transfer> xs;
+    for (int q = 0; q < p; ++q)
+      if (q != r) xs.push_back({q, o + r * bytes, o + q * bytes, bytes});
+    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAllgather);
+    return;
+  }
   if (doubling_allgather(bytes, p)) {
     // After round k a rank holds the 2^(k+1) blocks of its aligned group.
     for (int mask = 1; mask < p; mask <<= 1) {
@@ -47,6 +54,15 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
   auto* i = static_cast<const std::byte*>(in);
   auto* o = static_cast<std::byte*>(out);
   if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
+  if (flat(c) && bytes <= 64 * 1024) {  // all pairs at once
+    std::vector<Transfer> xs;
+    for (int k = 1; k < p; ++k) {
+      int q = (r + k) % p;
+      xs.push_back({q, i + q * bytes, o + q * bytes, bytes});
+    }
+    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAlltoall);
+    return;
+  }
   for (int k = 1; k < p; ++k) {
     int dst = (r + k) % p, src = (r - k + p) % p;
     coll_sendrecv(c, i + dst * bytes, bytes, dst, o + src * bytes, bytes, src, kAlltoall);

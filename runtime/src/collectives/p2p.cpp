@@ -5,6 +5,9 @@
 #include "wire/params.hpp"
 
 #include "core/engine.hpp"
+
+#include <memory>
+#include <vector>
 #include "ipc/errors.hpp"
 
 namespace ipc::detail {
@@ -44,6 +47,15 @@ void coll_sendrecv(const CollContext& c, const void* out, std::size_t out_bytes,
   auto r = c.engine->irecv(c.context, source, tag, exact(in, in_bytes));
   c.engine->send(c.context, dest, tag, SendSource{out, out_bytes, {}});
   c.engine->wait(*r);
+}
+
+void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag) {
+  std::vector<std::shared_ptr<RequestState>> reqs;
+  reqs.reserve(2 * static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) reqs.push_back(c.engine->irecv(c.context, xs[i].peer, tag, exact(xs[i].in, xs[i].bytes)));
+  for (int i = 0; i < n; ++i)
+    reqs.push_back(c.engine->isend(c.context, xs[i].peer, tag, SendSource{xs[i].out, xs[i].bytes, {}}));
+  for (auto& r : reqs) c.engine->wait(*r);
 }
 
 }  // namespace ipc::detail

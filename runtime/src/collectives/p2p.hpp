@@ -14,6 +14,16 @@ void coll_recv(const CollContext& c, void* data, std::size_t bytes, int source, 
 void coll_sendrecv(const CollContext& c, const void* out, std::size_t out_bytes, int dest, void* in,
                    std::size_t in_bytes, int source, int tag);
 
+/// Posts every receive and every send at once, then waits for all: one scheduling
+/// round on an oversubscribed node. sends/recvs: (peer, pointer, bytes).
+struct Transfer {
+  int peer;
+  const void* out;
+  void* in;
+  std::size_t bytes;
+};
+void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag);
+
 // One tag per algorithm: ranks call collectives in the same order, and messages of a
 // pair with one tag never overtake each other, so successive calls cannot mix.
 enum CollTag : int { kBarrier = 1, kBcast, kAllreduce, kReduce, kAllgather, kGather, kAlltoall };
