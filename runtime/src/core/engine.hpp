@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/matching.hpp"
+#include "core/progress_lock.hpp"
 #include "core/waiting.hpp"
 #include "ipc/detail/transfer.hpp"
 #include "ipc/status.hpp"
@@ -137,7 +138,7 @@ class Engine final : public transport::Sink {
 
   Options opt_;
   std::vector<transport::Transport*> transports_;  // distinct, self first
-  std::mutex mu_;
+  ProgressLock mu_;
   MatchQueues<Posted> queues_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_sends_;  // awaiting cts
