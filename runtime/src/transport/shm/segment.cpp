@@ -17,6 +17,19 @@ std::size_t segment_bytes(std::uint32_t rings, std::size_t ring_bytes) {
   return sizeof(SegmentHeader) + rings * (sizeof(RingControl) + ring_bytes);
 }
 
+namespace {
+
+// Maps `size` bytes of `fd` (closing it) with every page present at once.
+void* map_segment(int fd, std::size_t size, const std::string& name) {
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  int e = errno;
+  ::close(fd);
+  if (base == MAP_FAILED) throw Error("shm: cannot map segment " + name + ": " + std::strerror(e));
+  return base;
+}
+
+}  // namespace
+
 Segment& Segment::operator=(Segment&& o) noexcept {
   std::swap(base_, o.base_);
   std::swap(size_, o.size_);
@@ -57,13 +70,7 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
     ::close(fd);
     throw Error("shm: cannot size segment " + name + " to " + std::to_string(s.size_) + " bytes: " + std::strerror(e));
   }
-  s.base_ = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-  int e = errno;
-  ::close(fd);
-  if (s.base_ == MAP_FAILED) {
-    s.base_ = nullptr;
-    throw Error("shm: cannot map segment " + name + ": " + std::strerror(e));
-  }
+  s.base_ = map_segment(fd, s.size_, name);
   auto* h = new (s.base_) SegmentHeader{};
   h->rings = rings;
   h->owner_pid = static_cast<std::uint32_t>(::getpid());
@@ -88,13 +95,7 @@ Segment Segment::open(const std::string& name) {
     throw Error("shm: segment " + name + " is too small");
   }
   s.size_ = static_cast<std::size_t>(st.st_size);
-  s.base_ = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-  int e = errno;
-  ::close(fd);
-  if (s.base_ == MAP_FAILED) {
-    s.base_ = nullptr;
-    throw Error("shm: cannot map segment " + name + ": " + std::strerror(e));
-  }
+  s.base_ = map_segment(fd, s.size_, name);
   auto* h = s.header();
   if (h->magic != kSegmentMagic || segment_bytes(h->rings, h->ring_bytes) != s.size_)
     throw Error("shm: segment " + name + " is not a valid ipc segment");

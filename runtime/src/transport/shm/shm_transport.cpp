@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "ipc/errors.hpp"
+#include "transport/queued.hpp"
 
 namespace ipc::transport::shm {
 namespace {
@@ -202,17 +203,7 @@ void ShmTransport::send(int peer, const wire::FrameHeader& h, const void* payloa
   if (was_empty && push(p)) return;
   if (was_empty) ++pending_peers_;
   Out& last = p.queue.back();
-  if (last.done && !last.started && last.length <= opt_.eager_limit) {
-    // It waits for room: keep a copy so that the sender may go on.
-    if (last.length) {
-      last.owned.reset(new std::byte[last.length]);
-      std::memcpy(last.owned.get(), last.payload, last.length);
-      last.payload = last.owned.get();
-    }
-    Completion* c = last.done;
-    last.done = nullptr;
-    c->complete({});
-  }
+  if (last.done && !last.started && last.length <= opt_.eager_limit) detach_payload(last);  // waits for room
 }
 
 void ShmTransport::release(Inbound& in) {

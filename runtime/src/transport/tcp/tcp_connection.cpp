@@ -1,5 +1,7 @@
 #include "transport/tcp/tcp_connection.hpp"
 
+#include "transport/queued.hpp"
+
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -133,16 +135,7 @@ void Connection::send(const wire::FrameHeader& h, const void* payload, Completio
   if (outq_.empty()) return;
   // Whatever is still queued: small payloads are copied so that the sender may go on.
   Out& last = outq_.back();
-  if (last.done && last.length <= copy_limit && !last.owned) {
-    if (last.length > 0) {
-      last.owned.reset(new std::byte[last.length]);
-      std::memcpy(last.owned.get(), last.payload, last.length);
-      last.payload = last.owned.get();
-    }
-    Completion* c = last.done;
-    last.done = nullptr;
-    c->complete({});
-  }
+  if (last.done && last.length <= copy_limit && !last.owned) detach_payload(last);
 }
 
 bool Connection::write_handshake() {
