@@ -98,8 +98,10 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     ~Disarm() {
       for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
       if (waiter) e.sleeper_.leave();
+      e.sleeper_.end_sleep();
     }
   } disarm{*this, armed, waiter};
+  sleeper_.begin_sleep();  // before arming: an arrival after the check is then seen
   bool ok = true;
   while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
   if (ok && !done()) {

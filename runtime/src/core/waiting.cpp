@@ -32,7 +32,11 @@ Sleeper::Sleeper() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   bell_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epfd_ < 0 || bell_ < 0) throw Error(std::string("cannot create the wait set: ") + std::strerror(errno));
-  watch(bell_);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = bell_;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, bell_, &ev) != 0)
+    throw Error(std::string("cannot watch the wake-up eventfd: ") + std::strerror(errno));
 }
 
 Sleeper::~Sleeper() {
@@ -40,12 +44,23 @@ Sleeper::~Sleeper() {
   if (epfd_ >= 0) ::close(epfd_);
 }
 
-void Sleeper::watch(int fd) {
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = fd;
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
-    throw Error(std::string("cannot watch a transport fd: ") + std::strerror(errno));
+void Sleeper::watch(int fd) { fds_.push_back(fd); }
+
+void Sleeper::begin_sleep() {
+  std::lock_guard lk(mu_);
+  if (in_sleep_++ > 0) return;
+  for (int fd : fds_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+}
+
+void Sleeper::end_sleep() {
+  std::lock_guard lk(mu_);
+  if (--in_sleep_ > 0) return;
+  for (int fd : fds_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 bool Sleeper::sleep(std::chrono::milliseconds max) {

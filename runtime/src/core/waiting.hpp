@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <vector>
 
 namespace ipc::detail {
 
@@ -30,6 +32,9 @@ class Sleeper {
   Sleeper(const Sleeper&) = delete;
   Sleeper& operator=(const Sleeper&) = delete;
 
+  /// Registers a transport's fd. It joins the epoll set only while some thread
+  /// sleeps (first in adds, last out removes): an fd in an epoll set costs a callback
+  /// on every arrival, and a nested epoll set a second one, on the fast path.
   void watch(int fd);
   /// Sleeps until a watched fd is readable, ring() is called or `max` passes. The
   /// caller registers as a sleeper first (enter) and re-checks its condition between
@@ -37,6 +42,9 @@ class Sleeper {
   void enter() { sleepers_.fetch_add(1, std::memory_order_seq_cst); }
   /// Returns false when `max` passed with nothing to wake for.
   bool sleep(std::chrono::milliseconds max);
+  /// Around sleep(): the first thread in adds the transports' fds, the last out removes them.
+  void begin_sleep();
+  void end_sleep();
   void leave() { sleepers_.fetch_sub(1, std::memory_order_seq_cst); }
   /// Wakes the sleepers, if any (a syscall only then); `always` rings regardless.
   void ring(bool always = false);
@@ -44,6 +52,9 @@ class Sleeper {
  private:
   int epfd_ = -1;
   int bell_ = -1;
+  std::vector<int> fds_;
+  std::mutex mu_;
+  int in_sleep_ = 0;
   std::atomic<int> sleepers_{0};
 };
 
