@@ -104,7 +104,21 @@ int main() {
   for (int q = 0; q < n; ++q)
     IT_CHECK(me, got[q * 1000 + 7] == static_cast<char>(q * 31 + me + 7), "block alltoall from %d", q);
 
+  // min/max where operand order matters (NaN): still the same bits everywhere.
+  double odd = me == 1 ? std::nan("") : 1.0 * me;
+  double mn = c.allreduce(odd, ipc::op::min{}), ref_mn = mn;
+  c.bcast(ref_mn, 0);
+  IT_CHECK(me, std::memcmp(&mn, &ref_mn, sizeof mn) == 0, "min with a NaN differs between ranks");
+
   // Bad arguments are usage errors.
+  bool bad_sizes = false;
+  try {
+    std::vector<char> small(n), big(2 * n);
+    c.alltoall(std::span<const char>(small), std::span<char>(big));
+  } catch (const ipc::UsageError&) {
+    bad_sizes = true;
+  }
+  IT_CHECK(me, bad_sizes, "alltoall with mismatched sizes");
   bool usage = false;
   try {
     c.bcast(usage, n);

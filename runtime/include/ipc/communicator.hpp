@@ -177,6 +177,7 @@ class Communicator {
   }
   /// Element by element over every rank's vector (all of one length).
   template <class T, class Op = op::sum>
+    requires RawValue<T>
   std::vector<T> allreduce(const std::vector<T>& values, Op = {}) const {
     std::vector<T> out = values;
     detail::coll_allreduce(coll(), out.data(), out.size(), detail::reduction<T, Op>());
@@ -184,6 +185,7 @@ class Communicator {
   }
   /// In place, element by element.
   template <class T, class Op = op::sum>
+    requires RawValue<T>
   void allreduce_inplace(std::span<T> values, Op = {}) const {
     detail::coll_allreduce(coll(), values.data(), values.size(), detail::reduction<T, Op>());
   }
@@ -225,8 +227,7 @@ class Communicator {
   template <class T>
     requires RawValue<T>
   void alltoall(std::span<const T> in, std::span<T> out) const {
-    if (in.size() != out.size() || in.size() % static_cast<std::size_t>(size_) != 0)
-      check_blocks(in.size() / static_cast<std::size_t>(size_) + 1, out.size(), "alltoall");
+    if (in.size() != out.size() || in.size() % static_cast<std::size_t>(size_) != 0) alltoall_sizes(in.size(), out.size());
     detail::coll_alltoall(coll(), in.data(), in.size_bytes() / static_cast<std::size_t>(size_), out.data());
   }
   /// The root's buffer into every rank's buffer of the same size.
@@ -258,6 +259,7 @@ class Communicator {
   void check_root(int root, const char* op) const;
   void check_count(std::size_t n, const char* op) const;
   void check_blocks(std::size_t in, std::size_t out, const char* op) const;
+  [[noreturn]] void alltoall_sizes(std::size_t in, std::size_t out) const;
 
   static void check_tag(Tag tag, const char* op);
   static void check_recv_tag(Tag tag);

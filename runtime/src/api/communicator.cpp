@@ -55,6 +55,11 @@ void Communicator::check_blocks(std::size_t in, std::size_t out, const char* op)
                      std::to_string(in) + " from " + std::to_string(size_) + " ranks");
 }
 
+void Communicator::alltoall_sizes(std::size_t in, std::size_t out) const {
+  throw UsageError("alltoall: " + std::to_string(in) + " input and " + std::to_string(out) +
+                   " output elements; both must be the same multiple of " + std::to_string(size_) + " ranks");
+}
+
 Status Communicator::probe(int source, Tag tag) const {
   check_recv_tag(tag);
   return engine_->probe(context_, source, tag.value);

@@ -10,6 +10,7 @@
 #include <exception>
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "bootstrap/bootstrap.hpp"
@@ -100,6 +101,20 @@ void check_nodes(const std::vector<transport::PeerCard>& cards, int me) {
   }
 }
 
+// Whether collectives use their flat variants: one answer for the whole job, from the
+// cards (every rank must run the same algorithm): rank 0's IPC_COLL_FLAT when set,
+// else whether any node has more ranks than CPUs.
+bool collectives_go_flat(const std::vector<transport::PeerCard>& cards) {
+  const std::string& forced = cards.front().coll_flat;
+  if (forced == "1" || forced == "true" || forced == "yes" || forced == "on") return true;
+  if (forced == "0" || forced == "false" || forced == "no" || forced == "off") return false;
+  std::map<std::string, int> ranks;
+  for (auto& c : cards) ++ranks[c.node];
+  for (auto& c : cards)
+    if (c.cpus > 0 && ranks[c.node] > c.cpus) return true;
+  return false;
+}
+
 void start(RuntimeImpl& im) {
   im.job = bootstrap::read_environment();
   g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
@@ -123,6 +138,8 @@ void start(RuntimeImpl& im) {
   card.node = im.job.node;
   card.boot_id = net::boot_id();
   card.pid = static_cast<int>(::getpid());
+  card.cpus = static_cast<int>(std::thread::hardware_concurrency());
+  card.coll_flat = wire::param("IPC_COLL_FLAT");
   for (auto& t : im.transports) card.cards[std::string(t->name())] = t->card();
   im.store->put("card/" + std::to_string(im.job.rank), card.encode());
   auto cards = collect_cards(im.store->fence(), im.job.size);
@@ -138,6 +155,7 @@ void start(RuntimeImpl& im) {
   for (auto& c : cards) eo.peer_nodes.push_back(c.node);
   eo.wait = WaitPolicy::from_params(im.job.local_size);
   eo.progress_thread = wire::param_bool("IPC_PROGRESS_THREAD");
+  eo.coll_flat = collectives_go_flat(cards);
   im.engine = std::make_unique<Engine>(std::move(eo));
   im.world = std::make_unique<Communicator>(*im.engine, 0, im.job.rank, im.job.size);
 

@@ -16,6 +16,17 @@
 namespace ipc::detail {
 namespace {
 
+// data = op(lower rank's operand, higher rank's), so that partners compute exactly the
+// same thing even for operations that are not quite commutative (min/max with NaN).
+void lower_first(std::byte* data, std::byte* other, std::size_t count, Reduction op, bool mine_is_lower) {
+  if (mine_is_lower) {
+    op.apply(data, other, count);
+  } else {
+    op.apply(other, data, count);
+    std::memcpy(data, other, count * op.elem_size);
+  }
+}
+
 void recursive_doubling(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
   std::size_t bytes = count * op.elem_size;
   std::vector<std::byte> tmp(bytes);
@@ -29,7 +40,7 @@ void recursive_doubling(const CollContext& c, std::byte* data, std::size_t count
       newrank = -1;
     } else {
       coll_recv(c, tmp.data(), bytes, r - 1, kAllreduce);
-      op.apply(data, tmp.data(), count);
+      lower_first(data, tmp.data(), count, op, false);
       newrank = r / 2;
     }
   } else {
@@ -40,7 +51,7 @@ void recursive_doubling(const CollContext& c, std::byte* data, std::size_t count
       int partner = newrank ^ mask;
       int dst = partner < rem ? partner * 2 + 1 : partner + rem;
       coll_sendrecv(c, data, bytes, dst, tmp.data(), bytes, dst, kAllreduce);
-      op.apply(data, tmp.data(), count);
+      lower_first(data, tmp.data(), count, op, dst > r);
     }
   }
   if (r < 2 * rem) {
@@ -77,15 +88,15 @@ void ring(const CollContext& c, std::byte* data, std::size_t count, Reduction op
 void flat_allreduce(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
   std::size_t bytes = count * op.elem_size;
   if (c.rank != 0) {
-    coll_sendrecv(c, data, bytes, 0, data, bytes, 0, kAllreduce);
+    coll_sendrecv(c, data, bytes, 0, data, bytes, 0, kAllreduceFlat);
     return;
   }
   std::vector<std::byte> tmp(bytes);
   for (int q = 1; q < c.size; ++q) {
-    coll_recv(c, tmp.data(), bytes, q, kAllreduce);
+    coll_recv(c, tmp.data(), bytes, q, kAllreduceFlat);
     op.apply(data, tmp.data(), count);
   }
-  for (int q = 1; q < c.size; ++q) coll_send(c, data, bytes, q, kAllreduce);
+  for (int q = 1; q < c.size; ++q) coll_send(c, data, bytes, q, kAllreduceFlat);
 }
 
 }  // namespace

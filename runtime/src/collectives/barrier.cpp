@@ -12,11 +12,11 @@ namespace ipc::detail {
 void coll_barrier(const CollContext& c) {
   if (c.size > 2 && flat(c)) {
     if (c.rank != 0) {
-      coll_sendrecv(c, nullptr, 0, 0, nullptr, 0, 0, kBarrier);
+      coll_sendrecv(c, nullptr, 0, 0, nullptr, 0, 0, kBarrierFlat);
       return;
     }
-    for (int q = 1; q < c.size; ++q) coll_recv(c, nullptr, 0, q, kBarrier);
-    for (int q = 1; q < c.size; ++q) coll_send(c, nullptr, 0, q, kBarrier);
+    for (int q = 1; q < c.size; ++q) coll_recv(c, nullptr, 0, q, kBarrierFlat);
+    for (int q = 1; q < c.size; ++q) coll_send(c, nullptr, 0, q, kBarrierFlat);
     return;
   }
   for (int d = 1; d < c.size; d <<= 1)

@@ -12,7 +12,8 @@
 namespace ipc::detail {
 
 /// Flat barrier and small allreduce, and all-at-once allgather and all-to-all up to
-/// 64 KiB blocks: oversubscribed nodes (IPC_COLL_FLAT=0/1 forces).
+/// 64 KiB blocks: when a node of the job has more ranks than CPUs (rank 0's
+/// IPC_COLL_FLAT=0/1 forces). Decided once for the job, so every rank agrees.
 bool flat(const CollContext& c);
 
 inline bool ring_allreduce(std::size_t bytes, std::size_t count, int ranks) {

@@ -18,7 +18,7 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
     std::vector<Transfer> xs;
     for (int q = 0; q < p; ++q)
       if (q != r) xs.push_back({q, o + r * bytes, o + q * bytes, bytes});
-    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAllgather);
+    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAllgatherAll);
     return;
   }
   if (doubling_allgather(bytes, p)) {
@@ -60,7 +60,7 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
       int q = (r + k) % p;
       xs.push_back({q, i + q * bytes, o + q * bytes, bytes});
     }
-    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAlltoall);
+    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAlltoallAll);
     return;
   }
   for (int k = 1; k < p; ++k) {

@@ -1,11 +1,11 @@
 #include "collectives/p2p.hpp"
 
-#include <string>
 
-#include "wire/params.hpp"
 
 #include "core/engine.hpp"
 
+#include <algorithm>
+#include <exception>
 #include <memory>
 #include <vector>
 #include "ipc/errors.hpp"
@@ -26,13 +26,7 @@ RecvTarget exact(void* data, std::size_t bytes) {
 
 }  // namespace
 
-bool flat(const CollContext& c) {
-  static const int forced = [] {
-    std::string v = wire::param("IPC_COLL_FLAT");
-    return v == "auto" ? -1 : wire::param_bool("IPC_COLL_FLAT") ? 1 : 0;
-  }();
-  return forced >= 0 ? forced == 1 : c.engine->oversubscribed();
-}
+bool flat(const CollContext& c) { return c.engine->coll_flat(); }
 
 void coll_send(const CollContext& c, const void* data, std::size_t bytes, int dest, int tag) {
   c.engine->send(c.context, dest, tag, SendSource{data, bytes, {}});
@@ -45,7 +39,12 @@ void coll_recv(const CollContext& c, void* data, std::size_t bytes, int source, 
 void coll_sendrecv(const CollContext& c, const void* out, std::size_t out_bytes, int dest, void* in,
                    std::size_t in_bytes, int source, int tag) {
   auto r = c.engine->irecv(c.context, source, tag, exact(in, in_bytes));
-  c.engine->send(c.context, dest, tag, SendSource{out, out_bytes, {}});
+  try {
+    c.engine->send(c.context, dest, tag, SendSource{out, out_bytes, {}});
+  } catch (...) {
+    c.engine->cancel_recv(*r);  // `in` goes away with the caller: nothing may land there
+    throw;
+  }
   c.engine->wait(*r);
 }
 
@@ -55,7 +54,22 @@ void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag)
   for (int i = 0; i < n; ++i) reqs.push_back(c.engine->irecv(c.context, xs[i].peer, tag, exact(xs[i].in, xs[i].bytes)));
   for (int i = 0; i < n; ++i)
     reqs.push_back(c.engine->isend(c.context, xs[i].peer, tag, SendSource{xs[i].out, xs[i].bytes, {}}));
-  for (auto& r : reqs) c.engine->wait(*r);
+  // On a failure, withdraw the other receives and let the sends finish (they read the
+  // caller's buffers) before the error leaves.
+  std::exception_ptr first;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    try {
+      if (first && i < static_cast<std::size_t>(n))
+        c.engine->cancel_recv(*reqs[i]);
+      else
+        c.engine->wait(*reqs[i]);
+    } catch (...) {
+      if (!first) first = std::current_exception();
+      for (std::size_t k = i + 1; k < static_cast<std::size_t>(n); ++k) c.engine->cancel_recv(*reqs[k]);
+      i = std::max<std::size_t>(i, static_cast<std::size_t>(n) - 1);
+    }
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace ipc::detail

@@ -26,6 +26,11 @@ void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag)
 
 // One tag per algorithm: ranks call collectives in the same order, and messages of a
 // pair with one tag never overtake each other, so successive calls cannot mix.
-enum CollTag : int { kBarrier = 1, kBcast, kAllreduce, kReduce, kAllgather, kGather, kAlltoall };
+// Flat variants have tags of their own: a rank that chose differently fails loudly
+// instead of mixing messages.
+enum CollTag : int {
+  kBarrier = 1, kBcast, kAllreduce, kReduce, kAllgather, kGather, kAlltoall,
+  kBarrierFlat, kAllreduceFlat, kAllgatherAll, kAlltoallAll
+};
 
 }  // namespace ipc::detail

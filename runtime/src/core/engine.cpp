@@ -161,6 +161,19 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
   queues_.post(comm, source, tag, r);
 }
 
+void Engine::cancel_recv(RequestState& r) {
+  {
+    std::lock_guard lk(mu_);
+    if (queues_.remove_posted_if([&](const Posted& p) { return p.get() == &r; })) {
+      r.error = std::make_exception_ptr(UsageError("receive cancelled"));
+      r.done.store(true, std::memory_order_seq_cst);
+      return;
+    }
+  }
+  // Already matched: its payload is on the way (or the request failed); let it land.
+  block_until([&] { return r.done.load(std::memory_order_seq_cst); });
+}
+
 void Engine::deliver_eager(RequestState& r, const Unexpected& u) {
   r.status = Status{u.env.source, Tag{u.env.tag}, u.size};
   place(r, u.size);

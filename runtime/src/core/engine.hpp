@@ -75,6 +75,7 @@ class Engine final : public transport::Sink {
     std::vector<std::string> peer_nodes;                   // by peer rank, for messages
     WaitPolicy wait;
     bool progress_thread = true;
+    bool coll_flat = false;  // collectives use their flat variants (decided job-wide)
   };
 
   explicit Engine(Options opt);
@@ -155,8 +156,10 @@ class Engine final : public transport::Sink {
   void note_activity() { wait_count_.store(wait_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
  public:
-  /// Whether the ranks of this node outnumber its CPUs (collectives choose by it).
-  bool oversubscribed() const { return opt_.wait.oversubscribed; }
+  /// Whether collectives use their flat variants (the same answer on every rank).
+  bool coll_flat() const { return opt_.coll_flat; }
+  /// Withdraws a receive that has not matched yet; one that has is waited for.
+  void cancel_recv(RequestState& r);
 
  private:
   std::atomic<bool> stop_{false};

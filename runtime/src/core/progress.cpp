@@ -108,6 +108,7 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     if (waiter) sleeping_waiters_.fetch_add(1);
     woken = sleeper_.sleep(max);
     if (waiter) {
+      std::lock_guard lk(pt_mu_);  // under the park mutex: the notification cannot fall between check and wait
       sleeping_waiters_.fetch_sub(1);
       pt_cv_.notify_one();  // the progress thread may be parked for long: re-evaluate
     }
@@ -174,7 +175,10 @@ void Engine::shutdown() {
   if (progress_.joinable()) {
     stop_.store(true);
     sleeper_.ring(true);
-    pt_cv_.notify_all();
+    {
+      std::lock_guard lk(pt_mu_);
+      pt_cv_.notify_all();
+    }
     progress_.join();
   }
   std::lock_guard lk(mu_);
@@ -194,11 +198,19 @@ void Engine::progress_thread_main() {
     std::uint64_t waits = wait_count_.load(std::memory_order_relaxed);
     if (waiters_.load(std::memory_order_seq_cst) > 0 || waits != seen) {
       seen = waits;
-      // While a waiter sleeps it covers every fd itself: park until it wakes.
-      auto park = sleeping_waiters_.load() > 0 ? std::chrono::nanoseconds(std::chrono::milliseconds(100))
-                                               : std::chrono::nanoseconds(kQuiet);
-      std::unique_lock lk(pt_mu_);
-      pt_cv_.wait_for(lk, park);
+      {
+        // While a waiter sleeps it covers every fd itself: park until it wakes.
+        std::unique_lock lk(pt_mu_);
+        auto park = sleeping_waiters_.load() > 0 ? std::chrono::nanoseconds(std::chrono::milliseconds(100))
+                                                 : std::chrono::nanoseconds(kQuiet);
+        pt_cv_.wait_for(lk, park);
+      }
+      // A program that only posts (isend, compute, isend, ...) never waits: poll once
+      // per park when nobody else is in the library, so its messages still move.
+      if (waiters_.load(std::memory_order_seq_cst) == 0 && mu_.try_lock()) {
+        progress_locked();
+        mu_.unlock();
+      }
       continue;
     }
     sleep_once([this] { return stop_.load(); }, std::chrono::milliseconds(100), false);

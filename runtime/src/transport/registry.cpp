@@ -12,7 +12,8 @@
 namespace ipc::transport {
 
 std::string PeerCard::encode() const {
-  std::string s = "node=" + node + "\nboot=" + boot_id + "\npid=" + std::to_string(pid) + "\n";
+  std::string s = "node=" + node + "\nboot=" + boot_id + "\npid=" + std::to_string(pid) +
+                  "\ncpus=" + std::to_string(cpus) + "\nflat=" + coll_flat + "\n";
   for (auto& [name, card] : cards) s += "t." + name + "=" + card + "\n";
   return s;
 }
@@ -30,6 +31,8 @@ PeerCard PeerCard::decode(int rank, std::string_view text) {
     if (key == "node") c.node = value;
     else if (key == "boot") c.boot_id = value;
     else if (key == "pid") c.pid = std::atoi(value.c_str());
+    else if (key == "cpus") c.cpus = std::atoi(value.c_str());
+    else if (key == "flat") c.coll_flat = value;
     else if (key.rfind("t.", 0) == 0) c.cards[key.substr(2)] = value;
   }
   if (c.node.empty()) throw ProtocolError("bootstrap: the card of rank " + std::to_string(rank) + " names no node");

@@ -29,6 +29,8 @@ struct PeerCard {
   std::string node;     // the node id ipcrun placed the rank on
   std::string boot_id;  // the kernel's boot id (ranks of one node must share it)
   int pid = 0;
+  int cpus = 0;              // CPUs the rank may run on
+  std::string coll_flat;     // its IPC_COLL_FLAT (the job uses rank 0's)
   std::map<std::string, std::string, std::less<>> cards;  // transport name -> card
 
   std::string encode() const;

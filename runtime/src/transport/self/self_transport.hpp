@@ -2,6 +2,7 @@
 // The payload is copied at send, so the sender's buffer is free at once.
 #pragma once
 
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -26,6 +27,7 @@ class SelfTransport final : public Transport {
     Frame f{h, std::vector<std::byte>(h.length)};
     if (h.length) std::memcpy(f.payload.data(), payload, h.length);
     queue_.push_back(std::move(f));
+    queued_.store(queue_.size(), std::memory_order_seq_cst);
     if (done) done->complete({});
   }
 
@@ -36,6 +38,7 @@ class SelfTransport final : public Transport {
     for (std::size_t n = queue_.size(); n > 0 && !queue_.empty(); --n) {
       Frame f = std::move(queue_.front());
       queue_.pop_front();
+      queued_.store(queue_.size(), std::memory_order_seq_cst);
       auto place = sink.on_frame(rank_, f.header);
       if (f.header.length && place.data) std::memcpy(place.data, f.payload.data(), f.header.length);
       sink.on_frame_done(rank_, f.header, place.token);
@@ -44,6 +47,8 @@ class SelfTransport final : public Transport {
   }
 
   bool idle() const override { return true; }
+  // Frames to oneself wait for a poll: a thread must not sleep over them.
+  bool arm_sleep() override { return queued_.load(std::memory_order_seq_cst) == 0; }
   void close() override { queue_.clear(); }
 
  private:
@@ -53,6 +58,7 @@ class SelfTransport final : public Transport {
   };
   int rank_;
   std::deque<Frame> queue_;
+  std::atomic<std::size_t> queued_{0};
 };
 
 }  // namespace ipc::transport::self
