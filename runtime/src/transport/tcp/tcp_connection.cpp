@@ -366,6 +366,7 @@ bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
       }
     }
     if (n == 0) {
+      if (!open()) closed_in_handshake_ = true;  // a peer that gave up its connection, or a port scan
       fail(peer_ >= 0 ? "rank " + std::to_string(peer_) + " closed the connection" : "connection closed");
       return true;
     }

@@ -74,6 +74,8 @@ class Connection {
   /// The peer turned this connection away for the one it opened to us.
   bool redirected() const { return redirected_; }
   bool outgoing() const { return outgoing_; }
+  /// Closed by the other side before the handshake ended (no bytes were refused).
+  bool closed_in_handshake() const { return closed_in_handshake_; }
   /// A frame was being read when the connection closed: hands it to the sink as
   /// aborted (once).
   void abort_frame(Sink& sink) {
@@ -121,6 +123,7 @@ class Connection {
   bool quiet_ = false;
   bool redirected_ = false;
   bool outgoing_ = false;
+  bool closed_in_handshake_ = false;
   int my_rank_ = -1;
 
   std::vector<std::byte> hs_out_;

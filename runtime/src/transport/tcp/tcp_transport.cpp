@@ -269,7 +269,9 @@ void TcpTransport::reap(Sink& sink) {
             if (u.done) u.done->complete(std::make_error_code(std::errc::connection_aborted));
           sink.on_peer_lost(peer, lost_[p]);
         }
-      } else {
+      } else if (!c->closed_in_handshake()) {
+        // A peer that closes before the end of the handshake (a connection that gave
+        // way to the other one of a pair) refused nothing: only failures are logged.
         std::cerr << "ipc: rank " << opt_.rank << " rejected a TCP connection from " << c->remote() << ": "
                   << c->error() << std::endl;
       }
