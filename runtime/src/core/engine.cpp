@@ -45,6 +45,25 @@ std::string Engine::where(int peer) const {
   return s;
 }
 
+std::exception_ptr Engine::lost_error(const char* op, int peer) const {
+  return std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": " + op + " " + where(peer) +
+                                          " failed: the rank is gone (" + lost_[static_cast<std::size_t>(peer)] +
+                                          ")"));
+}
+
+wire::FrameHeader Engine::frame(wire::FrameType type, std::uint32_t comm, int tag, std::uint64_t size,
+                                std::uint64_t cookie, std::uint64_t cookie2) const {
+  wire::FrameHeader h;
+  h.type = type;
+  h.comm = comm;
+  h.source = opt_.rank;
+  h.tag = tag;
+  h.size = size;
+  h.cookie = cookie;
+  h.cookie2 = cookie2;
+  return h;
+}
+
 void Engine::mark_done(RequestState& r) {
   r.done.store(true, std::memory_order_seq_cst);
   sleeper_.ring();
@@ -108,25 +127,19 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   std::lock_guard lk(mu_);
   auto p = static_cast<std::size_t>(dest);
   if (!lost_[p].empty()) {
-    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": send to " + where(dest) +
-                                              " failed: the rank is gone (" + lost_[p] + ")")));
+    fail(*r, lost_error("send to", dest));
     return;
   }
   transport::Transport* t = opt_.route[p];
-  wire::FrameHeader h;
-  h.comm = comm;
-  h.source = opt_.rank;
-  h.tag = tag;
-  h.size = r->src.size;
   if (r->src.size <= t->eager_limit()) {
-    h.type = wire::FrameType::eager;
+    auto h = frame(wire::FrameType::eager, comm, tag, r->src.size);
     h.length = r->src.size;
     r->keep = r;
     t->send(dest, h, r->src.data, r.get());
   } else {
-    h.type = wire::FrameType::rts;
-    h.cookie = next_id_++;
-    h.cookie2 = reinterpret_cast<std::uintptr_t>(r->src.data);  // for single-copy reads
+    // cookie2: the sender's buffer, for single-copy reads
+    auto h = frame(wire::FrameType::rts, comm, tag, r->src.size, next_id_++,
+                   reinterpret_cast<std::uintptr_t>(r->src.data));
     t->send(dest, h, nullptr, nullptr);
     rdv_sends_.emplace(h.cookie, r);  // after the send: if it threw, nothing refers to r
   }
@@ -153,9 +166,7 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
     return;
   }
   if (source != kAnySource && !lost_[static_cast<std::size_t>(source)].empty()) {
-    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " +
-                                              where(source) + " failed: the rank is gone (" +
-                                              lost_[static_cast<std::size_t>(source)] + ")")));
+    fail(*r, lost_error("receive from", source));
     return;
   }
   queues_.post(comm, source, tag, r);
@@ -186,8 +197,7 @@ void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Env
   r->status = Status{env.source, Tag{env.tag}, size};
   auto src = static_cast<std::size_t>(env.source);
   if (!lost_[src].empty()) {
-    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " +
-                                              where(env.source) + " failed: the rank is gone (" + lost_[src] + ")")));
+    fail(*r, lost_error("receive from", env.source));
     return;
   }
   place(*r, size);
@@ -195,27 +205,12 @@ void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Env
   if (remote && t->can_read(env.source) && (!r->dst || t->read(env.source, remote, r->dst, size))) {
     // One copy, straight from the sender's buffer; tell the sender it may go on.
     mark_done(*r);
-    wire::FrameHeader fin;
-    fin.type = wire::FrameType::fin;
-    fin.comm = env.comm;
-    fin.source = opt_.rank;
-    fin.tag = env.tag;
-    fin.size = size;
-    fin.cookie = cookie;
-    t->send(env.source, fin, nullptr, nullptr);
+    t->send(env.source, frame(wire::FrameType::fin, env.comm, env.tag, size, cookie), nullptr, nullptr);
     return;
   }
   std::uint64_t id = next_id_++;
   rdv_recvs_.emplace(id, r);
-  wire::FrameHeader h;
-  h.type = wire::FrameType::cts;
-  h.comm = env.comm;
-  h.source = opt_.rank;
-  h.tag = env.tag;
-  h.size = size;
-  h.cookie = cookie;
-  h.cookie2 = id;
-  opt_.route[static_cast<std::size_t>(env.source)]->send(env.source, h, nullptr, nullptr);
+  t->send(env.source, frame(wire::FrameType::cts, env.comm, env.tag, size, cookie, id), nullptr, nullptr);
 }
 
 transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h) {
@@ -289,14 +284,8 @@ void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
       }
       auto r = std::move(it->second);
       rdv_sends_.erase(it);
-      wire::FrameHeader d;
-      d.type = wire::FrameType::data;
-      d.comm = h.comm;
-      d.source = opt_.rank;
-      d.tag = r->tag;
+      auto d = frame(wire::FrameType::data, h.comm, r->tag, r->src.size, h.cookie2);
       d.length = r->src.size;
-      d.size = r->src.size;
-      d.cookie = h.cookie2;
       RequestState* raw = r.get();
       raw->keep = std::move(r);
       opt_.route[static_cast<std::size_t>(peer)]->send(peer, d, raw->src.data, raw);
@@ -339,10 +328,7 @@ void Engine::on_peer_lost(int peer, const std::string& why) {
   auto p = static_cast<std::size_t>(peer);
   if (p >= lost_.size() || !lost_[p].empty()) return;
   lost_[p] = why.empty() ? "connection lost" : why;
-  auto err = [&](const char* op) {
-    return std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": " + op + " " + where(peer) +
-                                            " failed: the rank is gone (" + lost_[p] + ")"));
-  };
+  auto err = [&](const char* op) { return lost_error(op, peer); };
   for (auto& r : queues_.take_posted_from(peer)) fail(*r, err("receive from"));
   // Its announced (rendezvous) messages can never be fetched; its eager ones stay.
   queues_.drop_unexpected_if([peer](const Unexpected& u) { return u.rendezvous && u.env.source == peer; });
@@ -380,8 +366,7 @@ Status Engine::probe(std::uint32_t comm, int source, int tag) {
       return true;
     }
     if (source != kAnySource && !lost_[static_cast<std::size_t>(source)].empty())
-      throw PeerLost("rank " + std::to_string(opt_.rank) + ": probe for " + where(source) +
-                     " failed: the rank is gone (" + lost_[static_cast<std::size_t>(source)] + ")");
+      std::rethrow_exception(lost_error("probe for", source));
     return false;
   });
   return *found;

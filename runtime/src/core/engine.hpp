@@ -126,6 +126,11 @@ class Engine final : public transport::Sink {
   void block_until(const std::function<bool()>& done);
   void progress_thread_main();
   std::string where(int peer) const;
+  /// The PeerLost a `op` ("send to", "receive from", ...) on lost `peer` fails with.
+  std::exception_ptr lost_error(const char* op, int peer) const;
+  /// A frame header from this rank.
+  wire::FrameHeader frame(wire::FrameType type, std::uint32_t comm, int tag, std::uint64_t size,
+                          std::uint64_t cookie = 0, std::uint64_t cookie2 = 0) const;
   void deliver_eager(RequestState& r, const Unexpected& u);
   void accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t sender_cookie,
                          std::uint64_t remote, std::size_t size);

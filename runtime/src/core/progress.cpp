@@ -50,21 +50,20 @@ void Engine::block_until(const std::function<bool()>& done) {
   WaiterScope scope(waiters_, wait_count_);
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
-  for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed; ++i) {
+  auto poll_done = [&] {
     {
       std::lock_guard lk(mu_);
       progress_locked();
     }
-    if (done()) return;
+    return done();
+  };
+  for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed; ++i) {
+    if (poll_done()) return;
     cpu_relax();
   }
   auto start = clock::now();
   for (;;) {
-    {
-      std::lock_guard lk(mu_);
-      progress_locked();
-    }
-    if (done()) return;
+    if (poll_done()) return;
     auto elapsed = clock::now() - start;
     if (!pol.oversubscribed && elapsed < pol.spin) {
       cpu_relax();

@@ -105,6 +105,33 @@ void ShmTransport::ring_bell(Peer& p) {
   if (p.segment.header()->sleepers.load(std::memory_order_seq_cst) > 0) send_bell(p.bell, p.bell_len);
 }
 
+// Writes the first record of frame `h` (a one-line small record for a tiny eager
+// frame, else header + as much payload as a record holds) and publishes it. Returns
+// the payload bytes it carries, or npos when the ring has no room (`need`: the record's
+// body size).
+std::size_t ShmTransport::start_frame(Peer& p, const wire::FrameHeader& h, const std::byte* payload,
+                                      std::size_t& need) {
+  std::size_t n;
+  std::byte* at;
+  if (h.type == wire::FrameType::eager && h.length <= kSmallMax) {
+    n = h.length;
+    need = sizeof(SmallEnvelope) + n;
+    if (!(at = p.out.reserve(RecordKind::small, need))) return npos;
+    SmallEnvelope env{h.comm, h.source, h.tag, 0};
+    std::memcpy(at, &env, sizeof env);
+    at += sizeof env;
+  } else {
+    n = std::min<std::size_t>(h.length, std::min(p.out.max_body(), opt_.chunk) - wire::kFrameHeaderSize);
+    need = wire::kFrameHeaderSize + n;
+    if (!(at = p.out.reserve(RecordKind::frame, need))) return npos;
+    std::memcpy(at, &h, wire::kFrameHeaderSize);
+    at += wire::kFrameHeaderSize;
+  }
+  if (n) std::memcpy(at, payload, n);
+  p.out.commit();
+  return n;
+}
+
 // Moves queued frames of `p` into its ring while there is room. True when the queue
 // emptied.
 bool ShmTransport::push(Peer& p) {
@@ -116,30 +143,12 @@ bool ShmTransport::push(Peer& p) {
   };
   while (!p.queue.empty()) {
     Out& o = p.queue.front();
-    if (!o.started && o.header.type == wire::FrameType::eager && o.length <= kSmallMax) {
-      std::byte* at = p.out.reserve(RecordKind::small, sizeof(SmallEnvelope) + o.length);
-      if (!at) {
-        stall(sizeof(SmallEnvelope) + o.length);
-        break;
-      }
-      SmallEnvelope env{o.header.comm, o.header.source, o.header.tag, 0};
-      std::memcpy(at, &env, sizeof env);
-      if (o.length) std::memcpy(at + sizeof env, o.payload, o.length);
-      p.out.commit();
-      o.sent = o.length;
-      o.started = true;
-      any = true;
-    }
     if (!o.started) {
-      std::size_t first = std::min(o.length, max_body - wire::kFrameHeaderSize);
-      std::byte* at = p.out.reserve(RecordKind::frame, wire::kFrameHeaderSize + first);
-      if (!at) {
-        stall(wire::kFrameHeaderSize + first);
+      std::size_t need = 0, first = start_frame(p, o.header, o.payload, need);
+      if (first == npos) {
+        stall(need);
         break;
       }
-      std::memcpy(at, &o.header, wire::kFrameHeaderSize);
-      if (first) std::memcpy(at + wire::kFrameHeaderSize, o.payload, first);
-      p.out.commit();
       o.sent = first;
       o.started = true;
       any = true;
@@ -169,26 +178,10 @@ bool ShmTransport::push(Peer& p) {
 void ShmTransport::send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) {
   Peer& p = *peers_[static_cast<std::size_t>(peer)];
   bool was_empty = p.queue.empty();
-  if (was_empty) {
+  if (was_empty && wire::kFrameHeaderSize + h.length <= std::min(p.out.max_body(), opt_.chunk)) {
     // Fast path: a frame that fits one record goes straight into the ring.
-    std::byte* at = nullptr;
-    if (h.type == wire::FrameType::eager && h.length <= kSmallMax) {
-      at = p.out.reserve(RecordKind::small, sizeof(SmallEnvelope) + h.length);
-      if (at) {
-        SmallEnvelope env{h.comm, h.source, h.tag, 0};
-        std::memcpy(at, &env, sizeof env);
-        at += sizeof env;
-      }
-    } else if (wire::kFrameHeaderSize + h.length <= std::min(p.out.max_body(), opt_.chunk)) {
-      at = p.out.reserve(RecordKind::frame, wire::kFrameHeaderSize + h.length);
-      if (at) {
-        std::memcpy(at, &h, wire::kFrameHeaderSize);
-        at += wire::kFrameHeaderSize;
-      }
-    }
-    if (at) {
-      if (h.length) std::memcpy(at, payload, h.length);
-      p.out.commit();
+    std::size_t need = 0;
+    if (start_frame(p, h, static_cast<const std::byte*>(payload), need) != npos) {
       ring_bell(p);
       if (done) done->complete({});
       return;

@@ -113,6 +113,8 @@ class ShmTransport final : public Transport {
     std::size_t got = 0;
   };
 
+  static constexpr std::size_t npos = ~std::size_t{0};
+  std::size_t start_frame(Peer& p, const wire::FrameHeader& h, const std::byte* payload, std::size_t& need);
   bool push(Peer& p);
   void ring_bell(Peer& p);
   void send_bell(const sockaddr_un& a, socklen_t len);
