@@ -198,6 +198,17 @@ class Communicator {
     detail::coll_reduce(coll(), &out, 1, detail::reduction<T, Op>(), root);
     return out;
   }
+  /// Element-wise op over every rank's `values` (the same length everywhere), on
+  /// `root`; other ranks get an empty vector.
+  template <class T, class Op = op::sum>
+    requires RawValue<T>
+  std::vector<T> reduce(const std::vector<T>& values, int root, Op = {}) const {
+    check_root(root, "reduce");
+    std::vector<T> out = values;
+    detail::coll_reduce(coll(), out.data(), out.size(), detail::reduction<T, Op>(), root);
+    if (rank_ != root) out.clear();
+    return out;
+  }
   /// Every rank's `value`, in rank order, on every rank.
   template <class T>
     requires RawValue<T>
@@ -221,6 +232,15 @@ class Communicator {
   void allgather(std::span<const T> in, std::span<T> out) const {
     check_blocks(in.size(), out.size(), "allgather");
     detail::coll_allgather(coll(), in.data(), in.size_bytes(), out.data());
+  }
+  /// Blocks of in.size() elements from every rank into the root's `out` (size()
+  /// blocks, in rank order); `out` is not used on other ranks.
+  template <class T>
+    requires RawValue<T>
+  void gather(std::span<const T> in, std::span<T> out, int root) const {
+    check_root(root, "gather");
+    if (rank_ == root) check_blocks(in.size(), out.size(), "gather");
+    detail::coll_gather(coll(), in.data(), in.size_bytes(), out.data(), root);
   }
   /// Block i of `in` (in.size()/size() elements) goes to rank i; block j of `out`
   /// came from rank j. `in` and `out` must not overlap.

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "bootstrap/bootstrap.hpp"
+#include "collectives/node_group.hpp"
 #include "core/engine.hpp"
 #include "ipc/errors.hpp"
 #include "transport/net.hpp"
@@ -31,6 +33,7 @@ struct RuntimeImpl {
   std::vector<std::unique_ptr<transport::Transport>> transports;
   std::vector<transport::Transport*> route;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<NodeGroup> group;
   std::unique_ptr<Communicator> world;
 };
 
@@ -115,6 +118,31 @@ bool collectives_go_flat(const std::vector<transport::PeerCard>& cards) {
   return false;
 }
 
+// Rank 0 of a job whose ranks all share its node makes the node group's segment
+// before the first fence (the others map it after). No segment, no group: the
+// collectives then run over messages.
+NodeSegment make_group_segment(const bootstrap::JobInfo& job, const std::vector<std::string>& allowed) {
+  if (job.rank != 0 || job.size < 2 || job.local_size != job.size) return {};
+  if (std::find(allowed.begin(), allowed.end(), "shm") == allowed.end()) return {};
+  std::size_t slot = node_slot_bytes(job.size);
+  if (slot == 0) return {};
+  try {
+    return NodeSegment::create(node_segment_name(job.job), job.size, slot);
+  } catch (const Error& e) {
+    std::cerr << "ipc: rank 0: collectives run over messages: " << e.what() << std::endl;
+    return {};
+  }
+}
+
+// Whether the job runs its collectives in the node group: rank 0 made one, and every
+// rank is on its node and speaks shm (the same answer on every rank: from the cards).
+bool use_group(const std::vector<transport::PeerCard>& cards) {
+  if (cards.front().node_group.empty()) return false;
+  for (auto& c : cards)
+    if (c.node != cards.front().node || c.boot_id != cards.front().boot_id || !c.cards.count("shm")) return false;
+  return true;
+}
+
 void start(RuntimeImpl& im) {
   im.job = bootstrap::read_environment();
   g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
@@ -141,6 +169,8 @@ void start(RuntimeImpl& im) {
   card.cpus = static_cast<int>(std::thread::hardware_concurrency());
   card.coll_flat = wire::param("IPC_COLL_FLAT");
   for (auto& t : im.transports) card.cards[std::string(t->name())] = t->card();
+  NodeSegment group_segment = make_group_segment(im.job, allowed);
+  card.node_group = group_segment ? group_segment.name() : "";
   im.store->put("card/" + std::to_string(im.job.rank), card.encode());
   auto cards = collect_cards(im.store->fence(), im.job.size);
   check_nodes(cards, im.job.rank);
@@ -158,6 +188,11 @@ void start(RuntimeImpl& im) {
   eo.coll_flat = collectives_go_flat(cards);
   im.engine = std::make_unique<Engine>(std::move(eo));
   im.world = std::make_unique<Communicator>(*im.engine, 0, im.job.rank, im.job.size);
+  if (use_group(cards)) {
+    if (im.job.rank != 0) group_segment = NodeSegment::open(cards.front().node_group, im.job.size);
+    im.group = std::make_unique<NodeGroup>(*im.engine, std::move(group_segment), im.job.rank, im.job.size);
+    im.engine->set_node_group(im.group.get());
+  }
 
   if (im.job.size > 1) {
     // Reports go before this second fence so that ipcrun prints them all at once;
@@ -168,6 +203,7 @@ void start(RuntimeImpl& im) {
                          std::string(im.route[static_cast<std::size_t>(p)]->name()));
     im.store->fence();
     for (auto& t : im.transports) t->ready();
+    if (im.group) im.group->unlink();
   }
 }
 
@@ -206,6 +242,8 @@ Runtime::~Runtime() {
   }
   if (im.engine) im.engine->shutdown();
   im.world.reset();
+  if (im.engine) im.engine->set_node_group(nullptr);
+  im.group.reset();
   im.engine.reset();
   im.transports.clear();
   im.self.reset();

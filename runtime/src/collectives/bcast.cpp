@@ -1,10 +1,12 @@
 // Broadcast: binomial tree rooted at `root` (ceil(log2 p) rounds; each rank receives
 // once and forwards to the subtrees below it).
+#include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
 
 namespace ipc::detail {
 
 void coll_bcast(const CollContext& c, void* data, std::size_t bytes, int root) {
+  if (auto* g = node_group(c)) return g->bcast(data, bytes, root);
   int p = c.size, vr = (c.rank - root + p) % p;
   int mask = 1;
   while (mask < p) {

@@ -11,6 +11,13 @@
 
 namespace ipc::detail {
 
+class NodeGroup;
+
+/// The node group that runs collectives of `c` through shared memory: the world's,
+/// when every rank of the job is on this node (decided once for the job, from the
+/// cards); null otherwise, and the algorithms below run over messages.
+NodeGroup* node_group(const CollContext& c);
+
 /// Flat barrier and small allreduce, and all-at-once allgather and all-to-all up to
 /// 64 KiB blocks: when a node of the job has more ranks than CPUs (rank 0's
 /// IPC_COLL_FLAT=0/1 forces). Decided once for the job, so every rank agrees.

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
 #include "core/engine.hpp"
 
@@ -12,6 +13,8 @@ namespace ipc::detail {
 void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, void* out) {
   int p = c.size, r = c.rank;
   auto* o = static_cast<std::byte*>(out);
+  if (p > 1)
+    if (auto* g = node_group(c)) return g->allgather(in, bytes, out);
   if (bytes) std::memmove(o + r * bytes, in, bytes);
   if (p == 1) return;
   if (flat(c) && bytes <= 64 * 1024) {  // every block to every rank at once
@@ -39,6 +42,8 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
 }
 
 void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* out, int root) {
+  if (c.size > 1)
+    if (auto* g = node_group(c)) return g->gather(in, bytes, out, root);
   if (c.rank != root) {
     coll_send(c, in, bytes, root, kGather);
     return;
@@ -53,6 +58,8 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
   int p = c.size, r = c.rank;
   auto* i = static_cast<const std::byte*>(in);
   auto* o = static_cast<std::byte*>(out);
+  if (p > 1)
+    if (auto* g = node_group(c)) return g->alltoall(in, bytes, out);
   if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
   if (flat(c) && bytes <= 64 * 1024) {  // all pairs at once
     std::vector<Transfer> xs;

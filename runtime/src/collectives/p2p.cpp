@@ -2,6 +2,7 @@
 
 
 
+#include "collectives/node_group.hpp"
 #include "core/engine.hpp"
 
 #include <algorithm>
@@ -27,6 +28,12 @@ RecvTarget exact(void* data, std::size_t bytes) {
 }  // namespace
 
 bool flat(const CollContext& c) { return c.engine->coll_flat(); }
+
+NodeGroup* node_group(const CollContext& c) {
+  NodeGroup* g = c.engine->node_group();
+  // Only the world's collective context (sub-communicators run over messages).
+  return g && c.context == 0x80000000u && g->size() == c.size ? g : nullptr;
+}
 
 void coll_send(const CollContext& c, const void* data, std::size_t bytes, int dest, int tag) {
   c.engine->send(c.context, dest, tag, SendSource{data, bytes, {}});

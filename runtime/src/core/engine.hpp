@@ -38,6 +38,8 @@
 
 namespace ipc::detail {
 
+class NodeGroup;
+
 struct RequestState final : transport::Completion {
   enum class Kind : std::uint8_t { send, recv };
   explicit RequestState(Kind k) : kind(k) {}
@@ -126,8 +128,6 @@ class Engine final : public transport::Sink {
   void block_until(const std::function<bool()>& done);
   void progress_thread_main();
   std::string where(int peer) const;
-  /// The PeerLost a `op` ("send to", "receive from", ...) on lost `peer` fails with.
-  std::exception_ptr lost_error(const char* op, int peer) const;
   /// A frame header from this rank.
   wire::FrameHeader frame(wire::FrameType type, std::uint32_t comm, int tag, std::uint64_t size,
                           std::uint64_t cookie = 0, std::uint64_t cookie2 = 0) const;
@@ -163,10 +163,21 @@ class Engine final : public transport::Sink {
  public:
   /// Whether collectives use their flat variants (the same answer on every rank).
   bool coll_flat() const { return opt_.coll_flat; }
+  /// The world's node group (all ranks on this node, shared segment), or null.
+  NodeGroup* node_group() const { return group_; }
+  void set_node_group(NodeGroup* g) { group_ = g; }
+  const WaitPolicy& wait_policy() const { return opt_.wait; }
+  /// One poll of every transport, unless another thread is polling.
+  void poll_once();
+  /// Whether `peer` is known to be gone, after asking the transports to check.
+  bool peer_gone(int peer);
+  /// The PeerLost a `op` ("send to", "receive from", ...) on lost `peer` fails with.
+  std::exception_ptr lost_error(const char* op, int peer) const;
   /// Withdraws a receive that has not matched yet; one that has is waited for.
   void cancel_recv(RequestState& r);
 
  private:
+  NodeGroup* group_ = nullptr;
   std::atomic<bool> stop_{false};
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;

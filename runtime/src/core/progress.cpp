@@ -115,6 +115,23 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
   return woken;
 }
 
+void Engine::poll_once() {
+  if (!mu_.try_lock()) return;
+  try {
+    progress_locked();
+  } catch (...) {
+    mu_.unlock();
+    throw;
+  }
+  mu_.unlock();
+}
+
+bool Engine::peer_gone(int peer) {
+  std::lock_guard lk(mu_);
+  for (auto* t : transports_) t->check_peers(*this);
+  return !lost_[static_cast<std::size_t>(peer)].empty();
+}
+
 Status Engine::finish(RequestState& r) {
   if (!r.finished) {
     r.finished = true;

@@ -13,7 +13,7 @@ namespace ipc::transport {
 
 std::string PeerCard::encode() const {
   std::string s = "node=" + node + "\nboot=" + boot_id + "\npid=" + std::to_string(pid) +
-                  "\ncpus=" + std::to_string(cpus) + "\nflat=" + coll_flat + "\n";
+                  "\ncpus=" + std::to_string(cpus) + "\nflat=" + coll_flat + "\ngroup=" + node_group + "\n";
   for (auto& [name, card] : cards) s += "t." + name + "=" + card + "\n";
   return s;
 }
@@ -33,6 +33,7 @@ PeerCard PeerCard::decode(int rank, std::string_view text) {
     else if (key == "pid") c.pid = std::atoi(value.c_str());
     else if (key == "cpus") c.cpus = std::atoi(value.c_str());
     else if (key == "flat") c.coll_flat = value;
+    else if (key == "group") c.node_group = value;
     else if (key.rfind("t.", 0) == 0) c.cards[key.substr(2)] = value;
   }
   if (c.node.empty()) throw ProtocolError("bootstrap: the card of rank " + std::to_string(rank) + " names no node");

@@ -31,6 +31,7 @@ struct PeerCard {
   int pid = 0;
   int cpus = 0;              // CPUs the rank may run on
   std::string coll_flat;     // its IPC_COLL_FLAT (the job uses rank 0's)
+  std::string node_group;    // rank 0: the node group's segment, when it made one
   std::map<std::string, std::string, std::less<>> cards;  // transport name -> card
 
   std::string encode() const;

@@ -21,6 +21,7 @@ constexpr Param kParams[] = {
     {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},
     {"IPC_TCP_BUFFER", "0", "TCP: socket send and receive buffer bytes (0: the kernel's autotuning)"},
     {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
+    {"IPC_SHM_COLL", "auto", "collectives through one shared segment when all ranks share a node: bytes of each rank's slot (auto: 256 KiB, less beyond 33 ranks), 0 to run them over messages"},
     {"IPC_COLL_FLAT", "auto", "collectives: flat barrier and small allreduce (auto: when ranks outnumber the node's CPUs), 1 or 0"},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},
     {"IPC_BOOTSTRAP_TIMEOUT", "120", "seconds a rank waits for the bootstrap server (connect, get)"},

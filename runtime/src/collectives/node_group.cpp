@@ -1,0 +1,461 @@
+#include "collectives/node_group.hpp"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "core/engine.hpp"
+#include "ipc/errors.hpp"
+#include "wire/params.hpp"
+
+namespace ipc::detail {
+namespace {
+
+constexpr std::uint64_t kMagic = 0x31707267637069ull;  // "ipcgrp1"
+constexpr std::size_t kLine = 64;
+constexpr std::uint32_t kCells = 32;  // small contributions in flight per rank
+
+struct GroupHeader {
+  std::uint64_t magic;
+  std::uint32_t ranks;
+  std::uint32_t pad;
+  std::uint64_t slot_bytes;
+  alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: writers wake futex waiters
+};
+static_assert(sizeof(GroupHeader) == 2 * kLine);
+
+std::size_t segment_bytes(int ranks, std::size_t slot) {
+  auto n = static_cast<std::size_t>(ranks);
+  return sizeof(GroupHeader) + n * kLine * (1 + kCells) + (2 * n + 2) * slot;
+}
+
+GroupHeader* header_of(std::byte* base) { return reinterpret_cast<GroupHeader*>(base); }
+
+bool reached(std::uint32_t value, std::uint32_t k) { return static_cast<std::int32_t>(value - k) >= 0; }
+
+long futex(void* addr, int op, std::uint32_t val, const timespec* timeout) {
+  return ::syscall(SYS_futex, addr, op, val, timeout, nullptr, 0);
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+struct NodeGroup::Line {
+  std::atomic<std::uint32_t> arrive{0};
+  std::atomic<std::uint32_t> mid{0};
+  std::atomic<std::uint32_t> done{0};
+};
+static_assert(sizeof(NodeGroup::Line) <= kLine);
+
+struct NodeGroup::Cell {
+  std::atomic<std::uint32_t> phase{0};
+  std::uint32_t pad = 0;
+  std::byte data[kInline];
+};
+static_assert(sizeof(NodeGroup::Cell) == kLine);
+
+// ---------------------------------------------------------------------------------
+// Segment
+
+NodeSegment& NodeSegment::operator=(NodeSegment&& o) noexcept {
+  std::swap(base_, o.base_);
+  std::swap(size_, o.size_);
+  std::swap(name_, o.name_);
+  std::swap(owner_, o.owner_);
+  return *this;
+}
+
+NodeSegment::~NodeSegment() {
+  unlink();
+  if (base_) ::munmap(base_, size_);
+}
+
+void NodeSegment::unlink() {
+  if (!owner_) return;
+  owner_ = false;
+  ::shm_unlink(name_.c_str());
+}
+
+NodeSegment NodeSegment::create(const std::string& name, int ranks, std::size_t slot_bytes) {
+  NodeSegment s;
+  s.name_ = name;
+  s.size_ = segment_bytes(ranks, slot_bytes);
+  int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error("shm: cannot create segment " + name + ": " + std::strerror(errno));
+  s.owner_ = true;
+  // Pages appear on first use: a job that never runs a large collective never
+  // touches its slots.
+  int e = ::ftruncate(fd, static_cast<off_t>(s.size_)) == 0 ? 0 : errno;
+  if (!e) {
+    void* p = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+      e = errno;
+    else
+      s.base_ = p;
+  }
+  ::close(fd);
+  if (e) throw Error("shm: cannot size and map segment " + name + " (" + std::to_string(s.size_) + " bytes): " + std::strerror(e));
+  auto* h = new (s.base_) GroupHeader{};
+  h->ranks = static_cast<std::uint32_t>(ranks);
+  h->slot_bytes = slot_bytes;
+  h->sleepers.store(0);
+  std::byte* lines = s.base() + sizeof(GroupHeader);
+  for (int r = 0; r < ranks; ++r) new (lines + static_cast<std::size_t>(r) * kLine) NodeGroup::Line{};
+  std::byte* cells = lines + static_cast<std::size_t>(ranks) * kLine;
+  for (std::size_t c = 0; c < static_cast<std::size_t>(ranks) * kCells; ++c) new (cells + c * kLine) NodeGroup::Cell{};
+  std::atomic_thread_fence(std::memory_order_release);
+  h->magic = kMagic;
+  return s;
+}
+
+NodeSegment NodeSegment::open(const std::string& name, int ranks) {
+  NodeSegment s;
+  s.name_ = name;
+  int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) throw Error("shm: cannot open segment " + name + ": " + std::strerror(errno));
+  struct stat st {};
+  int e = ::fstat(fd, &st) == 0 ? 0 : errno;
+  if (!e && static_cast<std::size_t>(st.st_size) >= sizeof(GroupHeader)) {
+    s.size_ = static_cast<std::size_t>(st.st_size);
+    void* p = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+      e = errno;
+    else
+      s.base_ = p;
+  }
+  ::close(fd);
+  if (!s.base_) throw Error("shm: cannot map segment " + name + (e ? std::string(": ") + std::strerror(e) : ""));
+  auto* h = header_of(s.base());
+  if (h->magic != kMagic || h->ranks != static_cast<std::uint32_t>(ranks) ||
+      segment_bytes(ranks, h->slot_bytes) != s.size_)
+    throw Error("shm: segment " + name + " is not the node group of " + std::to_string(ranks) + " ranks");
+  return s;
+}
+
+std::string node_segment_name(const std::string& job) { return "/ipc-" + job + "-c"; }
+
+std::size_t node_slot_bytes(int ranks) {
+  std::string v = wire::param("IPC_SHM_COLL");
+  if (v == "auto") {
+    // 256 KiB slots (measured on 2 to 8 ranks: a 1 MiB allreduce is fastest in
+    // chunks of 256 to 512 KiB), less beyond 33 ranks to keep a node's segment within
+    // 17 MiB of address space (pages appear only where used), at least 16 KiB.
+    std::size_t s = 256 * 1024;
+    while (s > 16 * 1024 && segment_bytes(ranks, s) > (16u << 20) + (1u << 20)) s /= 2;
+    return std::max(s, kLine * static_cast<std::size_t>(ranks));
+  }
+  auto n = wire::param_int("IPC_SHM_COLL");  // bytes
+  if (n <= 0) return 0;
+  // Round up to whole lines, at least one line per rank (all-to-all pieces).
+  auto s = static_cast<std::size_t>(n);
+  s = std::max(s, kLine * static_cast<std::size_t>(ranks));
+  return (s + kLine - 1) / kLine * kLine;
+}
+
+// ---------------------------------------------------------------------------------
+// Group
+
+NodeGroup::NodeGroup(Engine& engine, NodeSegment segment, int rank, int size)
+    : engine_(engine), seg_(std::move(segment)), rank_(rank), size_(size) {
+  slot_bytes_ = header_of(seg_.base())->slot_bytes;
+  auto n = static_cast<std::size_t>(size_);
+  lines_ = seg_.base() + sizeof(GroupHeader);
+  cells_ = lines_ + n * kLine;
+  slots_ = cells_ + n * kCells * kLine;
+}
+
+NodeGroup::Line& NodeGroup::line(int r) const {
+  return *reinterpret_cast<Line*>(lines_ + static_cast<std::size_t>(r) * kLine);
+}
+
+NodeGroup::Cell& NodeGroup::cell(int r, std::uint32_t k) const {
+  return *reinterpret_cast<Cell*>(cells_ + (static_cast<std::size_t>(r) * kCells + k % kCells) * kLine);
+}
+
+std::byte* NodeGroup::slot(int r, std::uint32_t k) const {
+  return slots_ + (static_cast<std::size_t>(r) * 2 + (k & 1)) * slot_bytes_;
+}
+
+std::byte* NodeGroup::result(std::uint32_t k) const {
+  return slots_ + (2 * static_cast<std::size_t>(size_) + (k & 1)) * slot_bytes_;
+}
+
+void NodeGroup::post(std::atomic<std::uint32_t>& flag, std::uint32_t k) {
+  flag.store(k, std::memory_order_seq_cst);
+  if (header_of(seg_.base())->sleepers.load(std::memory_order_seq_cst) > 0)
+    futex(&flag, FUTEX_WAKE, INT_MAX, nullptr);
+}
+
+void NodeGroup::wait_for(const std::atomic<std::uint32_t>& flag, std::uint32_t k, int rank) {
+  if (reached(flag.load(std::memory_order_acquire), k)) return;
+  const WaitPolicy& pol = engine_.wait_policy();
+  using clock = std::chrono::steady_clock;
+  auto start = clock::now();
+  for (int i = 1;; ++i) {
+    if (reached(flag.load(std::memory_order_acquire), k)) return;
+    // The program's point-to-point traffic moves meanwhile (it may be what a late
+    // rank waits for before it gets here).
+    if ((i & 63) == 0) engine_.poll_once();
+    auto elapsed = clock::now() - start;
+    if (!pol.oversubscribed && elapsed < pol.spin) {
+      cpu_relax();
+      continue;
+    }
+    if (elapsed < pol.spin + pol.yield) {
+      if (pol.oversubscribed) engine_.poll_once();
+      ::sched_yield();
+      continue;
+    }
+    auto* h = header_of(seg_.base());
+    h->sleepers.fetch_add(1, std::memory_order_seq_cst);
+    std::uint32_t v = flag.load(std::memory_order_seq_cst);
+    long rc = 0;
+    int err = 0;
+    if (!reached(v, k)) {
+      timespec ts{0, 100 * 1000 * 1000};
+      rc = futex(const_cast<std::atomic<std::uint32_t>*>(&flag), FUTEX_WAIT, v, &ts);
+      err = errno;
+    }
+    h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+    if (reached(flag.load(std::memory_order_acquire), k)) return;
+    if (rc != 0 && err == ETIMEDOUT) {
+      engine_.poll_once();
+      if (engine_.peer_gone(rank)) std::rethrow_exception(engine_.lost_error(op_, rank));
+    }
+  }
+}
+
+void NodeGroup::before_write(std::uint32_t k, bool small) {
+  std::uint32_t need = k - (small ? kCells : 2);
+  if (reached(known_done_, need)) return;
+  std::uint32_t least = k - 1;
+  for (int q = 0; q < size_; ++q) {
+    if (q == rank_) continue;
+    wait_for(line(q).done, need, q);
+    std::uint32_t d = line(q).done.load(std::memory_order_acquire);
+    if (!reached(d, least)) least = d;
+  }
+  known_done_ = least;
+}
+
+void NodeGroup::saw_all(std::uint32_t k) {
+  if (reached(k - 1, known_done_)) known_done_ = k - 1;
+}
+
+std::byte* NodeGroup::open_own(std::uint32_t k, bool small) {
+  before_write(k, small);
+  return small ? cell(rank_, k).data : slot(rank_, k);
+}
+
+void NodeGroup::publish(std::uint32_t k, bool small) { post(small ? cell(rank_, k).phase : line(rank_).arrive, k); }
+
+const std::byte* NodeGroup::contribution(int q, std::uint32_t k, bool small) {
+  if (q == rank_) return small ? cell(q, k).data : slot(q, k);
+  if (small) {
+    Cell& c = cell(q, k);
+    wait_for(c.phase, k, q);
+    return c.data;
+  }
+  wait_for(line(q).arrive, k, q);
+  return slot(q, k);
+}
+
+void NodeGroup::finish(std::uint32_t k) { post(line(rank_).done, k); }
+
+void NodeGroup::barrier() {
+  op_ = "barrier with";
+  std::uint32_t k = next_phase();
+  publish(k, false);
+  for (int q = 0; q < size_; ++q)
+    if (q != rank_) wait_for(line(q).arrive, k, q);
+  saw_all(k);
+  finish(k);
+}
+
+void NodeGroup::bcast(void* data, std::size_t bytes, int root) {
+  op_ = "bcast with";
+  auto* d = static_cast<std::byte*>(data);
+  const bool small = bytes <= kInline;
+  const std::size_t step = small ? kInline : slot_bytes_;
+  std::size_t off = 0;
+  do {  // one phase per slot's worth (at least one: every rank counts the same phases)
+    std::size_t n = std::min(step, bytes - off);
+    std::uint32_t k = next_phase();
+    if (rank_ == root) {
+      std::memcpy(open_own(k, small), d + off, n);
+      publish(k, small);
+    } else {
+      std::memcpy(d + off, contribution(root, k, small), n);
+    }
+    finish(k);
+    off += n;
+  } while (off < bytes);
+}
+
+// out[0, count) = x_0 op x_1 op ... op x_{p-1} (left to right, the same on every rank)
+// over elements [off, off + count) of the contributions of phase k.
+void NodeGroup::reduce_ranks(std::byte* out, std::size_t off, std::size_t count, std::uint32_t k, bool small,
+                             Reduction op) {
+  std::size_t at = off * op.elem_size, n = count * op.elem_size;
+  const std::byte* first = contribution(0, k, small) + at;
+  if (out != first) std::memcpy(out, first, n);
+  for (int q = 1; q < size_; ++q) op.apply(out, contribution(q, k, small) + at, count);
+}
+
+void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
+  op_ = "allreduce with";
+  auto* d = static_cast<std::byte*>(data);
+  const std::size_t es = op.elem_size, bytes = count * es;
+  Line& mine = line(rank_);
+  // Small: every rank reduces all contributions itself (one round).
+  if (bytes <= std::min<std::size_t>(slot_bytes_, 16 * 1024)) {
+    const bool small = bytes <= kInline;
+    std::uint32_t k = next_phase();
+    std::memcpy(open_own(k, small), d, bytes);
+    publish(k, small);
+    reduce_ranks(d, 0, count, k, small, op);
+    saw_all(k);
+    finish(k);
+    return;
+  }
+  // Large: per slot's worth, a reduce-scatter into the result buffer (each rank
+  // reduces its share of the elements), then every rank copies the whole result.
+  const std::size_t chunk = std::max<std::size_t>(1, slot_bytes_ / es);
+  const auto p = static_cast<std::size_t>(size_);
+  for (std::size_t off = 0; off < count; off += chunk) {
+    std::size_t n = std::min(chunk, count - off);
+    std::uint32_t k = next_phase();
+    std::memcpy(open_own(k, false), d + off * es, n * es);
+    publish(k, false);
+    for (int q = 0; q < size_; ++q) contribution(q, k, false);
+    saw_all(k);
+    auto r = static_cast<std::size_t>(rank_);
+    std::size_t first = n / p * r + std::min(r, n % p), len = n / p + (r < n % p ? 1 : 0);
+    if (len) reduce_ranks(result(k) + first * es, first, len, k, false, op);
+    post(mine.mid, k);
+    for (int q = 0; q < size_; ++q)
+      if (q != rank_) wait_for(line(q).mid, k, q);
+    std::memcpy(d + off * es, result(k), n * es);
+    finish(k);
+  }
+}
+
+void NodeGroup::reduce(void* data, std::size_t count, Reduction op, int root) {
+  op_ = "reduce with";
+  auto* d = static_cast<std::byte*>(data);
+  const std::size_t es = op.elem_size, bytes = count * es;
+  const bool small = bytes <= kInline;
+  const std::size_t chunk = small ? count : std::max<std::size_t>(1, slot_bytes_ / es);
+  std::vector<std::byte> tmp;
+  std::size_t off = 0;
+  do {
+    std::size_t n = std::min(chunk, count - off), at = off * es;
+    std::uint32_t k = next_phase();
+    if (rank_ != root) {
+      std::memcpy(open_own(k, small), d + at, n * es);
+      publish(k, small);
+    } else {
+      // The root's own contribution is read in place, never published.
+      auto src = [&](int q) { return q == rank_ ? d + at : contribution(q, k, small); };
+      tmp.resize(n * es);
+      std::memcpy(tmp.data(), src(0), n * es);
+      for (int q = 1; q < size_; ++q) op.apply(tmp.data(), src(q), n);
+      std::memcpy(d + at, tmp.data(), n * es);
+      saw_all(k);
+    }
+    finish(k);
+    off += n;
+  } while (off < count);
+}
+
+void NodeGroup::allgather(const void* in, std::size_t bytes, void* out) {
+  op_ = "allgather with";
+  auto* src = static_cast<const std::byte*>(in);
+  auto* dst = static_cast<std::byte*>(out);
+  const bool small = bytes <= kInline;
+  const std::size_t step = small ? kInline : slot_bytes_;
+  std::size_t off = 0;
+  do {
+    std::size_t n = std::min(step, bytes - off);
+    std::uint32_t k = next_phase();
+    std::memcpy(open_own(k, small), src + off, n);  // first: `in` may lie inside `out`
+    publish(k, small);
+    for (int q = 0; q < size_; ++q)
+      std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
+    saw_all(k);
+    finish(k);
+    off += n;
+  } while (off < bytes);
+}
+
+void NodeGroup::gather(const void* in, std::size_t bytes, void* out, int root) {
+  op_ = "gather with";
+  auto* src = static_cast<const std::byte*>(in);
+  auto* dst = static_cast<std::byte*>(out);
+  const bool small = bytes <= kInline;
+  const std::size_t step = small ? kInline : slot_bytes_;
+  std::size_t off = 0;
+  do {
+    std::size_t n = std::min(step, bytes - off);
+    std::uint32_t k = next_phase();
+    if (rank_ != root) {
+      std::memcpy(open_own(k, small), src + off, n);
+      publish(k, small);
+    } else {
+      for (int q = 0; q < size_; ++q) {
+        std::byte* to = dst + static_cast<std::size_t>(q) * bytes + off;
+        if (q == rank_)
+          std::memmove(to, src + off, n);
+        else
+          std::memcpy(to, contribution(q, k, small), n);
+      }
+      saw_all(k);
+    }
+    finish(k);
+    off += n;
+  } while (off < bytes);
+}
+
+void NodeGroup::alltoall(const void* in, std::size_t bytes, void* out) {
+  op_ = "alltoall with";
+  auto* src = static_cast<const std::byte*>(in);
+  auto* dst = static_cast<std::byte*>(out);
+  const auto p = static_cast<std::size_t>(size_);
+  // Each phase moves a piece of every block: rank r's cell or slot holds its pieces
+  // for rank 0, 1, ... in turn.
+  const bool small = bytes * p <= kInline;
+  const std::size_t piece = small ? kInline / p : slot_bytes_ / p;
+  const auto me = static_cast<std::size_t>(rank_);
+  std::size_t off = 0;
+  do {
+    std::size_t n = std::min(piece, bytes - off);
+    std::uint32_t k = next_phase();
+    std::byte* buf = open_own(k, small);
+    for (std::size_t q = 0; q < p; ++q) std::memcpy(buf + q * piece, src + q * bytes + off, n);
+    publish(k, small);
+    for (int q = 0; q < size_; ++q)
+      std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small) + me * piece, n);
+    saw_all(k);
+    finish(k);
+    off += n;
+  } while (off < bytes);
+}
+
+}  // namespace ipc::detail

@@ -1,0 +1,143 @@
+// Collectives of the ranks of one node through one shared segment, instead of
+// messages.
+//
+// On a node a collective's cost is not bytes but hand-offs: a tree or a ring over
+// the message rings needs log2 p or 2(p-1) steps in which one rank must wait for one
+// other, and on a node whose ranks outnumber its CPUs each such step waits for a
+// rank to be scheduled. Here every rank writes its contribution into its own slot,
+// raises its flag, and reads what it needs straight from the others' slots: a
+// barrier or a small allreduce is one round in which every rank runs once, a large
+// allreduce is a reduce-scatter and an allgather in place (two rounds per slot's
+// worth), and nothing is copied through a ring.
+//
+// Layout of the segment ("/ipc-<job>-c", created by rank 0, mapped by every rank of
+// the job, unlinked once all have mapped it):
+//
+//   GroupHeader (128 B) | Line[ranks] | Cell[ranks][32] | slot[ranks][2][S] | result[2][S]
+//
+// Rank r writes only its own Line, Cells and slots (and its share of a result). A
+// Line holds three phase counters; a Cell (one cache line) holds up to 56 bytes of a
+// small contribution next to the phase that publishes it, so a small collective moves
+// one line per rank.
+//
+// Phases. Every collective call takes one or more phase numbers k, the same on every
+// rank (ranks call collectives in the same order). Phase k uses cell k mod 32 and
+// slots of parity k & 1. A rank publishes its contribution (the cell's phase, or
+// `arrive` for a slot), raises `mid` when its part of a reduction is in the result
+// (allreduce), and `done` when it has read everything it needs of phase k. Before
+// writing in phase k a rank makes sure every rank's `done` has passed the last phase
+// that used the same buffer (k - 32 for a cell, k - 2 for a slot); it publishes in
+// phase k only after `done` reached k - 1, so a round in which a rank saw every
+// contribution of phase k also tells it that all are done with k - 1, and the check
+// is usually free. A bcast root thus runs up to 32 small broadcasts ahead.
+//
+// Waiting: busy, then yielding, then asleep in a futex on the awaited counter (the
+// writer wakes when the header counts sleepers), with the engine's wait policy.
+// While it waits a rank also makes progress on its point-to-point traffic, and
+// every 100 ms asleep it checks whether the rank it waits for is gone.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "ipc/detail/collectives.hpp"
+
+namespace ipc::detail {
+
+class Engine;
+
+/// The mapping of a node group's segment.
+class NodeSegment {
+ public:
+  NodeSegment() = default;
+  /// Creates the segment of `ranks` ranks with slots of `slot_bytes`.
+  /// @throws ipc::Error naming the segment.
+  static NodeSegment create(const std::string& name, int ranks, std::size_t slot_bytes);
+  /// Maps an existing one and checks it is for `ranks` ranks.
+  static NodeSegment open(const std::string& name, int ranks);
+  NodeSegment(NodeSegment&& o) noexcept { *this = std::move(o); }
+  NodeSegment& operator=(NodeSegment&& o) noexcept;
+  ~NodeSegment();
+
+  /// Removes the name (the mappings stay). Idempotent.
+  void unlink();
+  std::byte* base() const { return static_cast<std::byte*>(base_); }
+  explicit operator bool() const { return base_ != nullptr; }
+  const std::string& name() const { return name_; }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t size_ = 0;
+  std::string name_;
+  bool owner_ = false;
+};
+
+/// The name of job `job`'s node-group segment.
+std::string node_segment_name(const std::string& job);
+/// Slot bytes from IPC_SHM_COLL for a group of `ranks` (0: no node group).
+std::size_t node_slot_bytes(int ranks);
+
+class NodeGroup {
+ public:
+  /// `rank` and `size`: this rank and the number of ranks (all of the job's, on this node).
+  NodeGroup(Engine& engine, NodeSegment segment, int rank, int size);
+  NodeGroup(const NodeGroup&) = delete;
+  NodeGroup& operator=(const NodeGroup&) = delete;
+
+  int size() const { return size_; }
+  void unlink() { seg_.unlink(); }
+
+  void barrier();
+  void bcast(void* data, std::size_t bytes, int root);
+  void allreduce(void* data, std::size_t count, Reduction op);
+  void reduce(void* data, std::size_t count, Reduction op, int root);
+  void allgather(const void* in, std::size_t bytes, void* out);
+  void gather(const void* in, std::size_t bytes, void* out, int root);
+  void alltoall(const void* in, std::size_t bytes, void* out);
+
+  struct Line;  // a rank's phase counters
+  struct Cell;  // a small contribution and its phase
+
+  /// Contributions up to this many bytes travel in cells.
+  static constexpr std::size_t kInline = 56;
+
+ private:
+  Line& line(int r) const;
+  Cell& cell(int r, std::uint32_t k) const;
+  std::byte* slot(int r, std::uint32_t k) const;
+  std::byte* result(std::uint32_t k) const;
+
+  std::uint32_t next_phase() { return ++phase_; }
+  /// Waits until every rank is done with the phase whose cell (small) or slot this
+  /// phase reuses; remembers the least `done` seen.
+  void before_write(std::uint32_t k, bool small);
+  /// Where this rank's contribution of phase k goes (after before_write).
+  std::byte* open_own(std::uint32_t k, bool small);
+  /// Announces this rank's contribution of phase k.
+  void publish(std::uint32_t k, bool small);
+  /// Rank q's contribution of phase k, once it is there.
+  const std::byte* contribution(int q, std::uint32_t k, bool small);
+  /// Every other rank's contribution of phase k has been seen: all are done with k - 1.
+  void saw_all(std::uint32_t k);
+  /// This rank has read all it needs of phase k.
+  void finish(std::uint32_t k);
+  void post(std::atomic<std::uint32_t>& flag, std::uint32_t k);
+  void wait_for(const std::atomic<std::uint32_t>& flag, std::uint32_t k, int rank);
+  void reduce_ranks(std::byte* out, std::size_t off, std::size_t count, std::uint32_t k, bool small, Reduction op);
+
+  Engine& engine_;
+  NodeSegment seg_;
+  int rank_;
+  int size_;
+  std::size_t slot_bytes_;
+  std::byte* lines_;
+  std::byte* cells_;
+  std::byte* slots_;
+  std::uint32_t phase_ = 0;
+  std::uint32_t known_done_ = 0;  // every rank's `done` is known to be at least this
+  const char* op_ = "";           // "allreduce with" etc., for error messages
+};
+
+}  // namespace ipc::detail
