@@ -3,7 +3,9 @@
 #include "transport/queued.hpp"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,6 +25,18 @@ constexpr std::size_t kSmallFrame = 1024;
 constexpr std::size_t kMaxWrite = 256 * 1024;  // payloads up to this leave in one contiguous write
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+// The system calls themselves: libc's wrappers are cancellation points and switch
+// asynchronous cancellation on and off around each call, which costs more than the
+// rest of the user-space work of a small message (sockets here are non-blocking, so
+// nothing is ever cancelled inside them).
+ssize_t sys_send(int fd, const void* buf, std::size_t len) {
+  return ::syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, nullptr, 0);
+}
+ssize_t sys_sendmsg(int fd, const msghdr* msg) { return ::syscall(SYS_sendmsg, fd, msg, MSG_NOSIGNAL); }
+ssize_t sys_recv(int fd, void* buf, std::size_t len) {
+  return ::syscall(SYS_recvfrom, fd, buf, len, 0, nullptr, nullptr);
+}
 
 }  // namespace
 
@@ -102,7 +116,7 @@ void Connection::send(const wire::FrameHeader& h, const void* payload, Completio
     std::size_t total = wire::kFrameHeaderSize + h.length;
     ssize_t n;
     do {
-      n = ::send(fd(), buf, total, MSG_NOSIGNAL);
+      n = sys_send(fd(), buf, total);
     } while (n < 0 && errno == EINTR);
     if (n == static_cast<ssize_t>(total)) {
       if (done) done->complete({});
@@ -140,7 +154,7 @@ void Connection::send(const wire::FrameHeader& h, const void* payload, Completio
 
 bool Connection::write_handshake() {
   while (!hs_out_.empty()) {
-    ssize_t n = ::send(fd(), hs_out_.data(), hs_out_.size(), MSG_NOSIGNAL);
+    ssize_t n = sys_send(fd(), hs_out_.data(), hs_out_.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (would_block(errno)) return false;
@@ -173,7 +187,7 @@ void Connection::flush() {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(cnt);
-    ssize_t n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL);
+    ssize_t n = sys_sendmsg(fd(), &msg);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (would_block(errno)) return;
@@ -337,7 +351,7 @@ bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
     if (rd_ == wr_) rd_ = wr_ = 0;
     ssize_t n;
     if (open() && in_frame_ && place_.data && rd_ == wr_ && frame_.length - got_ >= kDirectRead) {
-      n = ::recv(fd(), static_cast<std::byte*>(place_.data) + got_, frame_.length - got_, 0);
+      n = sys_recv(fd(), static_cast<std::byte*>(place_.data) + got_, frame_.length - got_);
       if (n > 0) {
         got_ += static_cast<std::size_t>(n);
         total += static_cast<std::size_t>(n);
@@ -354,7 +368,7 @@ bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
         rd_ = 0;
       }
       std::size_t room = in_.size() - wr_;
-      n = ::recv(fd(), in_.data() + wr_, room, 0);
+      n = sys_recv(fd(), in_.data() + wr_, room);
       if (n > 0) {
         wr_ += static_cast<std::size_t>(n);
         total += static_cast<std::size_t>(n);

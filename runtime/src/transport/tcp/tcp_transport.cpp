@@ -197,10 +197,9 @@ bool TcpTransport::poll(Sink& sink) {
       std::all_of(conns_.begin(), conns_.end(), [](auto& c) { return c->open() && !c->wants_write(); })) {
     bool any = false;
     for (std::size_t i = 0; i < conns_.size(); ++i) any |= conns_[i]->on_readable(sink, opt_.limits, kReadBudget);
-    if (any) {
-      for (auto& c : conns_) update_interest(c.get());
-      reap(sink);
-    }
+    // Frames handled here send only through send(), which updates the interest set
+    // itself: only a connection that failed needs more.
+    if (any && std::any_of(conns_.begin(), conns_.end(), [](auto& c) { return c->closed(); })) reap(sink);
     return any;
   }
   epoll_event evs[32];
