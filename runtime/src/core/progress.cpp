@@ -95,14 +95,20 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     std::size_t& armed;
     bool waiter;
     ~Disarm() {
-      for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
+      if (armed > 0) {
+        std::lock_guard lk(e.mu_);
+        for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
+      }
       if (waiter) e.sleeper_.leave();
       e.sleeper_.end_sleep();
     }
   } disarm{*this, armed, waiter};
   sleeper_.begin_sleep();  // before arming: an arrival after the check is then seen
   bool ok = true;
-  while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
+  {
+    std::lock_guard lk(mu_);  // arming may change a transport's epoll set
+    while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
+  }
   if (ok && !done()) {
     if (waiter) sleeping_waiters_.fetch_add(1);
     woken = sleeper_.sleep(max);

@@ -2,6 +2,8 @@
 
 #include "transport/queued.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -41,7 +43,10 @@ ssize_t sys_recv(int fd, void* buf, std::size_t len) {
 }  // namespace
 
 Connection::Connection(asio::ip::tcp::socket s, State st, int peer, const wire::Secret& secret)
-    : socket_(std::move(s)), state_(st), peer_(peer), in_(kStaging) {
+    : state_(st), peer_(peer), in_(kStaging) {
+  asio::error_code ec;
+  fd_ = s.is_open() ? s.release(ec) : -1;
+  if (ec) fd_ = -1;
   if (st == State::wait_hello) server_.emplace(secret);
 }
 
@@ -78,11 +83,22 @@ std::vector<Connection::Unsent> Connection::take_unsent() {
   return out;
 }
 
+Connection::~Connection() { close(); }
+
 std::string Connection::remote() const {
-  asio::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
-  if (ec) return "an unknown address";
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fd_ < 0 || ::getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "an unknown address";
+  asio::ip::tcp::endpoint ep;
+  if (len > ep.capacity()) return "an unknown address";
+  std::memcpy(ep.data(), &ss, len);
+  ep.resize(len);
   return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void Connection::set_no_delay() {
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 void Connection::fail(const std::string& why) {
@@ -96,9 +112,10 @@ void Connection::fail(const std::string& why) {
 }
 
 void Connection::close() {
-  asio::error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  if (fd_ < 0) return;
+  ::shutdown(fd_, SHUT_RDWR);
+  ::close(fd_);
+  fd_ = -1;
 }
 
 void Connection::send(const wire::FrameHeader& h, const void* payload, Completion* done, std::size_t copy_limit,
@@ -218,8 +235,7 @@ void Connection::on_writable() {
       fail(std::string("connect failed: ") + std::strerror(err));
       return;
     }
-    asio::error_code ec;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    set_no_delay();
     auto hello = client_->hello();
     hs_out_.assign(hello.begin(), hello.end());
     state_ = State::hello_sent;
@@ -297,8 +313,7 @@ bool Connection::handshake_step() {
       server_.reset();
       state_ = State::open;
       if (on_open_) on_open_(*this);
-      asio::error_code ec;
-      socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+      set_no_delay();
       return true;
     }
     default:

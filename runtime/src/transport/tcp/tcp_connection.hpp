@@ -39,7 +39,8 @@ class Connection {
                                               std::function<bool(Connection&, int peer)> on_hello,
                                               std::function<void(Connection&)> on_open);
 
-  int fd() { return socket_.native_handle(); }
+  int fd() const { return fd_; }
+  void set_no_delay();
   State state() const { return state_; }
   int peer() const { return peer_; }
   bool open() const { return state_ == State::open; }
@@ -91,7 +92,7 @@ class Connection {
   void fail(const std::string& why);
   void close();
 
-  bool watching_write = false;  // registered for EPOLLOUT (the transport's bookkeeping)
+  unsigned events = 0;  // epoll events it is registered for, 0: not in the set (the transport's bookkeeping)
 
  private:
   struct Out {
@@ -105,13 +106,22 @@ class Connection {
   };
 
   Connection(asio::ip::tcp::socket s, State st, int peer, const wire::Secret& secret);
+
+ public:
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+ private:
   void flush();
   bool write_handshake();
   void process(Sink& sink, const wire::FrameLimits& limits);
   bool handshake_step();
   void finish_frame(Sink& sink);
 
-  asio::ip::tcp::socket socket_;
+  // The socket, taken from Asio at once: a descriptor Asio knows stays in its
+  // reactor's epoll set, which costs every arriving segment a callback.
+  int fd_ = -1;
   State state_;
   int peer_;
   std::string error_;

@@ -15,6 +15,11 @@
 namespace ipc::transport::tcp {
 namespace {
 constexpr std::size_t kReadBudget = 4 << 20;  // bytes per connection per poll, for fairness
+// Up to this many connections, open ones with nothing to write are "hot": read
+// directly on every poll and kept out of the epoll set. A socket in an epoll set
+// costs every arriving segment a callback under the set's lock, on the sending CPU
+// and on the message's way: measured on loopback, 0.2 us of a 5.2 us half round trip.
+constexpr std::size_t kDirectMax = 4;
 }
 
 TcpTransport::TcpTransport(Options opt)
@@ -69,20 +74,37 @@ void TcpTransport::add_peer(const PeerCard& peer) {
 }
 
 void TcpTransport::watch(Connection* c) {
-  epoll_event ev{};
-  ev.events = EPOLLIN | (c->wants_write() ? EPOLLOUT : 0u);
-  ev.data.ptr = c;
-  c->watching_write = c->wants_write();
-  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd(), &ev);
+  c->events = 0;
+  update_interest(c);
 }
 
 void TcpTransport::update_interest(Connection* c) {
-  if (c->closed() || c->wants_write() == c->watching_write) return;
+  if (c->closed()) return;
+  bool hot = sleeping_ == 0 && c->open() && !c->wants_write() && conns_.size() <= kDirectMax;
+  unsigned want = hot ? 0u : EPOLLIN | (c->wants_write() ? EPOLLOUT : 0u);
+  if (want == c->events) return;
   epoll_event ev{};
-  ev.events = EPOLLIN | (c->wants_write() ? EPOLLOUT : 0u);
+  ev.events = want;
   ev.data.ptr = c;
-  c->watching_write = c->wants_write();
-  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd(), &ev);
+  int op = c->events == 0 ? EPOLL_CTL_ADD : want == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+  ::epoll_ctl(epfd_, op, c->fd(), &ev);
+  c->events = want;
+}
+
+void TcpTransport::update_all() {
+  for (auto& c : conns_) update_interest(c.get());
+}
+
+// A thread sleeps on wait_fd(): every connection goes back into the set (level-
+// triggered, so input already waiting wakes it at once). Called with the progress
+// lock held, like disarm_sleep().
+bool TcpTransport::arm_sleep() {
+  if (sleeping_++ == 0) update_all();
+  return true;
+}
+
+void TcpTransport::disarm_sleep() {
+  if (--sleeping_ == 0) update_all();
 }
 
 Connection* TcpTransport::connect_to(int peer) {
@@ -107,6 +129,7 @@ Connection* TcpTransport::connect_to(int peer) {
   Connection* raw = c.get();
   conns_.push_back(std::move(c));
   if (!raw->closed()) watch(raw);
+  if (conns_.size() == kDirectMax + 1) update_all();  // no longer few: all into the set
   return raw;
 }
 
@@ -180,8 +203,10 @@ void TcpTransport::accept_all() {
     auto c = Connection::incoming(
         std::move(s), opt_.secret, opt_.size, [this](Connection& conn, int peer) { return on_hello(conn, peer); },
         [this](Connection& conn) { on_open(conn); });
-    watch(c.get());
+    Connection* raw = c.get();
     conns_.push_back(std::move(c));
+    watch(raw);
+    if (conns_.size() == kDirectMax + 1) update_all();
   }
 }
 
@@ -190,11 +215,11 @@ bool TcpTransport::poll(Sink& sink) {
     dirty_ = false;
     reap(sink);
   }
-  // With a few connections, all open and with nothing to write, reading them directly
+  // With a few connections, all hot (open, nothing to write), reading them directly
   // saves the epoll_wait on the way of every message; every 16th poll still asks
-  // epoll (new connections, writability).
-  if ((++polls_ & 15) != 0 && !conns_.empty() && conns_.size() <= 4 &&
-      std::all_of(conns_.begin(), conns_.end(), [](auto& c) { return c->open() && !c->wants_write(); })) {
+  // epoll (new connections on the acceptor).
+  if ((++polls_ & 15) != 0 && !conns_.empty() &&
+      std::all_of(conns_.begin(), conns_.end(), [](auto& c) { return c->events == 0 && !c->closed(); })) {
     bool any = false;
     for (std::size_t i = 0; i < conns_.size(); ++i) any |= conns_[i]->on_readable(sink, opt_.limits, kReadBudget);
     // Frames handled here send only through send(), which updates the interest set
@@ -204,7 +229,13 @@ bool TcpTransport::poll(Sink& sink) {
   }
   epoll_event evs[32];
   int n = ::epoll_wait(epfd_, evs, 32, 0);
-  if (n <= 0) return false;
+  bool any = n > 0;
+  // Hot connections are not in the set: read them here.
+  for (std::size_t i = 0; i < conns_.size(); ++i) {
+    Connection* c = conns_[i].get();
+    if (c->events == 0 && c->open()) any |= c->on_readable(sink, opt_.limits, kReadBudget);
+  }
+  if (!any) return false;
   for (int i = 0; i < n; ++i) {
     auto* c = static_cast<Connection*>(evs[i].data.ptr);
     if (!c) {

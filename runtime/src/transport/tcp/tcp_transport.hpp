@@ -57,6 +57,8 @@ class TcpTransport final : public Transport {
   void send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) override;
   bool poll(Sink& sink) override;
   int wait_fd() const override { return epfd_; }
+  bool arm_sleep() override;
+  void disarm_sleep() override;
   /// Connections, open or not (for tests).
   std::size_t connections() const { return conns_.size(); }
   bool idle() const override;
@@ -65,7 +67,9 @@ class TcpTransport final : public Transport {
  private:
   Connection* connect_to(int peer);
   void watch(Connection* c);
+  /// Puts `c` in the epoll set, or takes it out (a hot connection), as its state says.
   void update_interest(Connection* c);
+  void update_all();
   void accept_all();
   void reap(Sink& sink);
   bool on_hello(Connection& c, int peer);
@@ -78,6 +82,7 @@ class TcpTransport final : public Transport {
   int epfd_ = -1;
   bool closing_ = false;
   unsigned polls_ = 0;
+  int sleeping_ = 0;  // threads asleep on wait_fd(): every connection is in the set
   bool dirty_ = false;  // a connection may have closed outside poll(): reap soon
   std::vector<std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> send_conn_;      // by peer rank

@@ -1,0 +1,141 @@
+// The floor of any runtime over kernel TCP: a ping-pong of plain sockets on
+// loopback, busy-polled, with nothing around the two system calls per message.
+// Two processes (this one forks), pinned to CPUs 0 and 1 where there are two,
+// TCP_NODELAY, the same warm-up/iterations/median-of-repeats shape as harness.hpp.
+// Prints "pingpong_rawsocket,<bytes>,<half round trip us>,us" per size.
+//   bench_tcp_floor [--sizes 8,64] [--repeats 5]
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "bench_tcp_floor: %s: %s\n", what, std::strerror(errno));
+  std::exit(1);
+}
+
+void pin(int cpu) {
+  cpu_set_t all;
+  if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  sched_setaffinity(0, sizeof one, &one);
+}
+
+void send_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      die("send");
+    }
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+}
+
+void recv_all(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<std::size_t>(r);
+    } else if (r == 0) {
+      std::fprintf(stderr, "bench_tcp_floor: peer closed\n");
+      std::exit(1);
+    } else if (errno != EAGAIN && errno != EINTR) {
+      die("recv");
+    }
+  }
+}
+
+std::vector<std::size_t> parse_sizes(const char* s) {
+  std::vector<std::size_t> out;
+  std::string t(s);
+  std::size_t pos = 0;
+  while (pos <= t.size()) {
+    auto c = t.find(',', pos);
+    out.push_back(std::strtoull(t.substr(pos, c - pos).c_str(), nullptr, 10));
+    if (c == std::string::npos) break;
+    pos = c + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::size_t> sizes{8};
+  int repeats = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--sizes") == 0) sizes = parse_sizes(argv[i + 1]);
+    if (std::strcmp(argv[i], "--repeats") == 0) repeats = std::atoi(argv[i + 1]);
+  }
+  int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (ls < 0) die("socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(ls, 1) != 0 ||
+      ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    die("listen on 127.0.0.1");
+  pid_t child = ::fork();
+  if (child < 0) die("fork");
+  const bool parent = child != 0;
+  pin(parent ? 0 : 1);
+  int fd;
+  if (parent) {
+    fd = ::accept(ls, nullptr, nullptr);
+  } else {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
+  }
+  if (fd < 0) die(parent ? "accept" : "socket");
+  ::close(ls);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  std::vector<char> buf(std::max<std::size_t>(1, *std::max_element(sizes.begin(), sizes.end())), 'x');
+  for (std::size_t n : sizes) {
+    const int iters = n <= 65536 ? 5000 : 200;
+    std::vector<double> reps;
+    for (int r = -1; r < repeats; ++r) {  // r = -1: warm-up
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters; ++i) {
+        if (parent) {
+          send_all(fd, buf.data(), n);
+          recv_all(fd, buf.data(), n);
+        } else {
+          recv_all(fd, buf.data(), n);
+          send_all(fd, buf.data(), n);
+        }
+      }
+      std::chrono::duration<double, std::micro> us = std::chrono::steady_clock::now() - t0;
+      if (r >= 0) reps.push_back(us.count() / iters / 2);
+    }
+    std::sort(reps.begin(), reps.end());
+    if (parent) std::printf("pingpong_rawsocket,%zu,%.4f,us\n", n, reps[reps.size() / 2]);
+  }
+  ::close(fd);
+  if (parent) {
+    int st = 0;
+    ::waitpid(child, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+  }
+  return 0;
+}
