@@ -1,6 +1,8 @@
 // The harness over this runtime.
 #include <ipc/ipc.hpp>
 
+#include <cereal/types/vector.hpp>
+
 #include <algorithm>
 #include <span>
 
@@ -39,11 +41,52 @@ class IpcBackend {
   ipc::Communicator& c_;
 };
 
+// Remote procedure calls (this runtime only): rank 0 calls "echo" on rank 1 with a
+// vector of `bytes` and gets it back. rpc_latency: one call at a time, the whole round
+// trip; rpc_rate: windows of 64 calls in flight, calls per second.
+void rpc(ipc::Communicator& c, const bench::Config& cfg) {
+  ipc::Rpc rpc(c);
+  rpc.define("echo", [](std::vector<char> v) { return v; });
+  c.barrier();
+  for (std::size_t bytes : cfg.sizes) {
+    std::vector<char> arg(bytes, 'r');
+    if (cfg.want("rpc_latency")) {
+      int iters = bench::iterations(bytes, cfg.scale, 1000);
+      std::vector<double> reps;
+      for (int r = -1; r < cfg.repeats; ++r) {
+        c.barrier();
+        double t0 = bench::now_us();
+        for (int i = 0; i < iters && c.rank() == 0; ++i) rpc.call<std::vector<char>>(1, "echo", arg).get();
+        if (r >= 0) reps.push_back((bench::now_us() - t0) / iters);
+      }
+      if (c.rank() == 0) bench::emit("rpc_latency", bytes, bench::median(reps), "us");
+    }
+    if (cfg.want("rpc_rate")) {
+      const int window = 64;
+      int rounds = std::max(2, bench::iterations(bytes, cfg.scale, 200) / 8);
+      std::vector<double> reps;
+      for (int r = -1; r < cfg.repeats; ++r) {
+        c.barrier();
+        double t0 = bench::now_us();
+        for (int i = 0; i < rounds && c.rank() == 0; ++i) {
+          std::vector<ipc::Future<std::vector<char>>> fs;
+          for (int w = 0; w < window; ++w) fs.push_back(rpc.call<std::vector<char>>(1, "echo", arg));
+          for (auto& f : fs) f.get();
+        }
+        if (r >= 0) reps.push_back(1e6 * window * rounds / (bench::now_us() - t0));
+      }
+      if (c.rank() == 0) bench::emit("rpc_rate", bytes, bench::median(reps), "calls/s");
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ipc::Runtime rt;
   IpcBackend b(rt.world());
-  bench::run(b, bench::parse(argc, argv));
+  auto cfg = bench::parse(argc, argv);
+  bench::run(b, cfg);
+  if (rt.size() >= 2 && (cfg.want("rpc_latency") || cfg.want("rpc_rate"))) rpc(rt.world(), cfg);
   return 0;
 }

@@ -51,4 +51,31 @@ class BootstrapError : public Error {
   using Error::Error;
 };
 
+/// A remote procedure failed on the rank that ran it (or could not run: unknown
+/// procedure, other signature). Carries the rank, the procedure, the exception's type
+/// and its message.
+class RemoteError : public Error {
+ public:
+  RemoteError(int rank, std::string procedure, std::string type, std::string message, const std::string& where)
+      : Error(where + ": procedure '" + procedure + "' " +
+              (type.empty() ? std::string("failed: ") : "threw " + type + ": ") + message),
+        rank_(rank),
+        procedure_(std::move(procedure)),
+        type_(std::move(type)),
+        message_(std::move(message)) {}
+  /// The rank the procedure ran on.
+  int rank() const { return rank_; }
+  const std::string& procedure() const { return procedure_; }
+  /// The exception's type as the remote rank named it (empty: the call was refused).
+  const std::string& type() const { return type_; }
+  /// The exception's message.
+  const std::string& message() const { return message_; }
+
+ private:
+  int rank_;
+  std::string procedure_;
+  std::string type_;
+  std::string message_;
+};
+
 }  // namespace ipc

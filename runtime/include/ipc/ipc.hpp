@@ -6,6 +6,7 @@
 #include "ipc/config.hpp"
 #include "ipc/errors.hpp"
 #include "ipc/request.hpp"
+#include "ipc/rpc.hpp"
 #include "ipc/runtime.hpp"
 #include "ipc/status.hpp"
 #include "ipc/value.hpp"

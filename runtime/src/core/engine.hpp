@@ -127,7 +127,6 @@ class Engine final : public transport::Sink {
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
   void block_until(const std::function<bool()>& done);
   void progress_thread_main();
-  std::string where(int peer) const;
   /// A frame header from this rank.
   wire::FrameHeader frame(wire::FrameType type, std::uint32_t comm, int tag, std::uint64_t size,
                           std::uint64_t cookie = 0, std::uint64_t cookie2 = 0) const;
@@ -173,6 +172,8 @@ class Engine final : public transport::Sink {
   bool peer_gone(int peer);
   /// The PeerLost a `op` ("send to", "receive from", ...) on lost `peer` fails with.
   std::exception_ptr lost_error(const char* op, int peer) const;
+  /// "rank 3 on node2": for messages.
+  std::string where(int peer) const;
   /// Withdraws a receive that has not matched yet; one that has is waited for.
   void cancel_recv(RequestState& r);
 

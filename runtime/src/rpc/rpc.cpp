@@ -1,0 +1,353 @@
+// Remote procedure calls: the compiled half of rpc.hpp.
+//
+// An Rpc owns two contexts of its own (requests, replies), apart from the program's
+// messages and from other Rpcs, and a server thread that keeps one receive posted
+// for requests from any rank and runs them. A call is
+//   request  (tag 0: call, 1: post)  hash, id, name, signature, arguments  (Cereal)
+//   reply    (tag = id)              true, result   |   false, type, message
+// The caller posts the reply's receive before it sends the request, so a reply never
+// waits as an unexpected message. A handler that waits for a call of its own serves
+// the posted receive meanwhile (nested calls, calls back and forth).
+//
+// Ending is collective: every rank counts the requests it sent and the requests it
+// handled to the end; the destructor sums both over the world (allreduce) until two
+// rounds in a row give the same sums and sent == handled, so nothing is in flight
+// or running anywhere, and then stops its own server with a message to itself.
+#include "ipc/rpc.hpp"
+
+#include <cxxabi.h>
+#include <sched.h>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <typeinfo>
+#include <unordered_map>
+
+#include "core/engine.hpp"
+
+namespace ipc::detail {
+namespace {
+
+constexpr int kCallTag = 0, kPostTag = 1, kStopTag = 2;
+constexpr std::uint32_t kRpcContexts = 0x40000000u;  // + 2 * instance (+ 1 for replies)
+
+std::atomic<std::uint32_t> g_instances{0};
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string s = status == 0 && d ? d : name;
+  std::free(d);
+  return s;
+}
+
+int reply_tag(std::uint64_t id) { return static_cast<int>(id & 0x7fffffffu); }
+
+thread_local RpcCore* t_serving = nullptr;  // the Rpc whose server runs on this thread
+
+}  // namespace
+
+std::uint64_t procedure_hash(std::string_view name, std::string_view signature) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  mix(name);
+  h ^= 0xff;
+  h *= 1099511628211ull;
+  mix(signature);
+  return h;
+}
+
+class RpcCore {
+ public:
+  explicit RpcCore(const Communicator& comm)
+      : world_(comm),
+        engine_(comm.engine()),
+        rank_(comm.rank()),
+        size_(comm.size()),
+        instance_(g_instances.fetch_add(1)),
+        requests_(engine_, kRpcContexts + 2 * instance_, rank_, size_),
+        replies_(engine_, kRpcContexts + 2 * instance_ + 1, rank_, size_) {
+    if (comm.context() != 0) throw UsageError("Rpc: only on the world communicator");
+    post_receive();
+    server_ = std::thread([this] { serve(); });
+  }
+
+  ~RpcCore() {
+    try {
+      quiesce();
+    } catch (const std::exception& e) {  // a rank is gone: nobody can agree any more
+      std::cerr << "ipc: rank " << rank_ << ": ending remote procedures: " << e.what() << std::endl;
+    }
+    try {
+      requests_.send(0, rank_, Tag{kStopTag});
+    } catch (const std::exception& e) {
+      std::cerr << "ipc: rank " << rank_ << ": cannot stop the rpc server: " << e.what() << std::endl;
+    }
+    server_.join();
+  }
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  Engine& engine() { return engine_; }
+  const Communicator& requests() const { return requests_; }
+  std::uint32_t reply_context() const { return replies_.context(); }
+  std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  std::string where(int r) const { return engine_.where(r); }
+  void count_sent() { sent_.fetch_add(1, std::memory_order_relaxed); }
+
+  void define(const std::string& name, std::string signature, Handler h) {
+    std::lock_guard lk(procs_mu_);
+    procs_[name] = Proc{std::move(signature), std::make_shared<Handler>(std::move(h))};
+  }
+
+  /// On the server thread, inside a handler: waits for `r` while serving requests.
+  void wait_serving(RequestState& r) {
+    while (!r.done.load(std::memory_order_acquire) && pending_) {
+      std::size_t i = engine_.wait_any({&r, pending_.get()});
+      if (i == 1) serve_one();
+    }
+  }
+  bool serving_here() const { return t_serving == this; }
+
+ private:
+  struct Proc {
+    std::string signature;
+    std::shared_ptr<Handler> handler;
+  };
+
+  void post_receive() {
+    buf_ = std::make_shared<std::vector<std::byte>>();
+    auto buf = buf_;
+    RecvTarget target{[buf](std::size_t n) -> void* {
+                        buf->resize(n);
+                        return buf->data();
+                      },
+                      {}};
+    pending_ = post_recv(engine_, requests_.context(), kAnySource, kAnyTag, std::move(target));
+  }
+
+  /// Takes the completed receive, posts the next one (unless told to stop), handles it.
+  void serve_one() {
+    Status st = engine_.wait(*pending_);
+    auto msg = std::move(buf_);
+    pending_.reset();
+    if (st.tag.value == kStopTag && st.source == rank_) {
+      stop_ = true;
+      return;
+    }
+    post_receive();
+    handle(st.source, st.tag.value == kCallTag, *msg);
+    handled_.fetch_add(1, std::memory_order_release);
+  }
+
+  void serve() {
+    t_serving = this;
+    while (!stop_) {
+      try {
+        serve_one();
+      } catch (const std::exception& e) {
+        std::cerr << "ipc: rank " << rank_ << ": rpc server: " << e.what() << std::endl;
+        if (!pending_ && !stop_) post_receive();
+      }
+    }
+  }
+
+  // Two rounds in a row with the same sums, and as many requests handled as sent.
+  void quiesce() {
+    std::array<std::uint64_t, 2> last{~0ull, 0};
+    for (int round = 0;; ++round) {
+      std::array<std::uint64_t, 2> now{sent_.load(std::memory_order_acquire), handled_.load(std::memory_order_acquire)};
+      world_.allreduce_inplace(std::span<std::uint64_t>(now));
+      if (now == last && now[0] == now[1]) return;
+      last = now;
+      if (round > 0) std::this_thread::sleep_for(std::chrono::microseconds(round < 20 ? 50 : 1000));
+    }
+  }
+
+  void handle(int source, bool call, const std::vector<std::byte>& msg) {
+    std::uint64_t hash = 0, id = 0;
+    std::string name, sig;
+    SpanSource src(msg.data(), msg.size());
+    std::istream is(&src);
+    std::vector<std::byte> out;
+    std::string type, what;
+    bool failed = false;
+    try {
+      cereal::BinaryInputArchive in(is);
+      in(hash, id, name, sig);
+      std::shared_ptr<Handler> h;
+      std::string have;
+      {
+        std::lock_guard lk(procs_mu_);
+        auto it = procs_.find(name);
+        if (it != procs_.end()) {
+          h = it->second.handler;
+          have = it->second.signature;
+        }
+      }
+      if (!h) {
+        failed = true;
+        what = "no procedure '" + name + "' is defined on rank " + std::to_string(rank_);
+      } else if (procedure_hash(name, have) != hash) {
+        failed = true;
+        what = "rank " + std::to_string(rank_) + " defines it as " + have + ", called as " + sig;
+      } else {
+        try {
+          VectorSink sink(out);
+          std::ostream os(&sink);
+          cereal::BinaryOutputArchive ar(os);
+          ar(true);
+          (*h)(in, ar);
+        } catch (const std::exception& e) {
+          failed = true;
+          type = demangle(typeid(e).name());
+          what = e.what();
+        } catch (...) {
+          failed = true;
+          type = "an exception of unknown type";
+        }
+      }
+    } catch (const std::exception& e) {
+      failed = true;
+      what = std::string("malformed request: ") + e.what();
+    }
+    if (failed) {
+      out.clear();
+      VectorSink sink(out);
+      std::ostream os(&sink);
+      cereal::BinaryOutputArchive ar(os);
+      ar(false, type, what);
+    }
+    if (!call) {
+      if (failed)
+        std::cerr << "ipc: rank " << rank_ << ": procedure '" << name << "' posted by rank " << source << " "
+                  << (type.empty() ? "failed: " : "threw " + type + ": ") << what << std::endl;
+      return;
+    }
+    try {
+      replies_.send(out, source, Tag{reply_tag(id)});
+    } catch (const std::exception&) {  // the caller is gone
+    }
+  }
+
+  const Communicator& world_;
+  Engine& engine_;
+  int rank_;
+  int size_;
+  std::uint32_t instance_;
+  Communicator requests_;
+  Communicator replies_;
+  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<std::uint64_t> sent_{0};     // requests this rank sent (calls and posts)
+  std::atomic<std::uint64_t> handled_{0};  // requests this rank's server finished
+  std::mutex procs_mu_;
+  std::unordered_map<std::string, Proc> procs_;
+  // Server thread only:
+  std::shared_ptr<RequestState> pending_;  // the posted receive for requests
+  std::shared_ptr<std::vector<std::byte>> buf_;
+  bool stop_ = false;
+  std::thread server_;
+};
+
+std::uint64_t next_call_id(RpcCore& core) { return core.next_id(); }
+
+std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name,
+                                      std::shared_ptr<std::vector<std::byte>> body, std::uint64_t id) {
+  auto s = std::make_shared<CallState>();
+  s->core = &core;
+  s->rank = rank;
+  s->name = name;
+  auto buf = s->reply_bytes;
+  // The receive holds its buffer: a future dropped early leaves nothing dangling.
+  RecvTarget target{[buf](std::size_t n) -> void* {
+                      buf->resize(n);
+                      return buf->data();
+                    },
+                    {}};
+  s->reply = post_recv(core.engine(), core.reply_context(), rank, reply_tag(id), std::move(target));
+  const void* data = body->data();
+  std::size_t size = body->size();
+  s->request = post_send(core.engine(), core.requests().context(), rank, kCallTag, SendSource{data, size, std::move(body)});
+  core.count_sent();
+  return s;
+}
+
+void start_post(RpcCore& core, int rank, std::shared_ptr<std::vector<std::byte>> body) {
+  const void* data = body->data();
+  std::size_t size = body->size();
+  // Completes in the background; the request owns the bytes.
+  post_send(core.engine(), core.requests().context(), rank, kPostTag, SendSource{data, size, std::move(body)});
+  core.count_sent();
+}
+
+bool call_ready(CallState& s) {
+  try {
+    return s.core->engine().test(*s.reply).has_value();
+  } catch (const std::exception&) {
+    return true;  // get() rethrows it
+  }
+}
+
+void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read) {
+  Engine& e = s.core->engine();
+  if (s.core->serving_here()) s.core->wait_serving(*s.reply);
+  e.wait(*s.reply);
+  try {
+    e.wait(*s.request);
+  } catch (const std::exception&) {  // the reply came: the request arrived
+  }
+  const auto& bytes = *s.reply_bytes;
+  SpanSource src(bytes.data(), bytes.size());
+  std::istream is(&src);
+  cereal::BinaryInputArchive ar(is);
+  bool ok = false;
+  try {
+    ar(ok);
+    if (ok) {
+      read(ar);
+      return;
+    }
+  } catch (const cereal::Exception& ex) {
+    throw ProtocolError("rank " + std::to_string(s.core->rank()) + ": the reply of procedure '" + s.name +
+                        "' from rank " + std::to_string(s.rank) + " does not decode as the result type: " + ex.what());
+  }
+  std::string type, what;
+  ar(type, what);
+  throw RemoteError(s.rank, s.name, type, what, s.core->where(s.rank));
+}
+
+void wait_pause(std::chrono::steady_clock::time_point since) {
+  auto waited = std::chrono::steady_clock::now() - since;
+  if (waited < std::chrono::microseconds(50)) return;
+  if (waited < std::chrono::milliseconds(2)) {
+    ::sched_yield();
+    return;
+  }
+  std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+}  // namespace ipc::detail
+
+namespace ipc {
+
+Rpc::Rpc(const Communicator& comm) : core_(std::make_unique<detail::RpcCore>(comm)) {}
+Rpc::~Rpc() = default;
+int Rpc::rank() const { return core_->rank(); }
+int Rpc::size() const { return core_->size(); }
+
+void Rpc::define_erased(const std::string& name, std::string signature, detail::Handler h) {
+  if (name.empty()) throw UsageError("Rpc::define: a procedure needs a name");
+  core_->define(name, std::move(signature), std::move(h));
+}
+
+}  // namespace ipc

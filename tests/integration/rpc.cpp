@@ -1,0 +1,126 @@
+// Remote procedure calls on every number of ranks: results of every kind of value,
+// calls to self, to every rank at once, chained with then(), from inside a handler;
+// posts (fire and forget) in order before a call; remote exceptions, unknown
+// procedures and wrong signatures as ipc::RemoteError; large arguments; handlers that
+// run while the called rank computes without calling the library.
+#include <ipc/ipc.hpp>
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "check.hpp"
+
+int main() {
+  ipc::Runtime rt;
+  auto& c = rt.world();
+  const int me = c.rank(), n = c.size();
+  std::atomic<int> posted_from[64] = {};
+  std::atomic<bool> computing{false};
+  std::atomic<int> pings{0};
+  std::atomic<int> late{0};
+  {
+    ipc::Rpc rpc(c);
+    rpc.define("square", [](double x) { return x * x; });
+    rpc.define("greet", [me](std::string who) { return "hello " + who + " from " + std::to_string(me); });
+    rpc.define("sum", [](std::vector<int> v) { return std::accumulate(v.begin(), v.end(), 0L); });
+    rpc.define("whoami", [me]() { return me; });
+    rpc.define("fail", [](int x) -> int { throw std::invalid_argument("bad x " + std::to_string(x)); });
+    rpc.define("count", [&](int from) { posted_from[from].fetch_add(1); });
+    rpc.define("count_of", [&](int from) { return posted_from[from].load(); });
+    rpc.define("ping", [&]() {
+      // A ping may come before the rank starts computing: wait for that (bounded).
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!computing.load() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+      pings.fetch_add(1);
+      return computing.load();
+    });
+    rpc.define("nested", [&rpc, n](int to) { return rpc.call<double>(to % n, "square", 1.5).get() + 1; });
+    // Runs after its caller has started to end its Rpc, and calls further.
+    rpc.define("late", [&rpc, &late, me, n]() {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      IT_CHECK(me, rpc.call<int>((me + 1) % n, "whoami").get() == (me + 1) % n, "a late handler's call");
+      late.fetch_add(1);
+    });
+    c.barrier();
+
+    for (int r = 0; r < n; ++r) {
+      IT_CHECK(me, rpc.call<double>(r, "square", 3.0).get() == 9.0, "square on %d", r);
+      IT_CHECK(me, rpc.call<std::string>(r, "greet", "ipc").get() == "hello ipc from " + std::to_string(r),
+               "greet on %d", r);
+      IT_CHECK(me, rpc.call<int>(r, "whoami").get() == r, "whoami on %d", r);
+      IT_CHECK(me, rpc.call<double>(r, "nested", me + 1).get() == 3.25, "nested call on %d", r);
+    }
+    // Large arguments go by rendezvous.
+    std::vector<int> big(1 << 20);
+    std::iota(big.begin(), big.end(), 0);
+    long want = (long(1) << 20) * ((long(1) << 20) - 1) / 2;
+    IT_CHECK(me, rpc.call<long>((me + 1) % n, "sum", big).get() == want, "sum of a large vector");
+
+    // Every rank at once, then all results.
+    auto all = ipc::when_all(rpc.call_all<int>("whoami")).get();
+    for (int r = 0; r < n; ++r) IT_CHECK(me, all[r] == r, "call_all: %d", all[r]);
+    auto chained = rpc.call<double>((me + 1) % n, "square", 2.0).then([](double x) { return x + 0.5; });
+    IT_CHECK(me, chained.get() == 4.5, "then");
+    auto f = rpc.call<int>(0, "whoami");
+    IT_CHECK(me, f.wait_for(std::chrono::seconds(30)) && f.get() == 0, "wait_for");
+
+    // Posts arrive before a later call from the same rank.
+    int target = (me + 1) % n;
+    for (int i = 0; i < 10; ++i) rpc.post(target, "count", me);
+    IT_CHECK(me, rpc.call<int>(target, "count_of", me).get() == 10, "posts before the call");
+
+    // Failures come back as RemoteError.
+    try {
+      rpc.call<int>(target, "fail", 7).get();
+      IT_CHECK(me, false, "no exception from a throwing procedure");
+    } catch (const ipc::RemoteError& e) {
+      IT_CHECK(me, e.rank() == target && e.procedure() == "fail" && e.message() == "bad x 7" &&
+                       e.type() == "std::invalid_argument",
+               "remote error fields: %s", e.what());
+    }
+    try {
+      rpc.call<int>(target, "no_such_thing", 1).get();
+      IT_CHECK(me, false, "no exception for an unknown procedure");
+    } catch (const ipc::RemoteError& e) {
+      IT_CHECK(me, std::string(e.what()).find("no procedure 'no_such_thing'") != std::string::npos, "%s", e.what());
+    }
+    try {
+      rpc.call<double>(target, "square", 3).get();  // int, not double
+      IT_CHECK(me, false, "no exception for a wrong signature");
+    } catch (const ipc::RemoteError& e) {
+      IT_CHECK(me, std::string(e.what()).find("defines it as double(double)") != std::string::npos, "%s", e.what());
+    }
+    bool usage = false;
+    try {
+      rpc.call<int>(n, "whoami");
+    } catch (const ipc::UsageError&) {
+      usage = true;
+    }
+    IT_CHECK(me, usage, "a call to a rank outside the job");
+
+    // Handlers run while the called rank computes without calling the library.
+    c.barrier();
+    if (me == n - 1 && n > 1) {
+      computing = true;
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      volatile double x = 0;
+      while (pings.load() < n - 1 && std::chrono::steady_clock::now() < end) x = x + 1;
+      computing = false;
+      IT_CHECK(me, pings.load() == n - 1, "pings were not served while computing");
+    } else if (n > 1) {
+      IT_CHECK(me, rpc.call<bool>(n - 1, "ping").get(), "the ping ran when the rank was not computing");
+    }
+    // Posted last: the Rpc's end waits for it (and for the call it makes) everywhere.
+    rpc.post((me + 1) % n, "late");
+  }
+  IT_CHECK(me, late.load() == 1, "the Rpc ended before a posted procedure ran: %d", late.load());
+  return 0;
+}

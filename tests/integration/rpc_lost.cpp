@@ -1,0 +1,33 @@
+// Remote procedures with a rank that ends abruptly: a call to it fails with
+// ipc::PeerLost instead of hanging, calls between the others still work, and ending
+// the Rpc does not hang.
+#include <ipc/ipc.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "check.hpp"
+
+int main() {
+  ipc::Runtime rt;
+  auto& c = rt.world();
+  if (c.size() != 3) return 2;
+  int me = c.rank();
+  {
+    ipc::Rpc rpc(c);
+    rpc.define("twice", [](int x) { return 2 * x; });
+    c.barrier();
+    if (me == 2) std::_Exit(0);  // gone, without a word
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    bool lost = false;
+    try {
+      rpc.call<int>(2, "twice", 1).get();
+    } catch (const ipc::PeerLost&) {
+      lost = true;
+    }
+    IT_CHECK(me, lost, "a call to a rank that is gone did not fail");
+    IT_CHECK(me, rpc.call<int>(1 - me, "twice", 21).get() == 42, "calls between the others");
+  }  // ends without rank 2
+  std::_Exit(0);  // no final fence: rank 2 is gone
+}
