@@ -134,8 +134,10 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   if (r->src.size <= t->eager_limit()) {
     auto h = frame(wire::FrameType::eager, comm, tag, r->src.size);
     h.length = r->src.size;
-    r->keep = r;
     t->send(dest, h, r->src.data, r.get());
+    // Not done at once (queued): the transport completes it later, under this lock,
+    // and the request must live until then.
+    if (!r->done.load(std::memory_order_relaxed)) r->keep = r;
   } else {
     // cookie2: the sender's buffer, for single-copy reads
     auto h = frame(wire::FrameType::rts, comm, tag, r->src.size, next_id_++,
@@ -188,7 +190,7 @@ void Engine::cancel_recv(RequestState& r) {
 void Engine::deliver_eager(RequestState& r, const Unexpected& u) {
   r.status = Status{u.env.source, Tag{u.env.tag}, u.size};
   place(r, u.size);
-  if (u.size && r.dst) std::memcpy(r.dst, u.data.data(), u.size);
+  if (u.size && r.dst) std::memcpy(r.dst, u.payload(), u.size);
   mark_done(r);
 }
 
@@ -225,8 +227,8 @@ transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h
         r.keep = std::move(*p);
         return {r.dst, token_of(&r)};
       }
-      auto* u = new Unexpected{e, h.length, false, 0, 0, std::vector<std::byte>(h.length)};
-      return {u->data.data(), token_of(u)};
+      auto* u = Unexpected::eager(e, h.length).release();
+      return {u->payload(), token_of(u)};
     }
     case wire::FrameType::data: {
       auto it = rdv_recvs_.find(h.cookie);

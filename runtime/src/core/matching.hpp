@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include "core/pool.hpp"
+
 namespace ipc::detail {
 
 inline constexpr int kAnySource = -1;
@@ -28,14 +30,40 @@ inline bool matches(std::uint32_t comm, int source, int tag, const Envelope& e) 
   return comm == e.comm && (source == kAnySource || source == e.source) && (tag == kAnyTag || tag == e.tag);
 }
 
-/// A message that arrived before its receive was posted.
+/// A message that arrived before its receive was posted. Small payloads live inside
+/// it, and the objects come from a per-thread free list: a stream of small messages
+/// that outrun their receives costs no malloc.
 struct Unexpected {
+  static constexpr std::size_t kInline = 64;
+
   Envelope env;
   std::size_t size = 0;         // message size in bytes
   bool rendezvous = false;      // only announced (rts): the payload waits at the sender
   std::uint64_t cookie = 0;     // rendezvous: the sender's request id
   std::uint64_t remote = 0;     // rendezvous: the sender's buffer address (single-copy reads)
-  std::vector<std::byte> data;  // eager: the payload
+  std::vector<std::byte> big;   // eager payloads above kInline
+  std::byte small[kInline];     // eager payloads up to kInline
+
+  /// An eager message of `bytes` from `e`, with room for its payload.
+  static std::unique_ptr<Unexpected> eager(const Envelope& e, std::size_t bytes) {
+    std::unique_ptr<Unexpected> u(new Unexpected);
+    u->env = e;
+    u->size = bytes;
+    if (bytes > kInline) u->big.resize(bytes);
+    return u;
+  }
+  std::byte* payload() { return size <= kInline ? small : big.data(); }
+  const std::byte* payload() const { return size <= kInline ? small : big.data(); }
+
+  static void* operator new(std::size_t n) {
+    return n == sizeof(Unexpected) ? FreeList<sizeof(Unexpected), alignof(Unexpected)>::get() : ::operator new(n);
+  }
+  static void operator delete(void* p, std::size_t n) {
+    if (n == sizeof(Unexpected))
+      FreeList<sizeof(Unexpected), alignof(Unexpected)>::put(p);
+    else
+      ::operator delete(p);
+  }
 };
 
 /// The two queues, generic over what a posted receive is (the engine's request).

@@ -327,9 +327,8 @@ bool ShmTransport::arm_sleep() {
   own_.header()->sleepers.fetch_add(1, std::memory_order_seq_cst);
   for (auto& in : inbound_)
     if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return false;
-  // Frames waiting for room: the receivers ring when they free some. (Read-only use
-  // of the queues: the sleeping thread does not hold the progress lock, but a thread
-  // that does only ever empties them, which at worst wakes this one for nothing.)
+  // Frames waiting for room: the receivers ring when they free some. (Called under
+  // the progress lock, like every use of the queues.)
   if (pending_peers_.load(std::memory_order_acquire) > 0)
     for (auto& p : peers_)
       if (p) {

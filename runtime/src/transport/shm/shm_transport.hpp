@@ -107,7 +107,7 @@ class ShmTransport final : public Transport {
     RingControl* control = nullptr;
     std::byte* data = nullptr;
     bool in_frame = false;
-    std::atomic<bool> broken{false};  // read by arm_sleep without the lock
+    std::atomic<bool> broken{false};
     wire::FrameHeader frame{};
     Sink::Placement place{};
     std::size_t got = 0;
