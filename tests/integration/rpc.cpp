@@ -18,6 +18,27 @@
 
 #include "check.hpp"
 
+namespace {
+
+// A remote object: an account others open on a rank and act on.
+class Account {
+ public:
+  Account(std::string owner, long balance) : owner_(std::move(owner)), balance_(balance) {}
+  long deposit(long amount) { return balance_ += amount; }
+  long balance() const { return balance_; }
+  std::string owner() const { return owner_; }
+  void withdraw(long amount) {
+    if (amount > balance_) throw std::runtime_error("insufficient funds in " + owner_ + "'s account");
+    balance_ -= amount;
+  }
+
+ private:
+  std::string owner_;
+  long balance_;
+};
+
+}  // namespace
+
 int main() {
   ipc::Runtime rt;
   auto& c = rt.world();
@@ -42,6 +63,11 @@ int main() {
       pings.fetch_add(1);
       return computing.load();
     });
+    rpc.define_class<Account, std::string, long>("Account")
+        .method("deposit", &Account::deposit)
+        .method("balance", &Account::balance)
+        .method("owner", &Account::owner)
+        .method("withdraw", &Account::withdraw);
     rpc.define("nested", [&rpc, n](int to) { return rpc.call<double>(to % n, "square", 1.5).get() + 1; });
     // Runs after its caller has started to end its Rpc, and calls further.
     rpc.define("late", [&rpc, &late, me, n]() {
@@ -71,6 +97,31 @@ int main() {
     IT_CHECK(me, chained.get() == 4.5, "then");
     auto f = rpc.call<int>(0, "whoami");
     IT_CHECK(me, f.wait_for(std::chrono::seconds(30)) && f.get() == 0, "wait_for");
+
+    // Remote objects: made on another rank, called through the handle, destroyed.
+    {
+      int at = (me + 1) % n;
+      ipc::Remote<Account> acc = rpc.make<Account>(at, "Account", "rank" + std::to_string(me), 100L).get();
+      IT_CHECK(me, acc.rank() == at, "remote object's rank");
+      IT_CHECK(me, acc.call<long>("deposit", 50L).get() == 150, "deposit");
+      IT_CHECK(me, acc.call<long>("balance").get() == 150, "balance");
+      IT_CHECK(me, acc.call<std::string>("owner").get() == "rank" + std::to_string(me), "owner");
+      try {
+        acc.call<void>("withdraw", 1000L).get();
+        IT_CHECK(me, false, "no exception from a failing method");
+      } catch (const ipc::RemoteError& e) {
+        IT_CHECK(me, e.procedure() == "Account::withdraw" && e.type() == "std::runtime_error", "%s", e.what());
+      }
+      auto copy = acc;  // the same object
+      IT_CHECK(me, copy.call<long>("deposit", 1L).get() == 151, "a copied handle");
+      acc.destroy().get();
+      try {
+        copy.call<long>("balance").get();
+        IT_CHECK(me, false, "a destroyed object still answers");
+      } catch (const ipc::RemoteError& e) {
+        IT_CHECK(me, std::string(e.what()).find("destroyed") != std::string::npos, "%s", e.what());
+      }
+    }
 
     // Posts arrive before a later call from the same rank.
     int target = (me + 1) % n;

@@ -42,7 +42,9 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <stdexcept>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -55,6 +57,11 @@ namespace ipc {
 
 template <class T>
 class Future;
+class Rpc;
+template <class T>
+class Remote;
+template <class T>
+class ClassDef;
 
 namespace detail {
 
@@ -156,6 +163,39 @@ std::shared_ptr<std::vector<std::byte>> request_body(std::uint64_t hash, const s
   }
   return body;
 }
+
+// ---- remote objects ----------------------------------------------------------------
+
+/// The objects this rank holds for others (handlers only: one server thread).
+struct ObjectTable {
+  std::uint64_t next = 1;
+  std::unordered_map<std::uint64_t, std::shared_ptr<void>> objects;
+
+  /// Shared: a method that waits (serving nested calls meanwhile) keeps its object
+  /// even if one of those calls destroys it.
+  template <class T>
+  std::shared_ptr<T> get(std::uint64_t id, const std::string& cls) {
+    auto it = objects.find(id);
+    if (it == objects.end())
+      throw std::out_of_range("no object " + std::to_string(id) + " of class '" + cls + "' (destroyed?)");
+    return std::static_pointer_cast<T>(it->second);
+  }
+};
+
+template <class M>
+struct method_traits;
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...)> {
+  using result = R;
+  using object = T;
+  using args = std::tuple<std::decay_t<A>...>;
+};
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...) const> : method_traits<R (T::*)(A...)> {};
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...) noexcept> : method_traits<R (T::*)(A...)> {};
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...) const noexcept> : method_traits<R (T::*)(A...)> {};
 
 // ---- futures -----------------------------------------------------------------------
 
@@ -342,6 +382,16 @@ class Rpc {
     detail::start_post(*core_, rank, std::move(body));
   }
 
+  /// Makes class T constructible on this rank by others, as `name`, from arguments of
+  /// types Args...; add its methods with ClassDef::method. Objects live until
+  /// Remote::destroy() or the end of the Rpc.
+  template <class T, class... Args>
+  ClassDef<T> define_class(const std::string& name);
+
+  /// Constructs a `name` object on `rank` from `args`; its handle once it exists.
+  template <class T, class... A>
+  Future<Remote<T>> make(int rank, const std::string& name, const A&... args);
+
   /// Calls `name` on every rank (this one included); futures in rank order.
   template <class R = void, class... A>
   std::vector<Future<R>> call_all(const std::string& name, const A&... args) {
@@ -353,6 +403,85 @@ class Rpc {
  private:
   void define_erased(const std::string& name, std::string signature, detail::Handler h);
   std::unique_ptr<detail::RpcCore> core_;
+  std::shared_ptr<detail::ObjectTable> objects_ = std::make_shared<detail::ObjectTable>();
+  template <class T>
+  friend class ClassDef;
 };
+
+/// A class whose objects other ranks construct here and call (Rpc::define_class).
+template <class T>
+class ClassDef {
+ public:
+  ClassDef(Rpc& rpc, std::string name) : rpc_(rpc), name_(std::move(name)) {}
+  /// Makes member function `m` callable as `method` on objects of this class.
+  template <class M>
+  ClassDef& method(const std::string& method, M m) {
+    using Tr = detail::method_traits<M>;
+    static_assert(std::is_base_of_v<typename Tr::object, T>, "ipc: a method of another class");
+    define_method(method, m, static_cast<typename Tr::args*>(nullptr));
+    return *this;
+  }
+
+ private:
+  template <class M, class... A>
+  void define_method(const std::string& method, M m, std::tuple<A...>*) {
+    using R = typename detail::method_traits<M>::result;
+    auto table = rpc_.objects_;
+    std::string cls = name_;
+    rpc_.define(name_ + "::" + method, [table, cls, m](std::uint64_t id, A... a) -> R {
+      auto obj = table->template get<T>(id, cls);
+      return ((*obj).*m)(std::move(a)...);
+    });
+  }
+  Rpc& rpc_;
+  std::string name_;
+};
+
+/// A handle of an object that lives on another rank (Rpc::make). Copyable; copies
+/// refer to the same object.
+template <class T>
+class Remote {
+ public:
+  Remote() = default;
+  Remote(Rpc* rpc, int rank, std::string cls, std::uint64_t id) : rpc_(rpc), rank_(rank), cls_(std::move(cls)), id_(id) {}
+  int rank() const { return rank_; }
+  std::uint64_t id() const { return id_; }
+  /// Calls `method` on the object (its member function's exact argument types).
+  template <class R = void, class... A>
+  Future<R> call(const std::string& method, const A&... args) const {
+    return rpc_->call<R>(rank_, cls_ + "::" + method, id_, args...);
+  }
+  /// Destroys the object on its rank.
+  Future<void> destroy() const { return rpc_->call<void>(rank_, cls_ + "::~", id_); }
+
+ private:
+  Rpc* rpc_ = nullptr;
+  int rank_ = -1;
+  std::string cls_;
+  std::uint64_t id_ = 0;
+};
+
+template <class T, class... Args>
+ClassDef<T> Rpc::define_class(const std::string& name) {
+  auto table = objects_;
+  define(name + "::new", [table](Args... a) -> std::uint64_t {
+    std::uint64_t id = table->next++;
+    table->objects[id] = std::make_shared<T>(std::move(a)...);
+    return id;
+  });
+  define(name + "::~", [table, name](std::uint64_t id) {
+    if (table->objects.erase(id) == 0)
+      throw std::out_of_range("no object " + std::to_string(id) + " of class '" + name + "' (destroyed?)");
+  });
+  return ClassDef<T>(*this, name);
+}
+
+template <class T, class... A>
+Future<Remote<T>> Rpc::make(int rank, const std::string& name, const A&... args) {
+  Rpc* self = this;
+  return call<std::uint64_t>(rank, name + "::new", args...).then([self, rank, name](std::uint64_t id) {
+    return Remote<T>(self, rank, name, id);
+  });
+}
 
 }  // namespace ipc
