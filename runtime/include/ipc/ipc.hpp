@@ -5,6 +5,7 @@
 #include "ipc/communicator.hpp"
 #include "ipc/config.hpp"
 #include "ipc/errors.hpp"
+#include "ipc/farm.hpp"
 #include "ipc/request.hpp"
 #include "ipc/rpc.hpp"
 #include "ipc/runtime.hpp"
