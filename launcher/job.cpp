@@ -205,6 +205,7 @@ void Job::rank_ended(int r, int status) {
   auto& rank = ranks_[static_cast<std::size_t>(r)];
   rank.running = false;
   --running_;
+  if (kv_) kv_->rank_gone(r);
   // Its last output first, then what ipcrun has to say about it.
   rank.out->drain_available();
   rank.err->drain_available();

@@ -49,7 +49,13 @@ class Session;
 
 struct KvServer::State {
   State(asio::io_context& io, const wire::Secret& s, int n, Hooks h)
-      : acceptor(io), retry(io), secret(s), job_size(n), hooks(std::move(h)) {}
+      : acceptor(io),
+        retry(io),
+        secret(s),
+        job_size(n),
+        hooks(std::move(h)),
+        fenced(static_cast<std::size_t>(n), false),
+        gone(static_cast<std::size_t>(n), false) {}
 
   tcp::acceptor acceptor;
   tcp::endpoint bound;       // the address listened on, port included
@@ -62,7 +68,8 @@ struct KvServer::State {
   std::map<std::string, std::string> store;
   std::multimap<std::string, std::weak_ptr<Session>> gets;  // held until the key exists
   std::vector<std::weak_ptr<Session>> fence_waiters;         // current generation
-  int fence_calls = 0;
+  std::vector<bool> fenced;  // by rank: in the current generation's fence
+  std::vector<bool> gone;    // by rank: ended; fences complete without it
   std::uint64_t fences = 0;
 
   struct Report {
@@ -78,7 +85,9 @@ struct KvServer::State {
   void accept(const std::shared_ptr<State>& self);
   void put(std::string key, std::string value);
   void get(const std::shared_ptr<Session>& who, const std::string& key);
-  void fence(const std::shared_ptr<Session>& who);
+  void fence(const std::shared_ptr<Session>& who, int rank);
+  void rank_gone(int rank);
+  void complete_fence_if_ready();
   void report(int rank, std::string line);
   void flush_reports();
   void stop();
@@ -213,7 +222,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (m.op == KvOp::get && parts.size() == 1) {
       state_->get(shared_from_this(), parts[0]);
     } else if (m.op == KvOp::fence && parts.empty()) {
-      state_->fence(shared_from_this());
+      state_->fence(shared_from_this(), handshake_.rank());
     } else if (m.op == KvOp::report && parts.size() == 1) {
       state_->report(handshake_.rank(), std::move(parts[0]));
     } else {
@@ -295,9 +304,23 @@ void KvServer::State::get(const std::shared_ptr<Session>& who, const std::string
     gets.emplace(key, who);
 }
 
-void KvServer::State::fence(const std::shared_ptr<Session>& who) {
+void KvServer::State::fence(const std::shared_ptr<Session>& who, int rank) {
   fence_waiters.push_back(who);
-  if (++fence_calls < job_size) return;
+  fenced.at(static_cast<std::size_t>(rank)) = true;
+  complete_fence_if_ready();
+}
+
+// A rank that ended cannot fence: the survivors' fences (the final one of a job run
+// with --keep-going, above all) complete without it.
+void KvServer::State::rank_gone(int rank) {
+  if (rank < 0 || rank >= job_size) return;
+  gone[static_cast<std::size_t>(rank)] = true;
+  if (!fence_waiters.empty()) complete_fence_if_ready();
+}
+
+void KvServer::State::complete_fence_if_ready() {
+  for (int r = 0; r < job_size; ++r)
+    if (!fenced[static_cast<std::size_t>(r)] && !gone[static_cast<std::size_t>(r)]) return;
   flush_reports();
   wire::KvMessage m{wire::KvOp::fenced, {}};
   m.parts.reserve(2 * store.size());
@@ -308,7 +331,7 @@ void KvServer::State::fence(const std::shared_ptr<Session>& who) {
   auto reply = encode_shared(m);
   auto waiters = std::move(fence_waiters);
   fence_waiters.clear();
-  fence_calls = 0;
+  std::fill(fenced.begin(), fenced.end(), false);
   ++fences;
   for (auto& w : waiters)
     if (auto s = w.lock()) s->send(reply);
@@ -359,6 +382,8 @@ std::uint16_t KvServer::port() const { return endpoint().port(); }
 tcp::endpoint KvServer::endpoint() const { return state_->bound; }
 
 std::uint64_t KvServer::fences_completed() const { return state_->fences; }
+
+void KvServer::rank_gone(int rank) { state_->rank_gone(rank); }
 
 void KvServer::stop() { state_->stop(); }
 

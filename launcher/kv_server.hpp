@@ -7,9 +7,10 @@
 //
 //   put(key, value)  store, overwriting; no reply
 //   get(key)         value(v) as soon as the key exists (held until a put arrives)
-//   fence()          once `job_size` fences of the current generation have arrived,
-//                    every waiting connection gets fenced(k1, v1, k2, v2, ...) with
-//                    all pairs (in key order); the next generation starts
+//   fence()          once every rank of the job has fenced in the current generation
+//                    (or has ended: rank_gone), every waiting connection gets
+//                    fenced(k1, v1, k2, v2, ...) with all pairs (in key order); the
+//                    next generation starts
 //   report(line)     a line for the user, printed as "[ipcrun] <line>" on stderr:
 //                    buffered until the next fence completes, then printed sorted
 //                    by (sender's rank, arrival), so that a job's start-up report
@@ -67,6 +68,9 @@ class KvServer {
   asio::ip::tcp::endpoint endpoint() const;
   /// Fences completed so far.
   std::uint64_t fences_completed() const;
+  /// `rank` has ended: fences complete without it from now on (so that the ranks
+  /// that run on after a failure, with --keep-going, can finish).
+  void rank_gone(int rank);
   /// Stops accepting, closes every connection (requests still held get no reply)
   /// and prints report lines still buffered. Idempotent.
   void stop();

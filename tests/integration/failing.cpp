@@ -2,6 +2,7 @@
 //   failing exit CODE RANK   rank RANK returns CODE
 //   failing kill SIG RANK    rank RANK raises signal SIG
 //   failing hang             every rank blocks forever (for --timeout)
+//   failing leave CODE RANK  rank RANK exits with CODE, the others end normally
 // Every rank writes its pid to $IT_PIDDIR/<rank> (when set) once the job is up.
 #include <ipc/ipc.hpp>
 
@@ -32,9 +33,10 @@ int main(int argc, char** argv) {
     c.recv<int>(0, ipc::Tag{2});
   }
   if (mode != "hang" && c.rank() == who) {
-    if (mode == "exit") std::_Exit(value);
+    if (mode == "exit" || mode == "leave") std::_Exit(value);
     if (mode == "kill") std::raise(value);
   }
+  if (mode == "leave") return 0;  // the final fence must not wait for the rank that left
   int never = 0;
   c.recv(never, c.rank(), ipc::Tag{999});  // blocks until stopped, needing no peer
   return 0;

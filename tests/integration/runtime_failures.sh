@@ -27,6 +27,13 @@ grep -Eq "^ipcrun: rank 2 on .* \(pid [0-9]+\) exited with status 3; stopping 3 
 [[ $(pid_count) -eq 4 ]] || fail "exit 3: only $(pid_count) ranks started"
 all_gone || fail "exit 3: ranks outlived ipcrun"
 
+# --keep-going: a rank exits 3 at once and the others end normally; their final fence
+# completes without it, so ipcrun exits 3 instead of hanging.
+rm -f "$PIDS"/*
+run "$IPCRUN" -n 3 --keep-going --timeout 30 "$FAILING" leave 3 1
+[[ $status -eq 3 ]] || fail "keep-going, a rank leaves: ipcrun exited $status"
+grep -Eq "^ipcrun: rank 1 on .* exited with status 3$" "$TMP/err" || fail "keep-going, a rank leaves: no line"
+
 # A rank killed by SIGKILL: 137, and the others are gone when ipcrun returns.
 rm -f "$PIDS"/*
 run "$IPCRUN" -n 3 "$FAILING" kill 9 1
