@@ -59,6 +59,23 @@ int main() {
   auto bor = [](std::uint32_t a, std::uint32_t b) { return a | b; };
   IT_CHECK(me, c.allreduce(std::uint32_t{1} << me, bor) == (std::uint32_t{1} << n) - 1, "custom op");
 
+  // Elements larger than the node group's slots (with IPC_SHM_COLL=256) go over
+  // messages: the same result.
+  struct Big {
+    double v[64];
+  };
+  Big big{};
+  for (int i = 0; i < 64; ++i) big.v[i] = me + i;
+  auto add_big = [](const Big& x, const Big& y) {
+    Big z{};
+    for (int i = 0; i < 64; ++i) z.v[i] = x.v[i] + y.v[i];
+    return z;
+  };
+  Big big_sum = c.allreduce(big, add_big);
+  for (int i = 0; i < 64; ++i) IT_CHECK(me, big_sum.v[i] == n * (n - 1) / 2 + n * i, "large elements, at %d", i);
+  long big_root = c.reduce(static_cast<long>(me), n - 1);
+  if (me == n - 1) IT_CHECK(me, big_root == n * (n - 1) / 2, "reduce to the last rank");
+
   // Vectors across the algorithm switch, with values whose float sums depend on order:
   // every rank must hold bitwise the same result.
   for (std::size_t count : {std::size_t{1}, std::size_t{3}, std::size_t{1000}, std::size_t{2048},

@@ -47,6 +47,8 @@ int main() {
   std::atomic<bool> computing{false};
   std::atomic<int> pings{0};
   std::atomic<int> late{0};
+  ipc::Future<int> after;       // got after the Rpc ended
+  ipc::Remote<Account> stale;   // used after the Rpc ended
   {
     ipc::Rpc rpc(c);
     rpc.define("square", [](double x) { return x * x; });
@@ -171,7 +173,17 @@ int main() {
     }
     // Posted last: the Rpc's end waits for it (and for the call it makes) everywhere.
     rpc.post((me + 1) % n, "late");
+    after = rpc.call<int>((me + 1) % n, "whoami");
+    stale = rpc.make<Account>((me + 1) % n, "Account", std::string("x"), 1L).get();
   }
+  IT_CHECK(me, after.get() == (me + 1) % n, "a future got after its Rpc ended");
+  bool refused = false;
+  try {
+    stale.call<long>("balance");
+  } catch (const ipc::UsageError&) {
+    refused = true;
+  }
+  IT_CHECK(me, refused, "a remote handle used after its Rpc ended");
   IT_CHECK(me, late.load() == 1, "the Rpc ended before a posted procedure ran: %d", late.load());
   return 0;
 }

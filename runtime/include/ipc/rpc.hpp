@@ -21,9 +21,10 @@
 /// themselves call, send and receive. An exception a handler throws comes back to
 /// the caller as ipc::RemoteError (rank, procedure, exception type and message).
 ///
-/// A handler waiting for a call of its own keeps serving its rank's requests
-/// meanwhile, so calls may nest and go back and forth between ranks. Handlers must
-/// not run collectives.
+/// A handler waiting (get()) for a call of its own keeps serving its rank's requests
+/// meanwhile, so calls may nest and go back and forth between ranks (ready() and
+/// wait_for() do not serve). Handlers must not run collectives. Futures stay usable
+/// after their Rpc has ended; remote handles do not.
 ///
 /// An Rpc is created and destroyed collectively (every rank of the world, in the same
 /// order as its other Rpcs). Its destructor returns once no call is in flight or
@@ -33,6 +34,7 @@
 
 #include <cereal/archives/binary.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -129,10 +131,20 @@ struct callable<R (C::*)(A...) noexcept> : callable<R (*)(A...)> {};
 using Handler = std::function<void(cereal::BinaryInputArchive& in, cereal::BinaryOutputArchive& out)>;
 
 class RpcCore;
+class Engine;
+
+/// What futures and remote handles keep of their Rpc: enough to finish a call after
+/// the Rpc has ended (its destructor waits until every call is answered), and to
+/// know that it has.
+struct RpcLink {
+  Engine* engine = nullptr;
+  int rank = 0;
+  std::atomic<RpcCore*> core{nullptr};  // null once the Rpc has ended
+};
 
 /// The caller's side of one call: its request and reply in flight.
 struct CallState {
-  RpcCore* core = nullptr;
+  std::shared_ptr<RpcLink> link;
   int rank = 0;
   std::string name;
   std::shared_ptr<RequestState> reply;
@@ -149,6 +161,7 @@ void start_post(RpcCore& core, int rank, std::shared_ptr<std::vector<std::byte>>
 void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read);
 bool call_ready(CallState& s);
 std::uint64_t next_call_id(RpcCore& core);
+const std::shared_ptr<RpcLink>& link_of(RpcCore& core);
 
 template <class... A>
 std::shared_ptr<std::vector<std::byte>> request_body(std::uint64_t hash, const std::string& name, const std::string& sig,
@@ -443,19 +456,26 @@ template <class T>
 class Remote {
  public:
   Remote() = default;
-  Remote(Rpc* rpc, int rank, std::string cls, std::uint64_t id) : rpc_(rpc), rank_(rank), cls_(std::move(cls)), id_(id) {}
+  Remote(Rpc* rpc, std::shared_ptr<detail::RpcLink> link, int rank, std::string cls, std::uint64_t id)
+      : rpc_(rpc), link_(std::move(link)), rank_(rank), cls_(std::move(cls)), id_(id) {}
   int rank() const { return rank_; }
   std::uint64_t id() const { return id_; }
   /// Calls `method` on the object (its member function's exact argument types).
   template <class R = void, class... A>
   Future<R> call(const std::string& method, const A&... args) const {
-    return rpc_->call<R>(rank_, cls_ + "::" + method, id_, args...);
+    return rpc()->template call<R>(rank_, cls_ + "::" + method, id_, args...);
   }
   /// Destroys the object on its rank.
-  Future<void> destroy() const { return rpc_->call<void>(rank_, cls_ + "::~", id_); }
+  Future<void> destroy() const { return rpc()->template call<void>(rank_, cls_ + "::~", id_); }
 
  private:
+  Rpc* rpc() const {
+    if (!link_) throw UsageError("Remote: an empty handle");
+    if (!link_->core.load()) throw UsageError("Remote: the Rpc of object '" + cls_ + "' has ended");
+    return rpc_;
+  }
   Rpc* rpc_ = nullptr;
+  std::shared_ptr<detail::RpcLink> link_;
   int rank_ = -1;
   std::string cls_;
   std::uint64_t id_ = 0;
@@ -479,8 +499,9 @@ ClassDef<T> Rpc::define_class(const std::string& name) {
 template <class T, class... A>
 Future<Remote<T>> Rpc::make(int rank, const std::string& name, const A&... args) {
   Rpc* self = this;
-  return call<std::uint64_t>(rank, name + "::new", args...).then([self, rank, name](std::uint64_t id) {
-    return Remote<T>(self, rank, name, id);
+  auto link = detail::link_of(*core_);
+  return call<std::uint64_t>(rank, name + "::new", args...).then([self, link, rank, name](std::uint64_t id) {
+    return Remote<T>(self, link, rank, name, id);
   });
 }
 

@@ -104,7 +104,7 @@ void flat_allreduce(const CollContext& c, std::byte* data, std::size_t count, Re
 
 void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reduction op) {
   if (c.size == 1 || count == 0) return;
-  if (auto* g = node_group(c)) return g->allreduce(data, count, op);
+  if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->allreduce(data, count, op);
   auto* d = static_cast<std::byte*>(data);
   std::size_t bytes = count * op.elem_size;
   if (ring_allreduce(bytes, count, c.size))
@@ -117,7 +117,7 @@ void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reducti
 
 void coll_reduce(const CollContext& c, void* data, std::size_t count, Reduction op, int root) {
   if (c.size == 1 || count == 0) return;
-  if (auto* g = node_group(c)) return g->reduce(data, count, op, root);
+  if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->reduce(data, count, op, root);
   // Binomial tree towards the root: log2 p rounds, each rank sends once.
   int p = c.size, vr = (c.rank - root + p) % p;
   std::size_t bytes = count * op.elem_size;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -43,7 +44,14 @@ std::size_t segment_bytes(int ranks, std::size_t slot) {
 
 GroupHeader* header_of(std::byte* base) { return reinterpret_cast<GroupHeader*>(base); }
 
-bool reached(std::uint32_t value, std::uint32_t k) { return static_cast<std::int32_t>(value - k) >= 0; }
+// Phases are 64-bit and only grow: a counter not written for a long time never looks
+// ahead of one that was (futexes wait on their low 32 bits).
+bool reached(std::uint64_t value, std::uint64_t k) { return value >= k; }
+
+std::uint32_t* low_word(const std::atomic<std::uint64_t>& flag) {
+  static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::endian::native == std::endian::little);
+  return reinterpret_cast<std::uint32_t*>(const_cast<std::atomic<std::uint64_t>*>(&flag));
+}
 
 long futex(void* addr, int op, std::uint32_t val, const timespec* timeout) {
   return ::syscall(SYS_futex, addr, op, val, timeout, nullptr, 0);
@@ -58,15 +66,14 @@ inline void cpu_relax() {
 }  // namespace
 
 struct NodeGroup::Line {
-  std::atomic<std::uint32_t> arrive{0};
-  std::atomic<std::uint32_t> mid{0};
-  std::atomic<std::uint32_t> done{0};
+  std::atomic<std::uint64_t> arrive{0};
+  std::atomic<std::uint64_t> mid{0};
+  std::atomic<std::uint64_t> done{0};
 };
 static_assert(sizeof(NodeGroup::Line) <= kLine);
 
 struct NodeGroup::Cell {
-  std::atomic<std::uint32_t> phase{0};
-  std::uint32_t pad = 0;
+  std::atomic<std::uint64_t> phase{0};
   std::byte data[kInline];
 };
 static_assert(sizeof(NodeGroup::Cell) == kLine);
@@ -185,25 +192,25 @@ NodeGroup::Line& NodeGroup::line(int r) const {
   return *reinterpret_cast<Line*>(lines_ + static_cast<std::size_t>(r) * kLine);
 }
 
-NodeGroup::Cell& NodeGroup::cell(int r, std::uint32_t k) const {
+NodeGroup::Cell& NodeGroup::cell(int r, Phase k) const {
   return *reinterpret_cast<Cell*>(cells_ + (static_cast<std::size_t>(r) * kCells + k % kCells) * kLine);
 }
 
-std::byte* NodeGroup::slot(int r, std::uint32_t k) const {
+std::byte* NodeGroup::slot(int r, Phase k) const {
   return slots_ + (static_cast<std::size_t>(r) * 2 + (k & 1)) * slot_bytes_;
 }
 
-std::byte* NodeGroup::result(std::uint32_t k) const {
+std::byte* NodeGroup::result(Phase k) const {
   return slots_ + (2 * static_cast<std::size_t>(size_) + (k & 1)) * slot_bytes_;
 }
 
-void NodeGroup::post(std::atomic<std::uint32_t>& flag, std::uint32_t k) {
+void NodeGroup::post(std::atomic<std::uint64_t>& flag, Phase k) {
   flag.store(k, std::memory_order_seq_cst);
   if (header_of(seg_.base())->sleepers.load(std::memory_order_seq_cst) > 0)
-    futex(&flag, FUTEX_WAKE, INT_MAX, nullptr);
+    futex(low_word(flag), FUTEX_WAKE, INT_MAX, nullptr);
 }
 
-void NodeGroup::wait_for(const std::atomic<std::uint32_t>& flag, std::uint32_t k, int rank) {
+void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int rank) {
   if (reached(flag.load(std::memory_order_acquire), k)) return;
   const WaitPolicy& pol = engine_.wait_policy();
   using clock = std::chrono::steady_clock;
@@ -225,12 +232,12 @@ void NodeGroup::wait_for(const std::atomic<std::uint32_t>& flag, std::uint32_t k
     }
     auto* h = header_of(seg_.base());
     h->sleepers.fetch_add(1, std::memory_order_seq_cst);
-    std::uint32_t v = flag.load(std::memory_order_seq_cst);
+    std::uint64_t v = flag.load(std::memory_order_seq_cst);
     long rc = 0;
     int err = 0;
     if (!reached(v, k)) {
       timespec ts{0, 100 * 1000 * 1000};
-      rc = futex(const_cast<std::atomic<std::uint32_t>*>(&flag), FUTEX_WAIT, v, &ts);
+      rc = futex(low_word(flag), FUTEX_WAIT, static_cast<std::uint32_t>(v), &ts);
       err = errno;
     }
     h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
@@ -242,31 +249,33 @@ void NodeGroup::wait_for(const std::atomic<std::uint32_t>& flag, std::uint32_t k
   }
 }
 
-void NodeGroup::before_write(std::uint32_t k, bool small) {
-  std::uint32_t need = k - (small ? kCells : 2);
+void NodeGroup::before_write(Phase k, bool small) {
+  Phase back = small ? kCells : 2;
+  if (k <= back) return;  // the buffer's first use
+  Phase need = k - back;
   if (reached(known_done_, need)) return;
-  std::uint32_t least = k - 1;
+  Phase least = k - 1;
   for (int q = 0; q < size_; ++q) {
     if (q == rank_) continue;
     wait_for(line(q).done, need, q);
-    std::uint32_t d = line(q).done.load(std::memory_order_acquire);
+    Phase d = line(q).done.load(std::memory_order_acquire);
     if (!reached(d, least)) least = d;
   }
   known_done_ = least;
 }
 
-void NodeGroup::saw_all(std::uint32_t k) {
-  if (reached(k - 1, known_done_)) known_done_ = k - 1;
+void NodeGroup::saw_all(Phase k) {
+  if (k - 1 > known_done_) known_done_ = k - 1;
 }
 
-std::byte* NodeGroup::open_own(std::uint32_t k, bool small) {
+std::byte* NodeGroup::open_own(Phase k, bool small) {
   before_write(k, small);
   return small ? cell(rank_, k).data : slot(rank_, k);
 }
 
-void NodeGroup::publish(std::uint32_t k, bool small) { post(small ? cell(rank_, k).phase : line(rank_).arrive, k); }
+void NodeGroup::publish(Phase k, bool small) { post(small ? cell(rank_, k).phase : line(rank_).arrive, k); }
 
-const std::byte* NodeGroup::contribution(int q, std::uint32_t k, bool small) {
+const std::byte* NodeGroup::contribution(int q, Phase k, bool small) {
   if (q == rank_) return small ? cell(q, k).data : slot(q, k);
   if (small) {
     Cell& c = cell(q, k);
@@ -277,11 +286,11 @@ const std::byte* NodeGroup::contribution(int q, std::uint32_t k, bool small) {
   return slot(q, k);
 }
 
-void NodeGroup::finish(std::uint32_t k) { post(line(rank_).done, k); }
+void NodeGroup::finish(Phase k) { post(line(rank_).done, k); }
 
 void NodeGroup::barrier() {
   op_ = "barrier with";
-  std::uint32_t k = next_phase();
+  Phase k = next_phase();
   publish(k, false);
   for (int q = 0; q < size_; ++q)
     if (q != rank_) wait_for(line(q).arrive, k, q);
@@ -297,7 +306,7 @@ void NodeGroup::bcast(void* data, std::size_t bytes, int root) {
   std::size_t off = 0;
   do {  // one phase per slot's worth (at least one: every rank counts the same phases)
     std::size_t n = std::min(step, bytes - off);
-    std::uint32_t k = next_phase();
+    Phase k = next_phase();
     if (rank_ == root) {
       std::memcpy(open_own(k, small), d + off, n);
       publish(k, small);
@@ -311,7 +320,7 @@ void NodeGroup::bcast(void* data, std::size_t bytes, int root) {
 
 // out[0, count) = x_0 op x_1 op ... op x_{p-1} (left to right, the same on every rank)
 // over elements [off, off + count) of the contributions of phase k.
-void NodeGroup::reduce_ranks(std::byte* out, std::size_t off, std::size_t count, std::uint32_t k, bool small,
+void NodeGroup::reduce_ranks(std::byte* out, std::size_t off, std::size_t count, Phase k, bool small,
                              Reduction op) {
   std::size_t at = off * op.elem_size, n = count * op.elem_size;
   const std::byte* first = contribution(0, k, small) + at;
@@ -327,7 +336,7 @@ void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
   // Small: every rank reduces all contributions itself (one round).
   if (bytes <= std::min<std::size_t>(slot_bytes_, 16 * 1024)) {
     const bool small = bytes <= kInline;
-    std::uint32_t k = next_phase();
+    Phase k = next_phase();
     std::memcpy(open_own(k, small), d, bytes);
     publish(k, small);
     reduce_ranks(d, 0, count, k, small, op);
@@ -341,7 +350,7 @@ void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
   const auto p = static_cast<std::size_t>(size_);
   for (std::size_t off = 0; off < count; off += chunk) {
     std::size_t n = std::min(chunk, count - off);
-    std::uint32_t k = next_phase();
+    Phase k = next_phase();
     std::memcpy(open_own(k, false), d + off * es, n * es);
     publish(k, false);
     for (int q = 0; q < size_; ++q) contribution(q, k, false);
@@ -367,7 +376,7 @@ void NodeGroup::reduce(void* data, std::size_t count, Reduction op, int root) {
   std::size_t off = 0;
   do {
     std::size_t n = std::min(chunk, count - off), at = off * es;
-    std::uint32_t k = next_phase();
+    Phase k = next_phase();
     if (rank_ != root) {
       std::memcpy(open_own(k, small), d + at, n * es);
       publish(k, small);
@@ -394,7 +403,7 @@ void NodeGroup::allgather(const void* in, std::size_t bytes, void* out) {
   std::size_t off = 0;
   do {
     std::size_t n = std::min(step, bytes - off);
-    std::uint32_t k = next_phase();
+    Phase k = next_phase();
     std::memcpy(open_own(k, small), src + off, n);  // first: `in` may lie inside `out`
     publish(k, small);
     for (int q = 0; q < size_; ++q)
@@ -414,18 +423,15 @@ void NodeGroup::gather(const void* in, std::size_t bytes, void* out, int root) {
   std::size_t off = 0;
   do {
     std::size_t n = std::min(step, bytes - off);
-    std::uint32_t k = next_phase();
+    Phase k = next_phase();
     if (rank_ != root) {
       std::memcpy(open_own(k, small), src + off, n);
       publish(k, small);
     } else {
-      for (int q = 0; q < size_; ++q) {
-        std::byte* to = dst + static_cast<std::size_t>(q) * bytes + off;
-        if (q == rank_)
-          std::memmove(to, src + off, n);
-        else
-          std::memcpy(to, contribution(q, k, small), n);
-      }
+      // Its own block first: `in` may lie inside `out`.
+      std::memmove(dst + static_cast<std::size_t>(rank_) * bytes + off, src + off, n);
+      for (int q = 0; q < size_; ++q)
+        if (q != rank_) std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
       saw_all(k);
     }
     finish(k);
@@ -446,7 +452,7 @@ void NodeGroup::alltoall(const void* in, std::size_t bytes, void* out) {
   std::size_t off = 0;
   do {
     std::size_t n = std::min(piece, bytes - off);
-    std::uint32_t k = next_phase();
+    Phase k = next_phase();
     std::byte* buf = open_own(k, small);
     for (std::size_t q = 0; q < p; ++q) std::memcpy(buf + q * piece, src + q * bytes + off, n);
     publish(k, small);

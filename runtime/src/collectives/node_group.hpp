@@ -81,12 +81,16 @@ std::size_t node_slot_bytes(int ranks);
 
 class NodeGroup {
  public:
+  using Phase = std::uint64_t;
   /// `rank` and `size`: this rank and the number of ranks (all of the job's, on this node).
   NodeGroup(Engine& engine, NodeSegment segment, int rank, int size);
   NodeGroup(const NodeGroup&) = delete;
   NodeGroup& operator=(const NodeGroup&) = delete;
 
   int size() const { return size_; }
+  /// Whether reductions of elements of `elem_bytes` fit a slot (the same answer on
+  /// every rank: larger elements go over messages).
+  bool fits(std::size_t elem_bytes) const { return elem_bytes <= slot_bytes_; }
   void unlink() { seg_.unlink(); }
 
   void barrier();
@@ -105,27 +109,27 @@ class NodeGroup {
 
  private:
   Line& line(int r) const;
-  Cell& cell(int r, std::uint32_t k) const;
-  std::byte* slot(int r, std::uint32_t k) const;
-  std::byte* result(std::uint32_t k) const;
+  Cell& cell(int r, Phase k) const;
+  std::byte* slot(int r, Phase k) const;
+  std::byte* result(Phase k) const;
 
-  std::uint32_t next_phase() { return ++phase_; }
+  Phase next_phase() { return ++phase_; }
   /// Waits until every rank is done with the phase whose cell (small) or slot this
   /// phase reuses; remembers the least `done` seen.
-  void before_write(std::uint32_t k, bool small);
+  void before_write(Phase k, bool small);
   /// Where this rank's contribution of phase k goes (after before_write).
-  std::byte* open_own(std::uint32_t k, bool small);
+  std::byte* open_own(Phase k, bool small);
   /// Announces this rank's contribution of phase k.
-  void publish(std::uint32_t k, bool small);
+  void publish(Phase k, bool small);
   /// Rank q's contribution of phase k, once it is there.
-  const std::byte* contribution(int q, std::uint32_t k, bool small);
+  const std::byte* contribution(int q, Phase k, bool small);
   /// Every other rank's contribution of phase k has been seen: all are done with k - 1.
-  void saw_all(std::uint32_t k);
+  void saw_all(Phase k);
   /// This rank has read all it needs of phase k.
-  void finish(std::uint32_t k);
-  void post(std::atomic<std::uint32_t>& flag, std::uint32_t k);
-  void wait_for(const std::atomic<std::uint32_t>& flag, std::uint32_t k, int rank);
-  void reduce_ranks(std::byte* out, std::size_t off, std::size_t count, std::uint32_t k, bool small, Reduction op);
+  void finish(Phase k);
+  void post(std::atomic<std::uint64_t>& flag, Phase k);
+  void wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int rank);
+  void reduce_ranks(std::byte* out, std::size_t off, std::size_t count, Phase k, bool small, Reduction op);
 
   Engine& engine_;
   NodeSegment seg_;
@@ -135,8 +139,8 @@ class NodeGroup {
   std::byte* lines_;
   std::byte* cells_;
   std::byte* slots_;
-  std::uint32_t phase_ = 0;
-  std::uint32_t known_done_ = 0;  // every rank's `done` is known to be at least this
+  Phase phase_ = 0;
+  Phase known_done_ = 0;  // every rank's `done` is known to be at least this
   const char* op_ = "";           // "allreduce with" etc., for error messages
 };
 

@@ -26,6 +26,7 @@
 #include <optional>
 
 #include "ipc/errors.hpp"
+#include "ipc/detail/transfer.hpp"
 #include "ipc/request.hpp"
 
 namespace ipc::detail {
@@ -173,6 +174,17 @@ class Progress {
   clock::time_point start_ = clock::now(), printed_ = clock::now();
 };
 
+// The message of the exception being handled.
+std::string describe_current() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
+
 [[noreturn]] void task_failed(std::uint64_t index, int rank, const Bytes& what) {
   throw Error("farm: task " + std::to_string(index) + " failed on rank " + std::to_string(rank) + ": " +
               std::string(reinterpret_cast<const char*>(what.data()), what.size()));
@@ -192,9 +204,9 @@ void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& 
       Bytes result = work(task);
       reply.push_back(std::byte{1});
       reply.insert(reply.end(), result.begin(), result.end());
-    } catch (const std::exception& e) {
+    } catch (...) {
+      std::string what = describe_current();
       reply.push_back(std::byte{0});
-      std::string what = e.what();
       reply.insert(reply.end(), reinterpret_cast<const std::byte*>(what.data()),
                    reinterpret_cast<const std::byte*>(what.data()) + what.size());
     }
@@ -250,8 +262,8 @@ std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>
     for (std::uint64_t i : queue) {
       try {
         results[i] = work(tasks[i]);
-      } catch (const std::exception& e) {
-        std::string what = e.what();
+      } catch (...) {
+        std::string what = describe_current();
         task_failed(i, 0, Bytes(reinterpret_cast<const std::byte*>(what.data()),
                                 reinterpret_cast<const std::byte*>(what.data()) + what.size()));
       }
@@ -264,7 +276,19 @@ std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>
   const int workers = c.size() - 1;
   std::vector<std::deque<std::uint64_t>> held(static_cast<std::size_t>(c.size()));  // tasks in flight, per rank
   std::vector<Request> pending(static_cast<std::size_t>(c.size()));  // result receives, per worker
-  std::vector<Bytes> inbox(static_cast<std::size_t>(c.size()));
+  // The receives own their buffers: if rank 0 leaves by an exception, a result that
+  // lands later lands in memory nobody has freed.
+  std::vector<std::shared_ptr<Bytes>> inbox(static_cast<std::size_t>(c.size()));
+  auto post_result_receive = [&](int w) {
+    auto uw = static_cast<std::size_t>(w);
+    auto buf = inbox[uw] = std::make_shared<Bytes>();
+    RecvTarget target{[buf](std::size_t n) -> void* {
+                        buf->resize(n);
+                        return buf->data();
+                      },
+                      {}};
+    pending[uw] = Request(post_recv(c.engine(), c.context(), w, kResult, std::move(target)));
+  };
   std::optional<std::pair<std::uint64_t, std::pair<int, Bytes>>> failure;
 
   auto lose = [&](int w) {
@@ -274,26 +298,24 @@ std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>
     for (auto it = held[uw].rbegin(); it != held[uw].rend(); ++it) queue.push_front(*it);
     held[uw].clear();
   };
-  // Gives worker w tasks up to in_flight; keeps its result receive posted while it
-  // holds any.
+  // Gives worker w tasks up to in_flight, without waiting for them to arrive (a
+  // worker may be sending a large result meanwhile); its result receive is posted
+  // first and stays posted while it holds any task.
   auto feed = [&](int w) {
     auto uw = static_cast<std::size_t>(w);
     while (alive[uw] && !failure && !queue.empty() && held[uw].size() < static_cast<std::size_t>(opt.in_flight)) {
+      if (!pending[uw].valid()) post_result_receive(w);
       std::uint64_t i = queue.front();
       Bytes msg;
       msg.reserve(8 + tasks[i].size());
       put_u64(msg, i);
       msg.insert(msg.end(), tasks[i].begin(), tasks[i].end());
-      try {
-        c.send(msg, w, Tag{kTask});
-      } catch (const PeerLost&) {
-        lose(w);
-        return;
-      }
+      // The request owns the bytes and completes in the background; a worker that
+      // is gone shows up through its result receive.
+      c.isend(std::move(msg), w, Tag{kTask});
       queue.pop_front();
       held[uw].push_back(i);
     }
-    if (alive[uw] && !held[uw].empty() && !pending[uw].valid()) pending[uw] = c.irecv(inbox[uw], w, Tag{kResult});
   };
 
   for (int w = 1; w <= workers; ++w) feed(w);
@@ -325,7 +347,7 @@ std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>
       for (int q = 1; q <= workers; ++q) feed(q);
       continue;
     }
-    Bytes& msg = inbox[w];
+    Bytes& msg = *inbox[w];
     if (msg.size() < 9 || held[w].empty() || get_u64(msg.data()) != held[w].front())
       throw ProtocolError("farm: rank " + std::to_string(w) + " answered a task it was not given");
     std::uint64_t i = held[w].front();
@@ -338,6 +360,7 @@ std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>
       results[i] = std::move(body);
       progress.update(++done);
     }
+    if (!held[w].empty()) post_result_receive(static_cast<int>(w));
     feed(static_cast<int>(w));
   }
   if (failure) task_failed(failure->first, failure->second.first, failure->second.second);

@@ -76,18 +76,26 @@ class RpcCore {
         size_(comm.size()),
         instance_(g_instances.fetch_add(1)),
         requests_(engine_, kRpcContexts + 2 * instance_, rank_, size_),
-        replies_(engine_, kRpcContexts + 2 * instance_ + 1, rank_, size_) {
+        replies_(engine_, kRpcContexts + 2 * instance_ + 1, rank_, size_),
+        link_(std::make_shared<RpcLink>()) {
     if (comm.context() != 0) throw UsageError("Rpc: only on the world communicator");
+    link_->engine = &engine_;
+    link_->rank = rank_;
+    link_->core.store(this);
     post_receive();
     server_ = std::thread([this] { serve(); });
   }
 
   ~RpcCore() {
-    try {
-      quiesce();
-    } catch (const std::exception& e) {  // a rank is gone: nobody can agree any more
-      std::cerr << "ipc: rank " << rank_ << ": ending remote procedures: " << e.what() << std::endl;
+    // Unwinding from an error: no collective (it could pair with another one).
+    if (std::uncaught_exceptions() == 0) {
+      try {
+        quiesce();
+      } catch (const std::exception& e) {  // a rank is gone: nobody can agree any more
+        std::cerr << "ipc: rank " << rank_ << ": ending remote procedures: " << e.what() << std::endl;
+      }
     }
+    link_->core.store(nullptr);
     try {
       requests_.send(0, rank_, Tag{kStopTag});
     } catch (const std::exception& e) {
@@ -103,7 +111,11 @@ class RpcCore {
   std::uint32_t reply_context() const { return replies_.context(); }
   std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
   std::string where(int r) const { return engine_.where(r); }
-  void count_sent() { sent_.fetch_add(1, std::memory_order_relaxed); }
+  // Counted before the send (a peer may handle it before the sender returns); a send
+  // that throws at once is taken back.
+  void count_sent() { sent_.fetch_add(1, std::memory_order_seq_cst); }
+  void uncount_sent() { sent_.fetch_sub(1, std::memory_order_seq_cst); }
+  const std::shared_ptr<RpcLink>& link() const { return link_; }
 
   void define(const std::string& name, std::string signature, Handler h) {
     std::lock_guard lk(procs_mu_);
@@ -136,18 +148,20 @@ class RpcCore {
     pending_ = post_recv(engine_, requests_.context(), kAnySource, kAnyTag, std::move(target));
   }
 
-  /// Takes the completed receive, posts the next one (unless told to stop), handles it.
+  /// Posts the next receive, takes the current one when complete, handles it. A
+  /// receive that failed (its sender died mid-message) is dropped: the next one is
+  /// already posted.
   void serve_one() {
-    Status st = engine_.wait(*pending_);
+    auto req = std::move(pending_);
     auto msg = std::move(buf_);
-    pending_.reset();
+    post_receive();
+    Status st = engine_.wait(*req);
     if (st.tag.value == kStopTag && st.source == rank_) {
       stop_ = true;
       return;
     }
-    post_receive();
     handle(st.source, st.tag.value == kCallTag, *msg);
-    handled_.fetch_add(1, std::memory_order_release);
+    handled_.fetch_add(1, std::memory_order_seq_cst);
   }
 
   void serve() {
@@ -157,7 +171,6 @@ class RpcCore {
         serve_one();
       } catch (const std::exception& e) {
         std::cerr << "ipc: rank " << rank_ << ": rpc server: " << e.what() << std::endl;
-        if (!pending_ && !stop_) post_receive();
       }
     }
   }
@@ -250,6 +263,7 @@ class RpcCore {
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<std::uint64_t> sent_{0};     // requests this rank sent (calls and posts)
   std::atomic<std::uint64_t> handled_{0};  // requests this rank's server finished
+  std::shared_ptr<RpcLink> link_;
   std::mutex procs_mu_;
   std::unordered_map<std::string, Proc> procs_;
   // Server thread only:
@@ -260,11 +274,12 @@ class RpcCore {
 };
 
 std::uint64_t next_call_id(RpcCore& core) { return core.next_id(); }
+const std::shared_ptr<RpcLink>& link_of(RpcCore& core) { return core.link(); }
 
 std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name,
                                       std::shared_ptr<std::vector<std::byte>> body, std::uint64_t id) {
   auto s = std::make_shared<CallState>();
-  s->core = &core;
+  s->link = core.link();
   s->rank = rank;
   s->name = name;
   auto buf = s->reply_bytes;
@@ -277,8 +292,15 @@ std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string
   s->reply = post_recv(core.engine(), core.reply_context(), rank, reply_tag(id), std::move(target));
   const void* data = body->data();
   std::size_t size = body->size();
-  s->request = post_send(core.engine(), core.requests().context(), rank, kCallTag, SendSource{data, size, std::move(body)});
   core.count_sent();
+  try {
+    s->request =
+        post_send(core.engine(), core.requests().context(), rank, kCallTag, SendSource{data, size, std::move(body)});
+  } catch (...) {
+    core.uncount_sent();
+    core.engine().cancel_recv(*s->reply);
+    throw;
+  }
   return s;
 }
 
@@ -286,21 +308,27 @@ void start_post(RpcCore& core, int rank, std::shared_ptr<std::vector<std::byte>>
   const void* data = body->data();
   std::size_t size = body->size();
   // Completes in the background; the request owns the bytes.
-  post_send(core.engine(), core.requests().context(), rank, kPostTag, SendSource{data, size, std::move(body)});
   core.count_sent();
+  try {
+    post_send(core.engine(), core.requests().context(), rank, kPostTag, SendSource{data, size, std::move(body)});
+  } catch (...) {
+    core.uncount_sent();
+    throw;
+  }
 }
 
 bool call_ready(CallState& s) {
   try {
-    return s.core->engine().test(*s.reply).has_value();
+    return s.link->engine->test(*s.reply).has_value();
   } catch (const std::exception&) {
     return true;  // get() rethrows it
   }
 }
 
 void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read) {
-  Engine& e = s.core->engine();
-  if (s.core->serving_here()) s.core->wait_serving(*s.reply);
+  Engine& e = *s.link->engine;
+  RpcCore* core = s.link->core.load();
+  if (core && core->serving_here()) core->wait_serving(*s.reply);
   e.wait(*s.reply);
   try {
     e.wait(*s.request);
@@ -318,12 +346,12 @@ void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchi
       return;
     }
   } catch (const cereal::Exception& ex) {
-    throw ProtocolError("rank " + std::to_string(s.core->rank()) + ": the reply of procedure '" + s.name +
+    throw ProtocolError("rank " + std::to_string(s.link->rank) + ": the reply of procedure '" + s.name +
                         "' from rank " + std::to_string(s.rank) + " does not decode as the result type: " + ex.what());
   }
   std::string type, what;
   ar(type, what);
-  throw RemoteError(s.rank, s.name, type, what, s.core->where(s.rank));
+  throw RemoteError(s.rank, s.name, type, what, e.where(s.rank));
 }
 
 void wait_pause(std::chrono::steady_clock::time_point since) {
