@@ -34,7 +34,7 @@ template <class In, class Out>
 std::size_t transfer(const In& in, Out& out) {
   auto src = detail::send_source(in);
   auto dst = detail::recv_target(out);
-  void* p = dst.prepare(src.size);
+  void* p = dst.destination(src.size);
   if (src.size) std::memcpy(p, src.data, src.size);
   if (dst.finish) dst.finish();
   return src.size;
@@ -112,20 +112,20 @@ TEST(Values, SizeMismatchesAreTruncationErrors) {
   std::vector<char> big(100);
   int small = 0;
   auto dst = detail::recv_target(small);
-  EXPECT_THROW(dst.prepare(100), Truncation);
+  EXPECT_THROW(dst.destination(100), Truncation);
   int buf[2];
   std::span<int> sp(buf);
   auto sdst = detail::recv_target(sp);
-  EXPECT_THROW(sdst.prepare(3 * sizeof(int)), Truncation);
+  EXPECT_THROW(sdst.destination(3 * sizeof(int)), Truncation);
   std::vector<double> v;
   auto vdst = detail::recv_target(v);
-  EXPECT_THROW(vdst.prepare(7), Truncation);  // not a whole number of doubles
+  EXPECT_THROW(vdst.destination(7), Truncation);  // not a whole number of doubles
 }
 
 TEST(Values, GarbageForCerealIsAnError) {
   std::map<std::string, int> m;
   auto dst = detail::recv_target(m);
-  void* p = dst.prepare(16);
+  void* p = dst.destination(16);
   std::memset(p, 0xff, 16);  // claims an enormous element count
   EXPECT_THROW(dst.finish(), Truncation);
 }

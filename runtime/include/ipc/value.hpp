@@ -65,7 +65,6 @@ struct is_span : std::false_type {};
 template <class E, std::size_t N>
 struct is_span<std::span<E, N>> : std::true_type {};
 
-[[noreturn]] void throw_size_mismatch(std::size_t bytes, std::size_t expected, const char* what);
 
 [[noreturn]] void throw_deserialize_failed(const std::exception& e);
 
@@ -123,17 +122,9 @@ RecvTarget recv_target(T& value) {
             },
             {}};
   } else if constexpr (is_span<V>::value) {
-    return {[value](std::size_t bytes) -> void* {
-              if (bytes > value.size_bytes()) throw_size_mismatch(bytes, value.size_bytes(), "at most");
-              return value.data();
-            },
-            {}};
+    return {{}, {}, value.data(), value.size_bytes(), false};
   } else if constexpr (RawValue<V>) {
-    return {[&value](std::size_t bytes) -> void* {
-              if (bytes != sizeof(V)) throw_size_mismatch(bytes, sizeof(V), "exactly");
-              return &value;
-            },
-            {}};
+    return {{}, {}, &value, sizeof(V), true};
   } else {
     static_assert(SerializableValue<V>,
                   "ipc: this type can be neither received as raw bytes nor deserialized by Cereal; "

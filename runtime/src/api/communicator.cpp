@@ -19,8 +19,8 @@ Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource sr
   return e.send(comm, dest, tag, std::move(src));
 }
 
-Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst) {
-  return e.recv(comm, source, tag, std::move(dst));
+Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, const RecvTarget& dst) {
+  return e.recv(comm, source, tag, dst);
 }
 
 }  // namespace detail

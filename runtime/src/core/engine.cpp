@@ -77,7 +77,7 @@ void Engine::fail(RequestState& r, std::exception_ptr e) {
 
 void Engine::place(RequestState& r, std::size_t size) {
   try {
-    r.dst = r.target.prepare(size);
+    r.dst = r.to->destination(size);
   } catch (...) {
     r.error = std::current_exception();
     r.dst = nullptr;  // the transport reads and drops the payload: nothing is allocated
@@ -92,7 +92,8 @@ std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int ta
 
 std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
-  start_recv(r, comm, source, tag, std::move(dst));
+  r->target = std::move(dst);
+  start_recv(r, comm, source, tag);
   return r;
 }
 
@@ -105,9 +106,10 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
   return wait(r);
 }
 
-Status Engine::recv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
+Status Engine::recv(std::uint32_t comm, int source, int tag, const RecvTarget& dst) {
   RequestState r(RequestState::Kind::recv);
-  start_recv(std::shared_ptr<RequestState>(std::shared_ptr<RequestState>(), &r), comm, source, tag, std::move(dst));
+  r.to = &dst;  // the caller's, alive until this returns
+  start_recv(std::shared_ptr<RequestState>(std::shared_ptr<RequestState>(), &r), comm, source, tag);
   return wait(r);
 }
 
@@ -147,8 +149,7 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   }
 }
 
-void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag,
-                        RecvTarget dst) {
+void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {
   if (source != kAnySource && (source < 0 || source >= opt_.size))
     throw UsageError("rank " + std::to_string(opt_.rank) + ": receive from rank " + std::to_string(source) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
@@ -157,7 +158,6 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
   r->comm = comm;
   r->source = source;
   r->tag = tag;
-  r->target = std::move(dst);
 
   std::lock_guard lk(mu_);
   if (auto u = queues_.take_unexpected(comm, source, tag)) {

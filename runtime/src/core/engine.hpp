@@ -56,7 +56,8 @@ struct RequestState final : transport::Completion {
   std::uint32_t comm = 0;
   int source = 0;
   int tag = 0;
-  RecvTarget target;
+  RecvTarget target;                  // owned (non-blocking receives)
+  const RecvTarget* to = &target;     // the one in use: a blocking receive's caller's
   void* dst = nullptr;  // null after a failed prepare(): the payload is dropped
 
   // send
@@ -93,7 +94,7 @@ class Engine final : public transport::Sink {
   std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst);
   /// Blocking forms: no allocation.
   Status send(std::uint32_t comm, int dest, int tag, SendSource src);
-  Status recv(std::uint32_t comm, int source, int tag, RecvTarget dst);
+  Status recv(std::uint32_t comm, int source, int tag, const RecvTarget& dst);
   std::optional<Status> iprobe(std::uint32_t comm, int source, int tag);
   Status probe(std::uint32_t comm, int source, int tag);
 
@@ -122,10 +123,13 @@ class Engine final : public transport::Sink {
   using Posted = std::shared_ptr<RequestState>;
 
   void start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag, SendSource src);
-  void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag, RecvTarget dst);
+  /// The receive of `r`, whose target (its own, or a blocking caller's) is in place.
+  void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag);
   bool progress_locked();
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
   void block_until(const std::function<bool()>& done);
+  template <class Done>
+  void block_until_impl(Done&& done);
   void progress_thread_main();
   /// A frame header from this rank.
   wire::FrameHeader frame(wire::FrameType type, std::uint32_t comm, int tag, std::uint64_t size,

@@ -45,9 +45,16 @@ bool Engine::progress_locked() {
   return any;
 }
 
-void Engine::block_until(const std::function<bool()>& done) {
+void Engine::block_until(const std::function<bool()>& done) { block_until_impl(done); }
+
+// The loop of every blocked call; a template so that a request's wait (the common
+// case) calls its predicate directly. A short wait (the first polls) does not count
+// itself as a waiter: the progress thread stays away anyway while the program keeps
+// calling (start_send/start_recv note activity), and the count costs two atomic
+// read-modify-writes on the way of every message.
+template <class Done>
+void Engine::block_until_impl(Done&& done) {
   if (done()) return;
-  WaiterScope scope(waiters_, wait_count_);
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
   auto poll_done = [&] {
@@ -58,9 +65,13 @@ void Engine::block_until(const std::function<bool()>& done) {
     return done();
   };
   for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed; ++i) {
-    if (poll_done()) return;
+    if (poll_done()) {
+      note_activity();
+      return;
+    }
     cpu_relax();
   }
+  WaiterScope scope(waiters_, wait_count_);
   auto start = clock::now();
   for (;;) {
     if (poll_done()) return;
@@ -76,7 +87,7 @@ void Engine::block_until(const std::function<bool()>& done) {
     // After a wake-up, poll busily again: more usually follows. After a timeout,
     // sleep again at once (re-spinning every 100 ms would cost 2% of a core), but
     // first look for peers that died silently.
-    if (sleep_once(done, std::chrono::milliseconds(100), true)) {
+    if (sleep_once(std::function<bool()>(std::ref(done)), std::chrono::milliseconds(100), true)) {
       start = clock::now();
     } else {
       std::lock_guard lk(mu_);
@@ -95,10 +106,9 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     std::size_t& armed;
     bool waiter;
     ~Disarm() {
-      if (armed > 0) {
-        std::lock_guard lk(e.mu_);
-        for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
-      }
+      // Without the lock: a thread that wakes while the program polls would otherwise
+      // spin for it on the program's core.
+      for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
       if (waiter) e.sleeper_.leave();
       e.sleeper_.end_sleep();
     }
@@ -106,7 +116,8 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
   sleeper_.begin_sleep();  // before arming: an arrival after the check is then seen
   bool ok = true;
   {
-    std::lock_guard lk(mu_);  // arming may change a transport's epoll set
+    std::lock_guard lk(mu_);  // arming may change a transport's epoll set (a thread goes
+                              // to sleep when the program is quiet: the lock is free)
     while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
   }
   if (ok && !done()) {
@@ -141,9 +152,9 @@ bool Engine::peer_gone(int peer) {
 Status Engine::finish(RequestState& r) {
   if (!r.finished) {
     r.finished = true;
-    if (!r.error && r.target.finish) {
+    if (!r.error && r.to->finish) {
       try {
-        r.target.finish();
+        r.to->finish();
       } catch (...) {
         r.error = std::current_exception();
       }
@@ -154,7 +165,7 @@ Status Engine::finish(RequestState& r) {
 }
 
 Status Engine::wait(RequestState& r) {
-  if (!r.done.load(std::memory_order_acquire)) block_until([&] { return r.done.load(std::memory_order_seq_cst); });
+  if (!r.done.load(std::memory_order_acquire)) block_until_impl([&] { return r.done.load(std::memory_order_seq_cst); });
   return finish(r);
 }
 

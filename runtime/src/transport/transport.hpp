@@ -119,7 +119,8 @@ class Transport {
   /// About to sleep in epoll on wait_fd(): ask peers to ring this rank's doorbell.
   /// False when input is already waiting (do not sleep). Called with the progress lock
   /// held (several threads may sleep at once). Every arm_sleep() that returned is
-  /// paired with disarm_sleep(), also under the lock.
+  /// paired with disarm_sleep(), called without the lock (atomics only; what needs the
+  /// lock waits for the next poll).
   virtual bool arm_sleep() { return true; }
   virtual void disarm_sleep() {}
   /// Looks for peers that died without a word (shared memory has no connection to

@@ -24,6 +24,9 @@ struct SendSource {
   std::shared_ptr<const void> keep;
 };
 
+/// Throws ipc::Truncation: `bytes` arrived where `what` `expected` fit.
+[[noreturn]] void throw_size_mismatch(std::size_t bytes, std::size_t expected, const char* what);
+
 /// Where an incoming message goes.
 struct RecvTarget {
   /// Called once the message's size is known, on whichever thread makes progress;
@@ -33,12 +36,26 @@ struct RecvTarget {
   /// Called after the payload has landed, on the thread that waits for or tests the
   /// request (deserialization goes here). May be empty.
   std::function<void()> finish;
+  /// Instead of `prepare` (raw values and spans, the common case): the payload goes to
+  /// `fixed`, which holds `fixed_bytes`; a message of other size (`exact`) or of more
+  /// (otherwise) fails with Truncation. Costs no callable on the way of a message.
+  void* fixed = nullptr;
+  std::size_t fixed_bytes = 0;
+  bool exact = false;
+
+  /// Where a payload of `bytes` goes. @throws Truncation when it does not fit.
+  void* destination(std::size_t bytes) const {
+    if (prepare) return prepare(bytes);
+    if (exact ? bytes == fixed_bytes : bytes <= fixed_bytes) return fixed;
+    throw_size_mismatch(bytes, fixed_bytes, exact ? "exactly" : "at most");
+  }
 };
 
 std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
 std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
 /// Blocking forms: return when done, allocate nothing.
 Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
-Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
+/// `dst` is used in place (it outlives the call): no copy on the way of a message.
+Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, const RecvTarget& dst);
 
 }  // namespace ipc::detail

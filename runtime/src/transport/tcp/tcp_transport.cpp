@@ -80,7 +80,8 @@ void TcpTransport::watch(Connection* c) {
 
 void TcpTransport::update_interest(Connection* c) {
   if (c->closed()) return;
-  bool hot = sleeping_ == 0 && c->open() && !c->wants_write() && conns_.size() <= kDirectMax;
+  bool hot = sleeping_.load(std::memory_order_relaxed) == 0 && c->open() && !c->wants_write() &&
+             conns_.size() <= kDirectMax;
   unsigned want = hot ? 0u : EPOLLIN | (c->wants_write() ? EPOLLOUT : 0u);
   if (want == c->events) return;
   epoll_event ev{};
@@ -97,14 +98,14 @@ void TcpTransport::update_all() {
 
 // A thread sleeps on wait_fd(): every connection goes back into the set (level-
 // triggered, so input already waiting wakes it at once). Called with the progress
-// lock held, like disarm_sleep().
+// lock held. disarm_sleep() is not: the next poll takes the hot ones out again.
 bool TcpTransport::arm_sleep() {
-  if (sleeping_++ == 0) update_all();
+  if (sleeping_.fetch_add(1, std::memory_order_relaxed) == 0) update_all();
   return true;
 }
 
 void TcpTransport::disarm_sleep() {
-  if (--sleeping_ == 0) update_all();
+  if (sleeping_.fetch_sub(1, std::memory_order_relaxed) == 1) resync_.store(true, std::memory_order_release);
 }
 
 Connection* TcpTransport::connect_to(int peer) {
@@ -211,6 +212,7 @@ void TcpTransport::accept_all() {
 }
 
 bool TcpTransport::poll(Sink& sink) {
+  if (resync_.load(std::memory_order_relaxed) && resync_.exchange(false, std::memory_order_acquire)) update_all();
   if (dirty_) {
     dirty_ = false;
     reap(sink);

@@ -21,6 +21,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,7 +83,8 @@ class TcpTransport final : public Transport {
   int epfd_ = -1;
   bool closing_ = false;
   unsigned polls_ = 0;
-  int sleeping_ = 0;  // threads asleep on wait_fd(): every connection is in the set
+  std::atomic<int> sleeping_{0};      // threads asleep on wait_fd(): every connection is in the set
+  std::atomic<bool> resync_{false};   // the last sleeper left: the next poll takes hot ones out
   bool dirty_ = false;  // a connection may have closed outside poll(): reap soon
   std::vector<std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> send_conn_;      // by peer rank
