@@ -92,7 +92,8 @@ std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int ta
 
 std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
-  r->target = std::move(dst);
+  r->target.emplace(std::move(dst));
+  r->to = &*r->target;
   start_recv(r, comm, source, tag);
   return r;
 }

@@ -56,8 +56,8 @@ struct RequestState final : transport::Completion {
   std::uint32_t comm = 0;
   int source = 0;
   int tag = 0;
-  RecvTarget target;                  // owned (non-blocking receives)
-  const RecvTarget* to = &target;     // the one in use: a blocking receive's caller's
+  std::optional<RecvTarget> target;   // owned (non-blocking receives; sends have none)
+  const RecvTarget* to = nullptr;     // the one in use: the owned one, or a blocking caller's
   void* dst = nullptr;  // null after a failed prepare(): the payload is dropped
 
   // send

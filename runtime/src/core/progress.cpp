@@ -152,7 +152,7 @@ bool Engine::peer_gone(int peer) {
 Status Engine::finish(RequestState& r) {
   if (!r.finished) {
     r.finished = true;
-    if (!r.error && r.to->finish) {
+    if (!r.error && r.to && r.to->finish) {
       try {
         r.to->finish();
       } catch (...) {

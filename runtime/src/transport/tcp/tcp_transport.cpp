@@ -161,7 +161,7 @@ void TcpTransport::send(int peer, const wire::FrameHeader& h, const void* payloa
   c->send(h, payload, done, opt_.eager_limit);
   if (c->closed())
     dirty_ = true;
-  else
+  else if (c->events != 0 || c->wants_write())  // a hot one that sent all stays as it is
     update_interest(c);
 }
 
