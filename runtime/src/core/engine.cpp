@@ -27,7 +27,8 @@ void RequestState::complete(const std::error_code& ec) {
   engine->mark_done(*this);
 }
 
-Engine::Engine(Options opt) : opt_(std::move(opt)), lost_(static_cast<std::size_t>(opt_.size)) {
+Engine::Engine(Options opt)
+    : opt_(std::move(opt)), lost_(static_cast<std::size_t>(opt_.size)), asymmetric_(asymmetric_barriers()) {
   transports_.push_back(opt_.self);
   for (auto* t : opt_.route)
     if (t && std::find(transports_.begin(), transports_.end(), t) == transports_.end()) transports_.push_back(t);
@@ -64,8 +65,16 @@ wire::FrameHeader Engine::frame(wire::FrameType type, std::uint32_t comm, int ta
   return h;
 }
 
+// Marks `r` done, then wakes a sleeping waiter. The store must be ordered before the
+// load of the sleeper count (a waiter counts itself, then checks `done`): a full
+// barrier per completion, unless sleepers pay for it with a membarrier (see Sleeper).
 void Engine::mark_done(RequestState& r) {
-  r.done.store(true, std::memory_order_seq_cst);
+  if (asymmetric_) {
+    r.done.store(true, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    r.done.store(true, std::memory_order_seq_cst);
+  }
   sleeper_.ring();
 }
 

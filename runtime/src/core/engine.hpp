@@ -153,6 +153,7 @@ class Engine final : public transport::Sink {
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_sends_;  // awaiting cts
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_recvs_;  // awaiting data
   std::vector<std::string> lost_;  // by peer: why unreachable ("" = fine)
+  bool asymmetric_;                // completions skip the full barrier (asymmetric_barriers())
   bool shut_ = false;
 
   Sleeper sleeper_;

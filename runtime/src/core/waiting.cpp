@@ -1,5 +1,9 @@
 #include "core/waiting.hpp"
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -26,6 +30,25 @@ WaitPolicy WaitPolicy::from_params(int local_size) {
     p.oversubscribed = wire::param_bool("IPC_OVERSUBSCRIBED");
   }
   return p;
+}
+
+namespace {
+
+long membarrier(int cmd) { return ::syscall(SYS_membarrier, cmd, 0u, 0); }
+
+}  // namespace
+
+bool asymmetric_barriers() {
+  static const bool ok = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+  return ok;
+}
+
+// The heavy side of the pairing with Engine::mark_done: after this, a completion that
+// stored `done` before is visible here, and one that loads `sleepers_` after sees it.
+void Sleeper::enter() {
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  if (asymmetric_barriers() && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // not reached once registered
 }
 
 Sleeper::Sleeper() {

@@ -24,6 +24,12 @@ struct WaitPolicy {
   static WaitPolicy from_params(int local_size);
 };
 
+/// Whether the process may use asymmetric barriers: a thread about to sleep makes every
+/// other thread of the process execute a full barrier (membarrier), so that marking a
+/// request done needs none of its own. Decided once (registration can fail: old
+/// kernel, seccomp); without it both sides use full barriers.
+bool asymmetric_barriers();
+
 /// An epoll set over the transports' wait fds plus an eventfd doorbell.
 class Sleeper {
  public:
@@ -39,7 +45,7 @@ class Sleeper {
   /// Sleeps until a watched fd is readable, ring() is called or `max` passes. The
   /// caller registers as a sleeper first (enter) and re-checks its condition between
   /// enter() and sleep(), so that a ring() in between is never lost.
-  void enter() { sleepers_.fetch_add(1, std::memory_order_seq_cst); }
+  void enter();
   /// Returns false when `max` passed with nothing to wake for.
   bool sleep(std::chrono::milliseconds max);
   /// Around sleep(): the first thread in adds the transports' fds, the last out removes them.
