@@ -404,10 +404,12 @@ void NodeGroup::allgather(const void* in, std::size_t bytes, void* out) {
   do {
     std::size_t n = std::min(step, bytes - off);
     Phase k = next_phase();
-    std::memcpy(open_own(k, small), src + off, n);  // first: `in` may lie inside `out`
+    std::memcpy(open_own(k, small), src + off, n);
     publish(k, small);
+    // Its own block straight from `in` (one copy less), first: `in` may lie inside `out`.
+    std::memmove(dst + static_cast<std::size_t>(rank_) * bytes + off, src + off, n);
     for (int q = 0; q < size_; ++q)
-      std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
+      if (q != rank_) std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
     saw_all(k);
     finish(k);
     off += n;
@@ -454,10 +456,13 @@ void NodeGroup::alltoall(const void* in, std::size_t bytes, void* out) {
     std::size_t n = std::min(piece, bytes - off);
     Phase k = next_phase();
     std::byte* buf = open_own(k, small);
-    for (std::size_t q = 0; q < p; ++q) std::memcpy(buf + q * piece, src + q * bytes + off, n);
+    for (std::size_t q = 0; q < p; ++q)
+      if (q != me) std::memcpy(buf + q * piece, src + q * bytes + off, n);
     publish(k, small);
+    std::memcpy(dst + me * bytes + off, src + me * bytes + off, n);  // its own piece, directly
     for (int q = 0; q < size_; ++q)
-      std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small) + me * piece, n);
+      if (static_cast<std::size_t>(q) != me)
+        std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small) + me * piece, n);
     saw_all(k);
     finish(k);
     off += n;
