@@ -70,6 +70,13 @@ int main() {
         .method("balance", &Account::balance)
         .method("owner", &Account::owner)
         .method("withdraw", &Account::withdraw);
+    // A handler polling a call to its own rank: it must serve that call meanwhile.
+    rpc.define("self_poll", [&rpc, me]() {
+      auto f = rpc.call<int>(me, "whoami");
+      for (int i = 0; i < 3000 && !f.wait_for(std::chrono::milliseconds(10)); ++i) {
+      }
+      return f.ready() ? f.get() : -1;
+    });
     rpc.define("nested", [&rpc, n](int to) { return rpc.call<double>(to % n, "square", 1.5).get() + 1; });
     // Runs after its caller has started to end its Rpc, and calls further.
     rpc.define("late", [&rpc, &late, me, n]() {
@@ -85,6 +92,7 @@ int main() {
                "greet on %d", r);
       IT_CHECK(me, rpc.call<int>(r, "whoami").get() == r, "whoami on %d", r);
       IT_CHECK(me, rpc.call<double>(r, "nested", me + 1).get() == 3.25, "nested call on %d", r);
+      IT_CHECK(me, rpc.call<int>(r, "self_poll").get() == r, "a handler polling its own call on %d", r);
     }
     // Large arguments go by rendezvous.
     std::vector<int> big(1 << 20);

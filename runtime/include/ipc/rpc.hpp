@@ -21,9 +21,9 @@
 /// themselves call, send and receive. An exception a handler throws comes back to
 /// the caller as ipc::RemoteError (rank, procedure, exception type and message).
 ///
-/// A handler waiting (get()) for a call of its own keeps serving its rank's requests
-/// meanwhile, so calls may nest and go back and forth between ranks (ready() and
-/// wait_for() do not serve). Handlers must not run collectives. Futures stay usable
+/// A handler waiting (get(), ready(), wait_for()) for a call of its own keeps serving
+/// its rank's requests meanwhile, so calls may nest and go back and forth between
+/// ranks. Handlers must not run collectives. Futures stay usable
 /// after their Rpc has ended; remote handles do not.
 ///
 /// An Rpc is created and destroyed collectively (every rank of the world, in the same

@@ -110,7 +110,9 @@ class Journal {
     ::lseek(fd_, static_cast<off_t>(at), SEEK_SET);
   }
   ~Journal() {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ < 0) return;
+    ::fdatasync(fd_);  // the farm's results survive a crash of the machine, too
+    ::close(fd_);
   }
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;

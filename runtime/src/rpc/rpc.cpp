@@ -130,6 +130,11 @@ class RpcCore {
     }
   }
   bool serving_here() const { return t_serving == this; }
+  /// On the server thread: handles a request that has arrived, if any (a handler
+  /// polling a future of its own with ready() or wait_for()).
+  void serve_arrived() {
+    if (pending_ && pending_->done.load(std::memory_order_acquire)) serve_one();
+  }
 
  private:
   struct Proc {
@@ -319,7 +324,10 @@ void start_post(RpcCore& core, int rank, std::shared_ptr<std::vector<std::byte>>
 
 bool call_ready(CallState& s) {
   try {
-    return s.link->engine->test(*s.reply).has_value();
+    if (s.link->engine->test(*s.reply).has_value()) return true;
+    RpcCore* core = s.link->core.load();
+    if (core && core->serving_here()) core->serve_arrived();
+    return s.reply->done.load(std::memory_order_acquire);
   } catch (const std::exception&) {
     return true;  // get() rethrows it
   }
