@@ -1,10 +1,7 @@
 #include "collectives/node_group.hpp"
 
-#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,12 +54,6 @@ long futex(void* addr, int op, std::uint32_t val, const timespec* timeout) {
   return ::syscall(SYS_futex, addr, op, val, timeout, nullptr, 0);
 }
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 }  // namespace
 
 struct NodeGroup::Line {
@@ -81,45 +72,12 @@ static_assert(sizeof(NodeGroup::Cell) == kLine);
 // ---------------------------------------------------------------------------------
 // Segment
 
-NodeSegment& NodeSegment::operator=(NodeSegment&& o) noexcept {
-  std::swap(base_, o.base_);
-  std::swap(size_, o.size_);
-  std::swap(name_, o.name_);
-  std::swap(owner_, o.owner_);
-  return *this;
-}
-
-NodeSegment::~NodeSegment() {
-  unlink();
-  if (base_) ::munmap(base_, size_);
-}
-
-void NodeSegment::unlink() {
-  if (!owner_) return;
-  owner_ = false;
-  ::shm_unlink(name_.c_str());
-}
-
 NodeSegment NodeSegment::create(const std::string& name, int ranks, std::size_t slot_bytes) {
   NodeSegment s;
-  s.name_ = name;
-  s.size_ = segment_bytes(ranks, slot_bytes);
-  int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error("shm: cannot create segment " + name + ": " + std::strerror(errno));
-  s.owner_ = true;
   // Pages appear on first use: a job that never runs a large collective never
   // touches its slots.
-  int e = ::ftruncate(fd, static_cast<off_t>(s.size_)) == 0 ? 0 : errno;
-  if (!e) {
-    void* p = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED)
-      e = errno;
-    else
-      s.base_ = p;
-  }
-  ::close(fd);
-  if (e) throw Error("shm: cannot size and map segment " + name + " (" + std::to_string(s.size_) + " bytes): " + std::strerror(e));
-  auto* h = new (s.base_) GroupHeader{};
+  s.map_ = transport::shm::Mapping::create(name, segment_bytes(ranks, slot_bytes), false);
+  auto* h = new (s.base()) GroupHeader{};
   h->ranks = static_cast<std::uint32_t>(ranks);
   h->slot_bytes = slot_bytes;
   h->sleepers.store(0);
@@ -134,24 +92,10 @@ NodeSegment NodeSegment::create(const std::string& name, int ranks, std::size_t 
 
 NodeSegment NodeSegment::open(const std::string& name, int ranks) {
   NodeSegment s;
-  s.name_ = name;
-  int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0);
-  if (fd < 0) throw Error("shm: cannot open segment " + name + ": " + std::strerror(errno));
-  struct stat st {};
-  int e = ::fstat(fd, &st) == 0 ? 0 : errno;
-  if (!e && static_cast<std::size_t>(st.st_size) >= sizeof(GroupHeader)) {
-    s.size_ = static_cast<std::size_t>(st.st_size);
-    void* p = ::mmap(nullptr, s.size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED)
-      e = errno;
-    else
-      s.base_ = p;
-  }
-  ::close(fd);
-  if (!s.base_) throw Error("shm: cannot map segment " + name + (e ? std::string(": ") + std::strerror(e) : ""));
+  s.map_ = transport::shm::Mapping::open(name, sizeof(GroupHeader), false);
   auto* h = header_of(s.base());
   if (h->magic != kMagic || h->ranks != static_cast<std::uint32_t>(ranks) ||
-      segment_bytes(ranks, h->slot_bytes) != s.size_)
+      segment_bytes(ranks, h->slot_bytes) != s.map_.size())
     throw Error("shm: segment " + name + " is not the node group of " + std::to_string(ranks) + " ranks");
   return s;
 }
@@ -396,41 +340,29 @@ void NodeGroup::reduce(void* data, std::size_t count, Reduction op, int root) {
 
 void NodeGroup::allgather(const void* in, std::size_t bytes, void* out) {
   op_ = "allgather with";
-  auto* src = static_cast<const std::byte*>(in);
-  auto* dst = static_cast<std::byte*>(out);
-  const bool small = bytes <= kInline;
-  const std::size_t step = small ? kInline : slot_bytes_;
-  std::size_t off = 0;
-  do {
-    std::size_t n = std::min(step, bytes - off);
-    Phase k = next_phase();
-    std::memcpy(open_own(k, small), src + off, n);
-    publish(k, small);
-    // Its own block straight from `in` (one copy less), first: `in` may lie inside `out`.
-    std::memmove(dst + static_cast<std::size_t>(rank_) * bytes + off, src + off, n);
-    for (int q = 0; q < size_; ++q)
-      if (q != rank_) std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
-    saw_all(k);
-    finish(k);
-    off += n;
-  } while (off < bytes);
+  collect(static_cast<const std::byte*>(in), bytes, static_cast<std::byte*>(out), -1);
 }
 
 void NodeGroup::gather(const void* in, std::size_t bytes, void* out, int root) {
   op_ = "gather with";
-  auto* src = static_cast<const std::byte*>(in);
-  auto* dst = static_cast<std::byte*>(out);
+  collect(static_cast<const std::byte*>(in), bytes, static_cast<std::byte*>(out), root);
+}
+
+// Every rank's block into `dst` on `root` (-1: on every rank). A rank that reads
+// copies its own block straight from `src`, first: `src` may lie inside `dst`.
+void NodeGroup::collect(const std::byte* src, std::size_t bytes, std::byte* dst, int root) {
   const bool small = bytes <= kInline;
   const std::size_t step = small ? kInline : slot_bytes_;
+  const bool reads = root < 0 || rank_ == root, writes = root < 0 || rank_ != root;
   std::size_t off = 0;
-  do {
+  do {  // one phase per slot's worth (at least one: every rank counts the same phases)
     std::size_t n = std::min(step, bytes - off);
     Phase k = next_phase();
-    if (rank_ != root) {
+    if (writes) {
       std::memcpy(open_own(k, small), src + off, n);
       publish(k, small);
-    } else {
-      // Its own block first: `in` may lie inside `out`.
+    }
+    if (reads) {
       std::memmove(dst + static_cast<std::size_t>(rank_) * bytes + off, src + off, n);
       for (int q = 0; q < size_; ++q)
         if (q != rank_) std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);

@@ -43,6 +43,7 @@
 #include <string>
 
 #include "ipc/detail/collectives.hpp"
+#include "transport/shm/mapping.hpp"
 
 namespace ipc::detail {
 
@@ -57,21 +58,15 @@ class NodeSegment {
   static NodeSegment create(const std::string& name, int ranks, std::size_t slot_bytes);
   /// Maps an existing one and checks it is for `ranks` ranks.
   static NodeSegment open(const std::string& name, int ranks);
-  NodeSegment(NodeSegment&& o) noexcept { *this = std::move(o); }
-  NodeSegment& operator=(NodeSegment&& o) noexcept;
-  ~NodeSegment();
 
   /// Removes the name (the mappings stay). Idempotent.
-  void unlink();
-  std::byte* base() const { return static_cast<std::byte*>(base_); }
-  explicit operator bool() const { return base_ != nullptr; }
-  const std::string& name() const { return name_; }
+  void unlink() { map_.unlink(); }
+  std::byte* base() const { return map_.base(); }
+  explicit operator bool() const { return static_cast<bool>(map_); }
+  const std::string& name() const { return map_.name(); }
 
  private:
-  void* base_ = nullptr;
-  std::size_t size_ = 0;
-  std::string name_;
-  bool owner_ = false;
+  transport::shm::Mapping map_;
 };
 
 /// The name of job `job`'s node-group segment.
@@ -129,6 +124,7 @@ class NodeGroup {
   void finish(Phase k);
   void post(std::atomic<std::uint64_t>& flag, Phase k);
   void wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int rank);
+  void collect(const std::byte* src, std::size_t bytes, std::byte* dst, int root);
   void reduce_ranks(std::byte* out, std::size_t off, std::size_t count, Phase k, bool small, Reduction op);
 
   Engine& engine_;

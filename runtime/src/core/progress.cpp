@@ -9,12 +9,6 @@
 namespace ipc::detail {
 namespace {
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 // While the program keeps calling into the library (a ping-pong loop), its own waits
 // make progress; the progress thread takes over only after this much quiet.
 constexpr auto kQuiet = std::chrono::milliseconds(2);
@@ -65,10 +59,7 @@ void Engine::block_until_impl(Done&& done) {
     return done();
   };
   for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed; ++i) {
-    if (poll_done()) {
-      note_activity();
-      return;
-    }
+    if (poll_done()) return;
     cpu_relax();
   }
   WaiterScope scope(waiters_, wait_count_);

@@ -11,15 +11,20 @@
 
 namespace ipc::detail {
 
+/// A spin-wait hint to the CPU (lets a sibling hardware thread run).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 class ProgressLock {
  public:
   void lock() {
     while (held_.exchange(true, std::memory_order_acquire)) {
       for (int i = 0; held_.load(std::memory_order_relaxed); i = i < 64 ? i + 1 : i) {
         if (i < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
+          cpu_relax();
         } else {
           ::sched_yield();
         }

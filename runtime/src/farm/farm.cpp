@@ -28,6 +28,7 @@
 #include "ipc/errors.hpp"
 #include "ipc/detail/transfer.hpp"
 #include "ipc/request.hpp"
+#include "wire/hash.hpp"
 
 namespace ipc::detail {
 namespace {
@@ -53,17 +54,11 @@ std::uint64_t get_u64(const std::byte* p) {
 }
 
 std::uint64_t hash_tasks(const std::vector<Bytes>& tasks) {
-  std::uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const std::byte* p, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      h ^= static_cast<unsigned char>(p[i]);
-      h *= 1099511628211ull;
-    }
-  };
+  std::uint64_t h = wire::kFnvBasis;
   for (auto& t : tasks) {
     std::uint64_t n = t.size();
-    mix(reinterpret_cast<const std::byte*>(&n), 8);
-    mix(t.data(), t.size());
+    h = wire::fnv1a(h, &n, sizeof n);
+    h = wire::fnv1a(h, t.data(), t.size());
   }
   return h;
 }

@@ -29,6 +29,7 @@
 #include <unordered_map>
 
 #include "core/engine.hpp"
+#include "wire/hash.hpp"
 
 namespace ipc::detail {
 namespace {
@@ -53,18 +54,10 @@ thread_local RpcCore* t_serving = nullptr;  // the Rpc whose server runs on this
 }  // namespace
 
 std::uint64_t procedure_hash(std::string_view name, std::string_view signature) {
-  std::uint64_t h = 1469598103934665603ull;
-  auto mix = [&](std::string_view s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ull;
-    }
-  };
-  mix(name);
-  h ^= 0xff;
-  h *= 1099511628211ull;
-  mix(signature);
-  return h;
+  const unsigned char separator = 0xff;  // never in a name: "ab"+"c" differs from "a"+"bc"
+  std::uint64_t h = wire::fnv1a(wire::kFnvBasis, name.data(), name.size());
+  h = wire::fnv1a(h, &separator, 1);
+  return wire::fnv1a(h, signature.data(), signature.size());
 }
 
 class RpcCore {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include "transport/shm/mapping.hpp"
 #include "transport/shm/ring.hpp"
 
 namespace ipc::transport::shm {
@@ -38,23 +39,17 @@ class Segment {
   static Segment create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes);
   /// Maps an existing one and checks its header. @throws ipc::Error naming it.
   static Segment open(const std::string& name);
-  Segment(Segment&& o) noexcept { *this = std::move(o); }
-  Segment& operator=(Segment&& o) noexcept;
-  ~Segment();
 
   /// Removes the name (the mapping stays). Idempotent.
-  void unlink();
-  SegmentHeader* header() const { return static_cast<SegmentHeader*>(base_); }
+  void unlink() { map_.unlink(); }
+  SegmentHeader* header() const { return reinterpret_cast<SegmentHeader*>(map_.base()); }
   RingControl* control(std::uint32_t ring) const;
   std::byte* data(std::uint32_t ring) const;
   std::size_t ring_bytes() const { return header()->ring_bytes; }
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return map_.name(); }
 
  private:
-  void* base_ = nullptr;
-  std::size_t size_ = 0;
-  std::string name_;
-  bool owner_ = false;
+  Mapping map_;
 };
 
 }  // namespace ipc::transport::shm

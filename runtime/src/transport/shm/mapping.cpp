@@ -1,0 +1,78 @@
+#include "transport/shm/mapping.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "ipc/errors.hpp"
+
+namespace ipc::transport::shm {
+namespace {
+
+// Maps `size` bytes of `fd` (closing it).
+void* map_fd(int fd, std::size_t size, bool populate, const std::string& name) {
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
+  int e = errno;
+  ::close(fd);
+  if (base == MAP_FAILED) throw Error("shm: cannot map segment " + name + ": " + std::strerror(e));
+  return base;
+}
+
+}  // namespace
+
+Mapping& Mapping::operator=(Mapping&& o) noexcept {
+  std::swap(base_, o.base_);
+  std::swap(size_, o.size_);
+  std::swap(name_, o.name_);
+  std::swap(owner_, o.owner_);
+  return *this;
+}
+
+Mapping::~Mapping() {
+  unlink();
+  if (base_) ::munmap(base_, size_);
+}
+
+void Mapping::unlink() {
+  if (!owner_) return;
+  owner_ = false;
+  ::shm_unlink(name_.c_str());
+}
+
+Mapping Mapping::create(const std::string& name, std::size_t size, bool populate) {
+  Mapping m;
+  m.name_ = name;
+  m.size_ = size;
+  int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error("shm: cannot create segment " + name + ": " + std::strerror(errno));
+  m.owner_ = true;  // from here on the destructor unlinks it
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw Error("shm: cannot size segment " + name + " to " + std::to_string(size) + " bytes: " + std::strerror(e));
+  }
+  m.base_ = map_fd(fd, size, populate, name);
+  return m;
+}
+
+Mapping Mapping::open(const std::string& name, std::size_t min_size, bool populate) {
+  Mapping m;
+  m.name_ = name;
+  int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) throw Error("shm: cannot open segment " + name + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < min_size) {
+    ::close(fd);
+    throw Error("shm: segment " + name + " is too small");
+  }
+  m.size_ = static_cast<std::size_t>(st.st_size);
+  m.base_ = map_fd(fd, m.size_, populate, name);
+  return m;
+}
+
+}  // namespace ipc::transport::shm
