@@ -1,7 +1,9 @@
 // The floor of any runtime over kernel TCP: a ping-pong of plain sockets on
 // loopback, busy-polled, with nothing around the two system calls per message.
 // Two processes (this one forks), pinned to CPUs 0 and 1 where there are two,
-// TCP_NODELAY, the same warm-up/iterations/median-of-repeats shape as harness.hpp.
+// TCP_NODELAY, the congestion control the runtime's connections use (IPC_TCP_CC,
+// default reno: docs/transports.md), the same warm-up/iterations/median-of-repeats
+// shape as harness.hpp.
 // Prints "pingpong_rawsocket,<bytes>,<half round trip us>,us" per size.
 //   bench_tcp_floor [--sizes 8,64] [--repeats 5]
 #include <arpa/inet.h>
@@ -110,6 +112,11 @@ int main(int argc, char** argv) {
   ::close(ls);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const char* cc = std::getenv("IPC_TCP_CC");
+  std::string algo = cc ? cc : "reno";
+  if (!algo.empty() &&
+      ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algo.data(), static_cast<socklen_t>(algo.size())) != 0)
+    die(("congestion control " + algo).c_str());
   std::vector<char> buf(std::max<std::size_t>(1, *std::max_element(sizes.begin(), sizes.end())), 'x');
   for (std::size_t n : sizes) {
     const int iters = n <= 65536 ? 5000 : 200;

@@ -1,14 +1,21 @@
 // The TCP transport between two in-process "ranks" over real loopback sockets.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <thread>
 
+#include "ipc/errors.hpp"
 #include "transport/tcp/tcp_transport.hpp"
 #include "wire/handshake.hpp"
 
@@ -52,12 +59,13 @@ struct Pair {
   std::unique_ptr<tcp::TcpTransport> t[2];
   Collect sink[2];
 
-  Pair() {
+  explicit Pair(std::string congestion = tcp::Options{}.congestion) {
     for (int r = 0; r < 2; ++r) {
       tcp::Options o;
       o.rank = r;
       o.size = 2;
       o.secret = secret;
+      o.congestion = congestion;
       t[r] = std::make_unique<tcp::TcpTransport>(o);
     }
     for (int r = 0; r < 2; ++r) {
@@ -115,7 +123,67 @@ std::array<std::byte, wire::kServerHelloSize> exchange_hellos(Pair& p, asio::ip:
   return reply;
 }
 
+unsigned short port_of(const std::string& card) {
+  return static_cast<unsigned short>(std::stoi(card.substr(card.rfind(':') + 1)));
+}
+
+// The congestion control of every connected TCP socket of this process with an end
+// at one of `ports` (both ends of the pair's connection).
+std::vector<std::string> congestion_of_connections(const std::vector<unsigned short>& ports) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = std::stoi(e.path().filename().string());
+    sockaddr_in me{}, peer{};
+    socklen_t a = sizeof me, b = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&me), &a) != 0 || me.sin_family != AF_INET ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &b) != 0)
+      continue;
+    bool ours = false;
+    for (auto p : ports) ours |= ntohs(me.sin_port) == p || ntohs(peer.sin_port) == p;
+    if (!ours) continue;
+    char name[32] = {};
+    socklen_t n = sizeof name;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &n) == 0) out.emplace_back(name);
+  }
+  return out;
+}
+
+void connect_pair(Pair& p) {
+  Done d;
+  std::byte b{1};
+  p.t[0]->send(1, eager(0, 1, 1), &b, &d);
+  p.t[1]->send(0, eager(1, 1, 1), &b, &d);
+  ASSERT_TRUE(p.pump([&] { return p.sink[0].got.size() == 1 && p.sink[1].got.size() == 1; }));
+}
+
 }  // namespace
+
+TEST(TcpTransport, ConnectionsUseTheConfiguredCongestionControl) {
+  std::string available;
+  std::getline(std::ifstream("/proc/sys/net/ipv4/tcp_available_congestion_control"), available);
+  for (std::string cc : {std::string("reno"), std::string("cubic"), std::string()}) {
+    if (!cc.empty() && (" " + available + " ").find(" " + cc + " ") == std::string::npos) continue;
+    Pair p(cc);
+    connect_pair(p);
+    std::string want = cc;
+    if (want.empty()) std::ifstream("/proc/sys/net/ipv4/tcp_congestion_control") >> want;
+    auto got = congestion_of_connections({port_of(p.t[0]->card()), port_of(p.t[1]->card())});
+    ASSERT_EQ(got.size(), 2u) << "both ends of one connection";
+    EXPECT_EQ(got[0], want);
+    EXPECT_EQ(got[1], want);
+  }
+}
+
+TEST(TcpTransport, RefusedCongestionControlIsOneErrorNamingTheVariable) {
+  tcp::Options o;
+  o.congestion = "no-such-algorithm";
+  try {
+    tcp::TcpTransport t(o);
+    FAIL() << "accepted an unknown congestion control";
+  } catch (const ipc::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("IPC_TCP_CC='no-such-algorithm'"), std::string::npos) << e.what();
+  }
+}
 
 TEST(TcpTransport, FramesOfManySizesArriveInOrderAndIntact) {
   Pair p;

@@ -99,6 +99,7 @@ std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
       o.bind_address = wire::param("IPC_TCP_ADDR");
       o.eager_limit = static_cast<std::size_t>(wire::param_int("IPC_TCP_EAGER"));
       o.buffer_bytes = static_cast<int>(wire::param_int("IPC_TCP_BUFFER"));
+      o.congestion = wire::param("IPC_TCP_CC");
       o.limits = cfg.limits;
       out.push_back(std::make_unique<tcp::TcpTransport>(o));
     }

@@ -20,6 +20,7 @@ constexpr Param kParams[] = {
     {"IPC_SHM_CMA", "0", "shm: 1: copy rendezvous messages once with process_vm_readv where the kernel allows; 0: pipelined copy through the rings (faster where both ranks run at once: docs/transports.md)"},
     {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},
     {"IPC_TCP_BUFFER", "0", "TCP: socket send and receive buffer bytes (0: the kernel's autotuning)"},
+    {"IPC_TCP_CC", "reno", "TCP: congestion control of the ranks' connections ('' keeps the system's default; docs/transports.md)"},
     {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
     {"IPC_SHM_COLL", "auto", "collectives through one shared segment when all ranks share a node: bytes of each rank's slot (auto: 256 KiB, less beyond 33 ranks), 0 to run them over messages"},
     {"IPC_COLL_FLAT", "auto", "collectives: flat barrier and small allreduce (auto: when ranks outnumber the node's CPUs), 1 or 0"},

@@ -1,12 +1,13 @@
 #include "transport/tcp/tcp_transport.hpp"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 
@@ -35,6 +36,7 @@ TcpTransport::TcpTransport(Options opt)
   if (ec) throw Error("tcp: IPC_TCP_ADDR='" + opt_.bind_address + "' is not an IP address");
   asio::ip::tcp::endpoint ep(addr, 0);
   acceptor_.open(ep.protocol(), ec);
+  if (!ec) set_congestion(acceptor_.native_handle());  // inherited by accepted sockets
   if (!ec && opt_.buffer_bytes > 0) {  // inherited by accepted sockets (window scale at SYN)
     acceptor_.set_option(asio::socket_base::receive_buffer_size(opt_.buffer_bytes), ec);
     acceptor_.set_option(asio::socket_base::send_buffer_size(opt_.buffer_bytes), ec);
@@ -50,6 +52,23 @@ TcpTransport::TcpTransport(Options opt)
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // the acceptor
   ::epoll_ctl(epfd_, EPOLL_CTL_ADD, acceptor_.native_handle(), &ev);
+}
+
+void TcpTransport::set_congestion(int fd) const {
+  if (opt_.congestion.empty()) return;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, opt_.congestion.data(),
+                   static_cast<socklen_t>(opt_.congestion.size())) == 0)
+    return;
+  std::string why = std::strerror(errno);
+  std::string allowed;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_allowed_congestion_control", "r")) {
+    char line[256] = {};
+    if (std::fgets(line, sizeof line, f)) allowed = line;
+    std::fclose(f);
+    while (!allowed.empty() && allowed.back() == '\n') allowed.pop_back();
+  }
+  throw Error("tcp: IPC_TCP_CC='" + opt_.congestion + "': the kernel refuses this congestion control (" + why + ")" +
+              (allowed.empty() ? std::string() : "; allowed here: " + allowed + "; '' keeps the system's default"));
 }
 
 TcpTransport::~TcpTransport() {
@@ -115,6 +134,7 @@ Connection* TcpTransport::connect_to(int peer) {
   asio::ip::tcp::endpoint ep(asio::ip::make_address(hp.host, ec), hp.port);
   asio::ip::tcp::socket s(io_);
   if (!ec) s.open(ep.protocol(), ec);
+  if (!ec) set_congestion(s.native_handle());
   if (!ec && opt_.buffer_bytes > 0) {
     asio::error_code ignored;
     s.set_option(asio::socket_base::receive_buffer_size(opt_.buffer_bytes), ignored);

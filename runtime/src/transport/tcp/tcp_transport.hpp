@@ -40,6 +40,7 @@ struct Options {
   std::string bind_address = "127.0.0.1";
   std::size_t eager_limit = 64 * 1024;
   int buffer_bytes = 0;  // SO_SNDBUF/SO_RCVBUF; 0: the kernel's autotuning
+  std::string congestion = "reno";  // TCP_CONGESTION of every connection; "": the system's default
   wire::FrameLimits limits{};
 };
 
@@ -67,6 +68,8 @@ class TcpTransport final : public Transport {
 
  private:
   Connection* connect_to(int peer);
+  /// Sets opt_.congestion on `fd`. @throws ipc::Error naming IPC_TCP_CC when the kernel refuses it.
+  void set_congestion(int fd) const;
   void watch(Connection* c);
   /// Puts `c` in the epoll set, or takes it out (a hot connection), as its state says.
   void update_interest(Connection* c);
