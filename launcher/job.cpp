@@ -86,7 +86,9 @@ Job::~Job() {
 
 int Job::run() {
   remove_stale_segments(false);  // left by jobs whose ipcrun was killed
-  wait_signals();  // from here on SIGCHLD, SIGINT and SIGTERM queue up for the loop
+  signals_.add(SIGTSTP);
+  signals_.add(SIGCONT);
+  wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP and SIGCONT queue up for the loop
 
   try {
     kv_ = std::make_unique<KvServer>(io_, secret_, options_.np,
@@ -180,6 +182,10 @@ void Job::wait_signals() {
     if (ec || finished_) return;
     if (sig == SIGCHLD)
       reap();
+    else if (sig == SIGTSTP)
+      suspend();
+    else if (sig == SIGCONT)
+      signal_ranks(SIGCONT);  // after a stop, or harmless
     else
       interrupted(sig);
     if (!finished_) wait_signals();
@@ -268,6 +274,16 @@ void Job::interrupted(int sig) {
   signal_ranks(SIGKILL);
 }
 
+// Job control: the ranks lead their own process groups, out of the terminal's
+// foreground group, so a Ctrl-Z reaches ipcrun alone. It stops the ranks first (their
+// whole groups, with the uncatchable SIGSTOP: a rank that handled SIGTSTP would keep
+// running), then itself, which hands the terminal back to the shell. The SIGCONT that
+// continues ipcrun (fg, bg) is passed on to the ranks.
+void Job::suspend() {
+  signal_ranks(SIGSTOP);
+  ::raise(SIGSTOP);
+}
+
 void Job::timed_out() {
   if (running_ == 0 || (stop_ != Stop::none && stop_ != Stop::interrupt)) return;
   say("job timed out after " + seconds_text(*options_.timeout) + " s" + stopping(running_));
@@ -290,6 +306,9 @@ void Job::signal_ranks(int sig) {
     if (!rank.running) continue;
     // The rank leads its own group; if it left it, reach the rank itself.
     if (::killpg(rank.pid, sig) != 0) ::kill(rank.pid, sig);
+    // A stopped rank (Ctrl-Z) acts on a signal only once continued.
+    if (sig != SIGSTOP && sig != SIGCONT && sig != SIGKILL && ::killpg(rank.pid, SIGCONT) != 0)
+      ::kill(rank.pid, SIGCONT);
   }
 }
 

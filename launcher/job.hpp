@@ -2,7 +2,7 @@
 // that decide when it ends and with which exit status.
 //
 // Everything runs on one io_context in one thread: the key-value server, the
-// ranks' pipes, SIGCHLD/SIGINT/SIGTERM (asio::signal_set) and the timers.
+// ranks' pipes, SIGCHLD/SIGINT/SIGTERM/SIGTSTP/SIGCONT (asio::signal_set) and the timers.
 //
 // Exit status: 0 when every rank exits 0. Otherwise the first rank to fail
 // decides: its exit code, or 128+N when signal N killed it. ipcrun then prints
@@ -17,6 +17,9 @@
 //   SIGINT/SIGTERM to ipcrun: "ipcrun: interrupted by SIGINT; stopping K ranks",
 //                 the signal goes to every rank's group, a second one kills them;
 //                 the status follows the ranks' own (130 for ranks killed by SIGINT).
+//   SIGTSTP to ipcrun (Ctrl-Z): every rank's group is stopped (SIGSTOP), then ipcrun
+//                 stops itself; SIGCONT to ipcrun (fg, bg) continues every rank.
+//                 --timeout counts the stopped time too.
 //   a rank that cannot be started: "ipcrun: cannot start rank R on NODE: <step>:
 //                 <errno text>[; stopping K ranks]", stop, 127.
 // The job ends when every rank has been reaped and its pipes have closed, or
@@ -70,6 +73,7 @@ class Job {
   void all_ranks_ended();
   void stream_closed();
   void interrupted(int sig);
+  void suspend();
   void timed_out();
   void stop(Stop reason, int sig);
   void signal_ranks(int sig);

@@ -21,6 +21,7 @@ Exit status: 0 when every rank exits 0; otherwise that of the first rank to fail
 (128+N when killed by signal N), after the other ranks are stopped; 124 after
 --timeout; 126 or 127 when the program cannot be run; 2 for a usage error.
 SIGINT or SIGTERM to ipcrun is forwarded to every rank; a second one kills them.
+SIGTSTP (Ctrl-Z) stops every rank, then ipcrun; SIGCONT (fg, bg) continues them.
 `ipcrun --list-params` lists the IPC_* environment parameters.)";
 
 /// CLI11's usage line does not know that the program ends the options.

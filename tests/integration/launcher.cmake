@@ -11,6 +11,7 @@ set(IPC_LAUNCHER_TESTS
   timeout      # --timeout
   program      # program resolution (127/126) and exec failures
   interrupt    # SIGINT/SIGTERM to ipcrun, second signal
+  jobcontrol   # SIGTSTP/SIGCONT to ipcrun stop and continue the ranks
   orphans      # ipcrun killed: its ranks die too
 )
 foreach(name IN LISTS IPC_LAUNCHER_TESTS)

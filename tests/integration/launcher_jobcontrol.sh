@@ -1,0 +1,55 @@
+# Job control: SIGTSTP to ipcrun (Ctrl-Z) stops every rank, with what runs in its
+# process group, and then ipcrun; SIGCONT to ipcrun continues them and the job ends
+# normally. A rank stopped this way still acts on SIGTERM.
+source "$(dirname "$0")/launcher_common.sh"
+
+# state PID: the one-letter state of a process (R, S, T, Z, ...).
+state() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
+
+# wait_state PID STATE WHAT: waits (at most 10 s) until PID is in STATE.
+wait_state() {
+  local i
+  for ((i = 0; i < 500; i++)); do
+    [[ $(state "$1") == "$2" ]] && return 0
+    sleep 0.02
+  done
+  fail "$3: pid $1 is in state '$(state "$1")', expected '$2'"
+}
+
+# Ranks that count in a file every 20 ms, through a child process (sleep) of theirs.
+COUNT='echo $$ >"$PIDS/$IPC_RANK"; i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo $i >"$PIDS/count.$IPC_RANK"; sleep 0.02; done; echo done'
+start_bg "$IPCRUN" -n 2 sh -c "$COUNT"
+wait_for_pids 2
+wait_for_text "$PIDS/count.1" 3
+kill -TSTP "$BG_PID"
+wait_state "$BG_PID" T "ipcrun after SIGTSTP"
+for r in 0 1; do wait_state "$(cat "$PIDS/$r")" T "rank $r after SIGTSTP"; done
+before=$(cat "$PIDS/count.0" "$PIDS/count.1")
+sleep 0.3
+[[ $(cat "$PIDS/count.0" "$PIDS/count.1") == "$before" ]] || fail "the ranks kept counting while stopped"
+kill -CONT "$BG_PID"
+for r in 0 1; do
+  for ((i = 0; i < 500; i++)); do [[ $(state "$(cat "$PIDS/$r")") != T ]] && break; sleep 0.02; done
+  [[ $(state "$(cat "$PIDS/$r")") != T ]] || fail "rank $r still stopped after SIGCONT"
+done
+wait_bg
+expect_status 0 "stopped and continued"
+expect_file "$TMP/out" "done
+done" "stopped and continued"
+expect_file "$TMP/err" "" "stopped and continued: nothing on stderr"
+expect_ranks_gone "stopped and continued"
+rm -f "$PIDS"/*
+
+# Stopped, then SIGTERM to ipcrun: the ranks are continued to act on it.
+start_bg "$IPCRUN" -n 2 sh -c 'trap "echo got TERM; exit 3" TERM; echo $$ >"$PIDS/$IPC_RANK"; while :; do sleep 0.02; done'
+wait_for_pids 2
+kill -TSTP "$BG_PID"
+for r in 0 1; do wait_state "$(cat "$PIDS/$r")" T "rank $r after SIGTSTP"; done
+kill -TERM "$BG_PID"
+kill -CONT "$BG_PID"  # ipcrun itself is stopped too: the shell's fg/bg would send this
+wait_bg
+expect_status 3 "stopped, then SIGTERM"
+expect_file "$TMP/out" "got TERM
+got TERM" "stopped, then SIGTERM"
+expect_ranks_gone "stopped, then SIGTERM"
+echo "PASS $TEST_NAME"
