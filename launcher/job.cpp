@@ -91,8 +91,14 @@ int Job::run() {
   wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP and SIGCONT queue up for the loop
 
   try {
+    KvServer::Hooks hooks;
+    // A rank stopped during its start-up drops its bootstrap connection half-way:
+    // once the job is stopping, that is a consequence, not news.
+    hooks.log = [this](const std::string& text) {
+      if (stop_ == Stop::none) say(text);
+    };
     kv_ = std::make_unique<KvServer>(io_, secret_, options_.np,
-                                     asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+                                     asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), hooks);
   } catch (const std::system_error& e) {
     throw std::runtime_error(std::string("cannot start the bootstrap server on 127.0.0.1: ") + e.what());
   }
