@@ -68,12 +68,14 @@ wire::FrameHeader Engine::frame(wire::FrameType type, std::uint32_t comm, int ta
 // Marks `r` done, then wakes a sleeping waiter. The store must be ordered before the
 // load of the sleeper count (a waiter counts itself, then checks `done`): a full
 // barrier per completion, unless sleepers pay for it with a membarrier (see Sleeper).
-void Engine::mark_done(RequestState& r) {
+void Engine::mark_done(RequestState& r) { signal_done(r.done); }
+
+void Engine::signal_done(std::atomic<bool>& done) {
   if (asymmetric_) {
-    r.done.store(true, std::memory_order_release);
+    done.store(true, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);
   } else {
-    r.done.store(true, std::memory_order_seq_cst);
+    done.store(true, std::memory_order_seq_cst);
   }
   sleeper_.ring();
 }
@@ -111,6 +113,41 @@ std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int 
 // done, and the engine's references to it do not own it (a shared_ptr without a
 // control block), so a blocking call allocates nothing.
 Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
+  if (dest >= 0 && dest < opt_.size) {
+    // An eager message needs no request: the transport sends or copies it before its
+    // send returns (a large eager frame into a full ring excepted: waited for here).
+    struct Sent final : transport::Completion {
+      Engine* engine = nullptr;
+      std::atomic<bool> done{false};
+      std::error_code ec;
+      void complete(const std::error_code& e) override {
+        ec = e;
+        engine->signal_done(done);
+      }
+    } sent;
+    sent.engine = this;
+    auto p = static_cast<std::size_t>(dest);
+    bool eager = false;
+    {
+      std::lock_guard lk(mu_);
+      transport::Transport* t = opt_.route[p];
+      if (lost_[p].empty() && src.size <= t->eager_limit()) {
+        eager = true;
+        note_activity();
+        auto h = frame(wire::FrameType::eager, comm, tag, src.size);
+        h.length = src.size;
+        t->send(dest, h, src.data, &sent);
+      }
+    }
+    if (eager) {
+      if (!sent.done.load(std::memory_order_acquire))
+        block_until([&] { return sent.done.load(std::memory_order_seq_cst); });
+      if (sent.ec)
+        throw PeerLost("rank " + std::to_string(opt_.rank) + ": send to " + where(dest) + " failed: " +
+                       sent.ec.message());
+      return Status{dest, Tag{tag}, src.size};
+    }
+  }
   RequestState r(RequestState::Kind::send);
   start_send(std::shared_ptr<RequestState>(std::shared_ptr<RequestState>(), &r), comm, dest, tag, std::move(src));
   return wait(r);

@@ -118,6 +118,8 @@ class Engine final : public transport::Sink {
 
   /// Called by RequestState::complete and the protocol: marks `r` done, wakes sleepers.
   void mark_done(RequestState& r);
+  /// The same for any completion flag a waiter polls.
+  void signal_done(std::atomic<bool>& done);
 
  private:
   using Posted = std::shared_ptr<RequestState>;
