@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
 
 #include "wire/handshake.hpp"
+#include "wire/hmac.hpp"
+#include "wire/secret.hpp"
+
+#include <string>
+#include <vector>
 
 using namespace ipc::wire;
 
@@ -86,4 +91,53 @@ TEST(Secret, HexRoundTrip) {
   EXPECT_EQ(*parsed, s);
   EXPECT_FALSE(secret_from_hex("abc"));
   EXPECT_FALSE(secret_from_hex(std::string(64, 'g')));
+}
+
+namespace {
+
+std::vector<std::byte> bytes(const std::string& s) {
+  std::vector<std::byte> v(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) v[i] = static_cast<std::byte>(s[i]);
+  return v;
+}
+
+std::string hex(std::span<const std::byte> b) { return to_hex(b.data(), b.size()); }
+
+std::string hmac_hex(const std::vector<std::byte>& key, const std::vector<std::byte>& msg) {
+  const std::span<const std::byte> parts[] = {msg};
+  return hex(hmac_sha256(key, parts));
+}
+
+}  // namespace
+
+// RFC 4231, test cases 1, 2, 3, 6 and 7: keys shorter than, equal to and longer than
+// SHA-256's block, messages shorter and longer than one.
+TEST(HmacSha256, Rfc4231Vectors) {
+  EXPECT_EQ(hmac_hex(std::vector<std::byte>(20, std::byte{0x0b}), bytes("Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(hmac_hex(bytes("Jefe"), bytes("what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(hmac_hex(std::vector<std::byte>(20, std::byte{0xaa}), std::vector<std::byte>(50, std::byte{0xdd})),
+            "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+  EXPECT_EQ(hmac_hex(std::vector<std::byte>(131, std::byte{0xaa}),
+                     bytes("Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  EXPECT_EQ(hmac_hex(std::vector<std::byte>(131, std::byte{0xaa}),
+                     bytes("This is a test using a larger than block-size key and a larger than block-size data. "
+                           "The key needs to be hashed before being used by the HMAC algorithm.")),
+            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
+TEST(HmacSha256, PartsAreConcatenated) {
+  auto key = bytes("key");
+  auto a = bytes("hello, "), b = bytes("world");
+  const std::span<const std::byte> two[] = {a, b};
+  EXPECT_EQ(hex(hmac_sha256(key, two)), hmac_hex(key, bytes("hello, world")));
+  EXPECT_NE(hex(hmac_sha256(bytes("kex"), two)), hmac_hex(key, bytes("hello, world")));
+}
+
+TEST(Secret, RandomBytesDiffer) {
+  Secret a = make_secret(), b = make_secret();
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, Secret{});
 }

@@ -1,8 +1,6 @@
 #include "wire/handshake.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include "wire/hmac.hpp"
 
 #include <cstring>
 #include <stdexcept>
@@ -20,26 +18,11 @@ using Mac = std::array<std::byte, 32>;
 
 Mac mac(const Secret& secret, std::string_view label, std::span<const std::byte> hello,
         std::span<const std::byte> nonce_s) {
-  std::array<unsigned char, 10 + kClientHelloSize + kNonce> msg{};
-  std::size_t n = 0;
-  std::memcpy(msg.data() + n, label.data(), label.size());
-  n += label.size();
-  std::memcpy(msg.data() + n, hello.data(), hello.size());
-  n += hello.size();
-  std::memcpy(msg.data() + n, nonce_s.data(), nonce_s.size());
-  n += nonce_s.size();
-  Mac out{};
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), msg.data(), n,
-            reinterpret_cast<unsigned char*>(out.data()), &len) ||
-      len != out.size())
-    throw std::runtime_error("HMAC-SHA256 failed");
-  return out;
+  const std::span<const std::byte> parts[] = {std::as_bytes(std::span(label.data(), label.size())), hello, nonce_s};
+  return hmac_sha256(std::span<const std::byte>(secret.data(), secret.size()), parts);
 }
 
-bool equal(std::span<const std::byte> a, std::span<const std::byte> b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
+bool equal(std::span<const std::byte> a, std::span<const std::byte> b) { return equal_secret(a, b); }
 
 }  // namespace
 
