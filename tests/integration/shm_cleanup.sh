@@ -44,10 +44,19 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 [[ $alive -eq 0 ]] || fail "ranks outlived a SIGKILLed ipcrun"
-[[ $(leftovers) -ge 1 ]] || fail "expected a stale segment to clean up"
+# The kernel closes a dying ipcrun's sockets before it kills the ranks, so a rank may
+# see its bootstrap connection end and remove its own segments first: what is left
+# here (possibly nothing) is stale. Add one more by hand, of a job whose ipcrun is
+# certainly gone, so that --cleanup has something to remove either way.
+sh -c 'exit 0' &
+dead=$!
+wait "$dead"
+stale=$(printf 'ipc-%08x%016x-0' "$dead" 3054)
+( umask 077 && : >"/dev/shm/$stale" )
 out=$("$IPCRUN" --cleanup)
 [[ $out == "ipcrun: removed "*" stale shared-memory segment"* ]] || fail "--cleanup said: $out"
-[[ $(leftovers) -eq 0 ]] || fail "--cleanup left the stale segment"
+[[ ! -e /dev/shm/$stale ]] || fail "--cleanup left /dev/shm/$stale"
+[[ $(leftovers) -eq 0 ]] || fail "--cleanup left the SIGKILLed job's segments"
 
 # --report-transports: one line per ordered pair, in order, shm between ranks of the
 # node and self for one's own; forced TCP shows tcp.
@@ -64,9 +73,10 @@ run "$IPCRUN" -n 2 --transports tcp --report-transports "$HELLO"
 IPC_TRANSPORTS=tcp run "$IPCRUN" -n 2 --report-transports "$HELLO"
 [[ $(grep -c ': tcp$' "$TMP/err") -eq 2 ]] || fail "IPC_TRANSPORTS=tcp not honoured"
 
-# --transports shm when shm cannot reach a pair (two nodes): one clear error.
+# --transports shm when shm cannot reach a pair (two nodes): a clear error naming it.
 run "$IPCRUN" -n 2 --transports shm sh -c 'IPC_NODE=node$IPC_RANK exec "$0"' "$HELLO"
 [[ $status -ne 0 ]] || fail "an unreachable pair did not fail the job"
-grep -q "no transport reaches rank 1 on node1 from rank 0 on node0 (allowed: shm)" "$TMP/err" ||
-  fail "no error naming the pair"
+# Both ranks find out; the first to fail may be stopped before the other speaks.
+grep -qE "no transport reaches rank (1 on node1 from rank 0 on node0|0 on node0 from rank 1 on node1) \(allowed: shm\)" \
+  "$TMP/err" || fail "no error naming the pair"
 echo PASS
