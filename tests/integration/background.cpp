@@ -2,17 +2,65 @@
 // without calling the library; the progress thread must move the message meanwhile,
 // so that rank 1 receives it during the computation and the request is complete when
 // rank 0 looks (Request::done() makes no progress of its own).
+//   it_background            non-blocking sends, then posting while computing
+//   it_background backlog    blocking sends left queued, then computing
 #include <ipc/ipc.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "check.hpp"
 
-int main() {
+namespace {
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Blocking sends only: more eager messages than the ring or the sockets hold, so that
+// copies stay queued in rank 0's transport; then rank 0 computes. A progress thread
+// must start for them (the program has made no non-blocking call) and move them, so
+// that rank 1, which starts receiving a little later, has everything before rank 0
+// calls the library again. The clock is the node's monotonic one, shared by both.
+int backlog(ipc::Communicator& c) {
+  constexpr int kCount = 12000;  // 96 MiB (loopback TCP may buffer 36 MiB) in messages
+                                 // that each fit one shm ring record
+  std::vector<char> msg(8 * 1024, 'b');
+  if (c.rank() == 0) {
+    c.recv<int>(1, ipc::Tag{1});
+    for (int i = 0; i < kCount; ++i) c.send(msg, 1, ipc::Tag{2});
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    volatile double x = 0;
+    while (std::chrono::steady_clock::now() < end) x = x + 1.0;  // no library calls
+    c.send(now_ns(), 1, ipc::Tag{3});
+  } else {
+    c.send(1, 0, ipc::Tag{1});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::vector<char> in;
+    for (int i = 0; i < kCount; ++i) {
+      c.recv(in, 0, ipc::Tag{2});
+      IT_CHECK(1, in.size() == msg.size() && in[100] == 'b', "message %d", i);
+    }
+    std::int64_t last = now_ns();
+    auto computed_until = c.recv<std::int64_t>(0, ipc::Tag{3});
+    IT_CHECK(1, last < computed_until,
+             "queued blocking sends moved only when rank 0 called the library again (%.3f s after its computation)",
+             (last - computed_until) / 1e9);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
   ipc::Runtime rt;
   auto& c = rt.world();
   if (c.size() != 2) return 2;
+  if (argc > 1 && std::string(argv[1]) == "backlog") return backlog(c);
   std::vector<char> big(32u << 20, 'p');
   if (c.rank() == 0) {
     c.recv<int>(1, ipc::Tag{1});  // rank 1 is ready

@@ -6,6 +6,25 @@ source "$(dirname "$0")/launcher_common.sh"
 # state PID: the one-letter state of a process (R, S, T, Z, ...).
 state() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
 
+# group_states PGID: the states of the processes of a group, sorted, unique ("DT").
+group_states() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$1" '
+    { s = $0; sub(/^.*\) /, "", s); split(s, f, " "); if (f[3] == g) print f[1] }' | sort -u | tr -d '\n'
+}
+
+# wait_group_stopped PGID WHAT: waits (at most 10 s) until every process of a rank's
+# group is stopped: in state T, or D for a shell waiting on a child stopped between
+# vfork and exec (it cannot run on until that child does).
+wait_group_stopped() {
+  local i st
+  for ((i = 0; i < 500; i++)); do
+    st=$(group_states "$1")
+    [[ $st == T || $st == DT ]] && return 0
+    sleep 0.02
+  done
+  fail "$2: the processes of group $1 are in states '$st', expected all stopped"
+}
+
 # wait_state PID STATE WHAT: waits (at most 10 s) until PID is in STATE.
 wait_state() {
   local i
@@ -23,14 +42,14 @@ wait_for_pids 2
 wait_for_text "$PIDS/count.1" 3
 kill -TSTP "$BG_PID"
 wait_state "$BG_PID" T "ipcrun after SIGTSTP"
-for r in 0 1; do wait_state "$(cat "$PIDS/$r")" T "rank $r after SIGTSTP"; done
+for r in 0 1; do wait_group_stopped "$(cat "$PIDS/$r")" "rank $r after SIGTSTP"; done
 before=$(cat "$PIDS/count.0" "$PIDS/count.1")
 sleep 0.3
 [[ $(cat "$PIDS/count.0" "$PIDS/count.1") == "$before" ]] || fail "the ranks kept counting while stopped"
 kill -CONT "$BG_PID"
 for r in 0 1; do
-  for ((i = 0; i < 500; i++)); do [[ $(state "$(cat "$PIDS/$r")") != T ]] && break; sleep 0.02; done
-  [[ $(state "$(cat "$PIDS/$r")") != T ]] || fail "rank $r still stopped after SIGCONT"
+  for ((i = 0; i < 500; i++)); do [[ $(group_states "$(cat "$PIDS/$r")") != *T* ]] && break; sleep 0.02; done
+  [[ $(group_states "$(cat "$PIDS/$r")") != *T* ]] || fail "rank $r (or its child) still stopped after SIGCONT"
 done
 wait_bg
 expect_status 0 "stopped and continued"
@@ -44,7 +63,7 @@ rm -f "$PIDS"/*
 start_bg "$IPCRUN" -n 2 sh -c 'trap "echo got TERM; exit 3" TERM; echo $$ >"$PIDS/$IPC_RANK"; while :; do sleep 0.02; done'
 wait_for_pids 2
 kill -TSTP "$BG_PID"
-for r in 0 1; do wait_state "$(cat "$PIDS/$r")" T "rank $r after SIGTSTP"; done
+for r in 0 1; do wait_group_stopped "$(cat "$PIDS/$r")" "rank $r after SIGTSTP"; done
 kill -TERM "$BG_PID"
 kill -CONT "$BG_PID"  # ipcrun itself is stopped too: the shell's fg/bg would send this
 wait_bg

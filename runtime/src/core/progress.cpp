@@ -196,8 +196,11 @@ void Engine::flush() {
 }
 
 void Engine::shutdown() {
-  if (progress_.joinable()) {
+  {
+    std::lock_guard lk(pt_mu_);  // no progress thread starts after this
     stop_.store(true);
+  }
+  if (progress_.joinable()) {
     sleeper_.ring(true);
     {
       std::lock_guard lk(pt_mu_);

@@ -302,6 +302,11 @@ bool ShmTransport::poll(Sink& sink) {
 
 bool ShmTransport::idle() const { return pending_peers_ == 0; }
 
+bool ShmTransport::backlog(int peer) const {
+  auto& p = peers_[static_cast<std::size_t>(peer)];
+  return p && !p->queue.empty();
+}
+
 bool ShmTransport::can_read(int peer) const {
   auto& p = peers_.at(static_cast<std::size_t>(peer));
   return p && p->cma;

@@ -335,6 +335,13 @@ void TcpTransport::reap(Sink& sink) {
   }
 }
 
+bool TcpTransport::backlog(int peer) const {
+  auto p = static_cast<std::size_t>(peer);
+  if (!held_[p].empty()) return true;
+  const Connection* c = send_conn_[p];
+  return c && !c->closed() && !c->idle();
+}
+
 bool TcpTransport::idle() const {
   for (auto& h : held_)
     if (!h.empty()) return false;

@@ -64,6 +64,7 @@ class TcpTransport final : public Transport {
   /// Connections, open or not (for tests).
   std::size_t connections() const { return conns_.size(); }
   bool idle() const override;
+  bool backlog(int peer) const override;
   void close() override;
 
  private:
