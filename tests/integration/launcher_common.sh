@@ -100,7 +100,7 @@ wait_for_pids() {
 # A rank leads its own group (pgid = its pid).
 group_alive() {
   # /proc/PID/stat: pid (comm) state ppid pgrp ...; comm may hold spaces.
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v id="$1" '
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v id="$1" '
     { s = $0; sub(/^.*\) /, "", s); split(s, f, " ")
       if (($1 == id || f[3] == id) && f[1] != "Z") found = 1 }
     END { exit !found }'

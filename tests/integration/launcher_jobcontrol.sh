@@ -8,7 +8,8 @@ state() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
 
 # group_states PGID: the states of the processes of a group, sorted, unique ("DT").
 group_states() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$1" '
+  # A process may end between the glob and the read: cat's complaint is no failure.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v g="$1" '
     { s = $0; sub(/^.*\) /, "", s); split(s, f, " "); if (f[3] == g) print f[1] }' | sort -u | tr -d '\n'
 }
 
