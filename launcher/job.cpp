@@ -283,11 +283,19 @@ void Job::interrupted(int sig) {
 // Job control: the ranks lead their own process groups, out of the terminal's
 // foreground group, so a Ctrl-Z reaches ipcrun alone. It stops the ranks first (their
 // whole groups, with the uncatchable SIGSTOP: a rank that handled SIGTSTP would keep
-// running), then itself, which hands the terminal back to the shell. The SIGCONT that
-// continues ipcrun (fg, bg) is passed on to the ranks.
+// running), then itself with SIGTSTP's default action, which hands the terminal back
+// to the shell; the kernel discards that for an orphaned process group (nobody would
+// ever continue it), and then the job simply goes on. The SIGCONT that continues
+// ipcrun (fg, bg) is passed on to the ranks as well.
 void Job::suspend() {
   signal_ranks(SIGSTOP);
-  ::raise(SIGSTOP);
+  struct sigaction dfl {}, ours {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(SIGTSTP, &dfl, &ours);
+  ::raise(SIGTSTP);  // returns once continued, or at once when discarded
+  ::sigaction(SIGTSTP, &ours, nullptr);
+  signal_ranks(SIGCONT);
 }
 
 void Job::timed_out() {

@@ -6,11 +6,12 @@ source "$(dirname "$0")/launcher_common.sh"
 # state PID: the one-letter state of a process (R, S, T, Z, ...).
 state() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
 
-# group_states PGID: the states of the processes of a group, sorted, unique ("DT").
+# group_states PGID: the states of the live processes of a group (zombies left out:
+# a child may end just before the stop), sorted, unique ("DT").
 group_states() {
   # A process may end between the glob and the read: cat's complaint is no failure.
   { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v g="$1" '
-    { s = $0; sub(/^.*\) /, "", s); split(s, f, " "); if (f[3] == g) print f[1] }' | sort -u | tr -d '\n'
+    { s = $0; sub(/^.*\) /, "", s); split(s, f, " "); if (f[3] == g && f[1] != "Z") print f[1] }' | sort -u | tr -d '\n'
 }
 
 # wait_group_stopped PGID WHAT: waits (at most 10 s) until every process of a rank's

@@ -34,14 +34,7 @@ Engine::Engine(Options opt)
     if (t && std::find(transports_.begin(), transports_.end(), t) == transports_.end()) transports_.push_back(t);
   for (auto* t : transports_)
     if (t->wait_fd() >= 0) sleeper_.watch(t->wait_fd());
-  pt_wanted_ = opt_.progress_thread && opt_.size > 1;
-}
-
-void Engine::start_progress() {
-  std::lock_guard lk(pt_mu_);
-  if (pt_started_.load(std::memory_order_relaxed) || stop_.load()) return;
-  progress_ = std::thread([this] { progress_thread_main(); });
-  pt_started_.store(true, std::memory_order_release);
+  if (opt_.progress_thread && opt_.size > 1) progress_ = std::thread([this] { progress_thread_main(); });
 }
 
 Engine::~Engine() { shutdown(); }
@@ -103,14 +96,12 @@ void Engine::place(RequestState& r, std::size_t size) {
 }
 
 std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src) {
-  want_progress();
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
   start_send(r, comm, dest, tag, std::move(src));
   return r;
 }
 
 std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
-  want_progress();
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
   r->target.emplace(std::move(dst));
   r->to = &*r->target;
@@ -136,7 +127,7 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
     } sent;
     sent.engine = this;
     auto p = static_cast<std::size_t>(dest);
-    bool eager = false, queued = false;
+    bool eager = false;
     {
       std::lock_guard lk(mu_);
       transport::Transport* t = opt_.route[p];
@@ -146,10 +137,8 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
         auto h = frame(wire::FrameType::eager, comm, tag, src.size);
         h.length = src.size;
         t->send(dest, h, src.data, &sent);
-        queued = pt_wanted_ && !pt_started_.load(std::memory_order_relaxed) && t->backlog(dest);
       }
     }
-    if (queued) want_progress();  // its copy must move while the program computes
     if (eager) {
       if (!sent.done.load(std::memory_order_acquire))
         block_until([&] { return sent.done.load(std::memory_order_seq_cst); });

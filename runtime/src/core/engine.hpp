@@ -185,21 +185,8 @@ class Engine final : public transport::Sink {
   void cancel_recv(RequestState& r);
 
  private:
-  /// Starts the progress thread if the options want one and it is not running yet.
-  /// It starts on the first work that only it could move while the program computes
-  /// (a non-blocking request, frames left queued in a transport), so that a program
-  /// of blocking calls never has one: every system call of a process with a second
-  /// thread takes the slower shared-descriptor-table path, and the thread's park timer
-  /// wakes on the rank's core (together 1-2% of a small TCP message).
-  void want_progress() {
-    if (pt_wanted_ && !pt_started_.load(std::memory_order_acquire)) start_progress();
-  }
-  void start_progress();
-
   NodeGroup* group_ = nullptr;
   std::atomic<bool> stop_{false};
-  bool pt_wanted_ = false;
-  std::atomic<bool> pt_started_{false};
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;
   std::thread progress_;

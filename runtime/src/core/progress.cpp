@@ -196,11 +196,8 @@ void Engine::flush() {
 }
 
 void Engine::shutdown() {
-  {
-    std::lock_guard lk(pt_mu_);  // no progress thread starts after this
-    stop_.store(true);
-  }
   if (progress_.joinable()) {
+    stop_.store(true);
     sleeper_.ring(true);
     {
       std::lock_guard lk(pt_mu_);

@@ -1,5 +1,7 @@
 #include "transport/registry.hpp"
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <sstream>
 
@@ -100,6 +102,7 @@ std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
       o.eager_limit = static_cast<std::size_t>(wire::param_int("IPC_TCP_EAGER"));
       o.buffer_bytes = static_cast<int>(wire::param_int("IPC_TCP_BUFFER"));
       o.congestion = wire::param("IPC_TCP_CC");
+      o.congestion_required = std::getenv("IPC_TCP_CC") != nullptr;
       o.limits = cfg.limits;
       out.push_back(std::make_unique<tcp::TcpTransport>(o));
     }

@@ -99,12 +99,6 @@ class Transport {
   virtual int wait_fd() const { return -1; }
   /// True when nothing is queued to send.
   virtual bool idle() const = 0;
-  /// True when frames to `peer` wait in this transport (not yet written to the
-  /// kernel or the ring): only progress will move them.
-  virtual bool backlog(int peer) const {
-    (void)peer;
-    return !idle();
-  }
   /// Every peer has called add_peer for its peers (a fence has passed since): a
   /// transport may now drop what only start-up needed (shm unlinks its segment).
   virtual void ready() {}

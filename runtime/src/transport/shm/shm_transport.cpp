@@ -302,11 +302,6 @@ bool ShmTransport::poll(Sink& sink) {
 
 bool ShmTransport::idle() const { return pending_peers_ == 0; }
 
-bool ShmTransport::backlog(int peer) const {
-  auto& p = peers_[static_cast<std::size_t>(peer)];
-  return p && !p->queue.empty();
-}
-
 bool ShmTransport::can_read(int peer) const {
   auto& p = peers_.at(static_cast<std::size_t>(peer));
   return p && p->cma;
@@ -365,6 +360,7 @@ void ShmTransport::check_peers(Sink& sink) {
       }
     auto q = std::move(p->queue);
     p->queue.clear();
+    if (!q.empty()) --pending_peers_;  // else flush() would wait for it forever
     for (auto& o : q)
       if (o.done) o.done->complete(std::make_error_code(std::errc::connection_aborted));
     sink.on_peer_lost(p->rank, "its process (pid " + std::to_string(p->pid) + ") is gone");

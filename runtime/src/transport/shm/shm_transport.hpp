@@ -67,7 +67,6 @@ class ShmTransport final : public Transport {
   bool poll(Sink& sink) override;
   int wait_fd() const override { return bell_; }
   bool idle() const override;
-  bool backlog(int peer) const override;
   void ready() override { own_.unlink(); }
   bool can_read(int peer) const override;
   bool read(int peer, std::uint64_t remote, void* dst, std::size_t n) override;

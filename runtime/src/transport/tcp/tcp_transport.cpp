@@ -57,7 +57,8 @@ TcpTransport::TcpTransport(Options opt)
 void TcpTransport::set_congestion(int fd) const {
   if (opt_.congestion.empty()) return;
   if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, opt_.congestion.data(),
-                   static_cast<socklen_t>(opt_.congestion.size())) == 0)
+                   static_cast<socklen_t>(opt_.congestion.size())) == 0 ||
+      !opt_.congestion_required)  // the default, refused (a sandbox, an admin's list): keep the system's
     return;
   std::string why = std::strerror(errno);
   std::string allowed;
@@ -333,13 +334,6 @@ void TcpTransport::reap(Sink& sink) {
     c->close();
     conns_.erase(conns_.begin() + static_cast<std::ptrdiff_t>(i));
   }
-}
-
-bool TcpTransport::backlog(int peer) const {
-  auto p = static_cast<std::size_t>(peer);
-  if (!held_[p].empty()) return true;
-  const Connection* c = send_conn_[p];
-  return c && !c->closed() && !c->idle();
 }
 
 bool TcpTransport::idle() const {

@@ -41,6 +41,7 @@ struct Options {
   std::size_t eager_limit = 64 * 1024;
   int buffer_bytes = 0;  // SO_SNDBUF/SO_RCVBUF; 0: the kernel's autotuning
   std::string congestion = "reno";  // TCP_CONGESTION of every connection; "": the system's default
+  bool congestion_required = false;  // asked for by name: refusal is an error (else the default stays)
   wire::FrameLimits limits{};
 };
 
@@ -64,12 +65,12 @@ class TcpTransport final : public Transport {
   /// Connections, open or not (for tests).
   std::size_t connections() const { return conns_.size(); }
   bool idle() const override;
-  bool backlog(int peer) const override;
   void close() override;
 
  private:
   Connection* connect_to(int peer);
-  /// Sets opt_.congestion on `fd`. @throws ipc::Error naming IPC_TCP_CC when the kernel refuses it.
+  /// Sets opt_.congestion on `fd`. @throws ipc::Error naming IPC_TCP_CC when the kernel
+  /// refuses it and it was asked for by name; otherwise the system's default stays.
   void set_congestion(int fd) const;
   void watch(Connection* c);
   /// Puts `c` in the epoll set, or takes it out (a hot connection), as its state says.
