@@ -134,9 +134,7 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
       if (lost_[p].empty() && src.size <= t->eager_limit()) {
         eager = true;
         note_activity();
-        auto h = frame(wire::FrameType::eager, comm, tag, src.size);
-        h.length = src.size;
-        t->send(dest, h, src.data, &sent);
+        send_eager(t, dest, comm, tag, src, &sent);
       }
     }
     if (eager) {
@@ -181,9 +179,7 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   }
   transport::Transport* t = opt_.route[p];
   if (r->src.size <= t->eager_limit()) {
-    auto h = frame(wire::FrameType::eager, comm, tag, r->src.size);
-    h.length = r->src.size;
-    t->send(dest, h, r->src.data, r.get());
+    send_eager(t, dest, comm, tag, r->src, r.get());
     // Not done at once (queued): the transport completes it later, under this lock,
     // and the request must live until then.
     if (!r->done.load(std::memory_order_relaxed)) r->keep = r;
@@ -194,6 +190,13 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
     t->send(dest, h, nullptr, nullptr);
     rdv_sends_.emplace(h.cookie, r);  // after the send: if it threw, nothing refers to r
   }
+}
+
+void Engine::send_eager(transport::Transport* t, int dest, std::uint32_t comm, int tag, const SendSource& src,
+                        transport::Completion* done) {
+  auto h = frame(wire::FrameType::eager, comm, tag, src.size);
+  h.length = src.size;
+  t->send(dest, h, src.data, done);
 }
 
 void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {

@@ -125,6 +125,9 @@ class Engine final : public transport::Sink {
   using Posted = std::shared_ptr<RequestState>;
 
   void start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag, SendSource src);
+  /// `src` as one eager frame to `dest` over `t` (under the lock); `done` told as the transport says.
+  void send_eager(transport::Transport* t, int dest, std::uint32_t comm, int tag, const SendSource& src,
+                  transport::Completion* done);
   /// The receive of `r`, whose target (its own, or a blocking caller's) is in place.
   void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag);
   bool progress_locked();

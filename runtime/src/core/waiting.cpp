@@ -1,11 +1,9 @@
 #include "core/waiting.hpp"
 
 #include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>

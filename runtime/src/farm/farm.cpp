@@ -28,6 +28,7 @@
 #include "ipc/errors.hpp"
 #include "ipc/detail/transfer.hpp"
 #include "ipc/request.hpp"
+#include "wire/bytes.hpp"
 #include "wire/hash.hpp"
 
 namespace ipc::detail {
@@ -41,17 +42,8 @@ std::atomic<std::uint32_t> g_farms{0};
 
 using clock = std::chrono::steady_clock;
 
-void put_u64(Bytes& b, std::uint64_t v) {
-  auto at = b.size();
-  b.resize(at + 8);
-  std::memcpy(b.data() + at, &v, 8);
-}
-
-std::uint64_t get_u64(const std::byte* p) {
-  std::uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
+void put_u64(Bytes& b, std::uint64_t v) { wire::put_int(b, v); }
+std::uint64_t get_u64(const std::byte* p) { return wire::get_int<std::uint64_t>(p); }
 
 std::uint64_t hash_tasks(const std::vector<Bytes>& tasks) {
   std::uint64_t h = wire::kFnvBasis;

@@ -22,8 +22,6 @@ Mac mac(const Secret& secret, std::string_view label, std::span<const std::byte>
   return hmac_sha256(std::span<const std::byte>(secret.data(), secret.size()), parts);
 }
 
-bool equal(std::span<const std::byte> a, std::span<const std::byte> b) { return equal_secret(a, b); }
-
 }  // namespace
 
 std::string to_string(HandshakeError e) {
@@ -62,7 +60,7 @@ HandshakeError ClientHandshake::on_server_hello(std::span<const std::byte, kServ
   if (std::memcmp(in.data(), kServerMagic, 4) != 0) return HandshakeError::bad_magic;
   auto nonce_s = in.subspan(4, kNonce);
   Mac expect = mac(secret_, "ipc-server", hello_, nonce_s);
-  if (!equal(expect, in.subspan(4 + kNonce, 32))) return HandshakeError::bad_mac;
+  if (!equal_secret(expect, in.subspan(4 + kNonce, 32))) return HandshakeError::bad_mac;
   Mac proof = mac(secret_, "ipc-client", hello_, nonce_s);
   std::memcpy(proof_.data(), proof.data(), proof.size());
   return HandshakeError::ok;
@@ -90,7 +88,7 @@ HandshakeError ServerHandshake::on_client_hello(std::span<const std::byte, kClie
 
 HandshakeError ServerHandshake::on_client_proof(std::span<const std::byte, kClientProofSize> in) const {
   Mac expect = mac(secret_, "ipc-client", hello_, std::span<const std::byte>(reply_.data() + 4, kNonce));
-  return equal(expect, in) ? HandshakeError::ok : HandshakeError::bad_mac;
+  return equal_secret(expect, in) ? HandshakeError::ok : HandshakeError::bad_mac;
 }
 
 }  // namespace ipc::wire

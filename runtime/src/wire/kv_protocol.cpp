@@ -1,21 +1,14 @@
 #include "wire/kv_protocol.hpp"
 
+#include "wire/bytes.hpp"
+
 #include <cstring>
 
 namespace ipc::wire {
 namespace {
 
-void put_u32(std::vector<std::byte>& out, std::uint32_t v) {
-  auto n = out.size();
-  out.resize(n + 4);
-  std::memcpy(out.data() + n, &v, 4);
-}
-
-std::uint32_t get_u32(const std::byte* p) {
-  std::uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+void put_u32(std::vector<std::byte>& out, std::uint32_t v) { put_int(out, v); }
+std::uint32_t get_u32(const std::byte* p) { return get_int<std::uint32_t>(p); }
 
 bool known(std::uint8_t op) {
   switch (static_cast<KvOp>(op)) {
