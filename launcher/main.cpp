@@ -16,7 +16,7 @@
 #include "shm_cleanup.hpp"
 #include "output.hpp"
 #include "spawn.hpp"
-#include "wire/params.hpp"
+#include "base/params.hpp"
 
 namespace {
 
@@ -37,7 +37,7 @@ void ensure_standard_descriptors() {
 }
 
 void list_params() {
-  auto params = ipc::wire::all_params();
+  auto params = ipc::base::all_params();
   std::size_t name_w = 0, value_w = 0;
   for (const auto& p : params) {
     name_w = std::max(name_w, std::strlen(p.name));
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   raise_descriptor_limit();
   double kill_grace = 0;
   try {
-    kill_grace = ipc::wire::param_seconds("IPC_KILL_GRACE");
+    kill_grace = ipc::base::param_seconds("IPC_KILL_GRACE");
   } catch (const std::exception& e) {
     say(e.what());
     return 2;

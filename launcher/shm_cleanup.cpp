@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "base/names.hpp"
 #include "output.hpp"
 #include "wire/secret.hpp"
 
@@ -18,13 +19,7 @@ namespace ipc::launcher {
 namespace {
 
 constexpr const char* kDir = "/dev/shm";
-constexpr std::size_t kPidDigits = 8, kJobDigits = 24;
-
-bool is_hex(const std::string& s) {
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
+constexpr std::size_t kPidDigits = 8;
 
 // The names in /dev/shm that belong to ipc jobs, with their job ids.
 std::vector<std::pair<std::string, std::string>> segments() {
@@ -33,10 +28,7 @@ std::vector<std::pair<std::string, std::string>> segments() {
   if (!d) return out;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name.rfind("ipc-", 0) != 0 || name.size() < 4 + kJobDigits + 2) continue;
-    std::string job = name.substr(4, kJobDigits);
-    if (!is_hex(job) || name[4 + kJobDigits] != '-') continue;
-    out.emplace_back(name, job);
+    if (auto job = base::job_of_segment(name)) out.emplace_back(name, *job);
   }
   ::closedir(d);
   return out;
@@ -47,6 +39,7 @@ std::vector<std::pair<std::string, std::string>> segments() {
 std::string make_job_id() {
   char pid[kPidDigits + 1];
   std::snprintf(pid, sizeof pid, "%08x", static_cast<unsigned>(::getpid()));
+  static_assert(kPidDigits + 16 == base::kJobIdDigits);
   std::byte random[8];
   wire::random_bytes(random, sizeof random);
   return pid + wire::to_hex(random, sizeof random);

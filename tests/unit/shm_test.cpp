@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/names.hpp"
 #include "transport/shm/ring.hpp"
 #include "transport/registry.hpp"
 #include "transport/shm/shm_transport.hpp"
@@ -275,8 +276,8 @@ TEST(ShmTransport, SegmentsAreUnlinkedOnceReadyOrAtTheEnd) {
   std::string seg0, seg1;
   {
     Node node(64 * 1024, false);
-    seg0 = "/dev/shm" + ShmTransport::segment_name(node.job, 0);
-    seg1 = "/dev/shm" + ShmTransport::segment_name(node.job, 1);
+    seg0 = "/dev/shm" + base::segment_name(node.job, 0);
+    seg1 = "/dev/shm" + base::segment_name(node.job, 1);
     EXPECT_TRUE(exists(seg0));
     node.t[0]->ready();  // every peer has mapped it: the name goes, the mapping stays
     EXPECT_FALSE(exists(seg0));
@@ -304,7 +305,7 @@ TEST(ShmMemory, SegmentSizesFollowTheDocumentedFormula) {
   EXPECT_EQ(shm_ring_bytes(64), 64u << 10);
   Node node(8192, false);
   struct stat st {};
-  ASSERT_EQ(::stat(("/dev/shm" + ShmTransport::segment_name(node.job, 0)).c_str(), &st), 0);
+  ASSERT_EQ(::stat(("/dev/shm" + base::segment_name(node.job, 0)).c_str(), &st), 0);
   EXPECT_EQ(static_cast<std::size_t>(st.st_size), segment_bytes(2, 8192));
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }

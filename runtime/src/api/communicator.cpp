@@ -1,7 +1,7 @@
 #include "ipc/communicator.hpp"
 
 #include "core/engine.hpp"
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc {
 

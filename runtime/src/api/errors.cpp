@@ -1,6 +1,6 @@
 #include <string>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 #include "ipc/value.hpp"
 
 namespace ipc::detail {

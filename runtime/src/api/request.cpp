@@ -1,7 +1,7 @@
 #include "ipc/request.hpp"
 
 #include "core/engine.hpp"
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc {
 

@@ -17,10 +17,11 @@
 #include "bootstrap/bootstrap.hpp"
 #include "collectives/node_group.hpp"
 #include "core/engine.hpp"
-#include "ipc/errors.hpp"
-#include "transport/net.hpp"
+#include "base/errors.hpp"
+#include "base/net.hpp"
 #include "transport/registry.hpp"
-#include "wire/params.hpp"
+#include "base/names.hpp"
+#include "base/params.hpp"
 
 namespace ipc {
 
@@ -72,7 +73,7 @@ std::terminate_handler g_previous_terminate = nullptr;
       // first failure (and stop this rank), so that it reports the cause, not this.
       double grace = 0.5;
       try {
-        grace = wire::param_seconds("IPC_LOST_PEER_GRACE");
+        grace = base::param_seconds("IPC_LOST_PEER_GRACE");
       } catch (...) {
       }
       std::this_thread::sleep_for(std::chrono::duration<double>(grace));
@@ -127,7 +128,7 @@ NodeSegment make_group_segment(const bootstrap::JobInfo& job, const std::vector<
   std::size_t slot = node_slot_bytes(job.size);
   if (slot == 0) return {};
   try {
-    return NodeSegment::create(node_segment_name(job.job), job.size, slot);
+    return NodeSegment::create(base::group_segment_name(job.job), job.size, slot);
   } catch (const Error& e) {
     std::cerr << "ipc: rank 0: collectives run over messages: " << e.what() << std::endl;
     return {};
@@ -146,7 +147,7 @@ bool use_group(const std::vector<transport::PeerCard>& cards) {
 void start(RuntimeImpl& im) {
   im.job = bootstrap::read_environment();
   g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
-  auto allowed = transport::parse_list(wire::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
+  auto allowed = transport::parse_list(base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
   im.store = bootstrap::open_store(im.job);
 
   transport::Config cfg;
@@ -156,7 +157,7 @@ void start(RuntimeImpl& im) {
   cfg.local_size = im.job.local_size;
   cfg.job = im.job.job;
   cfg.secret = im.job.secret;
-  cfg.limits.max_payload = static_cast<std::uint64_t>(wire::param_int("IPC_MAX_MESSAGE"));
+  cfg.limits.max_payload = static_cast<std::uint64_t>(base::param_int("IPC_MAX_MESSAGE"));
   if (im.job.size > 1) cfg.allowed = allowed;
   im.self = transport::open_self(im.job.rank);
   im.transports = transport::open(cfg);
@@ -167,7 +168,7 @@ void start(RuntimeImpl& im) {
   card.boot_id = net::boot_id();
   card.pid = static_cast<int>(::getpid());
   card.cpus = static_cast<int>(std::thread::hardware_concurrency());
-  card.coll_flat = wire::param("IPC_COLL_FLAT");
+  card.coll_flat = base::param("IPC_COLL_FLAT");
   for (auto& t : im.transports) card.cards[std::string(t->name())] = t->card();
   NodeSegment group_segment = make_group_segment(im.job, allowed);
   card.node_group = group_segment ? group_segment.name() : "";
@@ -184,7 +185,7 @@ void start(RuntimeImpl& im) {
   eo.route = im.route;
   for (auto& c : cards) eo.peer_nodes.push_back(c.node);
   eo.wait = WaitPolicy::from_params(im.job.local_size);
-  eo.progress_thread = wire::param_bool("IPC_PROGRESS_THREAD");
+  eo.progress_thread = base::param_bool("IPC_PROGRESS_THREAD");
   eo.coll_flat = collectives_go_flat(cards);
   im.engine = std::make_unique<Engine>(std::move(eo));
   im.world = std::make_unique<Communicator>(*im.engine, 0, im.job.rank, im.job.size);
@@ -197,7 +198,7 @@ void start(RuntimeImpl& im) {
   if (im.job.size > 1) {
     // Reports go before this second fence so that ipcrun prints them all at once;
     // after it every peer has mapped what it needs (shm unlinks its segment).
-    if (wire::param_bool("IPC_REPORT_TRANSPORTS"))
+    if (base::param_bool("IPC_REPORT_TRANSPORTS"))
       for (int p = 0; p < im.job.size; ++p)
         im.store->report("transport " + std::to_string(im.job.rank) + " -> " + std::to_string(p) + ": " +
                          std::string(im.route[static_cast<std::size_t>(p)]->name()));

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <random>
 
-#include "ipc/errors.hpp"
-#include "wire/params.hpp"
+#include "base/errors.hpp"
+#include "base/params.hpp"
 
 namespace ipc::bootstrap {
 namespace {
@@ -64,7 +64,7 @@ JobInfo read_environment() {
 
 std::unique_ptr<Store> open_store(const JobInfo& job) {
   if (job.singleton) return std::make_unique<MemoryStore>(1);
-  auto timeout = std::chrono::milliseconds(static_cast<long long>(wire::param_seconds("IPC_BOOTSTRAP_TIMEOUT") * 1000));
+  auto timeout = std::chrono::milliseconds(static_cast<long long>(base::param_seconds("IPC_BOOTSTRAP_TIMEOUT") * 1000));
   return std::make_unique<TcpStore>(job.server, job.secret, job.rank, timeout);
 }
 

@@ -1,6 +1,6 @@
 #include "bootstrap/store.hpp"
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc::bootstrap {
 

@@ -8,8 +8,8 @@
 #include <mutex>
 
 #include "bootstrap/store.hpp"
-#include "ipc/errors.hpp"
-#include "transport/net.hpp"
+#include "base/errors.hpp"
+#include "base/net.hpp"
 #include "wire/handshake.hpp"
 #include "wire/kv_protocol.hpp"
 

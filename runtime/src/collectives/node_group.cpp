@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "core/engine.hpp"
-#include "ipc/errors.hpp"
-#include "wire/params.hpp"
+#include "base/errors.hpp"
+#include "base/params.hpp"
 
 namespace ipc::detail {
 namespace {
@@ -76,7 +76,7 @@ NodeSegment NodeSegment::create(const std::string& name, int ranks, std::size_t 
   NodeSegment s;
   // Pages appear on first use: a job that never runs a large collective never
   // touches its slots.
-  s.map_ = transport::shm::Mapping::create(name, segment_bytes(ranks, slot_bytes), false);
+  s.map_ = base::Mapping::create(name, segment_bytes(ranks, slot_bytes), false);
   auto* h = new (s.base()) GroupHeader{};
   h->ranks = static_cast<std::uint32_t>(ranks);
   h->slot_bytes = slot_bytes;
@@ -92,7 +92,7 @@ NodeSegment NodeSegment::create(const std::string& name, int ranks, std::size_t 
 
 NodeSegment NodeSegment::open(const std::string& name, int ranks) {
   NodeSegment s;
-  s.map_ = transport::shm::Mapping::open(name, sizeof(GroupHeader), false);
+  s.map_ = base::Mapping::open(name, sizeof(GroupHeader), false);
   auto* h = header_of(s.base());
   if (h->magic != kMagic || h->ranks != static_cast<std::uint32_t>(ranks) ||
       segment_bytes(ranks, h->slot_bytes) != s.map_.size())
@@ -100,10 +100,8 @@ NodeSegment NodeSegment::open(const std::string& name, int ranks) {
   return s;
 }
 
-std::string node_segment_name(const std::string& job) { return "/ipc-" + job + "-c"; }
-
 std::size_t node_slot_bytes(int ranks) {
-  std::string v = wire::param("IPC_SHM_COLL");
+  std::string v = base::param("IPC_SHM_COLL");
   if (v == "auto") {
     // 256 KiB slots (measured on 2 to 8 ranks: a 1 MiB allreduce is fastest in
     // chunks of 256 to 512 KiB), less beyond 33 ranks to keep a node's segment within
@@ -112,7 +110,7 @@ std::size_t node_slot_bytes(int ranks) {
     while (s > 16 * 1024 && segment_bytes(ranks, s) > (16u << 20) + (1u << 20)) s /= 2;
     return std::max(s, kLine * static_cast<std::size_t>(ranks));
   }
-  auto n = wire::param_int("IPC_SHM_COLL");  // bytes
+  auto n = base::param_int("IPC_SHM_COLL");  // bytes
   if (n <= 0) return 0;
   // Round up to whole lines, at least one line per rank (all-to-all pieces).
   auto s = static_cast<std::size_t>(n);

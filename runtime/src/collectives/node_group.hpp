@@ -43,7 +43,7 @@
 #include <string>
 
 #include "ipc/detail/collectives.hpp"
-#include "transport/shm/mapping.hpp"
+#include "base/mapping.hpp"
 
 namespace ipc::detail {
 
@@ -66,11 +66,9 @@ class NodeSegment {
   const std::string& name() const { return map_.name(); }
 
  private:
-  transport::shm::Mapping map_;
+  base::Mapping map_;
 };
 
-/// The name of job `job`'s node-group segment.
-std::string node_segment_name(const std::string& job);
 /// Slot bytes from IPC_SHM_COLL for a group of `ranks` (0: no node group).
 std::size_t node_slot_bytes(int ranks);
 

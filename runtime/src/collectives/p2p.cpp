@@ -9,7 +9,7 @@
 #include <exception>
 #include <memory>
 #include <vector>
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc::detail {
 namespace {

@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "core/pool.hpp"
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc::detail {
 namespace {

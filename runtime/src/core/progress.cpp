@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "core/engine.hpp"
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc::detail {
 namespace {

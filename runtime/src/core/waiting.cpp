@@ -11,21 +11,21 @@
 #include <string>
 #include <thread>
 
-#include "ipc/errors.hpp"
-#include "wire/params.hpp"
+#include "base/errors.hpp"
+#include "base/params.hpp"
 
 namespace ipc::detail {
 
 WaitPolicy WaitPolicy::from_params(int local_size) {
   WaitPolicy p;
-  p.spin = std::chrono::microseconds(wire::param_int("IPC_WAIT_SPIN_US"));
-  p.yield = std::chrono::microseconds(wire::param_int("IPC_WAIT_YIELD_US"));
-  std::string over = wire::param("IPC_OVERSUBSCRIBED");
+  p.spin = std::chrono::microseconds(base::param_int("IPC_WAIT_SPIN_US"));
+  p.yield = std::chrono::microseconds(base::param_int("IPC_WAIT_YIELD_US"));
+  std::string over = base::param("IPC_OVERSUBSCRIBED");
   if (over == "auto") {
     auto cpus = std::thread::hardware_concurrency();
     p.oversubscribed = cpus > 0 && static_cast<unsigned>(local_size) > cpus;
   } else {
-    p.oversubscribed = wire::param_bool("IPC_OVERSUBSCRIBED");
+    p.oversubscribed = base::param_bool("IPC_OVERSUBSCRIBED");
   }
   return p;
 }

@@ -25,11 +25,11 @@
 #include <deque>
 #include <optional>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 #include "ipc/detail/transfer.hpp"
 #include "ipc/request.hpp"
 #include "wire/bytes.hpp"
-#include "wire/hash.hpp"
+#include "base/hash.hpp"
 
 namespace ipc::detail {
 namespace {
@@ -46,11 +46,11 @@ void put_u64(Bytes& b, std::uint64_t v) { wire::put_int(b, v); }
 std::uint64_t get_u64(const std::byte* p) { return wire::get_int<std::uint64_t>(p); }
 
 std::uint64_t hash_tasks(const std::vector<Bytes>& tasks) {
-  std::uint64_t h = wire::kFnvBasis;
+  std::uint64_t h = base::kFnvBasis;
   for (auto& t : tasks) {
     std::uint64_t n = t.size();
-    h = wire::fnv1a(h, &n, sizeof n);
-    h = wire::fnv1a(h, t.data(), t.size());
+    h = base::fnv1a(h, &n, sizeof n);
+    h = base::fnv1a(h, t.data(), t.size());
   }
   return h;
 }

@@ -29,7 +29,7 @@
 #include <unordered_map>
 
 #include "core/engine.hpp"
-#include "wire/hash.hpp"
+#include "base/hash.hpp"
 
 namespace ipc::detail {
 namespace {
@@ -55,9 +55,9 @@ thread_local RpcCore* t_serving = nullptr;  // the Rpc whose server runs on this
 
 std::uint64_t procedure_hash(std::string_view name, std::string_view signature) {
   const unsigned char separator = 0xff;  // never in a name: "ab"+"c" differs from "a"+"bc"
-  std::uint64_t h = wire::fnv1a(wire::kFnvBasis, name.data(), name.size());
-  h = wire::fnv1a(h, &separator, 1);
-  return wire::fnv1a(h, signature.data(), signature.size());
+  std::uint64_t h = base::fnv1a(base::kFnvBasis, name.data(), name.size());
+  h = base::fnv1a(h, &separator, 1);
+  return base::fnv1a(h, signature.data(), signature.size());
 }
 
 class RpcCore {

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <sstream>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 #include "transport/self/self_transport.hpp"
 #include "transport/shm/shm_transport.hpp"
 #include "transport/tcp/tcp_transport.hpp"
-#include "wire/params.hpp"
+#include "base/params.hpp"
 
 namespace ipc::transport {
 
@@ -69,7 +69,7 @@ std::vector<std::string> parse_list(std::string_view text, std::string_view what
 // IPC_SHM_RING, or by default 512 KiB rings while a node's L² rings fit in 64 MiB,
 // smaller ones (down to 64 KiB) beyond.
 std::size_t shm_ring_bytes(int local_size) {
-  if (wire::param("IPC_SHM_RING") != "auto") return static_cast<std::size_t>(wire::param_int("IPC_SHM_RING"));
+  if (base::param("IPC_SHM_RING") != "auto") return static_cast<std::size_t>(base::param_int("IPC_SHM_RING"));
   std::size_t l = static_cast<std::size_t>(local_size);
   std::size_t ring = (std::size_t{64} << 20) / (l * l);
   ring = std::clamp<std::size_t>(ring, 64 << 10, 512 << 10);
@@ -88,9 +88,9 @@ std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
       o.local_rank = cfg.local_rank;
       o.local_size = cfg.local_size;
       o.ring_bytes = shm_ring_bytes(cfg.local_size);
-      o.eager_limit = static_cast<std::size_t>(wire::param_int("IPC_SHM_EAGER"));
-      o.chunk = static_cast<std::size_t>(wire::param_int("IPC_SHM_CHUNK"));
-      o.cma = wire::param_bool("IPC_SHM_CMA");
+      o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_SHM_EAGER"));
+      o.chunk = static_cast<std::size_t>(base::param_int("IPC_SHM_CHUNK"));
+      o.cma = base::param_bool("IPC_SHM_CMA");
       o.limits = cfg.limits;
       out.push_back(std::make_unique<shm::ShmTransport>(o));
     } else if (name == "tcp") {
@@ -98,10 +98,10 @@ std::vector<std::unique_ptr<Transport>> open(const Config& cfg) {
       o.rank = cfg.rank;
       o.size = cfg.size;
       o.secret = cfg.secret;
-      o.bind_address = wire::param("IPC_TCP_ADDR");
-      o.eager_limit = static_cast<std::size_t>(wire::param_int("IPC_TCP_EAGER"));
-      o.buffer_bytes = static_cast<int>(wire::param_int("IPC_TCP_BUFFER"));
-      o.congestion = wire::param("IPC_TCP_CC");
+      o.bind_address = base::param("IPC_TCP_ADDR");
+      o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_TCP_EAGER"));
+      o.buffer_bytes = static_cast<int>(base::param_int("IPC_TCP_BUFFER"));
+      o.congestion = base::param("IPC_TCP_CC");
       o.congestion_required = std::getenv("IPC_TCP_CC") != nullptr;
       o.limits = cfg.limits;
       out.push_back(std::make_unique<tcp::TcpTransport>(o));

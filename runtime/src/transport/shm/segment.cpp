@@ -4,7 +4,7 @@
 
 #include <new>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc::transport::shm {
 
@@ -25,7 +25,7 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
   Segment s;
   // Every page present at once: a page fault on a ring's first lap costs more than
   // the message.
-  s.map_ = Mapping::create(name, segment_bytes(rings, ring_bytes), true);
+  s.map_ = base::Mapping::create(name, segment_bytes(rings, ring_bytes), true);
   auto* h = new (s.map_.base()) SegmentHeader{};
   h->rings = rings;
   h->owner_pid = static_cast<std::uint32_t>(::getpid());
@@ -41,7 +41,7 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
 
 Segment Segment::open(const std::string& name) {
   Segment s;
-  s.map_ = Mapping::open(name, sizeof(SegmentHeader), true);
+  s.map_ = base::Mapping::open(name, sizeof(SegmentHeader), true);
   auto* h = s.header();
   if (h->magic != kSegmentMagic || segment_bytes(h->rings, h->ring_bytes) != s.map_.size())
     throw Error("shm: segment " + name + " is not a valid ipc segment");

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string>
 
-#include "transport/shm/mapping.hpp"
+#include "base/mapping.hpp"
 #include "transport/shm/ring.hpp"
 
 namespace ipc::transport::shm {
@@ -49,7 +49,7 @@ class Segment {
   const std::string& name() const { return map_.name(); }
 
  private:
-  Mapping map_;
+  base::Mapping map_;
 };
 
 }  // namespace ipc::transport::shm

@@ -8,7 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
+#include "base/names.hpp"
 #include "transport/queued.hpp"
 
 namespace ipc::transport::shm {
@@ -37,10 +38,6 @@ socklen_t bell_address(const std::string& name, sockaddr_un& a) {
 
 }  // namespace
 
-std::string ShmTransport::segment_name(const std::string& job, int rank) {
-  return "/ipc-" + job + "-" + std::to_string(rank);
-}
-
 ShmTransport::ShmTransport(Options opt)
     : opt_(std::move(opt)), peers_(static_cast<std::size_t>(opt_.size)),
       inbound_(static_cast<std::size_t>(opt_.local_size)) {
@@ -48,7 +45,7 @@ ShmTransport::ShmTransport(Options opt)
     throw Error("shm: IPC_SHM_RING=" + std::to_string(opt_.ring_bytes) + " must be a multiple of 64, at least 1024");
   if (opt_.chunk < 256)
     throw Error("shm: IPC_SHM_CHUNK=" + std::to_string(opt_.chunk) + " must be at least 256 bytes");
-  own_ = Segment::create(segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
+  own_ = Segment::create(base::segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
                          opt_.ring_bytes);
   for (std::uint32_t i = 0; i < inbound_.size(); ++i) {
     inbound_[i].control = own_.control(i);

@@ -75,9 +75,6 @@ class ShmTransport final : public Transport {
   void check_peers(Sink& sink) override;
   void close() override;
 
-  /// The name segments of job `job` have for `rank` ("/ipc-<job>-<rank>").
-  static std::string segment_name(const std::string& job, int rank);
-
  private:
   struct Out {
     wire::FrameHeader header;

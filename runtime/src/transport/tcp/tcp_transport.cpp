@@ -11,7 +11,7 @@
 #include <cstring>
 #include <iostream>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc::transport::tcp {
 namespace {

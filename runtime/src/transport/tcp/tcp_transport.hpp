@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "transport/net.hpp"
+#include "base/net.hpp"
 #include "transport/tcp/tcp_connection.hpp"
 #include "transport/transport.hpp"
 #include "wire/secret.hpp"

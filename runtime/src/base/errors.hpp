@@ -1,7 +1,14 @@
 /// @file errors.hpp
 /// Exceptions thrown by the runtime. Every message names the rank, the host and the
 /// operation concerned.
-#pragma once
+//
+// The ground floor's vocabulary: every layer throws these, so they live in base/,
+// which includes nothing of the layers above. The build copies this file to the
+// public include directory as <ipc/errors.hpp> (runtime/CMakeLists.txt), hence an
+// include guard rather than #pragma once: a translation unit of the runtime may
+// reach both copies.
+#ifndef IPC_BASE_ERRORS_HPP
+#define IPC_BASE_ERRORS_HPP
 
 #include <stdexcept>
 #include <string>
@@ -79,3 +86,5 @@ class RemoteError : public Error {
 };
 
 }  // namespace ipc
+
+#endif  // IPC_BASE_ERRORS_HPP

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace ipc::wire {
+namespace ipc::base {
 
 inline constexpr std::uint64_t kFnvBasis = 1469598103934665603ull;
 
@@ -19,4 +19,4 @@ inline std::uint64_t fnv1a(std::uint64_t h, const void* p, std::size_t n) {
   return h;
 }
 
-}  // namespace ipc::wire
+}  // namespace ipc::base

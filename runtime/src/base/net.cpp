@@ -1,8 +1,8 @@
-#include "transport/net.hpp"
+#include "base/net.hpp"
 
 #include <fstream>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
 namespace ipc::net {
 

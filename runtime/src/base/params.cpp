@@ -1,10 +1,12 @@
-#include "wire/params.hpp"
+#include "base/params.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
-namespace ipc::wire {
+#include "base/errors.hpp"
+
+namespace ipc::base {
 namespace {
 
 constexpr Param kParams[] = {
@@ -54,7 +56,7 @@ std::int64_t param_int(std::string_view name) {
     if (used == v.size()) return n;
   } catch (const std::exception&) {
   }
-  throw std::invalid_argument(std::string(name) + "='" + v + "' is not an integer");
+  throw UsageError(std::string(name) + "='" + v + "' is not an integer");
 }
 
 bool param_bool(std::string_view name) {
@@ -62,7 +64,7 @@ bool param_bool(std::string_view name) {
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
   if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
   if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
-  throw std::invalid_argument(std::string(name) + "='" + v + "' is not a boolean (use 1 or 0)");
+  throw UsageError(std::string(name) + "='" + v + "' is not a boolean (use 1 or 0)");
 }
 
 double param_seconds(std::string_view name) {
@@ -73,7 +75,7 @@ double param_seconds(std::string_view name) {
     if (used == v.size() && d >= 0) return d;
   } catch (const std::exception&) {
   }
-  throw std::invalid_argument(std::string(name) + "='" + v + "' is not a number of seconds");
+  throw UsageError(std::string(name) + "='" + v + "' is not a number of seconds");
 }
 
-}  // namespace ipc::wire
+}  // namespace ipc::base

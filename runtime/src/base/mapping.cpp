@@ -1,4 +1,4 @@
-#include "transport/shm/mapping.hpp"
+#include "base/mapping.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,9 +9,9 @@
 #include <cstring>
 #include <utility>
 
-#include "ipc/errors.hpp"
+#include "base/errors.hpp"
 
-namespace ipc::transport::shm {
+namespace ipc::base {
 namespace {
 
 // Maps `size` bytes of `fd` (closing it).
@@ -75,4 +75,4 @@ Mapping Mapping::open(const std::string& name, std::size_t min_size, bool popula
   return m;
 }
 
-}  // namespace ipc::transport::shm
+}  // namespace ipc::base

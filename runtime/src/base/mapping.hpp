@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <string>
 
-namespace ipc::transport::shm {
+namespace ipc::base {
 
 class Mapping {
  public:
@@ -34,4 +34,4 @@ class Mapping {
   bool owner_ = false;
 };
 
-}  // namespace ipc::transport::shm
+}  // namespace ipc::base

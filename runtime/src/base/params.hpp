@@ -1,6 +1,7 @@
 // Every tunable environment parameter, declared once with its default and help
 // (`ipcrun --list-params` prints this table). The launcher and the runtime read them
 // through these functions so that a job behaves the same under ipcrun, mpirun or srun.
+// A value that does not parse is an ipc::UsageError naming the variable and its value.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace ipc::wire {
+namespace ipc::base {
 
 struct Param {
   const char* name;
@@ -22,11 +23,11 @@ std::span<const Param> all_params();
 /// The value of a declared parameter: the environment's, else its default.
 /// @throws std::logic_error for a name that is not declared.
 std::string param(std::string_view name);
-/// As an integer. @throws std::invalid_argument naming the parameter when not one.
+/// As an integer. @throws ipc::UsageError naming the parameter and its value when not one.
 std::int64_t param_int(std::string_view name);
-/// As a boolean: 1/0, true/false, yes/no, on/off.
+/// As a boolean: 1/0, true/false, yes/no, on/off. @throws ipc::UsageError as param_int.
 bool param_bool(std::string_view name);
-/// As a number of seconds (may be fractional).
+/// As a number of seconds (may be fractional). @throws ipc::UsageError as param_int.
 double param_seconds(std::string_view name);
 
-}  // namespace ipc::wire
+}  // namespace ipc::base
