@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "fuzz.hpp"
+#include "core/protocol.hpp"
 #include "transport/tcp/tcp_transport.hpp"
 #include "wire/handshake.hpp"
 
@@ -18,16 +19,22 @@ using namespace ipc::transport;
 
 namespace {
 
+// Reads heads as the engine does (its protocol decoder sees fuzzed heads too).
 struct Recorder final : transport::Sink {
   std::vector<std::byte> landing;
   bool lost = false;
-  Placement on_frame(int, const wire::FrameHeader& h) override {
-    if (h.length > (1u << 20)) __builtin_trap();  // the limit below
-    landing.assign(h.length, std::byte{0});
+  Placement on_frame(int, std::span<const std::byte> head, std::uint64_t length) override {
+    if (length > (1u << 20)) __builtin_trap();  // the limit below
+    if (head.empty() || head.size() > wire::kMaxHead) __builtin_trap();
+    wire::FrameLimits lim;
+    lim.max_payload = 1u << 20;
+    detail::proto::Header h;
+    if (const char* bad = detail::proto::decode(head, length, lim, h)) return {nullptr, nullptr, bad};
+    landing.assign(length, std::byte{0});
     return {landing.data(), nullptr};
   }
-  void on_frame_done(int, const wire::FrameHeader&, void*) override {}
-  void on_frame_aborted(int, const wire::FrameHeader&, void*) override {}
+  void on_frame_done(int, void*) override {}
+  void on_frame_aborted(int, void*) override {}
   void on_peer_lost(int, const std::string&) override { lost = true; }
 };
 
@@ -83,11 +90,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 std::vector<std::vector<std::uint8_t>> fuzz_seeds() {
   std::vector<std::vector<std::uint8_t>> out;
   for (std::uint64_t len : {0ull, 8ull, 70000ull}) {
-    wire::FrameHeader h;
-    h.type = wire::FrameType::eager;
-    h.length = h.size = len;
-    std::vector<std::uint8_t> f(wire::kFrameHeaderSize + std::min<std::uint64_t>(len, 100));
-    std::memcpy(f.data(), &h, wire::kFrameHeaderSize);
+    detail::proto::Header h;
+    h.type = detail::proto::Type::eager;
+    detail::proto::Encoded e;
+    detail::proto::encode(h, e);
+    std::vector<std::uint8_t> f(wire::kStreamPrefix + e.size + std::min<std::uint64_t>(len, 100));
+    wire::encode_prefix(e.size, len, std::span<std::byte, wire::kStreamPrefix>(reinterpret_cast<std::byte*>(f.data()), wire::kStreamPrefix));
+    std::memcpy(f.data() + wire::kStreamPrefix, e.bytes, e.size);
     out.push_back(f);
   }
   return out;

@@ -12,6 +12,7 @@
 
 #include "base/names.hpp"
 #include "transport/shm/ring.hpp"
+#include "base/doorbell.hpp"
 #include "transport/registry.hpp"
 #include "transport/shm/shm_transport.hpp"
 
@@ -41,7 +42,7 @@ TEST(ShmRing, EmptyAndFullEdges) {
   EXPECT_FALSE(RingConsumer::pending(&m.control, m.data, sizeof m.data));
   // Fill with 64-byte records (16 B head + 48 B body) until it refuses.
   int n = 0;
-  while (p.reserve(RecordKind::frame, 48)) {
+  while (p.reserve(RecordKind::whole, 48)) {
     p.commit();
     ++n;
   }
@@ -51,16 +52,16 @@ TEST(ShmRing, EmptyAndFullEdges) {
   auto* r = c.front();
   ASSERT_NE(r, nullptr);
   c.pop(r);
-  EXPECT_EQ(p.reserve(RecordKind::frame, 48), nullptr);  // not released yet
+  EXPECT_EQ(p.reserve(RecordKind::whole, 48), nullptr);  // not released yet
   c.release();
-  EXPECT_NE(p.reserve(RecordKind::frame, 48), nullptr);
+  EXPECT_NE(p.reserve(RecordKind::whole, 48), nullptr);
   p.commit();
-  EXPECT_EQ(p.reserve(RecordKind::frame, 48), nullptr);
+  EXPECT_EQ(p.reserve(RecordKind::whole, 48), nullptr);
   // An unpublished record is invisible: reserve without commit.
   RingMemory m2;
   RingProducer p2(&m2.control, m2.data, sizeof m2.data);
   RingConsumer c2(&m2.control, m2.data, sizeof m2.data);
-  ASSERT_NE(p2.reserve(RecordKind::frame, 8), nullptr);
+  ASSERT_NE(p2.reserve(RecordKind::whole, 8), nullptr);
   EXPECT_EQ(c2.front(), nullptr);
   p2.commit();
   EXPECT_NE(c2.front(), nullptr);
@@ -77,7 +78,7 @@ TEST(ShmRing, TwoThreadsHammerWithWrapAround) {
     for (std::uint64_t seq = 0; seq < count; ++seq) {
       std::size_t body = 8 + rng() % (prod.max_body() - 8);  // odd sizes force pads at the end
       std::byte* at;
-      while (!(at = prod.reserve(RecordKind::frame, body))) std::this_thread::yield();
+      while (!(at = prod.reserve(RecordKind::whole, body))) std::this_thread::yield();
       std::memcpy(at, &seq, 8);
       for (std::size_t i = 8; i < body; ++i) at[i] = static_cast<std::byte>(fill(seq, i));
       prod.commit();
@@ -129,26 +130,31 @@ struct Inbox : Sink {
   std::vector<std::byte> landing;
   std::atomic<std::uint64_t> got{0};
   std::uint64_t last = 0;
-  Placement on_frame(int, const wire::FrameHeader& h) override {
-    landing.resize(h.length);
+  std::uint64_t arriving = 0;
+  Placement on_frame(int, std::span<const std::byte> h, std::uint64_t length) override {
+    landing.resize(length);
+    std::memcpy(&arriving, h.data(), sizeof arriving);
     return {landing.data(), nullptr};
   }
-  void on_frame_done(int, const wire::FrameHeader& h, void*) override {
-    last = static_cast<std::uint64_t>(h.tag);
+  void on_frame_done(int, void*) override {
+    last = arriving;
     got.fetch_add(1);
   }
   void on_peer_lost(int, const std::string&) override {}
-  void on_frame_aborted(int, const wire::FrameHeader&, void*) override {}
+  void on_frame_aborted(int, void*) override {}
 };
 
-// Two ranks of one node as two transports in this process.
+// Two ranks of one node as two transports in this process, each with its doorbell.
 struct Node {
+  std::unique_ptr<base::Doorbell> bell[2];
   std::unique_ptr<ShmTransport> t[2];
+  Endpoint* ep[2] = {};
   std::string job;
   explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true) {
     job = "unit" + std::to_string(::getpid()) + "x" + std::to_string(std::random_device{}());
     PeerCard cards[2];
     for (int r = 0; r < 2; ++r) {
+      bell[r] = std::make_unique<base::Doorbell>(base::doorbell_name(job, r));
       Options o;
       o.rank = r;
       o.size = 2;
@@ -156,18 +162,25 @@ struct Node {
       o.local_rank = r;
       o.local_size = 2;
       o.ring_bytes = ring;
+      o.doorbell = bell[r].get();
       t[r] = std::make_unique<ShmTransport>(o);
       cards[r].rank = r;
       cards[r].node = "n";
       cards[r].pid = ::getpid();
       cards[r].cards["shm"] = t[r]->card();
     }
-    t[0]->add_peer(cards[1]);
-    t[1]->add_peer(cards[0]);
+    ep[0] = &t[0]->connect(cards[1]);
+    ep[1] = &t[1]->connect(cards[0]);
     if (make_ready) {
       t[0]->ready();
       t[1]->ready();
     }
+  }
+  // A frame whose head carries `seq` (what Inbox reads back).
+  void send(int from, std::uint64_t seq, const void* payload, std::size_t len, Completion* done) {
+    std::byte h[12] = {};
+    std::memcpy(h, &seq, sizeof seq);
+    ep[from]->send(wire::Frame{std::span<const std::byte>(h, sizeof h), payload, len}, done);
   }
 };
 
@@ -175,25 +188,19 @@ bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0;
 
 std::atomic<std::uint64_t> g_sleeps{0};
 
-// Sleeps the way the engine does: arm, sleep on the doorbell unless input is there.
-bool sleep_until_rung(ShmTransport& t, int timeout_ms) {
+// Sleeps the way the engine does: arm, sleep on the rank's doorbell unless input is
+// there, drain it.
+bool sleep_until_rung(ShmTransport& t, const base::Doorbell& bell, int timeout_ms) {
   bool armed = t.arm_sleep();
   bool woke = true;
   if (armed) {
     ++g_sleeps;
-    pollfd p{t.wait_fd(), POLLIN, 0};
+    pollfd p{bell.fd(), POLLIN, 0};
     woke = ::poll(&p, 1, timeout_ms) > 0;
+    bell.drain();
   }
   t.disarm_sleep();
   return woke;
-}
-
-wire::FrameHeader frame(std::uint64_t seq, std::size_t len) {
-  wire::FrameHeader h;
-  h.type = wire::FrameType::eager;
-  h.length = h.size = len;
-  h.tag = static_cast<int>(seq);
-  return h;
 }
 
 }  // namespace
@@ -210,19 +217,19 @@ TEST(ShmDoorbell, NoLostWakeupsOver100000Rounds) {
     for (std::uint64_t i = 0; i < rounds && !lost; ++i) {
       while (in[1].got.load() <= i) {
         if (node.t[1]->poll(in[1])) continue;
-        if (!sleep_until_rung(*node.t[1], 5000)) {
+        if (!sleep_until_rung(*node.t[1], *node.bell[1], 5000)) {
           lost = true;
           return;
         }
       }
-      node.t[1]->send(0, frame(i, 8), &word, nullptr);
+      node.send(1, i, &word, 8, nullptr);
     }
   });
   for (std::uint64_t i = 0; i < rounds && !lost; ++i) {
-    node.t[0]->send(1, frame(i, 8), &word, nullptr);
+    node.send(0, i, &word, 8, nullptr);
     while (in[0].got.load() <= i) {
       if (node.t[0]->poll(in[0])) continue;
-      if (!sleep_until_rung(*node.t[0], 5000)) {
+      if (!sleep_until_rung(*node.t[0], *node.bell[0], 5000)) {
         lost = true;
         break;
       }
@@ -247,25 +254,25 @@ TEST(ShmTransport, LargeFramesStreamInChunksAndAFullRingWakesItsProducer) {
       std::vector<std::byte>& out;
       std::atomic<int>& n;
       Check(std::vector<std::byte>& o, std::atomic<int>& c) : out(o), n(c) {}
-      Placement on_frame(int, const wire::FrameHeader& h) override {
-        out.assign(h.length, std::byte{0});
+      Placement on_frame(int, std::span<const std::byte>, std::uint64_t length) override {
+        out.assign(length, std::byte{0});
         return {out.data(), nullptr};
       }
-      void on_frame_done(int, const wire::FrameHeader&, void*) override { ++n; }
+      void on_frame_done(int, void*) override { ++n; }
       void on_peer_lost(int, const std::string&) override {}
-      void on_frame_aborted(int, const wire::FrameHeader&, void*) override {}
+      void on_frame_aborted(int, void*) override {}
     } sink(copy, received);
     while (received.load() < 1) {
-      if (!node.t[1]->poll(sink)) sleep_until_rung(*node.t[1], 5000);
+      if (!node.t[1]->poll(sink)) sleep_until_rung(*node.t[1], *node.bell[1], 5000);
     }
   });
   struct Flag : Completion {
     std::atomic<bool> done{false};
     void complete(const std::error_code&) override { done = true; }
   } sent;
-  node.t[0]->send(1, frame(1, big.size()), big.data(), &sent);
+  node.send(0, 1, big.data(), big.size(), &sent);
   while (!sent.done) {
-    if (!node.t[0]->poll(in)) ASSERT_TRUE(sleep_until_rung(*node.t[0], 5000)) << "producer never woken for room";
+    if (!node.t[0]->poll(in)) ASSERT_TRUE(sleep_until_rung(*node.t[0], *node.bell[0], 5000)) << "producer never woken for room";
   }
   reader.join();
   EXPECT_TRUE(node.t[0]->idle());
@@ -284,7 +291,7 @@ TEST(ShmTransport, SegmentsAreUnlinkedOnceReadyOrAtTheEnd) {
     EXPECT_TRUE(exists(seg1));
     Inbox in;
     std::uint64_t w = 5;
-    node.t[1]->send(0, frame(9, 8), &w, nullptr);
+    node.send(1, 9, &w, 8, nullptr);
     while (!node.t[0]->poll(in)) {
     }
     EXPECT_EQ(in.last, 9u);
@@ -299,10 +306,10 @@ TEST(ShmMemory, SegmentSizesFollowTheDocumentedFormula) {
   EXPECT_EQ(sizeof(RingControl), 128u);
   // Automatic ring sizes: 512 KiB while 64 MiB per node allows, at least 64 KiB.
   ::unsetenv("IPC_SHM_RING");
-  EXPECT_EQ(shm_ring_bytes(2), 512u << 10);
-  EXPECT_EQ(shm_ring_bytes(8), 512u << 10);
-  EXPECT_EQ(shm_ring_bytes(16), 256u << 10);
-  EXPECT_EQ(shm_ring_bytes(64), 64u << 10);
+  EXPECT_EQ(ShmTransport::ring_bytes_for(2), 512u << 10);
+  EXPECT_EQ(ShmTransport::ring_bytes_for(8), 512u << 10);
+  EXPECT_EQ(ShmTransport::ring_bytes_for(16), 256u << 10);
+  EXPECT_EQ(ShmTransport::ring_bytes_for(64), 64u << 10);
   Node node(8192, false);
   struct stat st {};
   ASSERT_EQ(::stat(("/dev/shm" + base::segment_name(node.job, 0)).c_str(), &st), 0);

@@ -2,8 +2,11 @@
 /// Point-to-point messaging between the ranks of a job.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <optional>
 #include <vector>
 #include <span>
@@ -52,6 +55,10 @@ Reduction reduction() {
 }
 }  // namespace detail
 
+namespace detail {
+struct CommAccess;
+}
+
 /// A group of ranks that exchange messages. Messages from one rank to another with
 /// the same tag arrive in the order they were sent; a rank may send to itself.
 ///
@@ -60,8 +67,10 @@ Reduction reduction() {
 /// bytes, without a copy on send; any other Cereal-serializable type is serialized.
 class Communicator {
  public:
-  Communicator(detail::Engine& engine, std::uint32_t context, int rank, int size)
-      : engine_(&engine), context_(context), rank_(rank), size_(size) {}
+  /// Communicators come from the Runtime (world()); copies refer to the same ranks
+  /// and context.
+  Communicator(const Communicator&) = default;
+  Communicator& operator=(const Communicator&) = default;
 
   /// This rank's number, 0 to size()-1.
   int rank() const { return rank_; }
@@ -269,13 +278,10 @@ class Communicator {
     return out;
   }
 
-  detail::Engine& engine() const { return *engine_; }
-  std::uint32_t context() const { return context_; }
-
  private:
-  // Collectives travel on a context of their own, apart from the user's messages.
-  static constexpr std::uint32_t kCollectiveBit = 0x80000000u;
-  detail::CollContext coll() const { return {engine_, context_ | kCollectiveBit, rank_, size_}; }
+  friend struct detail::CommAccess;
+  Communicator(detail::Engine& engine, const detail::CollShared* shared, std::uint32_t context, int rank, int size);
+  detail::CollContext coll() const { return {engine_, shared_, coll_context_, rank_, size_}; }
   void check_root(int root, const char* op) const;
   void check_count(std::size_t n, const char* op) const;
   void check_blocks(std::size_t in, std::size_t out, const char* op) const;
@@ -285,9 +291,37 @@ class Communicator {
   static void check_recv_tag(Tag tag);
 
   detail::Engine* engine_;
+  const detail::CollShared* shared_;
   std::uint32_t context_;
+  std::uint32_t coll_context_;  // collectives travel apart from the program's messages
   int rank_;
   int size_;
 };
 
+namespace detail {
+
+enum class Purpose : std::uint32_t;  // core/context.hpp
+
+/// What the library's own layers (the runtime's start-up, rpc, the farm) do with a
+/// communicator beyond its public calls: the engine services they are built on.
+/// Not for programs.
+struct CommAccess {
+  static Communicator make(Engine& engine, const CollShared* shared, std::uint32_t context, int rank, int size);
+  /// The same ranks on a fresh private context of `purpose`. Collective: every rank
+  /// takes its contexts in the same order.
+  static Communicator fresh(const Communicator& c, Purpose purpose);
+  /// Receives a message of any size into `into` (resized to it); the request keeps
+  /// `into` alive, so a handle dropped early leaves nothing dangling.
+  static Request irecv_bytes(const Communicator& c, int source, Tag tag, std::shared_ptr<std::vector<std::byte>> into);
+  /// Withdraws a receive that has not matched yet (one that has is waited for).
+  static void cancel(Request& r);
+  /// "rank 3 on node2": for messages.
+  static std::string where(const Communicator& c, int rank);
+  /// Waits by the job's wait policy (polling, yielding, then asleep on the rank's
+  /// doorbell) until `done()` or `deadline`; true when done() held.
+  static bool wait_until(const Communicator& c, const std::function<bool()>& done,
+                         std::chrono::steady_clock::time_point deadline);
+};
+
+}  // namespace detail
 }  // namespace ipc

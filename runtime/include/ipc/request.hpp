@@ -14,6 +14,7 @@ namespace ipc {
 
 namespace detail {
 struct RequestState;
+struct CommAccess;
 }
 
 /// A non-blocking send or receive in flight. Wait for it (or test it) before touching
@@ -37,6 +38,7 @@ class Request {
 
  private:
   friend std::size_t wait_any(std::span<Request> requests, Status* status);
+  friend struct detail::CommAccess;
   std::shared_ptr<detail::RequestState> s_;
 };
 

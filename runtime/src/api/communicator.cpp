@@ -23,7 +23,45 @@ Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, const RecvT
   return e.recv(comm, source, tag, dst);
 }
 
+Communicator CommAccess::make(Engine& engine, const CollShared* shared, std::uint32_t context, int rank, int size) {
+  return Communicator(engine, shared, context, rank, size);
+}
+
+Communicator CommAccess::fresh(const Communicator& c, Purpose purpose) {
+  return Communicator(*c.engine_, c.shared_, c.engine_->take_contexts(purpose), c.rank_, c.size_);
+}
+
+Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
+                                std::shared_ptr<std::vector<std::byte>> into) {
+  RecvTarget target{[into = std::move(into)](std::size_t n) -> void* {
+                      into->resize(n);
+                      return into->data();
+                    },
+                    {}};
+  return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target)));
+}
+
+void CommAccess::cancel(Request& r) {
+  if (r.s_) r.s_->engine->cancel_recv(*r.s_);
+}
+
+std::string CommAccess::where(const Communicator& c, int rank) { return c.engine_->where(rank); }
+
+bool CommAccess::wait_until(const Communicator& c, const std::function<bool()>& done,
+                            std::chrono::steady_clock::time_point deadline) {
+  return c.engine_->wait_until(done, deadline);
+}
+
 }  // namespace detail
+
+Communicator::Communicator(detail::Engine& engine, const detail::CollShared* shared, std::uint32_t context, int rank,
+                           int size)
+    : engine_(&engine),
+      shared_(shared),
+      context_(context),
+      coll_context_(detail::derived_context(context, detail::Purpose::collectives)),
+      rank_(rank),
+      size_(size) {}
 
 void Communicator::check_tag(Tag tag, const char* op) {
   if (tag.value < 0)

@@ -15,7 +15,8 @@
 #include <thread>
 
 #include "bootstrap/bootstrap.hpp"
-#include "collectives/node_group.hpp"
+#include "collectives/shared.hpp"
+#include "core/context.hpp"
 #include "core/engine.hpp"
 #include "base/errors.hpp"
 #include "base/net.hpp"
@@ -29,12 +30,13 @@ namespace detail {
 
 struct RuntimeImpl {
   bootstrap::JobInfo job;
+  base::Doorbell doorbell;  // before everything that rings it or sleeps on it
   std::unique_ptr<bootstrap::Store> store;
   std::unique_ptr<transport::Transport> self;
   std::vector<std::unique_ptr<transport::Transport>> transports;
-  std::vector<transport::Transport*> route;
+  std::vector<transport::Endpoint*> route;
   std::unique_ptr<Engine> engine;
-  std::unique_ptr<NodeGroup> group;
+  std::unique_ptr<CollShared> collectives;
   std::unique_ptr<Communicator> world;
 };
 
@@ -105,45 +107,9 @@ void check_nodes(const std::vector<transport::PeerCard>& cards, int me) {
   }
 }
 
-// Whether collectives use their flat variants: one answer for the whole job, from the
-// cards (every rank must run the same algorithm): rank 0's IPC_COLL_FLAT when set,
-// else whether any node has more ranks than CPUs.
-bool collectives_go_flat(const std::vector<transport::PeerCard>& cards) {
-  const std::string& forced = cards.front().coll_flat;
-  if (forced == "1" || forced == "true" || forced == "yes" || forced == "on") return true;
-  if (forced == "0" || forced == "false" || forced == "no" || forced == "off") return false;
-  std::map<std::string, int> ranks;
-  for (auto& c : cards) ++ranks[c.node];
-  for (auto& c : cards)
-    if (c.cpus > 0 && ranks[c.node] > c.cpus) return true;
-  return false;
-}
-
-// Rank 0 of a job whose ranks all share its node makes the node group's segment
-// before the first fence (the others map it after). No segment, no group: the
-// collectives then run over messages.
-NodeSegment make_group_segment(const bootstrap::JobInfo& job, const std::vector<std::string>& allowed) {
-  if (job.rank != 0 || job.size < 2 || job.local_size != job.size) return {};
-  if (std::find(allowed.begin(), allowed.end(), "shm") == allowed.end()) return {};
-  std::size_t slot = node_slot_bytes(job.size);
-  if (slot == 0) return {};
-  try {
-    return NodeSegment::create(base::group_segment_name(job.job), job.size, slot);
-  } catch (const Error& e) {
-    std::cerr << "ipc: rank 0: collectives run over messages: " << e.what() << std::endl;
-    return {};
-  }
-}
-
-// Whether the job runs its collectives in the node group: rank 0 made one, and every
-// rank is on its node and speaks shm (the same answer on every rank: from the cards).
-bool use_group(const std::vector<transport::PeerCard>& cards) {
-  if (cards.front().node_group.empty()) return false;
-  for (auto& c : cards)
-    if (c.node != cards.front().node || c.boot_id != cards.front().boot_id || !c.cards.count("shm")) return false;
-  return true;
-}
-
+// Start-up: every floor puts what its peers need before one fence (the transports
+// their cards, the collectives their keys), reads the others' after it, and a second
+// fence tells everyone that all have mapped what they need.
 void start(RuntimeImpl& im) {
   im.job = bootstrap::read_environment();
   g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
@@ -158,42 +124,40 @@ void start(RuntimeImpl& im) {
   cfg.job = im.job.job;
   cfg.secret = im.job.secret;
   cfg.limits.max_payload = static_cast<std::uint64_t>(base::param_int("IPC_MAX_MESSAGE"));
-  if (im.job.size > 1) cfg.allowed = allowed;
-  im.self = transport::open_self(im.job.rank);
-  im.transports = transport::open(cfg);
+  im.doorbell = base::Doorbell(base::doorbell_name(im.job.job, im.job.rank));
+  cfg.doorbell = &im.doorbell;
+  im.self = transport::open_self(cfg);
+  if (im.job.size > 1) im.transports = transport::open(cfg, allowed);
 
   transport::PeerCard card;
   card.rank = im.job.rank;
   card.node = im.job.node;
   card.boot_id = net::boot_id();
   card.pid = static_cast<int>(::getpid());
-  card.cpus = static_cast<int>(std::thread::hardware_concurrency());
-  card.coll_flat = base::param("IPC_COLL_FLAT");
   for (auto& t : im.transports) card.cards[std::string(t->name())] = t->card();
-  NodeSegment group_segment = make_group_segment(im.job, allowed);
-  card.node_group = group_segment ? group_segment.name() : "";
   im.store->put("card/" + std::to_string(im.job.rank), card.encode());
-  auto cards = collect_cards(im.store->fence(), im.job.size);
+  CollSetup coll;
+  coll.publish(*im.store, im.job, std::find(allowed.begin(), allowed.end(), "shm") != allowed.end());
+  auto kv = im.store->fence();
+  auto cards = collect_cards(kv, im.job.size);
   check_nodes(cards, im.job.rank);
-  im.route = transport::choose_routes(cards, im.job.rank, im.self.get(), im.transports);
+  im.route = transport::choose_routes(cards, im.job.rank, *im.self, im.transports);
 
   Engine::Options eo;
   eo.rank = im.job.rank;
   eo.size = im.job.size;
   eo.node = im.job.node;
-  eo.self = im.self.get();
   eo.route = im.route;
   for (auto& c : cards) eo.peer_nodes.push_back(c.node);
   eo.wait = WaitPolicy::from_params(im.job.local_size);
+  eo.limits = cfg.limits;
+  eo.doorbell = &im.doorbell;
   eo.progress_thread = base::param_bool("IPC_PROGRESS_THREAD");
-  eo.coll_flat = collectives_go_flat(cards);
   im.engine = std::make_unique<Engine>(std::move(eo));
-  im.world = std::make_unique<Communicator>(*im.engine, 0, im.job.rank, im.job.size);
-  if (use_group(cards)) {
-    if (im.job.rank != 0) group_segment = NodeSegment::open(cards.front().node_group, im.job.size);
-    im.group = std::make_unique<NodeGroup>(*im.engine, std::move(group_segment), im.job.rank, im.job.size);
-    im.engine->set_node_group(im.group.get());
-  }
+  im.collectives = coll.finish(kv, cards, *im.engine, im.job, im.doorbell);
+  im.world = std::make_unique<Communicator>(
+      CommAccess::make(*im.engine, im.collectives.get(), 0, im.job.rank, im.job.size));
+  im.collectives->world = derived_context(0, Purpose::collectives);
 
   if (im.job.size > 1) {
     // Reports go before this second fence so that ipcrun prints them all at once;
@@ -201,10 +165,10 @@ void start(RuntimeImpl& im) {
     if (base::param_bool("IPC_REPORT_TRANSPORTS"))
       for (int p = 0; p < im.job.size; ++p)
         im.store->report("transport " + std::to_string(im.job.rank) + " -> " + std::to_string(p) + ": " +
-                         std::string(im.route[static_cast<std::size_t>(p)]->name()));
+                         std::string(im.route[static_cast<std::size_t>(p)]->transport().name()));
     im.store->fence();
     for (auto& t : im.transports) t->ready();
-    if (im.group) im.group->unlink();
+    coll.unlink();
   }
 }
 
@@ -243,8 +207,7 @@ Runtime::~Runtime() {
   }
   if (im.engine) im.engine->shutdown();
   im.world.reset();
-  if (im.engine) im.engine->set_node_group(nullptr);
-  im.group.reset();
+  im.collectives.reset();
   im.engine.reset();
   im.transports.clear();
   im.self.reset();
@@ -260,7 +223,7 @@ const std::string& Runtime::node() const { return impl_->job.node; }
 
 std::string Runtime::transport_to(int peer) const {
   if (peer < 0 || peer >= size()) throw UsageError("transport_to: no rank " + std::to_string(peer));
-  return std::string(impl_->route[static_cast<std::size_t>(peer)]->name());
+  return std::string(impl_->route[static_cast<std::size_t>(peer)]->transport().name());
 }
 
 }  // namespace ipc

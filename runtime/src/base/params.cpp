@@ -9,21 +9,13 @@
 namespace ipc::base {
 namespace {
 
-constexpr Param kParams[] = {
+constexpr Param kParams[] = {  // the job's; each transport declares its own (transport/*/params.cpp)
     {"IPC_TRANSPORTS", "shm,tcp", "transports a rank may use, in order of preference (self is always on)"},
     {"IPC_REPORT_TRANSPORTS", "0", "print the transport chosen for every ordered pair of ranks at start-up"},
     {"IPC_WAIT_SPIN_US", "50", "a blocked call busy-polls this long before it starts yielding the CPU"},
     {"IPC_WAIT_YIELD_US", "2000", "then polls with sched_yield() between polls this long before it sleeps"},
     {"IPC_OVERSUBSCRIBED", "auto", "yield from the first poll on: auto (when ranks on the node outnumber its CPUs), 1 or 0"},
     {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)"},
-    {"IPC_SHM_EAGER", "65536", "shm: messages up to this many bytes go through the rings, larger ones by rendezvous"},
-    {"IPC_SHM_RING", "auto", "shm: bytes of each ring (one per ordered pair of ranks of a node); auto: 512 KiB up to 11 ranks per node, then less (64 MiB per node, at least 64 KiB each)"},
-    {"IPC_SHM_CHUNK", "16384", "shm: payload bytes per ring record; larger frames stream through in pipelined chunks"},
-    {"IPC_SHM_CMA", "0", "shm: 1: copy rendezvous messages once with process_vm_readv where the kernel allows; 0: pipelined copy through the rings (faster where both ranks run at once: docs/transports.md)"},
-    {"IPC_TCP_EAGER", "65536", "TCP: messages up to this many bytes go eagerly, larger ones by rendezvous"},
-    {"IPC_TCP_BUFFER", "0", "TCP: socket send and receive buffer bytes (0: the kernel's autotuning)"},
-    {"IPC_TCP_CC", "reno", "TCP: congestion control of the ranks' connections ('' keeps the system's default; docs/transports.md)"},
-    {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
     {"IPC_SHM_COLL", "auto", "collectives through one shared segment when all ranks share a node: bytes of each rank's slot (auto: 256 KiB, less beyond 33 ranks), 0 to run them over messages"},
     {"IPC_COLL_FLAT", "auto", "collectives: flat barrier and small allreduce (auto: when ranks outnumber the node's CPUs), 1 or 0"},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},
@@ -33,14 +25,22 @@ constexpr Param kParams[] = {
 };
 
 const Param& find(std::string_view name) {
-  for (auto& p : kParams)
-    if (name == p.name) return p;
+  for (const ParamTable& t : param_tables())
+    for (auto& p : t)
+      if (name == p.name) return p;
   throw std::logic_error("undeclared parameter " + std::string(name));
 }
 
 }  // namespace
 
-std::span<const Param> all_params() { return kParams; }
+extern const ParamTable job_params;
+const ParamTable job_params = kParams;
+
+std::vector<Param> all_params() {
+  std::vector<Param> out;
+  for (const ParamTable& t : param_tables()) out.insert(out.end(), t.begin(), t.end());
+  return out;
+}
 
 std::string param(std::string_view name) {
   const Param& p = find(name);

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ipc::base {
 
@@ -17,8 +18,16 @@ struct Param {
   const char* help;
 };
 
-/// The table, in the order `--list-params` prints it.
-std::span<const Param> all_params();
+/// A table of parameters, declared where they are used (the job's in base/params.cpp,
+/// each transport's in its folder).
+using ParamTable = std::span<const Param>;
+
+/// Every table of this build: the job's, then the transports' in order of preference.
+/// Defined in a file the build generates (runtime/CMakeLists.txt).
+std::span<const ParamTable> param_tables();
+
+/// Every parameter, in the order `--list-params` prints them.
+std::vector<Param> all_params();
 
 /// The value of a declared parameter: the environment's, else its default.
 /// @throws std::logic_error for a name that is not declared.

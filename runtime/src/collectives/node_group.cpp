@@ -1,10 +1,5 @@
 #include "collectives/node_group.hpp"
 
-#include <linux/futex.h>
-#include <sched.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -14,6 +9,7 @@
 #include <new>
 #include <vector>
 
+#include "base/names.hpp"
 #include "core/engine.hpp"
 #include "base/errors.hpp"
 #include "base/params.hpp"
@@ -30,7 +26,7 @@ struct GroupHeader {
   std::uint32_t ranks;
   std::uint32_t pad;
   std::uint64_t slot_bytes;
-  alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: writers wake futex waiters
+  alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: writers ring sleeping ranks' doorbells
 };
 static_assert(sizeof(GroupHeader) == 2 * kLine);
 
@@ -42,17 +38,8 @@ std::size_t segment_bytes(int ranks, std::size_t slot) {
 GroupHeader* header_of(std::byte* base) { return reinterpret_cast<GroupHeader*>(base); }
 
 // Phases are 64-bit and only grow: a counter not written for a long time never looks
-// ahead of one that was (futexes wait on their low 32 bits).
+// ahead of one that was.
 bool reached(std::uint64_t value, std::uint64_t k) { return value >= k; }
-
-std::uint32_t* low_word(const std::atomic<std::uint64_t>& flag) {
-  static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::endian::native == std::endian::little);
-  return reinterpret_cast<std::uint32_t*>(const_cast<std::atomic<std::uint64_t>*>(&flag));
-}
-
-long futex(void* addr, int op, std::uint32_t val, const timespec* timeout) {
-  return ::syscall(SYS_futex, addr, op, val, timeout, nullptr, 0);
-}
 
 }  // namespace
 
@@ -60,6 +47,7 @@ struct NodeGroup::Line {
   std::atomic<std::uint64_t> arrive{0};
   std::atomic<std::uint64_t> mid{0};
   std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint32_t> sleeping{0};  // > 0: the rank sleeps; writers ring its doorbell
 };
 static_assert(sizeof(NodeGroup::Line) <= kLine);
 
@@ -121,8 +109,10 @@ std::size_t node_slot_bytes(int ranks) {
 // ---------------------------------------------------------------------------------
 // Group
 
-NodeGroup::NodeGroup(Engine& engine, NodeSegment segment, int rank, int size)
-    : engine_(engine), seg_(std::move(segment)), rank_(rank), size_(size) {
+NodeGroup::NodeGroup(Engine& engine, NodeSegment segment, int rank, int size, const std::string& job,
+                     const base::Doorbell& bell)
+    : engine_(engine), seg_(std::move(segment)), rank_(rank), size_(size), bell_(bell) {
+  for (int q = 0; q < size_; ++q) bells_.push_back(base::Doorbell::Address::of(base::doorbell_name(job, q)));
   slot_bytes_ = header_of(seg_.base())->slot_bytes;
   auto n = static_cast<std::size_t>(size_);
   lines_ = seg_.base() + sizeof(GroupHeader);
@@ -148,47 +138,40 @@ std::byte* NodeGroup::result(Phase k) const {
 
 void NodeGroup::post(std::atomic<std::uint64_t>& flag, Phase k) {
   flag.store(k, std::memory_order_seq_cst);
-  if (header_of(seg_.base())->sleepers.load(std::memory_order_seq_cst) > 0)
-    futex(low_word(flag), FUTEX_WAKE, INT_MAX, nullptr);
+  if (header_of(seg_.base())->sleepers.load(std::memory_order_seq_cst) == 0) return;
+  for (int q = 0; q < size_; ++q)
+    if (q != rank_ && line(q).sleeping.load(std::memory_order_seq_cst) > 0) bell_.ring(bells_[static_cast<std::size_t>(q)]);
 }
 
+// The engine's one waiter: it polls the point-to-point transports meanwhile (a late
+// rank may be waiting for this one's rendezvous data), yields and sleeps by the job's
+// wait policy, and while asleep looks for ranks that died every 100 ms. Before it
+// sleeps, this rank says so in its line, so that writers ring its doorbell.
 void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int rank) {
   if (reached(flag.load(std::memory_order_acquire), k)) return;
-  const WaitPolicy& pol = engine_.wait_policy();
-  using clock = std::chrono::steady_clock;
-  auto start = clock::now();
-  for (int i = 1;; ++i) {
-    if (reached(flag.load(std::memory_order_acquire), k)) return;
-    // The program's point-to-point traffic moves meanwhile (it may be what a late
-    // rank waits for before it gets here).
-    if ((i & 63) == 0) engine_.poll_once();
-    auto elapsed = clock::now() - start;
-    if (!pol.oversubscribed && elapsed < pol.spin) {
-      cpu_relax();
-      continue;
+  struct Announce final : Engine::SleepGuard {
+    GroupHeader* h;
+    Line& me;
+    const std::atomic<std::uint64_t>& flag;
+    Phase k;
+    Announce(GroupHeader* hh, Line& l, const std::atomic<std::uint64_t>& f, Phase kk) : h(hh), me(l), flag(f), k(kk) {}
+    bool arm() override {
+      h->sleepers.fetch_add(1, std::memory_order_seq_cst);
+      me.sleeping.fetch_add(1, std::memory_order_seq_cst);
+      return !reached(flag.load(std::memory_order_seq_cst), k);
     }
-    if (elapsed < pol.spin + pol.yield) {
-      if (pol.oversubscribed) engine_.poll_once();
-      ::sched_yield();
-      continue;
+    void disarm() override {
+      me.sleeping.fetch_sub(1, std::memory_order_seq_cst);
+      h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
     }
-    auto* h = header_of(seg_.base());
-    h->sleepers.fetch_add(1, std::memory_order_seq_cst);
-    std::uint64_t v = flag.load(std::memory_order_seq_cst);
-    long rc = 0;
-    int err = 0;
-    if (!reached(v, k)) {
-      timespec ts{0, 100 * 1000 * 1000};
-      rc = futex(low_word(flag), FUTEX_WAIT, static_cast<std::uint32_t>(v), &ts);
-      err = errno;
-    }
-    h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
-    if (reached(flag.load(std::memory_order_acquire), k)) return;
-    if (rc != 0 && err == ETIMEDOUT) {
-      engine_.poll_once();
-      if (engine_.peer_gone(rank)) std::rethrow_exception(engine_.lost_error(op_, rank));
-    }
-  }
+  } announce(header_of(seg_.base()), line(rank_), flag, k);
+  engine_.wait_until(
+      [&] {
+        if (reached(flag.load(std::memory_order_acquire), k)) return true;
+        if (engine_.gone(rank)) std::rethrow_exception(engine_.lost_error(op_, rank));
+        return false;
+      },
+      std::chrono::steady_clock::time_point::max(), &announce);
 }
 
 void NodeGroup::before_write(Phase k, bool small) {

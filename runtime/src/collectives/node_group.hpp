@@ -31,10 +31,11 @@
 // contribution of phase k also tells it that all are done with k - 1, and the check
 // is usually free. A bcast root thus runs up to 32 small broadcasts ahead.
 //
-// Waiting: busy, then yielding, then asleep in a futex on the awaited counter (the
-// writer wakes when the header counts sleepers), with the engine's wait policy.
-// While it waits a rank also makes progress on its point-to-point traffic, and
-// every 100 ms asleep it checks whether the rank it waits for is gone.
+// Waiting: the engine's one waiter (busy, then yielding, then asleep on the rank's
+// doorbell, by the job's wait policy); a sleeping rank marks its line, and a writer
+// that sees sleepers in the header rings their doorbells. While it waits a rank also
+// makes progress on its point-to-point traffic, and every 100 ms asleep it checks
+// whether the rank it waits for is gone.
 #pragma once
 
 #include <atomic>
@@ -42,8 +43,11 @@
 #include <cstdint>
 #include <string>
 
-#include "ipc/detail/collectives.hpp"
+#include <vector>
+
+#include "base/doorbell.hpp"
 #include "base/mapping.hpp"
+#include "ipc/detail/collectives.hpp"
 
 namespace ipc::detail {
 
@@ -76,7 +80,10 @@ class NodeGroup {
  public:
   using Phase = std::uint64_t;
   /// `rank` and `size`: this rank and the number of ranks (all of the job's, on this node).
-  NodeGroup(Engine& engine, NodeSegment segment, int rank, int size);
+  /// `job` and `bell`: the job's id (the ranks' doorbells are named after it) and
+  /// this rank's doorbell, to ring the others with.
+  NodeGroup(Engine& engine, NodeSegment segment, int rank, int size, const std::string& job,
+            const base::Doorbell& bell);
   NodeGroup(const NodeGroup&) = delete;
   NodeGroup& operator=(const NodeGroup&) = delete;
 
@@ -129,6 +136,8 @@ class NodeGroup {
   NodeSegment seg_;
   int rank_;
   int size_;
+  const base::Doorbell& bell_;
+  std::vector<base::Doorbell::Address> bells_;  // by rank
   std::size_t slot_bytes_;
   std::byte* lines_;
   std::byte* cells_;

@@ -2,7 +2,7 @@
 
 
 
-#include "collectives/node_group.hpp"
+#include "collectives/shared.hpp"
 #include "core/engine.hpp"
 
 #include <algorithm>
@@ -27,12 +27,13 @@ RecvTarget exact(void* data, std::size_t bytes) {
 
 }  // namespace
 
-bool flat(const CollContext& c) { return c.engine->coll_flat(); }
+bool flat(const CollContext& c) { return c.shared && c.shared->flat; }
 
 NodeGroup* node_group(const CollContext& c) {
-  NodeGroup* g = c.engine->node_group();
+  if (!c.shared || !c.shared->group) return nullptr;
+  NodeGroup* g = c.shared->group.get();
   // Only the world's collective context (sub-communicators run over messages).
-  return g && c.context == 0x80000000u && g->size() == c.size ? g : nullptr;
+  return c.context == c.shared->world && g->size() == c.size ? g : nullptr;
 }
 
 void coll_send(const CollContext& c, const void* data, std::size_t bytes, int dest, int tag) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iostream>
 
 #include "core/pool.hpp"
 #include "base/errors.hpp"
@@ -10,13 +9,17 @@
 namespace ipc::detail {
 namespace {
 
-// Tokens handed to transports: a request, or (low bit set) an unexpected message.
-void* token_of(RequestState* r) { return r; }
-void* token_of(Unexpected* u) { return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(u) | 1); }
-bool is_unexpected(void* t) { return (reinterpret_cast<std::uintptr_t>(t) & 1) != 0; }
-Unexpected* as_unexpected(void* t) {
-  return reinterpret_cast<Unexpected*>(reinterpret_cast<std::uintptr_t>(t) & ~std::uintptr_t{1});
+// Tokens handed to transports: what a frame's payload is for, in the pointer's low
+// bits (both kinds of object are aligned to 8). Control frames have none (null).
+enum class Into : std::uintptr_t { posted = 0, unexpected = 1, rendezvous = 2 };
+constexpr std::uintptr_t kIntoMask = 3;
+void* token_of(void* p, Into k) { return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) | static_cast<std::uintptr_t>(k)); }
+Into kind_of(void* t) { return static_cast<Into>(reinterpret_cast<std::uintptr_t>(t) & kIntoMask); }
+template <class T>
+T* object_of(void* t) {
+  return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(t) & ~kIntoMask);
 }
+static_assert(alignof(RequestState) >= 4 && alignof(Unexpected) >= 4);
 
 }  // namespace
 
@@ -28,10 +31,20 @@ void RequestState::complete(const std::error_code& ec) {
 }
 
 Engine::Engine(Options opt)
-    : opt_(std::move(opt)), lost_(static_cast<std::size_t>(opt_.size)), asymmetric_(asymmetric_barriers()) {
-  transports_.push_back(opt_.self);
-  for (auto* t : opt_.route)
-    if (t && std::find(transports_.begin(), transports_.end(), t) == transports_.end()) transports_.push_back(t);
+    : opt_(std::move(opt)),
+      lost_(static_cast<std::size_t>(opt_.size)),
+      gone_(new std::atomic<bool>[static_cast<std::size_t>(opt_.size)]()),
+      asymmetric_(asymmetric_barriers()),
+      sleeper_(*opt_.doorbell) {
+  // Self's transport first: a rank's messages to itself are looked at first.
+  auto add = [&](transport::Transport* t) {
+    if (std::find(transports_.begin(), transports_.end(), t) == transports_.end()) transports_.push_back(t);
+  };
+  add(&opt_.route.at(static_cast<std::size_t>(opt_.rank))->transport());
+  for (auto* ep : opt_.route) {
+    add(&ep->transport());
+    eager_.push_back(ep->transport().eager_limit());
+  }
   for (auto* t : transports_)
     if (t->wait_fd() >= 0) sleeper_.watch(t->wait_fd());
   if (opt_.progress_thread && opt_.size > 1) progress_ = std::thread([this] { progress_thread_main(); });
@@ -52,17 +65,11 @@ std::exception_ptr Engine::lost_error(const char* op, int peer) const {
                                           ")"));
 }
 
-wire::FrameHeader Engine::frame(wire::FrameType type, std::uint32_t comm, int tag, std::uint64_t size,
-                                std::uint64_t cookie, std::uint64_t cookie2) const {
-  wire::FrameHeader h;
-  h.type = type;
-  h.comm = comm;
-  h.source = opt_.rank;
-  h.tag = tag;
-  h.size = size;
-  h.cookie = cookie;
-  h.cookie2 = cookie2;
-  return h;
+void Engine::send_frame(int dest, const proto::Header& h, const void* payload, std::uint64_t length,
+                        transport::Completion* done) {
+  proto::Encoded head;
+  proto::encode(h, head);
+  opt_.route[static_cast<std::size_t>(dest)]->send(wire::Frame{head.span(), payload, length}, done);
 }
 
 // Marks `r` done, then wakes a sleeping waiter. The store must be ordered before the
@@ -130,11 +137,10 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
     bool eager = false;
     {
       std::lock_guard lk(mu_);
-      transport::Transport* t = opt_.route[p];
-      if (lost_[p].empty() && src.size <= t->eager_limit()) {
+      if (lost_[p].empty() && src.size <= eager_[p]) {
         eager = true;
         note_activity();
-        send_eager(t, dest, comm, tag, src, &sent);
+        send_eager(dest, comm, tag, src, &sent);
       }
     }
     if (eager) {
@@ -177,26 +183,25 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
     fail(*r, lost_error("send to", dest));
     return;
   }
-  transport::Transport* t = opt_.route[p];
-  if (r->src.size <= t->eager_limit()) {
-    send_eager(t, dest, comm, tag, r->src, r.get());
+  if (r->src.size <= eager_[p]) {
+    send_eager(dest, comm, tag, r->src, r.get());
     // Not done at once (queued): the transport completes it later, under this lock,
     // and the request must live until then.
     if (!r->done.load(std::memory_order_relaxed)) r->keep = r;
   } else {
     // cookie2: the sender's buffer, for single-copy reads
-    auto h = frame(wire::FrameType::rts, comm, tag, r->src.size, next_id_++,
-                   reinterpret_cast<std::uintptr_t>(r->src.data));
-    t->send(dest, h, nullptr, nullptr);
+    proto::Header h{proto::Type::rts, comm, tag, r->src.size, next_id_++, reinterpret_cast<std::uintptr_t>(r->src.data)};
+    send_frame(dest, h, nullptr, 0, nullptr);
     rdv_sends_.emplace(h.cookie, r);  // after the send: if it threw, nothing refers to r
   }
 }
 
-void Engine::send_eager(transport::Transport* t, int dest, std::uint32_t comm, int tag, const SendSource& src,
-                        transport::Completion* done) {
-  auto h = frame(wire::FrameType::eager, comm, tag, src.size);
-  h.length = src.size;
-  t->send(dest, h, src.data, done);
+void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done) {
+  proto::Header h;
+  h.type = proto::Type::eager;
+  h.comm = comm;
+  h.tag = tag;
+  send_frame(dest, h, src.data, src.size, done);
 }
 
 void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {
@@ -253,66 +258,50 @@ void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Env
     return;
   }
   place(*r, size);
-  transport::Transport* t = opt_.route[src];
-  if (remote && t->can_read(env.source) && (!r->dst || t->read(env.source, remote, r->dst, size))) {
+  transport::Endpoint& ep = *opt_.route[src];
+  if (remote && (ep.caps() & transport::kOneSidedRead) && (!r->dst || ep.read(remote, r->dst, size))) {
     // One copy, straight from the sender's buffer; tell the sender it may go on.
     mark_done(*r);
-    t->send(env.source, frame(wire::FrameType::fin, env.comm, env.tag, size, cookie), nullptr, nullptr);
+    send_frame(env.source, proto::Header{proto::Type::fin, env.comm, env.tag, size, cookie, 0}, nullptr, 0, nullptr);
     return;
   }
-  std::uint64_t id = next_id_++;
+  std::uint64_t id = r->rdv_id = next_id_++;
   rdv_recvs_.emplace(id, r);
-  t->send(env.source, frame(wire::FrameType::cts, env.comm, env.tag, size, cookie, id), nullptr, nullptr);
+  send_frame(env.source, proto::Header{proto::Type::cts, env.comm, env.tag, size, cookie, id}, nullptr, 0, nullptr);
 }
 
-transport::Sink::Placement Engine::on_frame(int peer, const wire::FrameHeader& h) {
+transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) {
   if (!lost_[static_cast<std::size_t>(peer)].empty()) return {};  // from a lost peer: dropped
+  proto::Header h;
+  if (const char* bad = proto::decode(head, length, opt_.limits, h)) return {nullptr, nullptr, bad};
   switch (h.type) {
-    case wire::FrameType::eager: {
+    case proto::Type::eager: {
       Envelope e{h.comm, peer, h.tag};
       if (auto p = queues_.take_posted(e)) {
         RequestState& r = **p;
-        r.status = Status{peer, Tag{h.tag}, h.length};
-        place(r, h.length);
+        r.status = Status{peer, Tag{h.tag}, length};
+        place(r, length);
         r.keep = std::move(*p);
-        return {r.dst, token_of(&r)};
+        return {r.dst, token_of(&r, Into::posted)};
       }
-      auto* u = Unexpected::eager(e, h.length).release();
-      return {u->payload(), token_of(u)};
+      auto* u = Unexpected::eager(e, length).release();
+      return {u->payload(), token_of(u, Into::unexpected)};
     }
-    case wire::FrameType::data: {
+    case proto::Type::data: {
       auto it = rdv_recvs_.find(h.cookie);
-      if (it != rdv_recvs_.end() && h.length == it->second->status.bytes) return {it->second->dst, nullptr};
-      std::cerr << "ipc: rank " << opt_.rank << ": unexpected rendezvous data from " << where(peer)
-                << " (dropped)" << std::endl;
-      return {};
+      if (it == rdv_recvs_.end() || length != it->second->status.bytes)
+        return {nullptr, nullptr, "rendezvous data for no receive of this size"};
+      return {it->second->dst, token_of(it->second.get(), Into::rendezvous)};
     }
     default:
-      return {};
+      return {nullptr, nullptr, on_control(peer, h)};
   }
 }
 
-void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
-  if (!lost_[static_cast<std::size_t>(peer)].empty()) {
-    if (is_unexpected(token)) delete as_unexpected(token);
-    return;
-  }
+// Control frames carry no payload: they are acted on as they arrive.
+const char* Engine::on_control(int peer, const proto::Header& h) {
   switch (h.type) {
-    case wire::FrameType::eager: {
-      if (!is_unexpected(token)) {
-        auto* r = static_cast<RequestState*>(token);
-        auto hold = std::move(r->keep);
-        mark_done(*r);
-        return;
-      }
-      std::unique_ptr<Unexpected> u(as_unexpected(token));
-      if (auto p = queues_.take_posted(u->env))
-        deliver_eager(**p, *u);
-      else
-        queues_.add_unexpected(std::move(u));
-      return;
-    }
-    case wire::FrameType::rts: {
+    case proto::Type::rts: {
       Envelope e{h.comm, peer, h.tag};
       if (auto p = queues_.take_posted(e)) {
         accept_rendezvous(*p, e, h.cookie, h.cookie2, h.size);
@@ -325,61 +314,87 @@ void Engine::on_frame_done(int peer, const wire::FrameHeader& h, void* token) {
         u->remote = h.cookie2;
         queues_.add_unexpected(std::move(u));
       }
-      return;
+      return nullptr;
     }
-    case wire::FrameType::cts: {
+    case proto::Type::cts: {
       auto it = rdv_sends_.find(h.cookie);
-      if (it == rdv_sends_.end()) {
-        std::cerr << "ipc: rank " << opt_.rank << ": clear-to-send for an unknown request from " << where(peer)
-                  << std::endl;
-        return;
-      }
+      if (it == rdv_sends_.end() || it->second->dest != peer) return "clear-to-send for no request of this rank";
       auto r = std::move(it->second);
       rdv_sends_.erase(it);
-      auto d = frame(wire::FrameType::data, h.comm, r->tag, r->src.size, h.cookie2);
-      d.length = r->src.size;
       RequestState* raw = r.get();
       raw->keep = std::move(r);
-      opt_.route[static_cast<std::size_t>(peer)]->send(peer, d, raw->src.data, raw);
+      proto::Header d{proto::Type::data, h.comm, raw->tag, raw->src.size, h.cookie2, 0};
+      send_frame(peer, d, raw->src.data, raw->src.size, raw);
+      return nullptr;
+    }
+    case proto::Type::fin: {
+      auto it = rdv_sends_.find(h.cookie);
+      if (it == rdv_sends_.end() || it->second->dest != peer) return "read-finished for no request of this rank";
+      auto r = std::move(it->second);
+      rdv_sends_.erase(it);
+      mark_done(*r);
+      return nullptr;
+    }
+    default:
+      return "unexpected frame type";
+  }
+}
+
+void Engine::on_frame_done(int peer, void* token) {
+  if (!token) return;  // a control frame, acted on at arrival
+  if (!lost_[static_cast<std::size_t>(peer)].empty()) {
+    if (kind_of(token) == Into::unexpected) delete object_of<Unexpected>(token);
+    return;
+  }
+  switch (kind_of(token)) {
+    case Into::posted: {
+      auto* r = object_of<RequestState>(token);
+      auto hold = std::move(r->keep);
+      mark_done(*r);
       return;
     }
-    case wire::FrameType::data: {
-      auto it = rdv_recvs_.find(h.cookie);
+    case Into::unexpected: {
+      std::unique_ptr<Unexpected> u(object_of<Unexpected>(token));
+      if (auto p = queues_.take_posted(u->env))
+        deliver_eager(**p, *u);
+      else
+        queues_.add_unexpected(std::move(u));
+      return;
+    }
+    case Into::rendezvous: {
+      auto it = rdv_recvs_.find(object_of<RequestState>(token)->rdv_id);
       if (it == rdv_recvs_.end()) return;
       auto r = std::move(it->second);
       rdv_recvs_.erase(it);
       mark_done(*r);
       return;
     }
-    case wire::FrameType::fin: {
-      auto it = rdv_sends_.find(h.cookie);
-      if (it == rdv_sends_.end()) return;
-      auto r = std::move(it->second);
-      rdv_sends_.erase(it);
-      mark_done(*r);
-      return;
-    }
   }
 }
 
-void Engine::on_frame_aborted(int peer, const wire::FrameHeader& h, void* token) {
-  if (is_unexpected(token)) {
-    delete as_unexpected(token);
-    return;
+void Engine::on_frame_aborted(int peer, void* token) {
+  if (!token) return;
+  switch (kind_of(token)) {
+    case Into::unexpected:
+      delete object_of<Unexpected>(token);
+      return;
+    case Into::posted: {  // a posted receive matched at its header
+      auto* r = object_of<RequestState>(token);
+      auto hold = std::move(r->keep);
+      fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " + where(peer) +
+                                                " failed: the rank was lost during the message")));
+      return;
+    }
+    case Into::rendezvous:  // still in rdv_recvs_: failed by on_peer_lost, which follows
+      return;
   }
-  if (h.type == wire::FrameType::eager && token) {  // a posted receive matched at its header
-    auto* r = static_cast<RequestState*>(token);
-    auto hold = std::move(r->keep);
-    fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " + where(peer) +
-                                              " failed: the rank was lost during the message")));
-  }
-  // data frames: the request is in rdv_recvs_, failed by on_peer_lost, which follows.
 }
 
 void Engine::on_peer_lost(int peer, const std::string& why) {
   auto p = static_cast<std::size_t>(peer);
   if (p >= lost_.size() || !lost_[p].empty()) return;
   lost_[p] = why.empty() ? "connection lost" : why;
+  gone_[p].store(true, std::memory_order_release);
   auto err = [&](const char* op) { return lost_error(op, peer); };
   for (auto& r : queues_.take_posted_from(peer)) fail(*r, err("receive from"));
   // Its announced (rendezvous) messages can never be fetched; its eager ones stay.

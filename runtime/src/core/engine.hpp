@@ -1,10 +1,11 @@
 // The engine: matching, the eager/rendezvous protocol, progress and waiting.
 //
-// Concurrency. One mutex, the progress lock, guards all engine and transport state.
-// Whoever holds it may post operations and poll the transports; a poll never blocks,
-// so the lock is held for microseconds. A thread blocked in the library polls under
-// the lock itself (busy, then yielding, then asleep in epoll on the transports' fds
-// and a wake-up eventfd). A background progress thread keeps TCP moving while the
+// Concurrency. One lock, the progress lock (a spin lock: core/progress_lock.hpp),
+// guards all engine and transport state. Whoever holds it may post operations and
+// poll the transports; a poll never blocks, so the lock is held for microseconds. A
+// thread blocked in the library polls under the lock itself (busy, then yielding,
+// then asleep in epoll on the rank's doorbell and the transports' fds: the one
+// waiter, block_until). A background progress thread keeps TCP moving while the
 // program computes: it sleeps in the same epoll set and polls only when no user
 // thread is waiting in the library, so it never competes with a polling waiter.
 //
@@ -29,16 +30,16 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/context.hpp"
 #include "core/matching.hpp"
 #include "core/progress_lock.hpp"
+#include "core/protocol.hpp"
 #include "core/waiting.hpp"
 #include "ipc/detail/transfer.hpp"
 #include "ipc/status.hpp"
 #include "transport/transport.hpp"
 
 namespace ipc::detail {
-
-class NodeGroup;
 
 struct RequestState final : transport::Completion {
   enum class Kind : std::uint8_t { send, recv };
@@ -59,6 +60,7 @@ struct RequestState final : transport::Completion {
   std::optional<RecvTarget> target;   // owned (non-blocking receives; sends have none)
   const RecvTarget* to = nullptr;     // the one in use: the owned one, or a blocking caller's
   void* dst = nullptr;  // null after a failed prepare(): the payload is dropped
+  std::uint64_t rdv_id = 0;  // a rendezvous receive's id (its cts names it)
 
   // send
   SendSource src;
@@ -73,12 +75,12 @@ class Engine final : public transport::Sink {
     int rank = 0;
     int size = 1;
     std::string node;
-    transport::Transport* self = nullptr;                  // own rank
-    std::vector<transport::Transport*> route;              // by peer rank (self for own)
+    std::vector<transport::Endpoint*> route;               // by peer rank (self's for own)
     std::vector<std::string> peer_nodes;                   // by peer rank, for messages
     WaitPolicy wait;
+    wire::FrameLimits limits;            // of frames read off the wire
+    const base::Doorbell* doorbell = nullptr;  // this rank's (required; outlives the engine)
     bool progress_thread = true;
-    bool coll_flat = false;  // collectives use their flat variants (decided job-wide)
   };
 
   explicit Engine(Options opt);
@@ -104,6 +106,26 @@ class Engine final : public transport::Sink {
   std::optional<Status> test(RequestState& r);
   /// Blocks until one of `rs` (non-null ones) completes; returns its index.
   std::size_t wait_any(const std::vector<RequestState*>& rs);
+  /// What a waiter does besides arming the transports before it sleeps, so that the
+  /// ones it waits for ring its doorbell (the node group announces itself to its
+  /// writers). arm() returns false when there is no need to sleep; every arm() is
+  /// paired with disarm().
+  struct SleepGuard {
+    virtual bool arm() = 0;
+    virtual void disarm() = 0;
+
+   protected:
+    ~SleepGuard() = default;
+  };
+  /// The one waiter: polls (busy, yielding, then asleep on the doorbell, by the job's
+  /// wait policy) until `done()` holds or `deadline` passes; true when done() held.
+  /// `done` is called without the lock, must be cheap, and may throw (the exception
+  /// leaves). While it sleeps, every 100 ms the transports look for peers that died
+  /// silently (gone() then tells).
+  bool wait_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline,
+                  SleepGuard* guard = nullptr);
+  /// Whether `peer` is known to be lost (any thread, no lock).
+  bool gone(int peer) const { return gone_[static_cast<std::size_t>(peer)].load(std::memory_order_acquire); }
 
   /// Waits until every queued frame has left (before the job's final fence).
   void flush();
@@ -111,9 +133,9 @@ class Engine final : public transport::Sink {
   void shutdown();
 
   // transport::Sink
-  Placement on_frame(int peer, const wire::FrameHeader& h) override;
-  void on_frame_done(int peer, const wire::FrameHeader& h, void* token) override;
-  void on_frame_aborted(int peer, const wire::FrameHeader& h, void* token) override;
+  Placement on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) override;
+  void on_frame_done(int peer, void* token) override;
+  void on_frame_aborted(int peer, void* token) override;
   void on_peer_lost(int peer, const std::string& why) override;
 
   /// Called by RequestState::complete and the protocol: marks `r` done, wakes sleepers.
@@ -125,39 +147,45 @@ class Engine final : public transport::Sink {
   using Posted = std::shared_ptr<RequestState>;
 
   void start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag, SendSource src);
-  /// `src` as one eager frame to `dest` over `t` (under the lock); `done` told as the transport says.
-  void send_eager(transport::Transport* t, int dest, std::uint32_t comm, int tag, const SendSource& src,
+  /// `src` as one eager frame to `dest` (under the lock); `done` told as the transport says.
+  void send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done);
+  /// Encodes `h` and sends it with `length` bytes at `payload` to `dest` (under the lock).
+  void send_frame(int dest, const proto::Header& h, const void* payload, std::uint64_t length,
                   transport::Completion* done);
+  /// A payload-less control frame (rts, cts, fin) has arrived; null, or what is wrong.
+  const char* on_control(int peer, const proto::Header& h);
   /// The receive of `r`, whose target (its own, or a blocking caller's) is in place.
   void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag);
   bool progress_locked();
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
   void block_until(const std::function<bool()>& done);
   template <class Done>
-  void block_until_impl(Done&& done);
+  bool block_until_impl(Done&& done,
+                        std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
+                        SleepGuard* guard = nullptr);
   void progress_thread_main();
-  /// A frame header from this rank.
-  wire::FrameHeader frame(wire::FrameType type, std::uint32_t comm, int tag, std::uint64_t size,
-                          std::uint64_t cookie = 0, std::uint64_t cookie2 = 0) const;
   void deliver_eager(RequestState& r, const Unexpected& u);
   void accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t sender_cookie,
                          std::uint64_t remote, std::size_t size);
   /// Sleeps in epoll until a transport or a completion wakes this thread (at most
   /// `max`), unless `done()` already holds once every transport is armed.
   /// False when it slept the whole of `max` with nothing to wake for.
-  bool sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter);
+  bool sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
+                  SleepGuard* guard = nullptr);
   void place(RequestState& r, std::size_t size);
   void fail(RequestState& r, std::exception_ptr e);
   Status finish(RequestState& r);
 
   Options opt_;
-  std::vector<transport::Transport*> transports_;  // distinct, self first
+  std::vector<transport::Transport*> transports_;  // distinct, self's first
+  std::vector<std::size_t> eager_;                 // by peer: its route's eager limit
   ProgressLock mu_;
   MatchQueues<Posted> queues_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_sends_;  // awaiting cts
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_recvs_;  // awaiting data
   std::vector<std::string> lost_;  // by peer: why unreachable ("" = fine)
+  std::unique_ptr<std::atomic<bool>[]> gone_;  // by peer: lost_ is set (read without the lock)
   bool asymmetric_;                // completions skip the full barrier (asymmetric_barriers())
   bool shut_ = false;
 
@@ -170,12 +198,9 @@ class Engine final : public transport::Sink {
   void note_activity() { wait_count_.store(wait_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
  public:
-  /// Whether collectives use their flat variants (the same answer on every rank).
-  bool coll_flat() const { return opt_.coll_flat; }
-  /// The world's node group (all ranks on this node, shared segment), or null.
-  NodeGroup* node_group() const { return group_; }
-  void set_node_group(NodeGroup* g) { group_ = g; }
   const WaitPolicy& wait_policy() const { return opt_.wait; }
+  /// The first of `n` fresh private contexts of `purpose` (see core/context.hpp).
+  std::uint32_t take_contexts(Purpose purpose, std::uint32_t n = 1) { return contexts_.take(purpose, n); }
   /// One poll of every transport, unless another thread is polling.
   void poll_once();
   /// Whether `peer` is known to be gone, after asking the transports to check.
@@ -188,7 +213,7 @@ class Engine final : public transport::Sink {
   void cancel_recv(RequestState& r);
 
  private:
-  NodeGroup* group_ = nullptr;
+  ContextSequence contexts_;
   std::atomic<bool> stop_{false};
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;

@@ -46,11 +46,17 @@ void Engine::block_until(const std::function<bool()>& done) { block_until_impl(d
 // itself as a waiter: the progress thread stays away anyway while the program keeps
 // calling (start_send/start_recv note activity), and the count costs two atomic
 // read-modify-writes on the way of every message.
+bool Engine::wait_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline,
+                        SleepGuard* guard) {
+  return block_until_impl(done, deadline, guard);
+}
+
 template <class Done>
-void Engine::block_until_impl(Done&& done) {
-  if (done()) return;
+bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard) {
+  if (done()) return true;
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
+  const bool bounded = deadline != clock::time_point::max();
   auto poll_done = [&] {
     {
       std::lock_guard lk(mu_);
@@ -58,15 +64,17 @@ void Engine::block_until_impl(Done&& done) {
     }
     return done();
   };
-  for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed; ++i) {
-    if (poll_done()) return;
+  for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed && !bounded; ++i) {
+    if (poll_done()) return true;
     cpu_relax();
   }
   WaiterScope scope(waiters_, wait_count_);
   auto start = clock::now();
   for (;;) {
-    if (poll_done()) return;
-    auto elapsed = clock::now() - start;
+    if (poll_done()) return true;
+    auto now = clock::now();
+    if (now >= deadline) return false;
+    auto elapsed = now - start;
     if (!pol.oversubscribed && elapsed < pol.spin) {
       cpu_relax();
       continue;
@@ -78,7 +86,10 @@ void Engine::block_until_impl(Done&& done) {
     // After a wake-up, poll busily again: more usually follows. After a timeout,
     // sleep again at once (re-spinning every 100 ms would cost 2% of a core), but
     // first look for peers that died silently.
-    if (sleep_once(std::function<bool()>(std::ref(done)), std::chrono::milliseconds(100), true)) {
+    auto nap = std::chrono::milliseconds(100);
+    if (bounded)
+      nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
+    if (sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard)) {
       start = clock::now();
     } else {
       std::lock_guard lk(mu_);
@@ -87,7 +98,8 @@ void Engine::block_until_impl(Done&& done) {
   }
 }
 
-bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter) {
+bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
+                        SleepGuard* guard) {
   bool woken = true;
   if (waiter) sleeper_.enter();  // completions ring the doorbell for waiters only
   std::size_t armed = 0;
@@ -96,9 +108,11 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     Engine& e;
     std::size_t& armed;
     bool waiter;
+    SleepGuard* guard = nullptr;  // set once armed
     ~Disarm() {
       // Without the lock: a thread that wakes while the program polls would otherwise
       // spin for it on the program's core.
+      if (guard) guard->disarm();
       for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
       if (waiter) e.sleeper_.leave();
       e.sleeper_.end_sleep();
@@ -110,6 +124,10 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     std::lock_guard lk(mu_);  // arming may change a transport's epoll set (a thread goes
                               // to sleep when the program is quiet: the lock is free)
     while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
+  }
+  if (ok && guard) {
+    disarm.guard = guard;
+    ok = guard->arm();
   }
   if (ok && !done()) {
     if (waiter) sleeping_waiters_.fetch_add(1);

@@ -2,7 +2,6 @@
 
 #include <linux/membarrier.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,19 +48,20 @@ void Sleeper::enter() {
     std::atomic_thread_fence(std::memory_order_seq_cst);  // not reached once registered
 }
 
-Sleeper::Sleeper() {
+Sleeper::Sleeper(const base::Doorbell& bell) : bell_(bell) {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  bell_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (epfd_ < 0 || bell_ < 0) throw Error(std::string("cannot create the wait set: ") + std::strerror(errno));
+  if (epfd_ < 0) throw Error(std::string("cannot create the wait set: ") + std::strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = bell_;
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, bell_, &ev) != 0)
-    throw Error(std::string("cannot watch the wake-up eventfd: ") + std::strerror(errno));
+  ev.data.fd = bell_.fd();
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, bell_.fd(), &ev) != 0) {
+    int e = errno;
+    ::close(epfd_);
+    throw Error(std::string("cannot watch the doorbell: ") + std::strerror(e));
+  }
 }
 
 Sleeper::~Sleeper() {
-  if (bell_ >= 0) ::close(bell_);
   if (epfd_ >= 0) ::close(epfd_);
 }
 
@@ -87,19 +87,14 @@ void Sleeper::end_sleep() {
 bool Sleeper::sleep(std::chrono::milliseconds max) {
   epoll_event evs[4];
   int n = ::epoll_wait(epfd_, evs, 4, static_cast<int>(max.count()));
-  for (int i = 0; i < n; ++i) {
-    if (evs[i].data.fd == bell_) {
-      std::uint64_t v;
-      [[maybe_unused]] auto r = ::read(bell_, &v, sizeof v);
-    }
-  }
+  for (int i = 0; i < n; ++i)
+    if (evs[i].data.fd == bell_.fd()) bell_.drain();
   return n != 0;
 }
 
 void Sleeper::ring(bool always) {
   if (!always && sleepers_.load(std::memory_order_seq_cst) == 0) return;
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto r = ::write(bell_, &one, sizeof one);
+  bell_.ring();
 }
 
 }  // namespace ipc::detail

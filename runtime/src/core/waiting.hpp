@@ -3,14 +3,17 @@
 // A sleep and wake-up costs tens of microseconds, a busy-polled round trip a few, so
 // a waiter polls first. Spinning forever would starve the other ranks of an
 // oversubscribed node, so after `spin` it yields between polls (from the first poll
-// on when ranks outnumber CPUs), and after `yield` more it sleeps in epoll on every
-// transport's fd and on an eventfd that completions ring.
+// on when ranks outnumber CPUs), and after `yield` more it sleeps in epoll on the
+// rank's doorbell (base/doorbell.hpp), which completions, shared-memory peers and
+// the node group ring, and on the descriptors of transports that have their own.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <vector>
+
+#include "base/doorbell.hpp"
 
 namespace ipc::detail {
 
@@ -30,10 +33,10 @@ struct WaitPolicy {
 /// kernel, seccomp); without it both sides use full barriers.
 bool asymmetric_barriers();
 
-/// An epoll set over the transports' wait fds plus an eventfd doorbell.
+/// An epoll set over the rank's doorbell and the transports' wait fds.
 class Sleeper {
  public:
-  Sleeper();
+  explicit Sleeper(const base::Doorbell& bell);
   ~Sleeper();
   Sleeper(const Sleeper&) = delete;
   Sleeper& operator=(const Sleeper&) = delete;
@@ -57,7 +60,7 @@ class Sleeper {
 
  private:
   int epfd_ = -1;
-  int bell_ = -1;
+  const base::Doorbell& bell_;
   std::vector<int> fds_;
   std::mutex mu_;
   int in_sleep_ = 0;

@@ -1,7 +1,7 @@
 // The task farm over bytes (farm.hpp has the contract).
 //
-// Messages, on a context of the farm's own (0x20000000 + the how-many-th farm call;
-// every rank counts the same, farms being collective):
+// Messages, on a private context of the farm's own (core/context.hpp; every rank
+// takes the same, farms being collective):
 //   task    rank 0 -> worker   tag 1   u64 index, task bytes
 //   result  worker -> rank 0   tag 2   u64 index, u8 ok, result bytes | error text
 //   stop    rank 0 -> worker   tag 3   (empty)
@@ -26,19 +26,16 @@
 #include <optional>
 
 #include "base/errors.hpp"
-#include "ipc/detail/transfer.hpp"
+#include "base/hash.hpp"
+#include "core/context.hpp"
 #include "ipc/request.hpp"
 #include "wire/bytes.hpp"
-#include "base/hash.hpp"
 
 namespace ipc::detail {
 namespace {
 
 constexpr int kTask = 1, kResult = 2, kStop = 3;
-constexpr std::uint32_t kFarmContexts = 0x20000000u;
 constexpr char kMagic[8] = {'I', 'P', 'C', 'F', 'A', 'R', 'M', '1'};
-
-std::atomic<std::uint32_t> g_farms{0};
 
 using clock = std::chrono::steady_clock;
 
@@ -203,157 +200,203 @@ void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& 
   }
 }
 
+Bytes text_bytes(const std::string& s) {
+  return Bytes(reinterpret_cast<const std::byte*>(s.data()), reinterpret_cast<const std::byte*>(s.data()) + s.size());
+}
+
+// Rank 0 of a farm: hands tasks to the workers, keeps `in_flight` with each, collects
+// results in task order, and gives the tasks of a worker that dies to the others.
+class Dispatcher {
+ public:
+  Dispatcher(const Communicator& c, const std::vector<Bytes>& tasks, const FarmOptions& opt)
+      : c_(c),
+        tasks_(tasks),
+        opt_(opt),
+        workers_(c.size() - 1),
+        alive_(static_cast<std::size_t>(c.size()), true),
+        held_(static_cast<std::size_t>(c.size())),
+        pending_(static_cast<std::size_t>(c.size())),
+        inbox_(static_cast<std::size_t>(c.size())),
+        results_(tasks.size()) {}
+
+  // Whatever happens (a bad journal, a failed task), the workers are told to stop:
+  // they wait for nothing else.
+  ~Dispatcher() {
+    for (int w = 1; w < c_.size(); ++w) {
+      if (!alive_[static_cast<std::size_t>(w)]) continue;
+      try {
+        c_.send(Bytes{}, w, Tag{kStop});
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  std::vector<Bytes> run(const std::function<Bytes(const Bytes&)>& work) {
+    if (!opt_.journal.empty()) journal_.emplace(opt_.journal, tasks_, results_);
+    for (std::uint64_t i = 0; i < tasks_.size(); ++i)
+      if (!results_[i]) queue_.push_back(i);
+    done_ = tasks_.size() - queue_.size();
+    progress_.emplace(opt_.progress, tasks_.size(), done_);
+    if (workers_ == 0) {
+      run_here(work);
+    } else {
+      distribute();
+    }
+    if (failure_) task_failed(failure_->index, failure_->rank, failure_->what);
+    std::vector<Bytes> out;
+    out.reserve(results_.size());
+    for (auto& r : results_) out.push_back(std::move(*r));
+    progress_->update(tasks_.size(), true);
+    return out;
+  }
+
+ private:
+  struct Failure {
+    std::uint64_t index;
+    int rank;
+    Bytes what;
+  };
+
+  // No workers: rank 0 does the work.
+  void run_here(const std::function<Bytes(const Bytes&)>& work) {
+    for (std::uint64_t i : queue_) {
+      try {
+        results_[i] = work(tasks_[i]);
+      } catch (...) {
+        task_failed(i, 0, text_bytes(describe_current()));
+      }
+      record(i);
+    }
+  }
+
+  void distribute() {
+    for (int w = 1; w <= workers_; ++w) feed(w);
+    for (;;) {
+      if (!any_busy()) {
+        if (failure_ || queue_.empty()) return;
+        if (!any_alive())
+          throw Error("farm: every worker is gone; " + std::to_string(queue_.size()) + " of " +
+                      std::to_string(tasks_.size()) + " tasks are not done");
+        for (int w = 1; w <= workers_; ++w) feed(w);
+        continue;
+      }
+      std::size_t w;
+      try {
+        w = wait_any(pending_);
+      } catch (const PeerLost&) {
+        // wait_any names no index when the wait fails, but it reset the failed
+        // receive: the live worker that holds tasks with no receive posted is gone.
+        for (int q = 1; q <= workers_; ++q) {
+          auto uq = static_cast<std::size_t>(q);
+          if (!pending_[uq].valid() && alive_[uq] && !held_[uq].empty()) lose(q);
+        }
+        for (int q = 1; q <= workers_; ++q) feed(q);
+        continue;
+      }
+      take_result(static_cast<int>(w));
+    }
+  }
+
+  bool any_busy() const {
+    for (int w = 1; w <= workers_; ++w)
+      if (pending_[static_cast<std::size_t>(w)].valid()) return true;
+    return false;
+  }
+  bool any_alive() const {
+    for (int w = 1; w <= workers_; ++w)
+      if (alive_[static_cast<std::size_t>(w)]) return true;
+    return false;
+  }
+
+  // The receive owns its buffer: if rank 0 leaves by an exception, a result that lands
+  // later lands in memory nobody has freed.
+  void post_result_receive(int w) {
+    auto uw = static_cast<std::size_t>(w);
+    inbox_[uw] = std::make_shared<Bytes>();
+    pending_[uw] = CommAccess::irecv_bytes(c_, w, Tag{kResult}, inbox_[uw]);
+  }
+
+  // Gives worker w tasks up to in_flight, without waiting for them to arrive (a worker
+  // may be sending a large result meanwhile); its result receive is posted first and
+  // stays posted while it holds any task.
+  void feed(int w) {
+    auto uw = static_cast<std::size_t>(w);
+    while (alive_[uw] && !failure_ && !queue_.empty() && held_[uw].size() < static_cast<std::size_t>(opt_.in_flight)) {
+      if (!pending_[uw].valid()) post_result_receive(w);
+      std::uint64_t i = queue_.front();
+      Bytes msg;
+      msg.reserve(8 + tasks_[i].size());
+      put_u64(msg, i);
+      msg.insert(msg.end(), tasks_[i].begin(), tasks_[i].end());
+      // The request owns the bytes and completes in the background; a worker that
+      // is gone shows up through its result receive.
+      c_.isend(std::move(msg), w, Tag{kTask});
+      queue_.pop_front();
+      held_[uw].push_back(i);
+    }
+  }
+
+  void lose(int w) {
+    auto uw = static_cast<std::size_t>(w);
+    alive_[uw] = false;
+    pending_[uw] = Request();
+    for (auto it = held_[uw].rbegin(); it != held_[uw].rend(); ++it) queue_.push_front(*it);
+    held_[uw].clear();
+  }
+
+  void take_result(int w) {
+    auto uw = static_cast<std::size_t>(w);
+    Bytes& msg = *inbox_[uw];
+    if (msg.size() < 9 || held_[uw].empty() || get_u64(msg.data()) != held_[uw].front())
+      throw ProtocolError("farm: rank " + std::to_string(w) + " answered a task it was not given");
+    std::uint64_t i = held_[uw].front();
+    held_[uw].pop_front();
+    Bytes body(msg.begin() + 9, msg.end());
+    if (msg[8] == std::byte{0}) {
+      if (!failure_) failure_ = Failure{i, w, std::move(body)};
+    } else {
+      results_[i] = std::move(body);
+      record(i);
+    }
+    if (!held_[uw].empty()) post_result_receive(w);
+    feed(w);
+  }
+
+  void record(std::uint64_t i) {
+    if (journal_) journal_->record(i, *results_[i]);
+    progress_->update(++done_);
+  }
+
+  const Communicator& c_;
+  const std::vector<Bytes>& tasks_;
+  const FarmOptions& opt_;
+  const int workers_;
+  std::vector<bool> alive_;
+  std::vector<std::deque<std::uint64_t>> held_;  // tasks in flight, per rank
+  std::vector<Request> pending_;                 // result receives, per worker
+  std::vector<std::shared_ptr<Bytes>> inbox_;
+  std::vector<std::optional<Bytes>> results_;
+  std::deque<std::uint64_t> queue_;
+  std::size_t done_ = 0;
+  std::optional<Journal> journal_;
+  std::optional<Progress> progress_;
+  std::optional<Failure> failure_;
+};
+
 }  // namespace
 
 std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>& tasks,
                               const std::function<Bytes(const Bytes&)>& work, const FarmOptions& opt) {
   if (opt.in_flight < 1) throw UsageError("farm: in_flight must be at least 1");
-  Communicator c(comm.engine(), kFarmContexts + g_farms.fetch_add(1), comm.rank(), comm.size());
+  Communicator c = CommAccess::fresh(comm, Purpose::farm);
   if (c.rank() != 0) {
     work_loop(c, work);
     return {};
   }
-  // Whatever happens on rank 0 (a bad journal, a failed task), the workers are told
-  // to stop: they wait for nothing else.
-  std::vector<bool> alive(static_cast<std::size_t>(c.size()), true);
-  struct StopWorkers {
-    const Communicator& c;
-    const std::vector<bool>& alive;
-    ~StopWorkers() {
-      for (int w = 1; w < c.size(); ++w) {
-        if (!alive[static_cast<std::size_t>(w)]) continue;
-        try {
-          c.send(Bytes{}, w, Tag{kStop});
-        } catch (const std::exception&) {
-        }
-      }
-    }
-  } stop_workers{c, alive};
-  const std::size_t total = tasks.size();
-  std::vector<std::optional<Bytes>> results(total);
-  std::optional<Journal> journal;
-  if (!opt.journal.empty()) journal.emplace(opt.journal, tasks, results);
-  std::deque<std::uint64_t> queue;
-  for (std::uint64_t i = 0; i < total; ++i)
-    if (!results[i]) queue.push_back(i);
-  std::size_t done = total - queue.size();
-  Progress progress(opt.progress, total, done);
-
-  auto finish = [&] {
-    std::vector<Bytes> out;
-    out.reserve(total);
-    for (auto& r : results) out.push_back(std::move(*r));
-    progress.update(total, true);
-    return out;
-  };
-
-  if (c.size() == 1) {  // no workers: rank 0 does the work
-    for (std::uint64_t i : queue) {
-      try {
-        results[i] = work(tasks[i]);
-      } catch (...) {
-        std::string what = describe_current();
-        task_failed(i, 0, Bytes(reinterpret_cast<const std::byte*>(what.data()),
-                                reinterpret_cast<const std::byte*>(what.data()) + what.size()));
-      }
-      if (journal) journal->record(i, *results[i]);
-      progress.update(++done);
-    }
-    return finish();
-  }
-
-  const int workers = c.size() - 1;
-  std::vector<std::deque<std::uint64_t>> held(static_cast<std::size_t>(c.size()));  // tasks in flight, per rank
-  std::vector<Request> pending(static_cast<std::size_t>(c.size()));  // result receives, per worker
-  // The receives own their buffers: if rank 0 leaves by an exception, a result that
-  // lands later lands in memory nobody has freed.
-  std::vector<std::shared_ptr<Bytes>> inbox(static_cast<std::size_t>(c.size()));
-  auto post_result_receive = [&](int w) {
-    auto uw = static_cast<std::size_t>(w);
-    auto buf = inbox[uw] = std::make_shared<Bytes>();
-    RecvTarget target{[buf](std::size_t n) -> void* {
-                        buf->resize(n);
-                        return buf->data();
-                      },
-                      {}};
-    pending[uw] = Request(post_recv(c.engine(), c.context(), w, kResult, std::move(target)));
-  };
-  std::optional<std::pair<std::uint64_t, std::pair<int, Bytes>>> failure;
-
-  auto lose = [&](int w) {
-    auto uw = static_cast<std::size_t>(w);
-    alive[uw] = false;
-    pending[uw] = Request();
-    for (auto it = held[uw].rbegin(); it != held[uw].rend(); ++it) queue.push_front(*it);
-    held[uw].clear();
-  };
-  // Gives worker w tasks up to in_flight, without waiting for them to arrive (a
-  // worker may be sending a large result meanwhile); its result receive is posted
-  // first and stays posted while it holds any task.
-  auto feed = [&](int w) {
-    auto uw = static_cast<std::size_t>(w);
-    while (alive[uw] && !failure && !queue.empty() && held[uw].size() < static_cast<std::size_t>(opt.in_flight)) {
-      if (!pending[uw].valid()) post_result_receive(w);
-      std::uint64_t i = queue.front();
-      Bytes msg;
-      msg.reserve(8 + tasks[i].size());
-      put_u64(msg, i);
-      msg.insert(msg.end(), tasks[i].begin(), tasks[i].end());
-      // The request owns the bytes and completes in the background; a worker that
-      // is gone shows up through its result receive.
-      c.isend(std::move(msg), w, Tag{kTask});
-      queue.pop_front();
-      held[uw].push_back(i);
-    }
-  };
-
-  for (int w = 1; w <= workers; ++w) feed(w);
-  for (;;) {
-    bool busy = false;
-    for (int w = 1; w <= workers; ++w) busy |= pending[static_cast<std::size_t>(w)].valid();
-    if (!busy) {
-      if (failure || queue.empty()) break;
-      bool any = false;
-      for (int w = 1; w <= workers; ++w) any |= alive[static_cast<std::size_t>(w)];
-      if (!any)
-        throw Error("farm: every worker is gone; " + std::to_string(queue.size()) + " of " + std::to_string(total) +
-                    " tasks are not done");
-      for (int w = 1; w <= workers; ++w) feed(w);
-      continue;
-    }
-    Status st;
-    std::size_t w;
-    try {
-      w = wait_any(pending, &st);
-    } catch (const PeerLost&) {
-      // wait_any names no index when the wait fails: find the worker that is gone.
-      // wait_any reset the failed receive: the live worker that holds tasks but has
-      // no receive posted is the one.
-      for (int q = 1; q <= workers; ++q) {
-        auto uq = static_cast<std::size_t>(q);
-        if (!pending[uq].valid() && alive[uq] && !held[uq].empty()) lose(q);
-      }
-      for (int q = 1; q <= workers; ++q) feed(q);
-      continue;
-    }
-    Bytes& msg = *inbox[w];
-    if (msg.size() < 9 || held[w].empty() || get_u64(msg.data()) != held[w].front())
-      throw ProtocolError("farm: rank " + std::to_string(w) + " answered a task it was not given");
-    std::uint64_t i = held[w].front();
-    held[w].pop_front();
-    Bytes body(msg.begin() + 9, msg.end());
-    if (msg[8] == std::byte{0}) {
-      if (!failure) failure.emplace(i, std::make_pair(static_cast<int>(w), std::move(body)));
-    } else {
-      if (journal) journal->record(i, body);
-      results[i] = std::move(body);
-      progress.update(++done);
-    }
-    if (!held[w].empty()) post_result_receive(static_cast<int>(w));
-    feed(static_cast<int>(w));
-  }
-  if (failure) task_failed(failure->first, failure->second.first, failure->second.second);
-  return finish();
+  Dispatcher d(c, tasks, opt);
+  return d.run(work);
 }
 
 }  // namespace ipc::detail

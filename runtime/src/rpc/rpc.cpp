@@ -1,7 +1,7 @@
 // Remote procedure calls: the compiled half of rpc.hpp.
 //
-// An Rpc owns two contexts of its own (requests, replies), apart from the program's
-// messages and from other Rpcs, and a server thread that keeps one receive posted
+// An Rpc owns two private contexts (requests, replies), apart from the program's
+// messages and from other Rpcs (core/context.hpp), and a server thread that keeps one receive posted
 // for requests from any rank and runs them. A call is
 //   request  (tag 0: call, 1: post)  hash, id, name, signature, arguments  (Cereal)
 //   reply    (tag = id)              true, result   |   false, type, message
@@ -16,7 +16,6 @@
 #include "ipc/rpc.hpp"
 
 #include <cxxabi.h>
-#include <sched.h>
 
 #include <array>
 #include <atomic>
@@ -28,16 +27,13 @@
 #include <typeinfo>
 #include <unordered_map>
 
-#include "core/engine.hpp"
 #include "base/hash.hpp"
+#include "core/context.hpp"
 
 namespace ipc::detail {
 namespace {
 
 constexpr int kCallTag = 0, kPostTag = 1, kStopTag = 2;
-constexpr std::uint32_t kRpcContexts = 0x40000000u;  // + 2 * instance (+ 1 for replies)
-
-std::atomic<std::uint32_t> g_instances{0};
 
 std::string demangle(const char* name) {
   int status = 0;
@@ -64,16 +60,11 @@ class RpcCore {
  public:
   explicit RpcCore(const Communicator& comm)
       : world_(comm),
-        engine_(comm.engine()),
         rank_(comm.rank()),
         size_(comm.size()),
-        instance_(g_instances.fetch_add(1)),
-        requests_(engine_, kRpcContexts + 2 * instance_, rank_, size_),
-        replies_(engine_, kRpcContexts + 2 * instance_ + 1, rank_, size_),
-        link_(std::make_shared<RpcLink>()) {
-    if (comm.context() != 0) throw UsageError("Rpc: only on the world communicator");
-    link_->engine = &engine_;
-    link_->rank = rank_;
+        requests_(CommAccess::fresh(comm, Purpose::rpc)),
+        replies_(CommAccess::fresh(comm, Purpose::rpc)),
+        link_(std::make_shared<RpcLink>(comm)) {
     link_->core.store(this);
     post_receive();
     server_ = std::thread([this] { serve(); });
@@ -99,11 +90,9 @@ class RpcCore {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
-  Engine& engine() { return engine_; }
   const Communicator& requests() const { return requests_; }
-  std::uint32_t reply_context() const { return replies_.context(); }
+  const Communicator& replies() const { return replies_; }
   std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
-  std::string where(int r) const { return engine_.where(r); }
   // Counted before the send (a peer may handle it before the sender returns); a send
   // that throws at once is taken back.
   void count_sent() { sent_.fetch_add(1, std::memory_order_seq_cst); }
@@ -115,18 +104,21 @@ class RpcCore {
     procs_[name] = Proc{std::move(signature), std::make_shared<Handler>(std::move(h))};
   }
 
-  /// On the server thread, inside a handler: waits for `r` while serving requests.
-  void wait_serving(RequestState& r) {
-    while (!r.done.load(std::memory_order_acquire) && pending_) {
-      std::size_t i = engine_.wait_any({&r, pending_.get()});
-      if (i == 1) serve_one();
+  /// On the server thread, inside a handler: waits for `r` while serving requests,
+  /// until `deadline`; true when `r` completed.
+  bool wait_serving(const Request& r, std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+      if (r.done()) return true;
+      if (!pending_.valid()) return CommAccess::wait_until(world_, [&] { return r.done(); }, deadline);
+      if (!CommAccess::wait_until(world_, [&] { return r.done() || pending_.done(); }, deadline)) return false;
+      serve_arrived();
     }
   }
   bool serving_here() const { return t_serving == this; }
   /// On the server thread: handles a request that has arrived, if any (a handler
   /// polling a future of its own with ready() or wait_for()).
   void serve_arrived() {
-    if (pending_ && pending_->done.load(std::memory_order_acquire)) serve_one();
+    if (pending_.done()) serve_one();
   }
 
  private:
@@ -137,13 +129,7 @@ class RpcCore {
 
   void post_receive() {
     buf_ = std::make_shared<std::vector<std::byte>>();
-    auto buf = buf_;
-    RecvTarget target{[buf](std::size_t n) -> void* {
-                        buf->resize(n);
-                        return buf->data();
-                      },
-                      {}};
-    pending_ = post_recv(engine_, requests_.context(), kAnySource, kAnyTag, std::move(target));
+    pending_ = CommAccess::irecv_bytes(requests_, any_source, any_tag, buf_);
   }
 
   /// Posts the next receive, takes the current one when complete, handles it. A
@@ -153,7 +139,7 @@ class RpcCore {
     auto req = std::move(pending_);
     auto msg = std::move(buf_);
     post_receive();
-    Status st = engine_.wait(*req);
+    Status st = req.wait();
     if (st.tag.value == kStopTag && st.source == rank_) {
       stop_ = true;
       return;
@@ -181,7 +167,12 @@ class RpcCore {
       world_.allreduce_inplace(std::span<std::uint64_t>(now));
       if (now == last && now[0] == now[1]) return;
       last = now;
-      if (round > 0) std::this_thread::sleep_for(std::chrono::microseconds(round < 20 ? 50 : 1000));
+      // Calls are still running somewhere: let them go on for a while (this rank's
+      // own server meanwhile runs on its thread) before the next round.
+      if (round > 0) {
+        auto pause = std::chrono::microseconds(round < 20 ? 50 : 1000);
+        CommAccess::wait_until(world_, [] { return false; }, std::chrono::steady_clock::now() + pause);
+      }
     }
   }
 
@@ -251,11 +242,9 @@ class RpcCore {
     }
   }
 
-  const Communicator& world_;
-  Engine& engine_;
+  Communicator world_;
   int rank_;
   int size_;
-  std::uint32_t instance_;
   Communicator requests_;
   Communicator replies_;
   std::atomic<std::uint64_t> next_id_{1};
@@ -265,7 +254,7 @@ class RpcCore {
   std::mutex procs_mu_;
   std::unordered_map<std::string, Proc> procs_;
   // Server thread only:
-  std::shared_ptr<RequestState> pending_;  // the posted receive for requests
+  Request pending_;  // the posted receive for requests
   std::shared_ptr<std::vector<std::byte>> buf_;
   bool stop_ = false;
   std::thread server_;
@@ -274,41 +263,30 @@ class RpcCore {
 std::uint64_t next_call_id(RpcCore& core) { return core.next_id(); }
 const std::shared_ptr<RpcLink>& link_of(RpcCore& core) { return core.link(); }
 
-std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name,
-                                      std::shared_ptr<std::vector<std::byte>> body, std::uint64_t id) {
+std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
+                                      std::uint64_t id) {
   auto s = std::make_shared<CallState>();
   s->link = core.link();
   s->rank = rank;
   s->name = name;
-  auto buf = s->reply_bytes;
   // The receive holds its buffer: a future dropped early leaves nothing dangling.
-  RecvTarget target{[buf](std::size_t n) -> void* {
-                      buf->resize(n);
-                      return buf->data();
-                    },
-                    {}};
-  s->reply = post_recv(core.engine(), core.reply_context(), rank, reply_tag(id), std::move(target));
-  const void* data = body->data();
-  std::size_t size = body->size();
+  s->reply = CommAccess::irecv_bytes(core.replies(), rank, Tag{reply_tag(id)}, s->reply_bytes);
   core.count_sent();
   try {
-    s->request =
-        post_send(core.engine(), core.requests().context(), rank, kCallTag, SendSource{data, size, std::move(body)});
+    s->request = core.requests().isend(std::move(body), rank, Tag{kCallTag});
   } catch (...) {
     core.uncount_sent();
-    core.engine().cancel_recv(*s->reply);
+    CommAccess::cancel(s->reply);
     throw;
   }
   return s;
 }
 
-void start_post(RpcCore& core, int rank, std::shared_ptr<std::vector<std::byte>> body) {
-  const void* data = body->data();
-  std::size_t size = body->size();
+void start_post(RpcCore& core, int rank, std::vector<std::byte> body) {
   // Completes in the background; the request owns the bytes.
   core.count_sent();
   try {
-    post_send(core.engine(), core.requests().context(), rank, kPostTag, SendSource{data, size, std::move(body)});
+    core.requests().isend(std::move(body), rank, Tag{kPostTag});
   } catch (...) {
     core.uncount_sent();
     throw;
@@ -317,22 +295,27 @@ void start_post(RpcCore& core, int rank, std::shared_ptr<std::vector<std::byte>>
 
 bool call_ready(CallState& s) {
   try {
-    if (s.link->engine->test(*s.reply).has_value()) return true;
+    if (s.reply.test().has_value()) return true;
     RpcCore* core = s.link->core.load();
     if (core && core->serving_here()) core->serve_arrived();
-    return s.reply->done.load(std::memory_order_acquire);
+    return s.reply.done();
   } catch (const std::exception&) {
     return true;  // get() rethrows it
   }
 }
 
-void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read) {
-  Engine& e = *s.link->engine;
+bool call_wait_until(CallState& s, std::chrono::steady_clock::time_point deadline) {
   RpcCore* core = s.link->core.load();
-  if (core && core->serving_here()) core->wait_serving(*s.reply);
-  e.wait(*s.reply);
+  if (core && core->serving_here()) return core->wait_serving(s.reply, deadline);
+  return CommAccess::wait_until(s.link->world, [&] { return s.reply.done(); }, deadline);
+}
+
+void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read) {
+  RpcCore* core = s.link->core.load();
+  if (core && core->serving_here()) core->wait_serving(s.reply, std::chrono::steady_clock::time_point::max());
+  s.reply.wait();
   try {
-    e.wait(*s.request);
+    s.request.wait();
   } catch (const std::exception&) {  // the reply came: the request arrived
   }
   const auto& bytes = *s.reply_bytes;
@@ -352,17 +335,7 @@ void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchi
   }
   std::string type, what;
   ar(type, what);
-  throw RemoteError(s.rank, s.name, type, what, e.where(s.rank));
-}
-
-void wait_pause(std::chrono::steady_clock::time_point since) {
-  auto waited = std::chrono::steady_clock::now() - since;
-  if (waited < std::chrono::microseconds(50)) return;
-  if (waited < std::chrono::milliseconds(2)) {
-    ::sched_yield();
-    return;
-  }
-  std::this_thread::sleep_for(std::chrono::microseconds(200));
+  throw RemoteError(s.rank, s.name, type, what, CommAccess::where(s.link->world, s.rank));
 }
 
 }  // namespace ipc::detail

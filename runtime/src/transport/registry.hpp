@@ -1,5 +1,10 @@
-// The one place that knows which transports exist in this build, how to start them
-// and how to choose one per peer.
+// The transports of this build, how to start them and how to choose one per peer.
+//
+// Each transport registers itself: its folder defines a Descriptor
+// (ipc::transport::<name>::descriptor) that names it and starts it, reading its own
+// parameters (declared in its params.cpp); the build lists the folders
+// (runtime/CMakeLists.txt, generated transport/list.hpp). Nothing here knows any
+// transport by name.
 #pragma once
 
 #include <memory>
@@ -7,12 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#include "base/doorbell.hpp"
 #include "transport/transport.hpp"
 #include "wire/frame.hpp"
 #include "wire/secret.hpp"
 
 namespace ipc::transport {
 
+/// What every transport is started with.
 struct Config {
   int rank = 0;
   int size = 1;
@@ -21,25 +28,31 @@ struct Config {
   std::string job;
   wire::Secret secret{};
   wire::FrameLimits limits{};
-  std::vector<std::string> allowed;  // in order of preference, without "self"
+  const base::Doorbell* doorbell = nullptr;  // this rank's
 };
 
-/// The transports this build has, in the default order of preference.
+/// A transport as the registry knows it.
+struct Descriptor {
+  std::string_view name;
+  /// Starts it for this rank; null when it has nobody to reach (shm alone on its
+  /// node). @throws ipc::Error (ipc::UsageError for a bad parameter) naming the cause.
+  std::unique_ptr<Transport> (*open)(const Config& cfg);
+};
+
+/// The transports this build has besides self, in the default order of preference.
 std::vector<std::string> available();
 /// Parses a comma-separated list such as "shm,tcp". @throws ipc::UsageError naming
 /// `what` (the option or variable) for an unknown or unavailable transport.
 std::vector<std::string> parse_list(std::string_view text, std::string_view what);
 
-/// Bytes of each shm ring for `local_size` ranks on a node (IPC_SHM_RING or auto).
-std::size_t shm_ring_bytes(int local_size);
+/// Starts the transports named in `allowed` (not self), in that order.
+std::vector<std::unique_ptr<Transport>> open(const Config& cfg, const std::vector<std::string>& allowed);
+/// The self transport (a rank's messages to itself).
+std::unique_ptr<Transport> open_self(const Config& cfg);
 
-/// Starts the allowed transports (not self), in order of preference.
-std::vector<std::unique_ptr<Transport>> open(const Config& cfg);
-std::unique_ptr<Transport> open_self(int rank);
-
-/// For each peer, the first transport that reaches it (self for own rank).
-/// @throws ipc::Error naming the pair when none does.
-std::vector<Transport*> choose_routes(const std::vector<PeerCard>& cards, int me, Transport* self,
-                                      const std::vector<std::unique_ptr<Transport>>& transports);
+/// For each peer, the endpoint of the first transport that reaches it (self's for own
+/// rank). @throws ipc::Error naming the pair when none does.
+std::vector<Endpoint*> choose_routes(const std::vector<PeerCard>& cards, int me, Transport& self,
+                                     const std::vector<std::unique_ptr<Transport>>& transports);
 
 }  // namespace ipc::transport

@@ -1,19 +1,31 @@
 // The transport seam: the only transport header the engine includes.
 //
-// A transport moves opaque frames (wire::FrameHeader + `length` payload bytes) to the
-// peers it reaches, in order per peer, and reports what arrives when polled. It knows
-// nothing of tags, matching, collectives or RPC; the engine decides eager versus
-// rendezvous and gives frames their meaning.
+// A transport moves opaque frames (wire/frame.hpp: a head of up to wire::kMaxHead
+// bytes and a payload) to the peers it reaches, in order per peer, and reports what
+// arrives when polled. It never reads a head: the engine encodes and decodes them
+// (core/protocol.hpp), including the compact form that keeps a small message within
+// one 64-byte line. It knows nothing of tags, matching, collectives or RPC.
 //
-// Threading: every member except name() is called with the engine's progress lock
-// held, so a transport needs no locks of its own. Completions and Sink callbacks are
-// made from inside send()/poll()/close(), on that same thread, under that lock.
+// Objects: a Transport is one medium of this rank (its listening socket, its
+// segment); connect() gives the Endpoint through which the engine reaches one peer.
+// Endpoints belong to their transport and live until it is destroyed.
+//
+// Threading: every member except name(), caps() and eager_limit() is called with the
+// engine's progress lock held, so a transport needs no locks of its own; the few that
+// say otherwise (disarm_sleep) use atomics only. Completions and Sink callbacks are
+// made from inside send()/poll()/check_peers()/close(), on that thread, under that lock.
+//
+// Errors: set-up (constructor, connect) throws ipc::Error naming what failed; after
+// that nothing throws. A send to a peer that is gone completes with an error code; a
+// peer that breaks (connection lost, garbage, process gone) is reported once through
+// Sink::on_peer_lost, after the frame it was delivering, if any, was aborted.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -23,15 +35,13 @@
 namespace ipc::transport {
 
 /// What a rank publishes through the bootstrap: where it runs, and one card per
-/// transport it runs (what a peer needs to reach it: an address, a segment name).
+/// transport it runs (what a peer needs to reach it: an address, a segment name),
+/// which that transport writes and reads.
 struct PeerCard {
   int rank = -1;
   std::string node;     // the node id ipcrun placed the rank on
   std::string boot_id;  // the kernel's boot id (ranks of one node must share it)
   int pid = 0;
-  int cpus = 0;              // CPUs the rank may run on
-  std::string coll_flat;     // its IPC_COLL_FLAT (the job uses rank 0's)
-  std::string node_group;    // rank 0: the node group's segment, when it made one
   std::map<std::string, std::string, std::less<>> cards;  // transport name -> card
 
   std::string encode() const;
@@ -42,33 +52,86 @@ struct PeerCard {
 /// Told when a send's payload is no longer needed by the transport (sent, or copied).
 class Completion {
  public:
+  /// `ec` is empty on success, else why the frame will never arrive (the peer is
+  /// gone). Called once, possibly before send() returns; may call back into the
+  /// engine (mark requests done), never into the transport.
   virtual void complete(const std::error_code& ec) = 0;
 
  protected:
   ~Completion() = default;
 };
 
-/// The engine's side of the receive path.
+/// The engine's side of the receive path. Callbacks run inside poll() (and
+/// check_peers(), close()) under the progress lock. They may send on any endpoint
+/// (of any transport) and read() from one; they never poll, connect or close.
 class Sink {
  public:
   struct Placement {
-    void* data = nullptr;   // where the frame's payload goes (h.length bytes); null: skip it
+    void* data = nullptr;   // where the payload goes (length bytes); null: read and drop it
     void* token = nullptr;  // handed back in on_frame_done / on_frame_aborted
+    /// Non-null: the head broke the protocol. The transport drops the peer with this
+    /// reason (on_peer_lost) and delivers nothing more from it.
+    const char* error = nullptr;
   };
-  /// A frame header arrived from `peer` (authenticated by the transport). Returns
-  /// where its payload goes; a null `data` means the bytes are to be read and dropped.
-  virtual Placement on_frame(int peer, const wire::FrameHeader& h) = 0;
-  /// The payload of that frame is in place.
-  virtual void on_frame_done(int peer, const wire::FrameHeader& h, void* token) = 0;
+  /// A frame's head arrived from `peer` (authenticated by the transport); `head` is
+  /// valid during the call only. Returns where the `length` bytes of payload go.
+  virtual Placement on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) = 0;
+  /// The payload of that frame is in place (called even when it had no payload).
+  virtual void on_frame_done(int peer, void* token) = 0;
   /// The rest of that frame will never come (its peer is lost, or sent garbage);
   /// called before on_peer_lost, after which the transport never touches the
   /// placement again.
-  virtual void on_frame_aborted(int peer, const wire::FrameHeader& h, void* token) = 0;
-  /// `peer` can no longer be reached; `why` says how it was lost.
+  virtual void on_frame_aborted(int peer, void* token) = 0;
+  /// `peer` can no longer be reached; `why` says how it was lost. Once per peer.
   virtual void on_peer_lost(int peer, const std::string& why) = 0;
 
  protected:
   ~Sink() = default;
+};
+
+/// What an endpoint can do besides sending frames.
+enum Capability : unsigned {
+  /// read() copies from the peer's memory (single-copy rendezvous).
+  kOneSidedRead = 1u << 0,
+};
+
+class Transport;
+
+/// This rank's way to one peer through one transport.
+class Endpoint {
+ public:
+  Endpoint(Transport& transport, int peer) : transport_(transport), peer_(peer) {}
+  virtual ~Endpoint() = default;
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  Transport& transport() const { return transport_; }
+  int peer() const { return peer_; }
+  /// Its capabilities now: a flag may drop once (kOneSidedRead after a refusal),
+  /// never come back.
+  unsigned caps() const { return caps_; }
+
+  /// Queues frame `f`. Never blocks, never throws. The head is copied before send
+  /// returns; the payload must stay valid until `done->complete()` (which may be
+  /// called before send returns); `done` may be null when nobody needs to know.
+  /// Frames to one peer arrive in the order they were sent. A payload of at most
+  /// eager_limit() bytes that cannot leave at once is copied (its completion then
+  /// comes at once), except where a transport says otherwise.
+  virtual void send(const wire::Frame& f, Completion* done) = 0;
+  /// With kOneSidedRead: copies `n` bytes at address `remote` of the peer's process to
+  /// `dst`. False when the kernel refuses (the engine then falls back to sending the
+  /// payload; the endpoint drops kOneSidedRead).
+  virtual bool read(std::uint64_t remote, void* dst, std::size_t n) {
+    (void)remote, (void)dst, (void)n;
+    return false;
+  }
+
+ protected:
+  unsigned caps_ = 0;
+
+ private:
+  Transport& transport_;
+  int peer_;
 };
 
 class Transport {
@@ -81,53 +144,38 @@ class Transport {
   virtual std::string card() const = 0;
   /// Whether it can reach `peer` from `me` (both cards known).
   virtual bool reaches(const PeerCard& me, const PeerCard& peer) const = 0;
-  /// `peer` will be reached through this transport. Cheap: connects lazily.
-  virtual void add_peer(const PeerCard& peer) = 0;
+  /// The endpoint through which `peer` will be reached. Cheap: connects lazily.
+  /// @throws ipc::Error naming the peer when its card is unusable.
+  virtual Endpoint& connect(const PeerCard& peer) = 0;
   /// Messages up to this size go eagerly; larger ones by rendezvous.
   virtual std::size_t eager_limit() const = 0;
 
-  /// Queues the frame `h` with its h.length payload bytes at `payload`. Never blocks.
-  /// The payload must stay valid until `done->complete()` is called (possibly before
-  /// send returns); `done` may be null when nobody needs to know. Frames to one peer
-  /// arrive in the order they were sent.
-  virtual void send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) = 0;
   /// Makes progress without blocking: reads arrivals (calling the sink), writes queued
   /// frames. Returns true when it did anything.
   virtual bool poll(Sink& sink) = 0;
   /// A descriptor that becomes readable when poll() would find work, for sleeping in
-  /// epoll; -1 when the transport has none (then the engine does not sleep on it).
+  /// epoll; -1 when the transport has none (it wakes sleepers through the rank's
+  /// doorbell instead).
   virtual int wait_fd() const { return -1; }
   /// True when nothing is queued to send.
   virtual bool idle() const = 0;
-  /// Every peer has called add_peer for its peers (a fence has passed since): a
-  /// transport may now drop what only start-up needed (shm unlinks its segment).
+  /// Every peer has connected to its peers (a fence has passed since): a transport
+  /// may now drop what only start-up needed (shm unlinks its segment).
   virtual void ready() {}
 
-  /// Single-copy rendezvous: whether read() may be tried on `peer`'s memory.
-  virtual bool can_read(int peer) const {
-    (void)peer;
-    return false;
-  }
-  /// Copies `n` bytes at address `remote` of `peer`'s process to `dst`. False when
-  /// the kernel refuses (the engine falls back to cts/data; the transport may stop
-  /// offering can_read for that peer).
-  virtual bool read(int peer, std::uint64_t remote, void* dst, std::size_t n) {
-    (void)peer, (void)remote, (void)dst, (void)n;
-    return false;
-  }
-
-  /// About to sleep in epoll on wait_fd(): ask peers to ring this rank's doorbell.
-  /// False when input is already waiting (do not sleep). Called with the progress lock
-  /// held (several threads may sleep at once). Every arm_sleep() that returned is
-  /// paired with disarm_sleep(), called without the lock (atomics only; what needs the
-  /// lock waits for the next poll).
+  /// A thread is about to sleep (in epoll on wait_fd() and the doorbell): make sure
+  /// an arrival wakes it. False when input is already waiting (do not sleep). Called
+  /// with the progress lock held (several threads may sleep at once). Every
+  /// arm_sleep() that returned is paired with disarm_sleep(), called without the lock
+  /// (atomics only; what needs the lock waits for the next poll).
   virtual bool arm_sleep() { return true; }
   virtual void disarm_sleep() {}
   /// Looks for peers that died without a word (shared memory has no connection to
   /// break); reports them with sink.on_peer_lost. Called while a waiter sleeps, about
   /// every 100 ms, with the progress lock held.
   virtual void check_peers(Sink& sink) { (void)sink; }
-  /// The job is over: drop every connection quietly (no peer-lost reports after this).
+  /// The job is over: drop every connection quietly (no peer-lost reports after this);
+  /// queued sends complete with an error.
   virtual void close() = 0;
 };
 

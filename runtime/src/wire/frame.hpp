@@ -1,9 +1,12 @@
-// Engine frames: the unit every transport moves between ranks.
+// Frames: the unit every transport moves between ranks.
 //
-// A frame is a fixed 48-byte header followed by `length` payload bytes. Transports
-// frame their byte streams with it (they read `length`, nothing else); the engine
-// gives the other fields their meaning. Hosts are little-endian (checked at compile
-// time), so the header travels in host order.
+// A frame is a head of 1 to kMaxHead bytes and a payload of `length` bytes. The head
+// is the engine's protocol header (core/protocol.hpp, its one encoder); transports
+// store and deliver it as opaque bytes and never read it. What a transport knows of
+// a frame is the head's size and the payload's length, and it frames its medium with
+// them in its own way: shm in ring records, TCP with the StreamPrefix below.
+//
+// Hosts are little-endian (checked at compile time), so sizes travel in host order.
 #pragma once
 
 #include <bit>
@@ -14,46 +17,36 @@
 
 namespace ipc::wire {
 
-static_assert(std::endian::native == std::endian::little,
-              "ipc frames travel in little-endian order");
+static_assert(std::endian::native == std::endian::little, "ipc frames travel in little-endian order");
 
-enum class FrameType : std::uint8_t {
-  eager = 1,  // a whole message: envelope + payload
-  rts = 2,    // ready to send: envelope + size; payload follows after a cts
-  cts = 3,    // clear to send: cookie = sender's request, cookie2 = receiver's
-  data = 4,   // rendezvous payload for the receiver's request `cookie`
-  fin = 5,    // receiver finished a one-sided read of rendezvous `cookie`
-};
-
-struct FrameHeader {
-  FrameType type{};
-  std::uint8_t flags = 0;
-  std::uint16_t reserved = 0;
-  std::uint32_t comm = 0;     // communicator context
-  std::int32_t source = 0;    // sending rank
-  std::int32_t tag = 0;
-  std::uint64_t length = 0;   // payload bytes that follow this header
-  std::uint64_t size = 0;     // message size (eager: == length; rts: announced)
-  std::uint64_t cookie = 0;   // request ids, meaning by type (see FrameType)
-  std::uint64_t cookie2 = 0;
-};
-static_assert(sizeof(FrameHeader) == 48);
-inline constexpr std::size_t kFrameHeaderSize = sizeof(FrameHeader);
+/// The largest head a frame may have.
+inline constexpr std::size_t kMaxHead = 40;
 
 struct FrameLimits {
-  std::uint64_t max_payload = std::uint64_t{1} << 40;  // 1 TiB
+  std::uint64_t max_payload = std::uint64_t{1} << 40;  // 1 TiB (IPC_MAX_MESSAGE)
 };
 
-enum class FrameError { ok, bad_type, too_long, inconsistent };
+/// An outgoing frame. The head is copied by the transport before send() returns; the
+/// payload stays the sender's until the send completes.
+struct Frame {
+  std::span<const std::byte> head;
+  const void* payload = nullptr;
+  std::uint64_t length = 0;
+};
+
+/// Before every frame on a byte stream: 8 bytes, the head's size in the low byte and
+/// the payload's length in the 56 bits above.
+inline constexpr std::size_t kStreamPrefix = 8;
+
+enum class FrameError { ok, bad_head, too_long };
 std::string to_string(FrameError e);
 
-/// Encodes `h` into exactly kFrameHeaderSize bytes at `out`.
-void encode_header(const FrameHeader& h, std::span<std::byte, kFrameHeaderSize> out) noexcept;
+/// Writes the prefix of a frame with `head` bytes of head and `length` of payload.
+void encode_prefix(std::size_t head, std::uint64_t length, std::span<std::byte, kStreamPrefix> out) noexcept;
 
-/// Decodes and validates a header read off the wire. Never trusts a length: a type
-/// out of range, a payload over the limit or fields that contradict the type are
-/// errors, and `out` is left unspecified.
-FrameError decode_header(std::span<const std::byte, kFrameHeaderSize> in, const FrameLimits& limits,
-                         FrameHeader& out) noexcept;
+/// Reads a prefix off the wire. Never trusts it: a head size outside 1..kMaxHead or a
+/// payload over the limit is an error, and `head`/`length` are then unspecified.
+FrameError decode_prefix(std::span<const std::byte, kStreamPrefix> in, const FrameLimits& limits, std::size_t& head,
+                         std::uint64_t& length) noexcept;
 
 }  // namespace ipc::wire

@@ -9,6 +9,7 @@
 namespace ipc::detail {
 
 class Engine;
+struct CollShared;
 
 /// inout[i] = op(inout[i], in[i]) for i < count elements.
 struct Reduction {
@@ -16,10 +17,12 @@ struct Reduction {
   std::size_t elem_size = 0;
 };
 
-/// The communicator a collective runs on: its engine, its collective context (apart
-/// from the user's messages), this rank and the size.
+/// The communicator a collective runs on: its engine, what the job's collectives
+/// share (node group, flat decision), its collective context (apart from the user's
+/// messages), this rank and the size.
 struct CollContext {
   Engine* engine;
+  const CollShared* shared;
   std::uint32_t context;
   int rank;
   int size;

@@ -35,12 +35,17 @@ inline void init_ring(RingControl* c, std::size_t capacity) {
   c->producer_waiting.store(0, std::memory_order_relaxed);
 }
 
-enum class RecordKind : std::uint32_t { frame = 1, cont = 2, pad = 3, small = 4 };
+// whole: a frame's head and all its payload; first: the payload's total length (8
+// bytes), the head and the payload's first part; cont: more payload; pad: fills the
+// ring's end.
+enum class RecordKind : std::uint8_t { whole = 1, first = 2, cont = 3, pad = 4 };
 
 struct RecordHead {
   std::atomic<std::uint64_t> pos;  // the record's position: stored last (publishes it)
   RecordKind kind;
-  std::uint32_t bytes;  // body bytes after this head
+  std::uint8_t head;       // whole, first: bytes of the frame's head in the body
+  std::uint16_t reserved;
+  std::uint32_t bytes;     // body bytes after this head
 };
 inline constexpr std::size_t kRecordHead = sizeof(RecordHead);
 static_assert(kRecordHead == 16);
@@ -58,7 +63,7 @@ class RingProducer {
 
   /// Space for a record with `body` bytes (<= max_body()), or null when the ring is
   /// too full now. Write the body, then commit().
-  std::byte* reserve(RecordKind kind, std::size_t body) {
+  std::byte* reserve(RecordKind kind, std::size_t body, std::uint8_t head = 0) {
     std::size_t need = record_size(body);
     std::size_t pos = static_cast<std::size_t>(tail_ % cap_);
     std::size_t to_end = cap_ - pos;
@@ -67,6 +72,7 @@ class RingProducer {
     if (need > to_end) {
       auto* pad = reinterpret_cast<RecordHead*>(data_ + pos);
       pad->kind = RecordKind::pad;
+      pad->head = 0;
       pad->bytes = 0;
       pad->pos.store(tail_, std::memory_order_release);
       tail_ += to_end;
@@ -74,6 +80,7 @@ class RingProducer {
     }
     pending_ = reinterpret_cast<RecordHead*>(data_ + pos);
     pending_->kind = kind;
+    pending_->head = head;
     pending_->bytes = static_cast<std::uint32_t>(body);
     pending_pos_ = tail_;
     tail_ += need;

@@ -10,31 +10,17 @@
 
 #include "base/errors.hpp"
 #include "base/names.hpp"
+#include "base/params.hpp"
 #include "transport/queued.hpp"
+#include "transport/registry.hpp"
 
 namespace ipc::transport::shm {
 namespace {
 
 constexpr std::size_t kPollBudget = 4u << 20;  // bytes per ring per poll, for fairness
 
-// Eager frames this small travel as one 64-byte line: record head (16 B), envelope
-// (16 B), payload (up to 32 B).
-struct SmallEnvelope {
-  std::uint32_t comm;
-  std::int32_t source;
-  std::int32_t tag;
-  std::uint32_t reserved;
-};
-constexpr std::size_t kSmallMax = kLine - kRecordHead - sizeof(SmallEnvelope);
-
-// The doorbell's abstract unix address (a leading NUL: no file, gone with the socket).
-socklen_t bell_address(const std::string& name, sockaddr_un& a) {
-  std::memset(&a, 0, sizeof a);
-  a.sun_family = AF_UNIX;
-  std::size_t n = std::min(name.size(), sizeof(a.sun_path) - 2);
-  std::memcpy(a.sun_path + 1, name.data(), n);
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
-}
+// A `first` record starts with the frame's payload length.
+constexpr std::size_t kLengthField = sizeof(std::uint64_t);
 
 }  // namespace
 
@@ -45,6 +31,7 @@ ShmTransport::ShmTransport(Options opt)
     throw Error("shm: IPC_SHM_RING=" + std::to_string(opt_.ring_bytes) + " must be a multiple of 64, at least 1024");
   if (opt_.chunk < 256)
     throw Error("shm: IPC_SHM_CHUNK=" + std::to_string(opt_.chunk) + " must be at least 256 bytes");
+  if (!opt_.doorbell) throw Error("shm: no doorbell to ring peers with");
   own_ = Segment::create(base::segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
                          opt_.ring_bytes);
   for (std::uint32_t i = 0; i < inbound_.size(); ++i) {
@@ -53,21 +40,11 @@ ShmTransport::ShmTransport(Options opt)
     inbound_[i].ring = RingConsumer(own_.control(i), own_.data(i), opt_.ring_bytes);
   }
   RingProducer probe(own_.control(0), own_.data(0), opt_.ring_bytes);
-  if (opt_.eager_limit + wire::kFrameHeaderSize > probe.max_body())
-    opt_.eager_limit = probe.max_body() - wire::kFrameHeaderSize;
-
-  bell_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  bell_out_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  sockaddr_un a;
-  socklen_t len = bell_address(own_.name(), a);
-  if (bell_ < 0 || bell_out_ < 0 || ::bind(bell_, reinterpret_cast<sockaddr*>(&a), len) != 0)
-    throw Error("shm: cannot create the doorbell of " + own_.name() + ": " + std::strerror(errno));
+  if (opt_.eager_limit + kLengthField + wire::kMaxHead > probe.max_body())
+    opt_.eager_limit = probe.max_body() - kLengthField - wire::kMaxHead;
 }
 
-ShmTransport::~ShmTransport() {
-  if (bell_ >= 0) ::close(bell_);
-  if (bell_out_ >= 0) ::close(bell_out_);
-}
+ShmTransport::~ShmTransport() = default;
 
 std::string ShmTransport::card() const { return own_.name() + "," + std::to_string(opt_.local_rank); }
 
@@ -75,56 +52,57 @@ bool ShmTransport::reaches(const PeerCard& me, const PeerCard& peer) const {
   return peer.cards.count("shm") > 0 && peer.node == me.node && peer.boot_id == me.boot_id;
 }
 
-void ShmTransport::add_peer(const PeerCard& peer) {
+Endpoint& ShmTransport::connect(const PeerCard& peer) {
   const std::string& card = peer.cards.at("shm");
   auto comma = card.rfind(',');
   int local = comma == std::string::npos ? -1 : std::atoi(card.c_str() + comma + 1);
   if (local < 0 || local >= opt_.local_size)
     throw Error("shm: the card of rank " + std::to_string(peer.rank) + " names local rank " + std::to_string(local) +
                 " outside this node's " + std::to_string(opt_.local_size));
-  auto p = std::make_unique<Peer>();
-  p->rank = peer.rank;
+  auto p = std::make_unique<Peer>(*this, peer.rank);
   p->pid = peer.pid;
-  p->cma = opt_.cma;
+  if (opt_.cma) p->enable_read();
   p->segment = Segment::open(card.substr(0, comma));
   if (p->segment.header()->rings != static_cast<std::uint32_t>(opt_.local_size))
     throw Error("shm: segment " + p->segment.name() + " has " + std::to_string(p->segment.header()->rings) +
                 " rings, this node has " + std::to_string(opt_.local_size) + " ranks");
   auto mine = static_cast<std::uint32_t>(opt_.local_rank);
   p->out = RingProducer(p->segment.control(mine), p->segment.data(mine), p->segment.ring_bytes());
-  p->bell_len = bell_address(p->segment.name(), p->bell);
+  p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
   inbound_[static_cast<std::size_t>(local)].rank = peer.rank;
+  Peer& ep = *p;
   peers_[static_cast<std::size_t>(peer.rank)] = std::move(p);
+  return ep;
 }
 
 void ShmTransport::ring_bell(Peer& p) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (p.segment.header()->sleepers.load(std::memory_order_seq_cst) > 0) send_bell(p.bell, p.bell_len);
+  if (p.segment.header()->sleepers.load(std::memory_order_seq_cst) > 0) opt_.doorbell->ring(p.bell);
 }
 
-// Writes the first record of frame `h` (a one-line small record for a tiny eager
-// frame, else header + as much payload as a record holds) and publishes it. Returns
-// the payload bytes it carries, or npos when the ring has no room (`need`: the record's
-// body size).
-std::size_t ShmTransport::start_frame(Peer& p, const wire::FrameHeader& h, const std::byte* payload,
-                                      std::size_t& need) {
+// Writes the first record of a frame (a `whole` one when head and payload fit one
+// record, else a `first` one with as much payload as it holds) and publishes it.
+// Returns the payload bytes it carries, or npos when the ring has no room (`need`: the
+// record's body size).
+std::size_t ShmTransport::start_frame(Peer& p, std::span<const std::byte> head, const std::byte* payload,
+                                      std::uint64_t length, std::size_t& need) {
+  const std::size_t max = std::min(p.out.max_body(), opt_.chunk);
+  const auto hs = static_cast<std::uint8_t>(head.size());
   std::size_t n;
   std::byte* at;
-  if (h.type == wire::FrameType::eager && h.length <= kSmallMax) {
-    n = h.length;
-    need = sizeof(SmallEnvelope) + n;
-    if (!(at = p.out.reserve(RecordKind::small, need))) return npos;
-    SmallEnvelope env{h.comm, h.source, h.tag, 0};
-    std::memcpy(at, &env, sizeof env);
-    at += sizeof env;
+  if (head.size() + length <= max) {
+    n = static_cast<std::size_t>(length);
+    need = head.size() + n;
+    if (!(at = p.out.reserve(RecordKind::whole, need, hs))) return npos;
   } else {
-    n = std::min<std::size_t>(h.length, std::min(p.out.max_body(), opt_.chunk) - wire::kFrameHeaderSize);
-    need = wire::kFrameHeaderSize + n;
-    if (!(at = p.out.reserve(RecordKind::frame, need))) return npos;
-    std::memcpy(at, &h, wire::kFrameHeaderSize);
-    at += wire::kFrameHeaderSize;
+    n = max - kLengthField - head.size();
+    need = kLengthField + head.size() + n;
+    if (!(at = p.out.reserve(RecordKind::first, need, hs))) return npos;
+    std::memcpy(at, &length, kLengthField);
+    at += kLengthField;
   }
-  if (n) std::memcpy(at, payload, n);
+  std::memcpy(at, head.data(), head.size());
+  if (n) std::memcpy(at + head.size(), payload, n);
   p.out.commit();
   return n;
 }
@@ -141,7 +119,7 @@ bool ShmTransport::push(Peer& p) {
   while (!p.queue.empty()) {
     Out& o = p.queue.front();
     if (!o.started) {
-      std::size_t need = 0, first = start_frame(p, o.header, o.payload, need);
+      std::size_t need = 0, first = start_frame(p, {o.head, o.head_size}, o.payload, o.length, need);
       if (first == npos) {
         stall(need);
         break;
@@ -172,22 +150,22 @@ bool ShmTransport::push(Peer& p) {
   return p.queue.empty();
 }
 
-void ShmTransport::send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) {
-  Peer& p = *peers_[static_cast<std::size_t>(peer)];
+void ShmTransport::send(Peer& p, const wire::Frame& f, Completion* done) {
   bool was_empty = p.queue.empty();
-  if (was_empty && wire::kFrameHeaderSize + h.length <= std::min(p.out.max_body(), opt_.chunk)) {
+  if (was_empty && f.head.size() + f.length <= std::min(p.out.max_body(), opt_.chunk)) {
     // Fast path: a frame that fits one record goes straight into the ring.
     std::size_t need = 0;
-    if (start_frame(p, h, static_cast<const std::byte*>(payload), need) != npos) {
+    if (start_frame(p, f.head, static_cast<const std::byte*>(f.payload), f.length, need) != npos) {
       ring_bell(p);
       if (done) done->complete({});
       return;
     }
   }
   Out o;
-  o.header = h;
-  o.payload = static_cast<const std::byte*>(payload);
-  o.length = h.length;
+  o.head_size = static_cast<std::uint8_t>(std::min(f.head.size(), wire::kMaxHead));
+  std::memcpy(o.head, f.head.data(), o.head_size);
+  o.payload = static_cast<const std::byte*>(f.payload);
+  o.length = static_cast<std::size_t>(f.length);
   o.done = done;
   p.queue.push_back(std::move(o));
   if (was_empty && push(p)) return;
@@ -199,23 +177,25 @@ void ShmTransport::send(int peer, const wire::FrameHeader& h, const void* payloa
 void ShmTransport::release(Inbound& in) {
   if (in.ring.release()) {
     auto& p = peers_[static_cast<std::size_t>(in.rank)];
-    if (p) send_bell(p->bell, p->bell_len);
+    if (p) opt_.doorbell->ring(p->bell);
   }
 }
 
-void ShmTransport::send_bell(const sockaddr_un& a, socklen_t len) {
-  char b = 1;
-  [[maybe_unused]] auto r =
-      ::sendto(bell_out_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&a), len);
-}
-
-void ShmTransport::broken(Inbound& in, Sink& sink, const char* why) {
+void ShmTransport::broken(Inbound& in, Sink& sink, const std::string& why) {
   in.broken = true;
   if (in.in_frame) {
     in.in_frame = false;
-    sink.on_frame_aborted(in.rank, in.frame, in.place.token);
+    sink.on_frame_aborted(in.rank, in.place.token);
   }
   sink.on_peer_lost(in.rank, why);
+}
+
+bool ShmTransport::begin_frame(Inbound& in, Sink& sink, const std::byte* head, std::size_t head_size,
+                               std::uint64_t length) {
+  in.place = sink.on_frame(in.rank, {head, head_size}, length);
+  if (!in.place.error) return true;
+  broken(in, sink, std::string("malformed frame in shared memory: ") + in.place.error);
+  return false;
 }
 
 bool ShmTransport::drain(Inbound& in, Sink& sink) {
@@ -226,43 +206,43 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
     if (!r) break;
     any = true;
     const std::byte* body = RingConsumer::body(r);
-    std::size_t n = r->bytes;
-    if (r->kind == RecordKind::small) {
-      if (in.in_frame || n < sizeof(SmallEnvelope) || n - sizeof(SmallEnvelope) > kSmallMax) {
+    std::size_t n = r->bytes, h = r->head;
+    if (r->kind == RecordKind::whole) {
+      if (in.in_frame || h == 0 || h > wire::kMaxHead || h > n) {
         broken(in, sink, "malformed record in shared memory");
         break;
       }
-      SmallEnvelope env;
-      std::memcpy(&env, body, sizeof env);
-      in.frame = wire::FrameHeader{};
-      in.frame.type = wire::FrameType::eager;
-      in.frame.comm = env.comm;
-      in.frame.source = env.source;
-      in.frame.tag = env.tag;
-      in.frame.length = in.frame.size = n - sizeof env;
-      in.place = sink.on_frame(in.rank, in.frame);
-      if (in.frame.length && in.place.data) std::memcpy(in.place.data, body + sizeof env, in.frame.length);
-      // Space goes back once per drain, not per record: a release is a full barrier.
+      std::uint64_t length = n - h;
+      if (!begin_frame(in, sink, body, h, length)) break;
+      if (length && in.place.data) std::memcpy(in.place.data, body + h, length);
       in.ring.pop(r);
-      unreleased = true;
-      sink.on_frame_done(in.rank, in.frame, in.place.token);
+      // Space goes back once per drain for one-line records (a release is a full
+      // barrier); a larger one's before the engine reacts (it may send back).
+      if (record_size(n) <= kLine) {
+        unreleased = true;
+      } else {
+        release(in);
+        unreleased = false;
+      }
+      sink.on_frame_done(in.rank, in.place.token);
       bytes += n;
       continue;
     }
-    if (r->kind == RecordKind::frame) {
-      if (in.in_frame || n < wire::kFrameHeaderSize ||
-          wire::decode_header(std::span<const std::byte, wire::kFrameHeaderSize>(body, wire::kFrameHeaderSize),
-                              opt_.limits, in.frame) != wire::FrameError::ok ||
-          n - wire::kFrameHeaderSize > in.frame.length) {
-        broken(in, sink, "malformed frame in shared memory");
+    if (r->kind == RecordKind::first) {
+      std::uint64_t length = 0;
+      if (in.in_frame || h == 0 || h > wire::kMaxHead || n < kLengthField + h ||
+          (std::memcpy(&length, body, kLengthField), length > opt_.limits.max_payload) ||
+          n - kLengthField - h > length) {
+        broken(in, sink, "malformed record in shared memory");
         break;
       }
-      in.place = sink.on_frame(in.rank, in.frame);
+      if (!begin_frame(in, sink, body + kLengthField, h, length)) break;
+      in.length = length;
       in.got = 0;
       in.in_frame = true;
-      body += wire::kFrameHeaderSize;
-      n -= wire::kFrameHeaderSize;
-    } else if (!in.in_frame || r->kind != RecordKind::cont || n > in.frame.length - in.got) {
+      body += kLengthField + h;
+      n -= kLengthField + h;
+    } else if (!in.in_frame || r->kind != RecordKind::cont || n > in.length - in.got) {
       broken(in, sink, "malformed record in shared memory");
       break;
     }
@@ -271,11 +251,11 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
     bytes += n;
     in.ring.pop(r);
     unreleased = true;
-    if (in.got == in.frame.length) {
+    if (in.got == in.length) {
       in.in_frame = false;
       release(in);  // free the space before the engine reacts (it may send back)
       unreleased = false;
-      sink.on_frame_done(in.rank, in.frame, in.place.token);
+      sink.on_frame_done(in.rank, in.place.token);
     }
   }
   if (unreleased) release(in);
@@ -299,21 +279,15 @@ bool ShmTransport::poll(Sink& sink) {
 
 bool ShmTransport::idle() const { return pending_peers_ == 0; }
 
-bool ShmTransport::can_read(int peer) const {
-  auto& p = peers_.at(static_cast<std::size_t>(peer));
-  return p && p->cma;
-}
-
-bool ShmTransport::read(int peer, std::uint64_t remote, void* dst, std::size_t n) {
-  Peer& p = *peers_.at(static_cast<std::size_t>(peer));
+bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
   std::size_t done = 0;
   while (done < n) {
     iovec local{static_cast<std::byte*>(dst) + done, n - done};
     iovec far{reinterpret_cast<void*>(remote + done), n - done};
-    ssize_t k = ::process_vm_readv(p.pid, &local, 1, &far, 1, 0);
+    ssize_t k = ::process_vm_readv(pid, &local, 1, &far, 1, 0);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) {
-      p.cma = false;  // EPERM (ptrace rules), ENOSYS, ...: use the chunked path from now on
+      disable_read();  // EPERM (ptrace rules), ENOSYS, ...: use the chunked path from now on
       return false;
     }
     done += static_cast<std::size_t>(k);
@@ -338,12 +312,7 @@ bool ShmTransport::arm_sleep() {
   return true;
 }
 
-void ShmTransport::disarm_sleep() {
-  own_.header()->sleepers.fetch_sub(1, std::memory_order_seq_cst);
-  char buf[64];
-  while (::recv(bell_, buf, sizeof buf, MSG_DONTWAIT) > 0) {
-  }
-}
+void ShmTransport::disarm_sleep() { own_.header()->sleepers.fetch_sub(1, std::memory_order_seq_cst); }
 
 void ShmTransport::check_peers(Sink& sink) {
   for (auto& p : peers_) {
@@ -353,7 +322,7 @@ void ShmTransport::check_peers(Sink& sink) {
     for (auto& in : inbound_)
       if (in.rank == p->rank && in.in_frame) {
         in.in_frame = false;
-        sink.on_frame_aborted(in.rank, in.frame, in.place.token);
+        sink.on_frame_aborted(in.rank, in.place.token);
       }
     auto q = std::move(p->queue);
     p->queue.clear();
@@ -373,5 +342,39 @@ void ShmTransport::close() {
   peers_.clear();
   pending_peers_ = 0;
 }
+
+// IPC_SHM_RING, or by default 512 KiB rings while a node's L² rings fit in 64 MiB,
+// smaller ones (down to 64 KiB) beyond.
+std::size_t ShmTransport::ring_bytes_for(int local_size) {
+  if (base::param("IPC_SHM_RING") != "auto") return static_cast<std::size_t>(base::param_int("IPC_SHM_RING"));
+  std::size_t l = static_cast<std::size_t>(local_size);
+  std::size_t ring = (std::size_t{64} << 20) / (l * l);
+  ring = std::clamp<std::size_t>(ring, 64 << 10, 512 << 10);
+  return ring & ~std::size_t{4095};
+}
+
+namespace {
+
+std::unique_ptr<Transport> open_shm(const Config& cfg) {
+  if (cfg.local_size < 2) return nullptr;  // nobody to reach on this node
+  Options o;
+  o.rank = cfg.rank;
+  o.size = cfg.size;
+  o.job = cfg.job;
+  o.local_rank = cfg.local_rank;
+  o.local_size = cfg.local_size;
+  o.ring_bytes = ShmTransport::ring_bytes_for(cfg.local_size);
+  o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_SHM_EAGER"));
+  o.chunk = static_cast<std::size_t>(base::param_int("IPC_SHM_CHUNK"));
+  o.cma = base::param_bool("IPC_SHM_CMA");
+  o.limits = cfg.limits;
+  o.doorbell = cfg.doorbell;
+  return std::make_unique<ShmTransport>(o);
+}
+
+}  // namespace
+
+extern const Descriptor descriptor;
+const Descriptor descriptor{"shm", &open_shm};
 
 }  // namespace ipc::transport::shm

@@ -2,9 +2,11 @@
 //
 // Each rank owns a segment holding one inbound ring per rank of its node (ring i is
 // written only by the rank of local index i: single producer, single consumer, no
-// locks). A frame is one record (frame header + payload); a payload larger than a
-// record continues in `cont` records, so a large frame streams through the ring in
-// pipelined chunks while the receiver copies out behind the sender. When a ring is
+// locks). A frame is one `whole` record (its opaque head, then its payload); a frame
+// larger than a record is a `first` record (payload length, head, first part) and
+// `cont` records, so a large frame streams through the ring in pipelined chunks while
+// the receiver copies out behind the sender. A small eager message (the engine's
+// 12-byte compact head and up to 36 bytes) is one 64-byte line. When a ring is
 // full, frames wait in the sender's queue (small payloads copied, so eager sends
 // complete at once) and leave on later polls: nothing is dropped, and since every
 // poll also drains the inbound rings, two ranks flooding each other still progress.
@@ -18,13 +20,11 @@
 //
 // Waking a sleeping receiver: the receiver counts itself in its segment's `sleepers`
 // before it sleeps and re-checks its rings; a sender that sees sleepers > 0 after
-// publishing sends one datagram to the receiver's doorbell socket (abstract unix
-// namespace), which the receiver sleeps on in epoll. Both sides order their store
-// before their load (seq_cst), so a wake-up is never lost.
+// publishing rings the receiver's doorbell (base/doorbell.hpp: the rank's one
+// doorbell, which its waiter sleeps on). Both sides order their store before their
+// load (seq_cst), so a wake-up is never lost. A producer waiting for room is woken
+// the same way by the consumer's release.
 #pragma once
-
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <atomic>
 #include <cstddef>
@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "base/doorbell.hpp"
 #include "transport/shm/ring.hpp"
 #include "transport/shm/segment.hpp"
 #include "transport/transport.hpp"
@@ -50,34 +51,36 @@ struct Options {
   std::size_t chunk = 16 * 1024;  // payload bytes per record: the pipeline's step
   bool cma = false;
   wire::FrameLimits limits{};
+  const base::Doorbell* doorbell = nullptr;  // this rank's (required): rings the peers' too
 };
 
 class ShmTransport final : public Transport {
  public:
-  /// Creates this rank's segment and doorbell. @throws ipc::Error naming them.
+  /// Creates this rank's segment. @throws ipc::Error naming it.
   explicit ShmTransport(Options opt);
   ~ShmTransport() override;
 
   std::string_view name() const override { return "shm"; }
   std::string card() const override;
   bool reaches(const PeerCard& me, const PeerCard& peer) const override;
-  void add_peer(const PeerCard& peer) override;
+  Endpoint& connect(const PeerCard& peer) override;
   std::size_t eager_limit() const override { return opt_.eager_limit; }
-  void send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) override;
   bool poll(Sink& sink) override;
-  int wait_fd() const override { return bell_; }
   bool idle() const override;
   void ready() override { own_.unlink(); }
-  bool can_read(int peer) const override;
-  bool read(int peer, std::uint64_t remote, void* dst, std::size_t n) override;
   bool arm_sleep() override;
   void disarm_sleep() override;
   void check_peers(Sink& sink) override;
   void close() override;
 
+  /// Bytes of each ring for `local_size` ranks on a node (IPC_SHM_RING, or auto).
+  /// @throws ipc::UsageError for a bad IPC_SHM_RING.
+  static std::size_t ring_bytes_for(int local_size);
+
  private:
   struct Out {
-    wire::FrameHeader header;
+    std::byte head[wire::kMaxHead];
+    std::uint8_t head_size = 0;
     const std::byte* payload = nullptr;
     std::size_t length = 0;
     std::size_t sent = 0;  // payload bytes already in the ring
@@ -85,15 +88,22 @@ class ShmTransport final : public Transport {
     Completion* done = nullptr;
     std::unique_ptr<std::byte[]> owned;
   };
-  struct Peer {
+  // A peer of this node: its segment (where this rank's outbound ring lies), the
+  // frames waiting for room in that ring, and its doorbell.
+  struct Peer final : Endpoint {
+    Peer(ShmTransport& t, int rank) : Endpoint(t, rank), shm(t), rank(rank) {}
+    void send(const wire::Frame& f, Completion* done) override { shm.send(*this, f, done); }
+    bool read(std::uint64_t remote, void* dst, std::size_t n) override;
+    void disable_read() { caps_ &= ~kOneSidedRead; }
+    void enable_read() { caps_ |= kOneSidedRead; }
+
+    ShmTransport& shm;
     int rank = -1;
     int pid = 0;
     Segment segment;
     RingProducer out;
     std::deque<Out> queue;
-    sockaddr_un bell{};
-    socklen_t bell_len = 0;
-    bool cma = true;
+    base::Doorbell::Address bell;
     bool lost = false;
     std::atomic<std::size_t> stalled{0};         // body bytes of the record that found no room
     std::atomic<std::uint64_t> stalled_tail{0};  // the producer's position then
@@ -105,24 +115,26 @@ class ShmTransport final : public Transport {
     std::byte* data = nullptr;
     bool in_frame = false;
     std::atomic<bool> broken{false};
-    wire::FrameHeader frame{};
+    std::uint64_t length = 0;  // of the frame being received
     Sink::Placement place{};
     std::size_t got = 0;
   };
 
   static constexpr std::size_t npos = ~std::size_t{0};
-  std::size_t start_frame(Peer& p, const wire::FrameHeader& h, const std::byte* payload, std::size_t& need);
+  void send(Peer& p, const wire::Frame& f, Completion* done);
+  std::size_t start_frame(Peer& p, std::span<const std::byte> head, const std::byte* payload, std::uint64_t length,
+                          std::size_t& need);
   bool push(Peer& p);
   void ring_bell(Peer& p);
-  void send_bell(const sockaddr_un& a, socklen_t len);
   void release(Inbound& in);
   bool drain(Inbound& in, Sink& sink);
-  void broken(Inbound& in, Sink& sink, const char* why);
+  void broken(Inbound& in, Sink& sink, const std::string& why);
+  /// A frame's head is in: asks the sink where its payload goes. False when the sink
+  /// refused it (the peer is then broken).
+  bool begin_frame(Inbound& in, Sink& sink, const std::byte* head, std::size_t head_size, std::uint64_t length);
 
   Options opt_;
   Segment own_;
-  int bell_ = -1;       // this rank's doorbell (bound)
-  int bell_out_ = -1;   // for ringing others (unbound)
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
   std::atomic<std::size_t> pending_peers_{0};  // peers with a non-empty queue

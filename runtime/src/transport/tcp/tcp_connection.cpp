@@ -69,12 +69,25 @@ std::unique_ptr<Connection> Connection::incoming(asio::ip::tcp::socket s, const 
   return c;
 }
 
+Connection::Unsent Connection::Unsent::of(const wire::Frame& f, Completion* done) {
+  Unsent u;
+  wire::encode_prefix(f.head.size(), f.length, std::span<std::byte, wire::kStreamPrefix>(u.head.data(), wire::kStreamPrefix));
+  std::memcpy(u.head.data() + wire::kStreamPrefix, f.head.data(), f.head.size());
+  u.head_len = wire::kStreamPrefix + f.head.size();
+  u.payload = static_cast<const std::byte*>(f.payload);
+  u.length = static_cast<std::size_t>(f.length);
+  u.done = done;
+  return u;
+}
+
 std::vector<Connection::Unsent> Connection::take_unsent() {
   std::vector<Unsent> out;
   for (auto& o : outq_) {
     Unsent u;
-    std::memcpy(&u.header, o.head.data(), wire::kFrameHeaderSize);
+    u.head = o.head;
+    u.head_len = o.head_len;
     u.payload = o.payload;
+    u.length = o.length;
     u.done = o.done;
     u.owned = std::move(o.owned);
     out.push_back(std::move(u));
@@ -118,19 +131,19 @@ void Connection::close() {
   fd_ = -1;
 }
 
-void Connection::send(const wire::FrameHeader& h, const void* payload, Completion* done, std::size_t copy_limit,
-                      std::unique_ptr<std::byte[]> owned) {
+void Connection::send(const wire::Frame& f, Completion* done, std::size_t copy_limit) {
   if (state_ == State::closed) {
     if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
     return;
   }
-  bool first = outq_.empty();
-  if (first && open() && hs_out_.empty() && h.length <= kSmallFrame) {
+  if (outq_.empty() && open() && hs_out_.empty() && f.length <= kSmallFrame) {
     // Fast path: a small frame leaves in one contiguous write, without the queue.
-    std::byte buf[wire::kFrameHeaderSize + kSmallFrame];
-    std::memcpy(buf, &h, wire::kFrameHeaderSize);
-    if (h.length) std::memcpy(buf + wire::kFrameHeaderSize, payload, h.length);
-    std::size_t total = wire::kFrameHeaderSize + h.length;
+    std::byte buf[wire::kStreamPrefix + wire::kMaxHead + kSmallFrame];
+    wire::encode_prefix(f.head.size(), f.length, std::span<std::byte, wire::kStreamPrefix>(buf, wire::kStreamPrefix));
+    std::memcpy(buf + wire::kStreamPrefix, f.head.data(), f.head.size());
+    std::size_t at = wire::kStreamPrefix + f.head.size();
+    if (f.length) std::memcpy(buf + at, f.payload, f.length);
+    std::size_t total = at + f.length;
     ssize_t n;
     do {
       n = sys_send(fd(), buf, total);
@@ -145,23 +158,31 @@ void Connection::send(const wire::FrameHeader& h, const void* payload, Completio
       return;
     }
     // Partly written: queue the rest (its bytes already sent are counted).
-    Out o;
-    wire::encode_header(h, o.head);
-    o.payload = static_cast<const std::byte*>(payload);
-    o.length = h.length;
-    o.done = done;
-    o.sent = n > 0 ? static_cast<std::size_t>(n) : 0;
-    o.owned = std::move(owned);
-    outq_.push_back(std::move(o));
-  } else {
-    Out o;
-    wire::encode_header(h, o.head);
-    o.payload = static_cast<const std::byte*>(payload);
-    o.length = h.length;
-    o.done = done;
-    o.owned = std::move(owned);
-    outq_.push_back(std::move(o));
+    enqueue(Unsent::of(f, done), n > 0 ? static_cast<std::size_t>(n) : 0, copy_limit);
+    return;
   }
+  enqueue(Unsent::of(f, done), 0, copy_limit);
+}
+
+void Connection::send(Unsent u, std::size_t copy_limit) {
+  if (state_ == State::closed) {
+    if (u.done) u.done->complete(std::make_error_code(std::errc::connection_aborted));
+    return;
+  }
+  enqueue(std::move(u), 0, copy_limit);
+}
+
+void Connection::enqueue(Unsent u, std::size_t sent, std::size_t copy_limit) {
+  bool first = outq_.empty();
+  Out o;
+  o.head = u.head;
+  o.head_len = u.head_len;
+  o.payload = u.payload;
+  o.length = u.length;
+  o.done = u.done;
+  o.sent = sent;
+  o.owned = std::move(u.owned);
+  outq_.push_back(std::move(o));
   if (first && open() && hs_out_.empty()) flush();
   if (outq_.empty()) return;
   // Whatever is still queued: small payloads are copied so that the sender may go on.
@@ -190,11 +211,11 @@ void Connection::flush() {
     int cnt = 0;
     for (auto it = outq_.begin(); it != outq_.end() && cnt + 2 <= kMaxIov; ++it) {
       std::size_t off = it->sent;
-      if (off < it->head.size()) {
-        iov[cnt++] = {it->head.data() + off, it->head.size() - off};
-        off = it->head.size();
+      if (off < it->head_len) {
+        iov[cnt++] = {it->head.data() + off, it->head_len - off};
+        off = it->head_len;
       }
-      std::size_t poff = off - it->head.size();
+      std::size_t poff = off - it->head_len;
       if (poff < it->length) {
         std::size_t n = std::min(it->length - poff, kMaxWrite);
         iov[cnt++] = {const_cast<std::byte*>(it->payload) + poff, n};
@@ -323,7 +344,7 @@ bool Connection::handshake_step() {
 
 void Connection::finish_frame(Sink& sink) {
   in_frame_ = false;
-  sink.on_frame_done(peer_, frame_, place_.token);
+  sink.on_frame_done(peer_, place_.token);
 }
 
 void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
@@ -333,29 +354,35 @@ void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
       continue;
     }
     if (!in_frame_) {
-      if (wr_ - rd_ < wire::kFrameHeaderSize) return;
-      auto e = wire::decode_header(
-          std::span<const std::byte, wire::kFrameHeaderSize>(in_.data() + rd_, wire::kFrameHeaderSize), limits, frame_);
+      if (wr_ - rd_ < wire::kStreamPrefix) return;
+      std::size_t head = 0;
+      auto e = wire::decode_prefix(std::span<const std::byte, wire::kStreamPrefix>(in_.data() + rd_, wire::kStreamPrefix),
+                                   limits, head, length_);
       if (e != wire::FrameError::ok) {
         fail("malformed frame from rank " + std::to_string(peer_) + ": " + wire::to_string(e));
         return;
       }
-      rd_ += wire::kFrameHeaderSize;
+      if (wr_ - rd_ < wire::kStreamPrefix + head) return;
+      place_ = sink.on_frame(peer_, {in_.data() + rd_ + wire::kStreamPrefix, head}, length_);
+      if (place_.error) {
+        fail("malformed frame from rank " + std::to_string(peer_) + ": " + place_.error);
+        return;
+      }
+      rd_ += wire::kStreamPrefix + head;
       in_frame_ = true;
       got_ = 0;
-      place_ = sink.on_frame(peer_, frame_);
-      if (frame_.length == 0) {
+      if (length_ == 0) {
         finish_frame(sink);
         continue;
       }
     }
-    std::size_t take = std::min<std::size_t>(frame_.length - got_, wr_ - rd_);
+    std::size_t take = std::min<std::size_t>(length_ - got_, wr_ - rd_);
     if (take > 0) {
       if (place_.data) std::memcpy(static_cast<std::byte*>(place_.data) + got_, in_.data() + rd_, take);
       rd_ += take;
       got_ += take;
     }
-    if (got_ < frame_.length) return;
+    if (got_ < length_) return;
     finish_frame(sink);
   }
 }
@@ -365,12 +392,12 @@ bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
   while (state_ != State::closed && total < max_bytes) {
     if (rd_ == wr_) rd_ = wr_ = 0;
     ssize_t n;
-    if (open() && in_frame_ && place_.data && rd_ == wr_ && frame_.length - got_ >= kDirectRead) {
-      n = sys_recv(fd(), static_cast<std::byte*>(place_.data) + got_, frame_.length - got_);
+    if (open() && in_frame_ && place_.data && rd_ == wr_ && length_ - got_ >= kDirectRead) {
+      n = sys_recv(fd(), static_cast<std::byte*>(place_.data) + got_, length_ - got_);
       if (n > 0) {
         got_ += static_cast<std::size_t>(n);
         total += static_cast<std::size_t>(n);
-        if (got_ == frame_.length) {
+        if (got_ == length_) {
           finish_frame(sink);
           process(sink, limits);
         }

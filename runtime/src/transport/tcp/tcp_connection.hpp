@@ -51,19 +51,24 @@ class Connection {
   bool wants_write() const { return state_ == State::connecting || !hs_out_.empty() || (open() && !outq_.empty()); }
   bool idle() const { return outq_.empty() && hs_out_.empty(); }
 
+  /// A frame as it goes on the stream: prefix and head (encoded), then the payload.
+  struct Unsent {
+    std::array<std::byte, wire::kStreamPrefix + wire::kMaxHead> head{};
+    std::size_t head_len = 0;  // prefix + head
+    const std::byte* payload = nullptr;
+    std::size_t length = 0;
+    Completion* done = nullptr;
+    std::unique_ptr<std::byte[]> owned;
+    /// Encodes `f`'s prefix and head.
+    static Unsent of(const wire::Frame& f, Completion* done);
+  };
+
   /// Queues a frame; tries to write it at once when nothing is ahead of it. A frame
   /// whose payload is at most `copy_limit` bytes and that cannot leave at once is
   /// copied, and its completion fires right away (eager sends never wait for the wire).
-  void send(const wire::FrameHeader& h, const void* payload, Completion* done, std::size_t copy_limit,
-            std::unique_ptr<std::byte[]> owned = {});
-
-  /// A frame that never left: handed over when a connection gives way to another.
-  struct Unsent {
-    wire::FrameHeader header;
-    const void* payload = nullptr;
-    Completion* done = nullptr;
-    std::unique_ptr<std::byte[]> owned;
-  };
+  void send(const wire::Frame& f, Completion* done, std::size_t copy_limit);
+  /// The same for a frame already encoded (one handed over from another connection).
+  void send(Unsent u, std::size_t copy_limit);
   /// Takes the queued frames of a connection that never opened.
   std::vector<Unsent> take_unsent();
   /// Closes without an error: it gave way to the peer's connection (no report).
@@ -82,7 +87,7 @@ class Connection {
   void abort_frame(Sink& sink) {
     if (!in_frame_) return;
     in_frame_ = false;
-    sink.on_frame_aborted(peer_, frame_, place_.token);
+    sink.on_frame_aborted(peer_, place_.token);
   }
   /// Readable: reads and delivers frames. Writable: writes queued bytes.
   /// Returns whether any byte came in.
@@ -96,13 +101,14 @@ class Connection {
 
  private:
   struct Out {
-    std::array<std::byte, wire::kFrameHeaderSize> head{};
+    std::array<std::byte, wire::kStreamPrefix + wire::kMaxHead> head{};
+    std::size_t head_len = 0;
     const std::byte* payload = nullptr;
     std::size_t length = 0;
     std::size_t sent = 0;  // bytes of head + payload already written
     Completion* done = nullptr;
     std::unique_ptr<std::byte[]> owned;
-    std::size_t total() const { return head.size() + length; }
+    std::size_t total() const { return head_len + length; }
   };
 
   Connection(asio::ip::tcp::socket s, State st, int peer, const wire::Secret& secret);
@@ -114,6 +120,8 @@ class Connection {
 
  private:
   void flush();
+  /// Queues `u`, of which `sent` bytes already left, and writes what it can.
+  void enqueue(Unsent u, std::size_t sent, std::size_t copy_limit);
   bool write_handshake();
   void process(Sink& sink, const wire::FrameLimits& limits);
   bool handshake_step();
@@ -142,7 +150,7 @@ class Connection {
   std::vector<std::byte> in_;
   std::size_t rd_ = 0, wr_ = 0;
   bool in_frame_ = false;
-  wire::FrameHeader frame_{};
+  std::uint64_t length_ = 0;  // payload bytes of the frame being read
   Sink::Placement place_{};
   std::size_t got_ = 0;
 };

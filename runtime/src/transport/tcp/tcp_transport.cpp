@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
 #include "base/errors.hpp"
+#include "base/params.hpp"
+#include "transport/registry.hpp"
 
 namespace ipc::transport::tcp {
 namespace {
@@ -25,12 +28,8 @@ constexpr std::size_t kDirectMax = 4;
 
 TcpTransport::TcpTransport(Options opt)
     : opt_(std::move(opt)),
-      acceptor_(io_),
-      send_conn_(static_cast<std::size_t>(opt_.size), nullptr),
-      peer_addr_(static_cast<std::size_t>(opt_.size)),
-      lost_(static_cast<std::size_t>(opt_.size)),
-      held_(static_cast<std::size_t>(opt_.size)),
-      awaiting_(static_cast<std::size_t>(opt_.size), false) {
+      acceptor_(io_) {
+  for (int r = 0; r < opt_.size; ++r) peers_.push_back(std::make_unique<Peer>(*this, r));
   asio::error_code ec;
   auto addr = asio::ip::make_address(opt_.bind_address, ec);
   if (ec) throw Error("tcp: IPC_TCP_ADDR='" + opt_.bind_address + "' is not an IP address");
@@ -88,9 +87,10 @@ std::string TcpTransport::card() const {
 
 bool TcpTransport::reaches(const PeerCard&, const PeerCard& peer) const { return peer.cards.count("tcp") > 0; }
 
-void TcpTransport::add_peer(const PeerCard& peer) {
-  peer_addr_.at(static_cast<std::size_t>(peer.rank)) =
-      net::parse_host_port(peer.cards.at("tcp"), "tcp card of rank " + std::to_string(peer.rank));
+Endpoint& TcpTransport::connect(const PeerCard& peer) {
+  Peer& p = *peers_.at(static_cast<std::size_t>(peer.rank));
+  p.addr = net::parse_host_port(peer.cards.at("tcp"), "tcp card of rank " + std::to_string(peer.rank));
+  return p;
 }
 
 void TcpTransport::watch(Connection* c) {
@@ -128,8 +128,9 @@ void TcpTransport::disarm_sleep() {
   if (sleeping_.fetch_sub(1, std::memory_order_relaxed) == 1) resync_.store(true, std::memory_order_release);
 }
 
-Connection* TcpTransport::connect_to(int peer) {
-  const net::HostPort& hp = peer_addr_.at(static_cast<std::size_t>(peer));
+Connection* TcpTransport::connect_to(Peer& p) {
+  const int peer = p.peer();
+  const net::HostPort& hp = p.addr;
   std::string addr = hp.host + ":" + std::to_string(hp.port);
   asio::error_code ec;
   asio::ip::tcp::endpoint ep(asio::ip::make_address(hp.host, ec), hp.port);
@@ -155,31 +156,27 @@ Connection* TcpTransport::connect_to(int peer) {
   return raw;
 }
 
-void TcpTransport::send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) {
-  auto p = static_cast<std::size_t>(peer);
-  if (!lost_.at(p).empty()) {
+void TcpTransport::send(Peer& p, const wire::Frame& f, Completion* done) {
+  if (!p.lost.empty()) {
     if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
     return;
   }
-  Connection* c = send_conn_[p];
-  if (!c && awaiting_[p]) {
+  Connection* c = p.conn;
+  if (!c && p.awaiting) {
     // The peer's connection is on its way: hold the frame (an eager one as a copy).
-    Connection::Unsent u;
-    u.header = h;
-    u.payload = payload;
-    u.done = done;
-    if (done && h.length <= opt_.eager_limit) {
-      u.owned.reset(new std::byte[h.length ? h.length : 1]);
-      if (h.length) std::memcpy(u.owned.get(), payload, h.length);
+    auto u = Connection::Unsent::of(f, done);
+    if (done && f.length <= opt_.eager_limit) {
+      u.owned.reset(new std::byte[f.length ? f.length : 1]);
+      if (f.length) std::memcpy(u.owned.get(), f.payload, f.length);
       u.payload = u.owned.get();
       u.done = nullptr;
       done->complete({});
     }
-    held_[p].push_back(std::move(u));
+    p.held.push_back(std::move(u));
     return;
   }
-  if (!c) c = send_conn_[p] = connect_to(peer);
-  c->send(h, payload, done, opt_.eager_limit);
+  if (!c) c = p.conn = connect_to(p);
+  c->send(f, done, opt_.eager_limit);
   if (c->closed())
     dirty_ = true;
   else if (c->events != 0 || c->wants_write())  // a hot one that sent all stays as it is
@@ -187,28 +184,28 @@ void TcpTransport::send(int peer, const wire::FrameHeader& h, const void* payloa
 }
 
 bool TcpTransport::on_hello(Connection& c, int peer) {
-  Connection* mine = send_conn_[static_cast<std::size_t>(peer)];
+  Connection* mine = peers_[static_cast<std::size_t>(peer)]->conn;
   // Both connecting: the lower rank's connection wins.
   return !(mine && mine != &c && opt_.rank < peer);
 }
 
 void TcpTransport::adopt(Connection& to, std::vector<Connection::Unsent> frames) {
-  for (auto& u : frames) to.send(u.header, u.payload, u.done, opt_.eager_limit, std::move(u.owned));
+  for (auto& u : frames) to.send(std::move(u), opt_.eager_limit);
   update_interest(&to);
 }
 
 void TcpTransport::on_open(Connection& c) {
-  auto p = static_cast<std::size_t>(c.peer());
-  Connection* mine = send_conn_[p];
+  Peer& p = *peers_[static_cast<std::size_t>(c.peer())];
+  Connection* mine = p.conn;
   if (!mine) {
-    send_conn_[p] = &c;
-    awaiting_[p] = false;
-    adopt(c, std::move(held_[p]));
-    held_[p].clear();
+    p.conn = &c;
+    p.awaiting = false;
+    adopt(c, std::move(p.held));
+    p.held.clear();
   } else if (mine != &c && mine->outgoing() && !mine->open() && opt_.rank > c.peer()) {
     // The lower rank's connection wins: ours never opened, so nothing of it was
     // written; its frames move over in order.
-    send_conn_[p] = &c;
+    p.conn = &c;
     adopt(c, mine->take_unsent());
     mine->close_quietly();
   }
@@ -298,29 +295,29 @@ void TcpTransport::reap(Sink& sink) {
     if (c->quiet()) {
       // Gave way to the peer's connection: not an error.
       if (c->redirected()) {
-        auto p = static_cast<std::size_t>(peer);
+        Peer& p = *peers_[static_cast<std::size_t>(peer)];
         auto frames = c->take_unsent();
-        if (send_conn_[p] == c) {
-          send_conn_[p] = nullptr;
-          awaiting_[p] = true;
+        if (p.conn == c) {
+          p.conn = nullptr;
+          p.awaiting = true;
         }
-        for (auto& u : frames) held_[p].push_back(std::move(u));
-        if (send_conn_[p]) {  // the peer's connection already opened
-          adopt(*send_conn_[p], std::move(held_[p]));
-          held_[p].clear();
+        for (auto& u : frames) p.held.push_back(std::move(u));
+        if (p.conn) {  // the peer's connection already opened
+          adopt(*p.conn, std::move(p.held));
+          p.held.clear();
         }
       }
     } else if (!closing_) {
       if (peer >= 0) {
-        auto p = static_cast<std::size_t>(peer);
-        if (lost_[p].empty()) {
-          lost_[p] = c->error().empty() ? "connection lost" : c->error();
-          awaiting_[p] = false;
-          auto held = std::move(held_[p]);
-          held_[p].clear();
+        Peer& p = *peers_[static_cast<std::size_t>(peer)];
+        if (p.lost.empty()) {
+          p.lost = c->error().empty() ? "connection lost" : c->error();
+          p.awaiting = false;
+          auto held = std::move(p.held);
+          p.held.clear();
           for (auto& u : held)
             if (u.done) u.done->complete(std::make_error_code(std::errc::connection_aborted));
-          sink.on_peer_lost(peer, lost_[p]);
+          sink.on_peer_lost(peer, p.lost);
         }
       } else if (!c->closed_in_handshake()) {
         // A peer that closes before the end of the handshake (a connection that gave
@@ -329,16 +326,16 @@ void TcpTransport::reap(Sink& sink) {
                   << c->error() << std::endl;
       }
     }
-    for (auto& sc : send_conn_)
-      if (sc == c) sc = nullptr;
+    for (auto& p : peers_)
+      if (p->conn == c) p->conn = nullptr;
     c->close();
     conns_.erase(conns_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 }
 
 bool TcpTransport::idle() const {
-  for (auto& h : held_)
-    if (!h.empty()) return false;
+  for (auto& p : peers_)
+    if (!p->held.empty()) return false;
   return std::all_of(conns_.begin(), conns_.end(), [](auto& c) { return c->closed() || c->idle(); });
 }
 
@@ -346,12 +343,40 @@ void TcpTransport::close() {
   closing_ = true;
   for (auto& c : conns_) {
     ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd(), nullptr);
+    c->fail("the transport was closed");  // queued sends complete with an error
     c->close();
   }
+  for (auto& p : peers_) {
+    auto held = std::move(p->held);
+    p->held.clear();
+    for (auto& u : held)
+      if (u.done) u.done->complete(std::make_error_code(std::errc::connection_aborted));
+  }
   conns_.clear();
-  std::fill(send_conn_.begin(), send_conn_.end(), nullptr);
+  for (auto& p : peers_) p->conn = nullptr;
   asio::error_code ec;
   acceptor_.close(ec);
 }
+
+namespace {
+
+std::unique_ptr<Transport> open_tcp(const Config& cfg) {
+  Options o;
+  o.rank = cfg.rank;
+  o.size = cfg.size;
+  o.secret = cfg.secret;
+  o.bind_address = base::param("IPC_TCP_ADDR");
+  o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_TCP_EAGER"));
+  o.buffer_bytes = static_cast<int>(base::param_int("IPC_TCP_BUFFER"));
+  o.congestion = base::param("IPC_TCP_CC");
+  o.congestion_required = std::getenv("IPC_TCP_CC") != nullptr;
+  o.limits = cfg.limits;
+  return std::make_unique<TcpTransport>(o);
+}
+
+}  // namespace
+
+extern const Descriptor descriptor;
+const Descriptor descriptor{"tcp", &open_tcp};
 
 }  // namespace ipc::transport::tcp

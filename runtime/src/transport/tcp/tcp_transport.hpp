@@ -55,9 +55,8 @@ class TcpTransport final : public Transport {
   std::string_view name() const override { return "tcp"; }
   std::string card() const override;
   bool reaches(const PeerCard& me, const PeerCard& peer) const override;
-  void add_peer(const PeerCard& peer) override;
+  Endpoint& connect(const PeerCard& peer) override;
   std::size_t eager_limit() const override { return opt_.eager_limit; }
-  void send(int peer, const wire::FrameHeader& h, const void* payload, Completion* done) override;
   bool poll(Sink& sink) override;
   int wait_fd() const override { return epfd_; }
   bool arm_sleep() override;
@@ -68,7 +67,21 @@ class TcpTransport final : public Transport {
   void close() override;
 
  private:
-  Connection* connect_to(int peer);
+  // A peer: where it listens, the connection frames to it go on, and why it is lost.
+  struct Peer final : Endpoint {
+    Peer(TcpTransport& t, int rank) : Endpoint(t, rank), tcp(t) {}
+    void send(const wire::Frame& f, Completion* done) override { tcp.send(*this, f, done); }
+    TcpTransport& tcp;
+    net::HostPort addr;       // from its card
+    Connection* conn = nullptr;  // the connection frames to it go on, once there is one
+    std::string lost;         // why it is unreachable ("" = fine)
+    // Redirected, waiting for the peer's own connection: frames held meanwhile.
+    std::vector<Connection::Unsent> held;
+    bool awaiting = false;
+  };
+
+  void send(Peer& p, const wire::Frame& f, Completion* done);
+  Connection* connect_to(Peer& p);
   /// Sets opt_.congestion on `fd`. @throws ipc::Error naming IPC_TCP_CC when the kernel
   /// refuses it and it was asked for by name; otherwise the system's default stays.
   void set_congestion(int fd) const;
@@ -92,12 +105,7 @@ class TcpTransport final : public Transport {
   std::atomic<bool> resync_{false};   // the last sleeper left: the next poll takes hot ones out
   bool dirty_ = false;  // a connection may have closed outside poll(): reap soon
   std::vector<std::unique_ptr<Connection>> conns_;
-  std::vector<Connection*> send_conn_;      // by peer rank
-  std::vector<net::HostPort> peer_addr_;    // by peer rank, parsed from its card
-  std::vector<std::string> lost_;           // by peer rank: why it is unreachable ("" = fine)
-  // By peer rank: redirected, waiting for the peer's connection; frames held meanwhile.
-  std::vector<std::vector<Connection::Unsent>> held_;
-  std::vector<bool> awaiting_;
+  std::vector<std::unique_ptr<Peer>> peers_;  // by rank
 };
 
 }  // namespace ipc::transport::tcp

@@ -1,0 +1,260 @@
+/// @file detail/rpc.hpp
+/// The machinery under rpc.hpp: signatures, type-erased handlers, the state of a
+/// call in flight, futures' implementations, remote objects' table. Not for programs.
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "ipc/communicator.hpp"
+#include "ipc/detail/archive.hpp"
+#include "ipc/request.hpp"
+
+namespace ipc {
+
+template <class T>
+class Future;
+
+namespace detail {
+
+// ---- signatures --------------------------------------------------------------------
+
+template <class T>
+constexpr std::string_view type_name() {
+  std::string_view p = __PRETTY_FUNCTION__;  // "... [with T = int; ...]" or "... [T = int]"
+  auto s = p.find("T = ");
+  if (s == std::string_view::npos) return p;
+  s += 4;
+  auto e = p.find_first_of(";]", s);
+  return p.substr(s, e - s);
+}
+
+/// What an argument travels as: a string literal or char pointer as a std::string.
+template <class A>
+using wire_arg_t = std::conditional_t<std::is_same_v<std::decay_t<A>, const char*> || std::is_same_v<std::decay_t<A>, char*>,
+                                      std::string, std::decay_t<A>>;
+
+/// An argument as it travels: the argument itself, or a char string as std::string.
+template <class A>
+decltype(auto) as_wire(const A& a) {
+  if constexpr (std::is_same_v<wire_arg_t<A>, std::string> && !std::is_same_v<std::decay_t<A>, std::string>)
+    return std::string(a);
+  else
+    return (a);
+}
+
+template <class R, class... A>
+std::string signature() {
+  std::string s(type_name<R>());
+  s += '(';
+  bool first = true;
+  ((s += (first ? "" : ", "), s += type_name<A>(), first = false), ...);
+  s += ')';
+  return s;
+}
+
+/// 64-bit FNV-1a of name and signature: what a call is matched by.
+std::uint64_t procedure_hash(std::string_view name, std::string_view signature);
+
+template <class F>
+struct callable : callable<decltype(&F::operator())> {};
+template <class R, class... A>
+struct callable<R (*)(A...)> {
+  using result = R;
+  using args = std::tuple<std::decay_t<A>...>;
+  static std::string sig() { return signature<R, std::decay_t<A>...>(); }
+};
+template <class R, class... A>
+struct callable<R(A...)> : callable<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable<R (C::*)(A...) const> : callable<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable<R (C::*)(A...)> : callable<R (*)(A...)> {};
+template <class R, class... A>
+struct callable<R (*)(A...) noexcept> : callable<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable<R (C::*)(A...) const noexcept> : callable<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable<R (C::*)(A...) noexcept> : callable<R (*)(A...)> {};
+
+/// A procedure, type-erased: reads its arguments from `in`, writes its result to `out`.
+using Handler = std::function<void(cereal::BinaryInputArchive& in, cereal::BinaryOutputArchive& out)>;
+
+class RpcCore;
+
+/// What futures and remote handles keep of their Rpc: enough to finish a call after
+/// the Rpc has ended (its destructor waits until every call is answered), and to
+/// know that it has.
+struct RpcLink {
+  explicit RpcLink(const Communicator& c) : world(c), rank(c.rank()) {}
+  Communicator world;  // the Rpc's communicator (the engine's services: waiting, names)
+  int rank;
+  std::atomic<RpcCore*> core{nullptr};  // null once the Rpc has ended
+};
+
+/// The caller's side of one call: its request and reply in flight.
+struct CallState {
+  std::shared_ptr<RpcLink> link;
+  int rank = 0;
+  std::string name;
+  Request reply;
+  Request request;
+  std::shared_ptr<std::vector<std::byte>> reply_bytes = std::make_shared<std::vector<std::byte>>();
+};
+
+/// Starts a call: `body` holds the name, signature, id and the arguments.
+/// @throws ipc::UsageError for a bad rank, ipc::PeerLost when it is gone.
+std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
+                                      std::uint64_t id);
+void start_post(RpcCore& core, int rank, std::vector<std::byte> body);
+/// Waits for the reply; returns the archive positioned at the result, or throws the
+/// remote error.
+void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read);
+/// Polls once: whether the reply is there (or the call failed: get() rethrows).
+bool call_ready(CallState& s);
+/// Waits for the reply until `deadline` (serving this rank's requests meanwhile when
+/// called from a handler); true when it is there.
+bool call_wait_until(CallState& s, std::chrono::steady_clock::time_point deadline);
+std::uint64_t next_call_id(RpcCore& core);
+const std::shared_ptr<RpcLink>& link_of(RpcCore& core);
+
+template <class... A>
+std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name, const std::string& sig,
+                                    std::uint64_t id, const A&... args) {
+  std::vector<std::byte> body;
+  VectorSink sink(body);
+  std::ostream os(&sink);
+  {
+    cereal::BinaryOutputArchive ar(os);
+    ar(hash, id, name, sig);
+    (ar(as_wire(args)), ...);
+  }
+  return body;
+}
+
+// ---- remote objects ----------------------------------------------------------------
+
+/// The objects this rank holds for others (handlers only: one server thread).
+struct ObjectTable {
+  std::uint64_t next = 1;
+  std::unordered_map<std::uint64_t, std::shared_ptr<void>> objects;
+
+  /// Shared: a method that waits (serving nested calls meanwhile) keeps its object
+  /// even if one of those calls destroys it.
+  template <class T>
+  std::shared_ptr<T> get(std::uint64_t id, const std::string& cls) {
+    auto it = objects.find(id);
+    if (it == objects.end())
+      throw std::out_of_range("no object " + std::to_string(id) + " of class '" + cls + "' (destroyed?)");
+    return std::static_pointer_cast<T>(it->second);
+  }
+};
+
+template <class M>
+struct method_traits;
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...)> {
+  using result = R;
+  using object = T;
+  using args = std::tuple<std::decay_t<A>...>;
+};
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...) const> : method_traits<R (T::*)(A...)> {};
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...) noexcept> : method_traits<R (T::*)(A...)> {};
+template <class T, class R, class... A>
+struct method_traits<R (T::*)(A...) const noexcept> : method_traits<R (T::*)(A...)> {};
+
+// ---- futures -----------------------------------------------------------------------
+
+template <class T>
+struct FutureImpl {
+  virtual ~FutureImpl() = default;
+  /// Polls once; true when get() would not block.
+  virtual bool ready() = 0;
+  /// Waits until get() would not block, at most until `deadline`.
+  virtual bool wait_until(std::chrono::steady_clock::time_point deadline) = 0;
+  virtual T get() = 0;
+};
+
+template <class T>
+struct CallFuture final : FutureImpl<T> {
+  std::shared_ptr<CallState> s;
+  explicit CallFuture(std::shared_ptr<CallState> st) : s(std::move(st)) {}
+  bool ready() override { return call_ready(*s); }
+  bool wait_until(std::chrono::steady_clock::time_point deadline) override { return call_wait_until(*s, deadline); }
+  T get() override {
+    if constexpr (std::is_void_v<T>) {
+      finish_call(*s, [](cereal::BinaryInputArchive&) {});
+    } else {
+      // A default-constructible T is read in place; others need a Cereal
+      // load_and_construct and go through std::optional.
+      std::optional<T> out;
+      finish_call(*s, [&](cereal::BinaryInputArchive& ar) {
+        out.emplace();
+        ar(*out);
+      });
+      return std::move(*out);
+    }
+  }
+};
+
+template <class T, class U, class F>
+struct ThenFuture final : FutureImpl<U> {
+  std::shared_ptr<FutureImpl<T>> parent;
+  F f;
+  ThenFuture(std::shared_ptr<FutureImpl<T>> p, F fn) : parent(std::move(p)), f(std::move(fn)) {}
+  bool ready() override { return parent->ready(); }
+  bool wait_until(std::chrono::steady_clock::time_point deadline) override { return parent->wait_until(deadline); }
+  U get() override {
+    if constexpr (std::is_void_v<T>) {
+      parent->get();
+      return f();
+    } else {
+      return f(parent->get());
+    }
+  }
+};
+
+template <class T>
+struct AllFuture final : FutureImpl<std::vector<T>> {
+  std::vector<std::shared_ptr<FutureImpl<T>>> parts;
+  bool ready() override {
+    for (auto& p : parts)
+      if (!p->ready()) return false;
+    return true;
+  }
+  bool wait_until(std::chrono::steady_clock::time_point deadline) override {
+    for (auto& p : parts)
+      if (!p->wait_until(deadline)) return false;
+    return true;
+  }
+  std::vector<T> get() override {
+    std::vector<T> out;
+    out.reserve(parts.size());
+    for (auto& p : parts) out.push_back(p->get());
+    return out;
+  }
+};
+
+template <class T>
+std::shared_ptr<FutureImpl<T>> impl_of(Future<T>& f);
+
+}  // namespace detail
+
+}  // namespace ipc

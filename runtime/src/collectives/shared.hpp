@@ -1,0 +1,50 @@
+// What the collectives of a job share, and how they set it up at start-up.
+//
+// Two job-wide decisions, the same on every rank: whether the world's collectives run
+// in a node group (one shared segment, when every rank of the job is on one node and
+// speaks shm), and whether small collectives go flat (when a node has more ranks than
+// CPUs). The collectives make them from start-up keys of their own, put before the
+// job's first fence and read after it:
+//   coll/<rank>   "<cpus>"                 every rank
+//   coll/flat     IPC_COLL_FLAT            rank 0's (overrides the CPU count)
+//   coll/group    the node group's segment rank 0 made ("" : none)
+// The engine and the transports' cards know nothing of them.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bootstrap/bootstrap.hpp"
+#include "collectives/node_group.hpp"
+#include "transport/transport.hpp"
+
+namespace ipc::detail {
+
+class Engine;
+
+struct CollShared {
+  std::unique_ptr<NodeGroup> group;  // the world's node group, or null
+  bool flat = false;                 // flat barrier and small allreduce, all-at-once exchanges
+  std::uint32_t world = 0;           // the world's collective context (the group serves it only)
+};
+
+/// Start-up of the collectives, around the job's first fence.
+class CollSetup {
+ public:
+  /// Before the fence: puts this rank's keys; rank 0 makes the node group's segment
+  /// when every rank is on its node (`shm`: the shm transport is allowed).
+  void publish(bootstrap::Store& store, const bootstrap::JobInfo& job, bool shm);
+  /// After it: the job's decisions, from every rank's keys and cards; maps the group.
+  /// `bell`: this rank's doorbell (the node group rings the others' with it).
+  std::unique_ptr<CollShared> finish(const bootstrap::KeyValues& kv, const std::vector<transport::PeerCard>& cards,
+                                     Engine& engine, const bootstrap::JobInfo& job, const base::Doorbell& bell);
+  /// After the second fence every rank has mapped the group: its name can go.
+  void unlink();
+
+ private:
+  NodeSegment segment_;
+  CollShared* shared_ = nullptr;
+};
+
+}  // namespace ipc::detail
