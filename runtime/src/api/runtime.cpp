@@ -117,11 +117,7 @@ void start(RuntimeImpl& im) {
   im.store = bootstrap::open_store(im.job);
 
   transport::Config cfg;
-  cfg.rank = im.job.rank;
-  cfg.size = im.job.size;
-  cfg.local_rank = im.job.local_rank;
-  cfg.local_size = im.job.local_size;
-  cfg.job = im.job.job;
+  static_cast<base::JobPlace&>(cfg) = im.job;
   cfg.secret = im.job.secret;
   cfg.limits.max_payload = static_cast<std::uint64_t>(base::param_int("IPC_MAX_MESSAGE"));
   im.doorbell = base::Doorbell(base::doorbell_name(im.job.job, im.job.rank));

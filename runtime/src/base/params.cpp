@@ -9,15 +9,13 @@
 namespace ipc::base {
 namespace {
 
-constexpr Param kParams[] = {  // the job's; each transport declares its own (transport/*/params.cpp)
+constexpr Param kParams[] = {  // the job's; collectives and transports declare their own (*/params.cpp)
     {"IPC_TRANSPORTS", "shm,tcp", "transports a rank may use, in order of preference (self is always on)"},
     {"IPC_REPORT_TRANSPORTS", "0", "print the transport chosen for every ordered pair of ranks at start-up"},
     {"IPC_WAIT_SPIN_US", "50", "a blocked call busy-polls this long before it starts yielding the CPU"},
     {"IPC_WAIT_YIELD_US", "2000", "then polls with sched_yield() between polls this long before it sleeps"},
     {"IPC_OVERSUBSCRIBED", "auto", "yield from the first poll on: auto (when ranks on the node outnumber its CPUs), 1 or 0"},
     {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)"},
-    {"IPC_SHM_COLL", "auto", "collectives through one shared segment when all ranks share a node: bytes of each rank's slot (auto: 256 KiB, less beyond 33 ranks), 0 to run them over messages"},
-    {"IPC_COLL_FLAT", "auto", "collectives: flat barrier and small allreduce (auto: when ranks outnumber the node's CPUs), 1 or 0"},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},
     {"IPC_BOOTSTRAP_TIMEOUT", "120", "seconds a rank waits for the bootstrap server (connect, get)"},
     {"IPC_LOST_PEER_GRACE", "0.5", "seconds a rank dying of an uncaught ipc::PeerLost waits first, so that the launcher reports the rank that failed first"},

@@ -19,10 +19,10 @@ struct Param {
 };
 
 /// A table of parameters, declared where they are used (the job's in base/params.cpp,
-/// each transport's in its folder).
+/// the collectives' and each transport's in their folders: IPC_PARAMS below).
 using ParamTable = std::span<const Param>;
 
-/// Every table of this build: the job's, then the transports' in order of preference.
+/// Every table of this build: the job's, then the collectives', then the transports'.
 /// Defined in a file the build generates (runtime/CMakeLists.txt).
 std::span<const ParamTable> param_tables();
 
@@ -40,3 +40,16 @@ bool param_bool(std::string_view name);
 double param_seconds(std::string_view name);
 
 }  // namespace ipc::base
+
+/// Defines `params`, the table of a floor's parameters, in namespace `ns`:
+///     IPC_PARAMS(ipc::transport::shm,
+///                {"IPC_SHM_EAGER", "65536", "shm: ..."},
+///                ...);
+/// The build lists every such table (runtime/CMakeLists.txt, IPC_PARAM_TABLES).
+#define IPC_PARAMS(ns, ...)                                         \
+  namespace ns {                                                    \
+  constexpr ::ipc::base::Param params_declared[] = {__VA_ARGS__};   \
+  extern const ::ipc::base::ParamTable params;                      \
+  const ::ipc::base::ParamTable params = params_declared;           \
+  }                                                                 \
+  static_assert(true)

@@ -7,18 +7,13 @@
 #include <memory>
 #include <string>
 
+#include "base/job.hpp"
 #include "bootstrap/store.hpp"
 #include "wire/secret.hpp"
 
 namespace ipc::bootstrap {
 
-struct JobInfo {
-  int rank = 0;
-  int size = 1;
-  int local_rank = 0;
-  int local_size = 1;
-  std::string node;
-  std::string job;
+struct JobInfo : base::JobPlace {
   std::string server;  // host:port, empty for a singleton
   wire::Secret secret{};
   bool singleton = true;

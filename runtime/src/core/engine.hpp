@@ -117,13 +117,24 @@ class Engine final : public transport::Sink {
    protected:
     ~SleepGuard() = default;
   };
+  /// A condition borrowed for the length of a wait (no copy, no allocation).
+  class Condition {
+   public:
+    template <class F>
+    Condition(const F& f)  // NOLINT: implicit, from any callable returning bool
+        : obj_(&f), call_([](const void* o) { return static_cast<bool>((*static_cast<const F*>(o))()); }) {}
+    bool operator()() const { return call_(obj_); }
+
+   private:
+    const void* obj_;
+    bool (*call_)(const void*);
+  };
   /// The one waiter: polls (busy, yielding, then asleep on the doorbell, by the job's
   /// wait policy) until `done()` holds or `deadline` passes; true when done() held.
   /// `done` is called without the lock, must be cheap, and may throw (the exception
   /// leaves). While it sleeps, every 100 ms the transports look for peers that died
   /// silently (gone() then tells).
-  bool wait_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline,
-                  SleepGuard* guard = nullptr);
+  bool wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard = nullptr);
   /// Whether `peer` is known to be lost (any thread, no lock).
   bool gone(int peer) const { return gone_[static_cast<std::size_t>(peer)].load(std::memory_order_acquire); }
 

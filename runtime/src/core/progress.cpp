@@ -46,8 +46,7 @@ void Engine::block_until(const std::function<bool()>& done) { block_until_impl(d
 // itself as a waiter: the progress thread stays away anyway while the program keeps
 // calling (start_send/start_recv note activity), and the count costs two atomic
 // read-modify-writes on the way of every message.
-bool Engine::wait_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline,
-                        SleepGuard* guard) {
+bool Engine::wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard) {
   return block_until_impl(done, deadline, guard);
 }
 
@@ -57,9 +56,10 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
   const bool bounded = deadline != clock::time_point::max();
+  // A thread that finds the lock taken skips its poll: the holder is polling.
   auto poll_done = [&] {
-    {
-      std::lock_guard lk(mu_);
+    if (mu_.try_lock()) {
+      std::lock_guard lk(mu_, std::adopt_lock);
       progress_locked();
     }
     return done();
@@ -81,6 +81,9 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     }
     if (elapsed < pol.spin + pol.yield) {
       ::sched_yield();
+      // What another thread or rank did while this one was off the CPU (a node
+      // group's flag, a request another thread completed) is seen before polling.
+      if (done()) return true;
       continue;
     }
     // After a wake-up, poll busily again: more usually follows. After a timeout,

@@ -12,24 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "base/doorbell.hpp"
 #include "transport/transport.hpp"
-#include "wire/frame.hpp"
-#include "wire/secret.hpp"
 
 namespace ipc::transport {
-
-/// What every transport is started with.
-struct Config {
-  int rank = 0;
-  int size = 1;
-  int local_rank = 0;
-  int local_size = 1;
-  std::string job;
-  wire::Secret secret{};
-  wire::FrameLimits limits{};
-  const base::Doorbell* doorbell = nullptr;  // this rank's
-};
 
 /// A transport as the registry knows it.
 struct Descriptor {

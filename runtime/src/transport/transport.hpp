@@ -30,7 +30,10 @@
 #include <string_view>
 #include <system_error>
 
+#include "base/doorbell.hpp"
+#include "base/job.hpp"
 #include "wire/frame.hpp"
+#include "wire/secret.hpp"
 
 namespace ipc::transport {
 
@@ -93,6 +96,15 @@ class Sink {
 enum Capability : unsigned {
   /// read() copies from the peer's memory (single-copy rendezvous).
   kOneSidedRead = 1u << 0,
+};
+
+/// What every transport is started with: where this rank is, the job's secret, the
+/// limits of frames read off the wire, and this rank's doorbell (shared-memory peers
+/// ring it, and ring theirs with it).
+struct Config : base::JobPlace {
+  wire::Secret secret{};
+  wire::FrameLimits limits{};
+  const base::Doorbell* doorbell = nullptr;
 };
 
 class Transport;

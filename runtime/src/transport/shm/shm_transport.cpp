@@ -358,17 +358,11 @@ namespace {
 std::unique_ptr<Transport> open_shm(const Config& cfg) {
   if (cfg.local_size < 2) return nullptr;  // nobody to reach on this node
   Options o;
-  o.rank = cfg.rank;
-  o.size = cfg.size;
-  o.job = cfg.job;
-  o.local_rank = cfg.local_rank;
-  o.local_size = cfg.local_size;
+  static_cast<Config&>(o) = cfg;
   o.ring_bytes = ShmTransport::ring_bytes_for(cfg.local_size);
   o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_SHM_EAGER"));
   o.chunk = static_cast<std::size_t>(base::param_int("IPC_SHM_CHUNK"));
   o.cma = base::param_bool("IPC_SHM_CMA");
-  o.limits = cfg.limits;
-  o.doorbell = cfg.doorbell;
   return std::make_unique<ShmTransport>(o);
 }
 

@@ -40,18 +40,11 @@
 
 namespace ipc::transport::shm {
 
-struct Options {
-  int rank = 0;
-  int size = 1;
-  std::string job;
-  int local_rank = 0;
-  int local_size = 1;
+struct Options : Config {
   std::size_t ring_bytes = 512 * 1024;
   std::size_t eager_limit = 64 * 1024;
   std::size_t chunk = 16 * 1024;  // payload bytes per record: the pipeline's step
   bool cma = false;
-  wire::FrameLimits limits{};
-  const base::Doorbell* doorbell = nullptr;  // this rank's (required): rings the peers' too
 };
 
 class ShmTransport final : public Transport {

@@ -82,16 +82,7 @@ Connection::Unsent Connection::Unsent::of(const wire::Frame& f, Completion* done
 
 std::vector<Connection::Unsent> Connection::take_unsent() {
   std::vector<Unsent> out;
-  for (auto& o : outq_) {
-    Unsent u;
-    u.head = o.head;
-    u.head_len = o.head_len;
-    u.payload = o.payload;
-    u.length = o.length;
-    u.done = o.done;
-    u.owned = std::move(o.owned);
-    out.push_back(std::move(u));
-  }
+  for (auto& o : outq_) out.push_back(std::move(static_cast<Unsent&>(o)));
   outq_.clear();
   return out;
 }
@@ -175,13 +166,8 @@ void Connection::send(Unsent u, std::size_t copy_limit) {
 void Connection::enqueue(Unsent u, std::size_t sent, std::size_t copy_limit) {
   bool first = outq_.empty();
   Out o;
-  o.head = u.head;
-  o.head_len = u.head_len;
-  o.payload = u.payload;
-  o.length = u.length;
-  o.done = u.done;
+  static_cast<Unsent&>(o) = std::move(u);
   o.sent = sent;
-  o.owned = std::move(u.owned);
   outq_.push_back(std::move(o));
   if (first && open() && hs_out_.empty()) flush();
   if (outq_.empty()) return;

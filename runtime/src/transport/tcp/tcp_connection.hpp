@@ -100,14 +100,8 @@ class Connection {
   unsigned events = 0;  // epoll events it is registered for, 0: not in the set (the transport's bookkeeping)
 
  private:
-  struct Out {
-    std::array<std::byte, wire::kStreamPrefix + wire::kMaxHead> head{};
-    std::size_t head_len = 0;
-    const std::byte* payload = nullptr;
-    std::size_t length = 0;
-    std::size_t sent = 0;  // bytes of head + payload already written
-    Completion* done = nullptr;
-    std::unique_ptr<std::byte[]> owned;
+  struct Out : Unsent {
+    std::size_t sent = 0;  // bytes of prefix, head and payload already written
     std::size_t total() const { return head_len + length; }
   };
 

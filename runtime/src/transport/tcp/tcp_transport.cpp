@@ -362,15 +362,12 @@ namespace {
 
 std::unique_ptr<Transport> open_tcp(const Config& cfg) {
   Options o;
-  o.rank = cfg.rank;
-  o.size = cfg.size;
-  o.secret = cfg.secret;
+  static_cast<Config&>(o) = cfg;
   o.bind_address = base::param("IPC_TCP_ADDR");
   o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_TCP_EAGER"));
   o.buffer_bytes = static_cast<int>(base::param_int("IPC_TCP_BUFFER"));
   o.congestion = base::param("IPC_TCP_CC");
   o.congestion_required = std::getenv("IPC_TCP_CC") != nullptr;
-  o.limits = cfg.limits;
   return std::make_unique<TcpTransport>(o);
 }
 

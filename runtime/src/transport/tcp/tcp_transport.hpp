@@ -33,16 +33,12 @@
 
 namespace ipc::transport::tcp {
 
-struct Options {
-  int rank = 0;
-  int size = 1;
-  wire::Secret secret{};
+struct Options : Config {
   std::string bind_address = "127.0.0.1";
   std::size_t eager_limit = 64 * 1024;
   int buffer_bytes = 0;  // SO_SNDBUF/SO_RCVBUF; 0: the kernel's autotuning
   std::string congestion = "reno";  // TCP_CONGESTION of every connection; "": the system's default
   bool congestion_required = false;  // asked for by name: refusal is an error (else the default stays)
-  wire::FrameLimits limits{};
 };
 
 class TcpTransport final : public Transport {
