@@ -56,8 +56,20 @@ Reduction reduction() {
 }  // namespace detail
 
 namespace detail {
+
+class Engine;
+struct RequestState;
 struct CommAccess;
-}
+
+// The typed API's way into the compiled engine (api/communicator.cpp).
+std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
+std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
+/// Blocking forms: return when done, allocate nothing.
+Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
+/// `dst` is used in place (it outlives the call): no copy on the way of a message.
+Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, const RecvTarget& dst);
+
+}  // namespace detail
 
 /// A group of ranks that exchange messages. Messages from one rank to another with
 /// the same tag arrive in the order they were sent; a rank may send to itself.

@@ -2,11 +2,10 @@
 /// Exceptions thrown by the runtime. Every message names the rank, the host and the
 /// operation concerned.
 //
-// The ground floor's vocabulary: every layer throws these, so they live in base/,
-// which includes nothing of the layers above. The build copies this file to the
-// public include directory as <ipc/errors.hpp> (runtime/CMakeLists.txt), hence an
-// include guard rather than #pragma once: a translation unit of the runtime may
-// reach both copies.
+// The ground floor's vocabulary: every layer throws these. Published to programs as
+// <ipc/errors.hpp>, a copy the build makes (runtime/CMakeLists.txt,
+// ipc_public_header), hence an include guard rather than #pragma once: a
+// translation unit of the runtime may reach both.
 #ifndef IPC_BASE_ERRORS_HPP
 #define IPC_BASE_ERRORS_HPP
 

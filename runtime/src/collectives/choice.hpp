@@ -7,7 +7,7 @@
 
 #include <cstddef>
 
-#include "ipc/detail/collectives.hpp"
+#include "collectives/api.hpp"
 
 namespace ipc::detail {
 

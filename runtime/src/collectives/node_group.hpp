@@ -47,7 +47,7 @@
 
 #include "base/doorbell.hpp"
 #include "base/mapping.hpp"
-#include "ipc/detail/collectives.hpp"
+#include "collectives/api.hpp"
 
 namespace ipc::detail {
 

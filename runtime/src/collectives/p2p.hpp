@@ -4,7 +4,7 @@
 #include <cstddef>
 
 #include "collectives/choice.hpp"
-#include "ipc/detail/collectives.hpp"
+#include "collectives/api.hpp"
 
 namespace ipc::detail {
 

@@ -35,8 +35,8 @@
 #include "core/progress_lock.hpp"
 #include "core/protocol.hpp"
 #include "core/waiting.hpp"
-#include "ipc/detail/transfer.hpp"
-#include "ipc/status.hpp"
+#include "core/transfer.hpp"
+#include "core/status.hpp"
 #include "transport/transport.hpp"
 
 namespace ipc::detail {

@@ -13,7 +13,7 @@
 // Journal: "IPCFARM1", u64 task count, u64 hash of the tasks' bytes, then records
 // (u64 index, u64 length, result bytes) appended as results come. A record cut short
 // by a crash is dropped when the file is read back.
-#include "ipc/farm.hpp"
+#include "ipc/farm.hpp"  // floors: the compiled half of the public farm.hpp (its template calls in here)
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -28,7 +28,6 @@
 #include "base/errors.hpp"
 #include "base/hash.hpp"
 #include "core/context.hpp"
-#include "ipc/request.hpp"
 #include "wire/bytes.hpp"
 
 namespace ipc::detail {

@@ -13,7 +13,7 @@
 // handled to the end; the destructor sums both over the world (allreduce) until two
 // rounds in a row give the same sums and sent == handled, so nothing is in flight
 // or running anywhere, and then stops its own server with a message to itself.
-#include "ipc/rpc.hpp"
+#include "ipc/rpc.hpp"  // floors: the compiled half of the public rpc.hpp (its templates call in here)
 
 #include <cxxabi.h>
 

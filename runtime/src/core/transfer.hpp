@@ -1,19 +1,20 @@
 /// @file detail/transfer.hpp
 /// The type-erased description of a send's bytes and a receive's destination, the
 /// boundary between the typed API and the compiled engine.
-#pragma once
+//
+// The engine's vocabulary of a message's bytes. Published to programs as
+// <ipc/detail/transfer.hpp>, a copy the build makes (runtime/CMakeLists.txt,
+// ipc_public_header), hence an include guard rather than #pragma once: a
+// translation unit of the runtime may reach both.
+#ifndef IPC_CORE_TRANSFER_HPP
+#define IPC_CORE_TRANSFER_HPP
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 
-#include "ipc/status.hpp"
-
 namespace ipc::detail {
-
-class Engine;
-struct RequestState;
 
 /// The bytes of one outgoing message. `data` stays valid until the send completes:
 /// it points into the caller's object (zero copy) or into `keep`, which the request
@@ -51,11 +52,6 @@ struct RecvTarget {
   }
 };
 
-std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
-std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
-/// Blocking forms: return when done, allocate nothing.
-Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
-/// `dst` is used in place (it outlives the call): no copy on the way of a message.
-Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, const RecvTarget& dst);
-
 }  // namespace ipc::detail
+
+#endif  // IPC_CORE_TRANSFER_HPP

@@ -1,6 +1,12 @@
 /// @file status.hpp
 /// Tags, wildcards and the status of a completed receive.
-#pragma once
+//
+// The engine's matching vocabulary. Published to programs as
+// <ipc/status.hpp>, a copy the build makes (runtime/CMakeLists.txt,
+// ipc_public_header), hence an include guard rather than #pragma once: a
+// translation unit of the runtime may reach both.
+#ifndef IPC_CORE_STATUS_HPP
+#define IPC_CORE_STATUS_HPP
 
 #include <compare>
 #include <cstddef>
@@ -35,3 +41,5 @@ struct Status {
 };
 
 }  // namespace ipc
+
+#endif  // IPC_CORE_STATUS_HPP

@@ -1,7 +1,13 @@
 /// @file detail/collectives.hpp
 /// The type-erased layer below the typed collectives: bytes, counts and a reduction
 /// as a function pointer (so that the algorithms compile once, not per type).
-#pragma once
+//
+// The collectives' entry points, which the typed API calls. Published to programs as
+// <ipc/detail/collectives.hpp>, a copy the build makes (runtime/CMakeLists.txt,
+// ipc_public_header), hence an include guard rather than #pragma once: a
+// translation unit of the runtime may reach both.
+#ifndef IPC_COLLECTIVES_API_HPP
+#define IPC_COLLECTIVES_API_HPP
 
 #include <cstddef>
 #include <cstdint>
@@ -37,3 +43,5 @@ void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* 
 void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void* out);
 
 }  // namespace ipc::detail
+
+#endif  // IPC_COLLECTIVES_API_HPP
