@@ -112,5 +112,35 @@ int main() {
     usage = std::string(e.what()).find(std::to_string(n + 5)) != std::string::npos;
   }
   IT_CHECK(me, usage, "send to a rank outside the job");
+  for (int bad : {-2, n, n + 5}) {
+    bool probe_usage = false, iprobe_usage = false;
+    try {
+      c.probe(bad);
+    } catch (const ipc::UsageError&) {
+      probe_usage = true;
+    }
+    try {
+      c.iprobe(bad);
+    } catch (const ipc::UsageError&) {
+      iprobe_usage = true;
+    }
+    IT_CHECK(me, probe_usage && iprobe_usage, "probe for a rank outside the job is a usage error");
+  }
+  // A sendrecv whose send fails leaves nothing posted into its receive buffer: the
+  // same buffer then takes the next message.
+  {
+    int in = -1;
+    bool failed = false;
+    try {
+      c.sendrecv(1, n + 5, ipc::Tag{40}, in, left, ipc::Tag{41});
+    } catch (const ipc::UsageError&) {
+      failed = true;
+    }
+    IT_CHECK(me, failed, "sendrecv to a rank outside the job");
+    c.barrier();  // every rank has withdrawn its receive before anyone sends tag 41
+    c.send(me, right, ipc::Tag{41});
+    int got = c.recv<int>(left, ipc::Tag{41});
+    IT_CHECK(me, got == left && in == -1, "a failed sendrecv's receive was withdrawn");
+  }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 
+#include "base/check.hpp"
 #include "core/protocol.hpp"
 #include "wire/frame.hpp"
 
@@ -120,4 +121,18 @@ TEST(Protocol, RejectsFieldsThatContradictTheType) {
   EXPECT_NE(proto::decode(encoded(rts).span(), 0, lim, out), nullptr);  // announces too much
   rts.size = 1u << 20;
   EXPECT_EQ(proto::decode(encoded(rts).span(), 0, lim, out), nullptr);
+}
+
+TEST(Enforce, ABrokenInvariantIsAProtocolErrorWithFileLineAndCondition) {
+  int peers = 2;
+  EXPECT_NO_THROW(IPC_ENFORCE(peers == 2, "never"));
+  try {
+    IPC_ENFORCE(peers == 3, "rank 1 named " + std::to_string(peers) + " peers");
+    FAIL() << "a false check went on";
+  } catch (const ipc::ProtocolError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("rank 1 named 2 peers"), std::string::npos) << what;
+    EXPECT_NE(what.find("peers == 3"), std::string::npos) << what;
+    EXPECT_NE(what.find("frame_test.cpp:"), std::string::npos) << what;
+  }
 }

@@ -26,12 +26,14 @@ namespace ipc {
 namespace op {
 using sum = std::plus<>;
 using prod = std::multiplies<>;
+/// The smaller of two values (`a` when they are equal).
 struct min {
   template <class T>
   constexpr T operator()(const T& a, const T& b) const {
     return b < a ? b : a;
   }
 };
+/// The larger of two values (`a` when they are equal).
 struct max {
   template <class T>
   constexpr T operator()(const T& a, const T& b) const {
@@ -71,6 +73,35 @@ Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, const RecvT
 
 }  // namespace detail
 
+class Communicator;
+
+namespace detail {
+
+enum class Purpose : std::uint32_t;  // core/context.hpp
+
+/// What the library's own layers (the runtime's start-up, rpc, the farm) do with a
+/// communicator beyond its public calls: the engine services they are built on.
+/// Not for programs.
+struct CommAccess {
+  static Communicator make(Engine& engine, const CollShared* shared, std::uint32_t context, int rank, int size);
+  /// The same ranks on a fresh private context of `purpose`. Collective: every rank
+  /// takes its contexts in the same order.
+  static Communicator fresh(const Communicator& c, Purpose purpose);
+  /// Receives a message of any size into `into` (resized to it); the request keeps
+  /// `into` alive, so a handle dropped early leaves nothing dangling.
+  static Request irecv_bytes(const Communicator& c, int source, Tag tag, std::shared_ptr<std::vector<std::byte>> into);
+  /// Withdraws a receive that has not matched yet (one that has is waited for).
+  static void cancel(Request& r);
+  /// "rank 3 on node2": for messages.
+  static std::string where(const Communicator& c, int rank);
+  /// Waits by the job's wait policy (polling, yielding, then asleep on the rank's
+  /// doorbell) until `done()` or `deadline`; true when done() held.
+  static bool wait_until(const Communicator& c, const std::function<bool()>& done,
+                         std::chrono::steady_clock::time_point deadline);
+};
+
+}  // namespace detail
+
 /// A group of ranks that exchange messages. Messages from one rank to another with
 /// the same tag arrive in the order they were sent; a rank may send to itself.
 ///
@@ -100,6 +131,8 @@ class Communicator {
   /// Starts sending `value` to `dest`. An lvalue is sent from where it is (keep it
   /// alive and unchanged until the request completes); an rvalue is moved into the
   /// request.
+  /// @throws ipc::UsageError for a bad rank or tag; a lost dest fails the request (wait() throws
+  /// ipc::PeerLost).
   template <class T>
     requires Sendable<std::remove_cvref_t<T>>
   Request isend(T&& value, int dest, Tag tag = Tag{0}) const {
@@ -113,19 +146,24 @@ class Communicator {
 
   /// Receives into `value` from `source` (or any_source) with `tag` (or any_tag).
   /// A std::vector or std::string is resized to the message; a fixed-size value must
-  /// match it exactly. @throws ipc::Truncation when the message does not fit.
+  /// match it exactly.
+  /// @throws ipc::UsageError for a bad rank or tag, ipc::PeerLost when source is gone,
+  /// ipc::Truncation when the message does not fit (or does not deserialize as T).
   template <class T>
   Status recv(T& value, int source, Tag tag = any_tag) const {
     check_recv_tag(tag);
     return detail::recv_wait(*engine_, context_, source, tag.value, detail::recv_target(value));
   }
   /// Receives into a caller-provided span; Status::bytes tells how much arrived.
+  /// @throws ipc::UsageError for a bad rank or tag, ipc::PeerLost when source is gone,
+  /// ipc::Truncation when the message is larger than the span.
   template <class E, std::size_t N>
   Status recv(std::span<E, N> buffer, int source, Tag tag = any_tag) const {
     check_recv_tag(tag);
     return detail::recv_wait(*engine_, context_, source, tag.value, detail::recv_target(buffer));
   }
   /// Receives and returns a value of type T: `auto v = comm.recv<std::vector<int>>(0);`
+  /// @throws as recv(value, source, tag).
   template <class T>
   T recv(int source = any_source, Tag tag = any_tag, Status* status = nullptr) const {
     T value{};
@@ -135,11 +173,15 @@ class Communicator {
   }
 
   /// Starts receiving into `value`; it is in place when the request completes.
+  /// @throws ipc::UsageError for a bad rank or tag; ipc::PeerLost (source gone) and
+  /// ipc::Truncation (message does not fit) come from the request's wait() or test().
   template <class T>
   Request irecv(T& value, int source, Tag tag = any_tag) const {
     check_recv_tag(tag);
     return Request(detail::post_recv(*engine_, context_, source, tag.value, detail::recv_target(value)));
   }
+  /// Starts receiving into a caller-provided span (keep it alive until the request completes).
+  /// @throws as irecv(value, source, tag).
   template <class E, std::size_t N>
   Request irecv(std::span<E, N> buffer, int source, Tag tag = any_tag) const {
     check_recv_tag(tag);
@@ -148,26 +190,39 @@ class Communicator {
 
   /// Sends `out` to `dest` and receives `in` from `source` at once (no deadlock when
   /// every rank does it).
+  /// @throws ipc::UsageError for a bad rank or tag, ipc::PeerLost when dest or source is
+  /// gone, ipc::Truncation when the received message does not fit `in`.
   template <class S, class R>
   Status sendrecv(const S& out, int dest, Tag send_tag, R& in, int source, Tag recv_tag = any_tag) const {
     Request r = irecv(in, source, recv_tag);
-    Request s = isend(out, dest, send_tag);
-    s.wait();
+    try {
+      Request s = isend(out, dest, send_tag);
+      s.wait();
+    } catch (...) {
+      detail::CommAccess::cancel(r);  // `in` is the caller's: nothing may land there after this
+      throw;
+    }
     return r.wait();
   }
 
   /// Blocks until a matching message is there; returns its status without receiving it.
+  /// @throws ipc::UsageError for a bad tag, ipc::PeerLost when source (not any_source) is gone.
   Status probe(int source = any_source, Tag tag = any_tag) const;
   /// The status of a matching message if one is there now.
+  /// @throws ipc::UsageError for a bad tag.
   std::optional<Status> iprobe(int source = any_source, Tag tag = any_tag) const;
 
   // ---- Collectives: every rank calls them, in the same order, with the same sizes ----
 
   /// Returns once every rank has called it.
+  /// @throws ipc::PeerLost when a rank of the communicator is gone.
   void barrier() const;
 
   /// `value` of `root` ends up on every rank. A std::vector or std::string is resized;
   /// a Cereal-serializable value is serialized at the root.
+  /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone, ipc::ProtocolError
+  /// when ranks pass values of other sizes, ipc::Truncation when the root's value does not
+  /// deserialize as T.
   template <class T>
   void bcast(T& value, int root) const {
     check_root(root, "bcast");
@@ -189,6 +244,7 @@ class Communicator {
 
   /// op over every rank's `value`, on every rank: `comm.allreduce(x)` sums,
   /// `comm.allreduce(x, ipc::op::max{})` takes the maximum.
+  /// @throws ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass other types.
   template <class T, class Op = op::sum>
     requires RawValue<T> && (!RawRange<T>)
   T allreduce(const T& value, Op = {}) const {
@@ -197,6 +253,7 @@ class Communicator {
     return out;
   }
   /// Element by element over every rank's vector (all of one length).
+  /// @throws ipc::PeerLost when a rank is gone, ipc::ProtocolError when the lengths differ.
   template <class T, class Op = op::sum>
     requires RawValue<T>
   std::vector<T> allreduce(const std::vector<T>& values, Op = {}) const {
@@ -205,12 +262,15 @@ class Communicator {
     return out;
   }
   /// In place, element by element.
+  /// @throws ipc::PeerLost when a rank is gone, ipc::ProtocolError when the lengths differ.
   template <class T, class Op = op::sum>
     requires RawValue<T>
   void allreduce_inplace(std::span<T> values, Op = {}) const {
     detail::coll_allreduce(coll(), values.data(), values.size(), detail::reduction<T, Op>());
   }
   /// op over every rank's `value`, on `root` (other ranks get their partial result).
+  /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone,
+  /// ipc::ProtocolError when ranks pass other types.
   template <class T, class Op = op::sum>
     requires RawValue<T> && (!RawRange<T>)
   T reduce(const T& value, int root, Op = {}) const {
@@ -221,6 +281,8 @@ class Communicator {
   }
   /// Element-wise op over every rank's `values` (the same length everywhere), on
   /// `root`; other ranks get an empty vector.
+  /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone,
+  /// ipc::ProtocolError when the lengths differ.
   template <class T, class Op = op::sum>
     requires RawValue<T>
   std::vector<T> reduce(const std::vector<T>& values, int root, Op = {}) const {
@@ -231,6 +293,7 @@ class Communicator {
     return out;
   }
   /// Every rank's `value`, in rank order, on every rank.
+  /// @throws ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass other types.
   template <class T>
     requires RawValue<T>
   std::vector<T> allgather(const T& value) const {
@@ -239,6 +302,8 @@ class Communicator {
     return out;
   }
   /// Every rank's `value`, in rank order, on `root` (empty elsewhere).
+  /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone,
+  /// ipc::ProtocolError when ranks pass other types.
   template <class T>
     requires RawValue<T>
   std::vector<T> gather(const T& value, int root) const {
@@ -248,6 +313,8 @@ class Communicator {
     return out;
   }
   /// Blocks of in.size() elements from every rank into `out` (size() blocks, in rank order).
+  /// @throws ipc::UsageError unless out.size() == size() * in.size(), ipc::PeerLost when a rank
+  /// is gone, ipc::ProtocolError when ranks pass blocks of other sizes.
   template <class T>
     requires RawValue<T>
   void allgather(std::span<const T> in, std::span<T> out) const {
@@ -256,6 +323,8 @@ class Communicator {
   }
   /// Blocks of in.size() elements from every rank into the root's `out` (size()
   /// blocks, in rank order); `out` is not used on other ranks.
+  /// @throws ipc::UsageError for a bad root or (on the root) unless out.size() == size() * in.size(),
+  /// ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass blocks of other sizes.
   template <class T>
     requires RawValue<T>
   void gather(std::span<const T> in, std::span<T> out, int root) const {
@@ -265,6 +334,8 @@ class Communicator {
   }
   /// Block i of `in` (in.size()/size() elements) goes to rank i; block j of `out`
   /// came from rank j. `in` and `out` must not overlap.
+  /// @throws ipc::UsageError unless in.size() == out.size() and both are a multiple of size(),
+  /// ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass blocks of other sizes.
   template <class T>
     requires RawValue<T>
   void alltoall(std::span<const T> in, std::span<T> out) const {
@@ -272,6 +343,8 @@ class Communicator {
     detail::coll_alltoall(coll(), in.data(), in.size_bytes() / static_cast<std::size_t>(size_), out.data());
   }
   /// The root's buffer into every rank's buffer of the same size.
+  /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone,
+  /// ipc::ProtocolError when the buffers' sizes differ.
   template <class T, std::size_t N>
     requires RawValue<std::remove_const_t<T>>
   void bcast(std::span<T, N> buffer, int root) const {
@@ -280,7 +353,8 @@ class Communicator {
   }
 
   /// values[i] goes to rank i; the result's element j came from rank j.
-  /// @throws ipc::UsageError unless values.size() == size().
+  /// @throws ipc::UsageError unless values.size() == size(), ipc::PeerLost when a rank is gone,
+  /// ipc::ProtocolError when ranks pass other types.
   template <class T>
     requires RawValue<T>
   std::vector<T> alltoall(const std::vector<T>& values) const {
@@ -310,30 +384,4 @@ class Communicator {
   int size_;
 };
 
-namespace detail {
-
-enum class Purpose : std::uint32_t;  // core/context.hpp
-
-/// What the library's own layers (the runtime's start-up, rpc, the farm) do with a
-/// communicator beyond its public calls: the engine services they are built on.
-/// Not for programs.
-struct CommAccess {
-  static Communicator make(Engine& engine, const CollShared* shared, std::uint32_t context, int rank, int size);
-  /// The same ranks on a fresh private context of `purpose`. Collective: every rank
-  /// takes its contexts in the same order.
-  static Communicator fresh(const Communicator& c, Purpose purpose);
-  /// Receives a message of any size into `into` (resized to it); the request keeps
-  /// `into` alive, so a handle dropped early leaves nothing dangling.
-  static Request irecv_bytes(const Communicator& c, int source, Tag tag, std::shared_ptr<std::vector<std::byte>> into);
-  /// Withdraws a receive that has not matched yet (one that has is waited for).
-  static void cancel(Request& r);
-  /// "rank 3 on node2": for messages.
-  static std::string where(const Communicator& c, int rank);
-  /// Waits by the job's wait policy (polling, yielding, then asleep on the rank's
-  /// doorbell) until `done()` or `deadline`; true when done() held.
-  static bool wait_until(const Communicator& c, const std::function<bool()>& done,
-                         std::chrono::steady_clock::time_point deadline);
-};
-
-}  // namespace detail
 }  // namespace ipc

@@ -39,6 +39,7 @@
 
 namespace ipc {
 
+/// Options of ipc::farm.
 struct FarmOptions {
   /// Print progress on rank 0 (stderr, at most once a second).
   bool progress = false;
@@ -93,7 +94,11 @@ T from_bytes(const Bytes& b) {
 
 /// Runs `work` on every task (see the top of this file). Returns, on rank 0, the
 /// results in task order; on the other ranks an empty vector.
-/// @throws ipc::Error on rank 0 when a task failed or no worker is left.
+/// @throws ipc::Error on rank 0 when a task failed or no worker is left, or when the journal
+/// cannot be opened, read or written or was written for another task list; ipc::UsageError
+/// when opt.in_flight < 1; ipc::PeerLost on a worker when rank 0 is gone; ipc::ProtocolError
+/// for a malformed message (e.g. a result that does not match Result's size), ipc::Truncation
+/// when a serialized result does not deserialize as Result.
 template <class Result, class Task, class F>
 std::vector<Result> farm(const Communicator& comm, const std::vector<Task>& tasks, F work, FarmOptions opt = {}) {
   static_assert(std::is_invocable_r_v<Result, F&, const Task&>, "ipc::farm: work must take a task and return a Result");

@@ -22,14 +22,17 @@ struct CommAccess;
 /// the background, and its buffer must stay valid until then.
 class Request {
  public:
+  /// An empty handle (valid() is false), e.g. to fill a vector for wait_any.
   Request() = default;
+  /// Used by the library (Communicator::isend, irecv); programs get requests from those.
   explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
 
   /// Blocks until the operation completes; for a receive, the value is then in place.
-  /// @throws ipc::PeerLost, ipc::Truncation, ... when the operation failed.
+  /// @throws the operation's failure (ipc::PeerLost when the peer is gone, ipc::Truncation when
+  /// a received message does not fit), ipc::UsageError on an empty request.
   Status wait();
   /// Polls once; the status when the operation has completed.
-  /// @throws as wait() when it failed.
+  /// @throws as wait() when it failed; ipc::UsageError on an empty request.
   std::optional<Status> test();
   /// Whether this handle refers to an operation.
   bool valid() const { return s_ != nullptr; }
@@ -43,10 +46,13 @@ class Request {
 };
 
 /// Blocks until one of the valid requests completes; returns its index and resets that
-/// handle (so that repeated calls drain a set). @throws ipc::UsageError when none is valid.
+/// handle (so that repeated calls drain a set).
+/// @throws ipc::UsageError when none is valid; else as Request::wait() for the one that
+/// completed (that handle is reset all the same).
 std::size_t wait_any(std::span<Request> requests, Status* status = nullptr);
 /// Blocks until every valid request completes; statuses in the same order.
-/// @throws the first failure, after all have completed.
+/// @throws the first failure (as Request::wait(), in the order of `requests`), after all have
+/// completed. Empty handles are skipped (their status is a default Status).
 std::vector<Status> wait_all(std::span<Request> requests);
 
 }  // namespace ipc

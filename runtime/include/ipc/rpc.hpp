@@ -71,28 +71,41 @@ class ClassDef;
 template <class T>
 class Future {
  public:
+  /// An empty future (valid() is false).
   Future() = default;
+  /// Used by the library; programs get futures from Rpc::call, Rpc::make, then and when_all.
   explicit Future(std::shared_ptr<detail::FutureImpl<T>> impl) : impl_(std::move(impl)) {}
 
+  /// Whether there is a result to get: false for an empty future and once get() or
+  /// then() has taken it.
   bool valid() const { return impl_ != nullptr; }
   /// Waits for the result (or rethrows the remote error, ipc::PeerLost...). Once.
+  /// @throws ipc::RemoteError when the procedure threw or was refused on the remote rank
+  /// (unknown procedure, other signature), ipc::PeerLost when the rank was lost,
+  /// ipc::ProtocolError when the reply does not decode as T, ipc::UsageError on an empty
+  /// future. A future of then() also throws what its function throws.
   T get() {
     if (!impl_) throw UsageError("Future::get on an empty future (already taken?)");
     auto impl = std::move(impl_);
     return impl->get();
   }
-  /// Whether get() would return at once (polls the transports once).
+  /// Whether get() would return at once (polls the transports once); true as well when the
+  /// call failed (get() throws the failure, ready() does not).
+  /// @throws ipc::UsageError on an empty future.
   bool ready() {
     if (!impl_) throw UsageError("Future::ready on an empty future");
     return impl_->ready();
   }
-  /// Waits up to `d`; true when the result is there.
+  /// Waits up to `d`; true when the result is there (or the call failed: get() throws it).
+  /// @throws ipc::UsageError on an empty future.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
     if (!impl_) throw UsageError("Future::wait_for on an empty future");
     return impl_->wait_until(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d));
   }
-  /// A future of f(result), computed when the new future's get() is called.
+  /// A future of f(result), computed when the new future's get() is called; this future is
+  /// taken (valid() becomes false). The new future's get() throws this one's failure or what f throws.
+  /// @throws ipc::UsageError on an empty future.
   template <class F>
   auto then(F f) {
     using U = std::conditional_t<std::is_void_v<T>, std::invoke_result<F>, std::invoke_result<F, T>>;
@@ -115,7 +128,9 @@ std::shared_ptr<FutureImpl<T>> impl_of(Future<T>& f) {
 }
 }  // namespace detail
 
-/// One future of all results, in order (void results: call get() on each instead).
+/// One future of all results, in order (void results: call get() on each instead). Its get()
+/// throws the first failure in that order.
+/// @throws ipc::UsageError for an empty future among them.
 template <class T>
 Future<std::vector<T>> when_all(std::vector<Future<T>> futures) {
   auto all = std::make_shared<detail::AllFuture<T>>();
@@ -127,18 +142,24 @@ Future<std::vector<T>> when_all(std::vector<Future<T>> futures) {
 class Rpc {
  public:
   /// Collective: every rank of `comm` creates its Rpc, in the same order.
+  /// @throws std::system_error when the server thread cannot start.
   explicit Rpc(const Communicator& comm);
   /// Collective: returns once every rank has ended its Rpc and every call that
-  /// reached this rank was answered.
+  /// reached this rank was answered. Never throws: a failure (a rank gone) is reported on
+  /// stderr.
   ~Rpc();
   Rpc(const Rpc&) = delete;
   Rpc& operator=(const Rpc&) = delete;
 
+  /// This rank's number in the Rpc's communicator.
   int rank() const;
+  /// The number of ranks of the Rpc's communicator.
   int size() const;
 
   /// Registers `f` (a function or lambda, not generic) under `name` on this rank.
-  /// Define procedures before other ranks call them (e.g. define, then barrier).
+  /// Define procedures before other ranks call them (e.g. define, then barrier). Defining a
+  /// name again replaces its procedure.
+  /// @throws ipc::UsageError for an empty name.
   template <class F>
   void define(const std::string& name, F f) {
     using C = detail::callable<F>;
@@ -158,6 +179,8 @@ class Rpc {
 
   /// Calls `name` on `rank` with `args`; the procedure must return R and take exactly
   /// the arguments' types (string literals as std::string).
+  /// @throws ipc::UsageError for a rank outside the job. The call's own failure (ipc::RemoteError,
+  /// ipc::PeerLost when `rank` is gone, ...) comes from the future's get().
   template <class R = void, class... A>
   Future<R> call(int rank, const std::string& name, const A&... args) {
     std::string sig = detail::signature<R, detail::wire_arg_t<A>...>();
@@ -169,6 +192,8 @@ class Rpc {
 
   /// Calls `name` on `rank` without waiting for, or getting, a result. A failure is
   /// reported on the called rank's standard error.
+  /// @throws ipc::UsageError for a rank outside the job (a post to a rank that is gone is not
+  /// reported).
   template <class... A>
   void post(int rank, const std::string& name, const A&... args) {
     std::string sig = detail::signature<void, detail::wire_arg_t<A>...>();
@@ -178,15 +203,20 @@ class Rpc {
 
   /// Makes class T constructible on this rank by others, as `name`, from arguments of
   /// types Args...; add its methods with ClassDef::method. Objects live until
-  /// Remote::destroy() or the end of the Rpc.
+  /// Remote::destroy() or the end of the Rpc. Define classes, like procedures, before
+  /// other ranks use them.
   template <class T, class... Args>
   ClassDef<T> define_class(const std::string& name);
 
   /// Constructs a `name` object on `rank` from `args`; its handle once it exists.
+  /// @throws ipc::UsageError for a rank outside the job. The future's get() throws
+  /// ipc::RemoteError when `rank` has no class `name` taking these arguments or its
+  /// constructor threw, ipc::PeerLost when `rank` is gone.
   template <class T, class... A>
   Future<Remote<T>> make(int rank, const std::string& name, const A&... args);
 
-  /// Calls `name` on every rank (this one included); futures in rank order.
+  /// Calls `name` on every rank (this one included); futures in rank order. Failures come
+  /// from each future's get(), as for call().
   template <class R = void, class... A>
   std::vector<Future<R>> call_all(const std::string& name, const A&... args) {
     std::vector<Future<R>> out;
@@ -206,6 +236,7 @@ class Rpc {
 template <class T>
 class ClassDef {
  public:
+  /// Used by Rpc::define_class, which returns one.
   ClassDef(Rpc& rpc, std::string name) : rpc_(rpc), name_(std::move(name)) {}
   /// Makes member function `m` callable as `method` on objects of this class.
   template <class M>
@@ -236,17 +267,24 @@ class ClassDef {
 template <class T>
 class Remote {
  public:
+  /// An empty handle (its calls throw ipc::UsageError).
   Remote() = default;
+  /// Used by Rpc::make; programs get handles from its future.
   Remote(Rpc* rpc, std::shared_ptr<detail::RpcLink> link, int rank, std::string cls, std::uint64_t id)
       : rpc_(rpc), link_(std::move(link)), rank_(rank), cls_(std::move(cls)), id_(id) {}
+  /// The rank the object lives on (-1 for an empty handle).
   int rank() const { return rank_; }
+  /// The object's number on its rank (0 for an empty handle).
   std::uint64_t id() const { return id_; }
   /// Calls `method` on the object (its member function's exact argument types).
+  /// @throws ipc::UsageError on an empty handle or after its Rpc ended, else as Rpc::call; the
+  /// future's get() throws ipc::RemoteError when the object was destroyed or the method threw.
   template <class R = void, class... A>
   Future<R> call(const std::string& method, const A&... args) const {
     return rpc()->template call<R>(rank_, cls_ + "::" + method, id_, args...);
   }
   /// Destroys the object on its rank.
+  /// @throws as call(); the future's get() throws ipc::RemoteError when it was already destroyed.
   Future<void> destroy() const { return rpc()->template call<void>(rank_, cls_ + "::~", id_); }
 
  private:

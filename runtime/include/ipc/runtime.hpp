@@ -20,19 +20,35 @@ struct RuntimeImpl;
 /// @throws ipc::BootstrapError when the job's start-up fails (message names the cause).
 class Runtime {
  public:
+  /// Joins the job (see above). Only one Runtime at a time per process.
+  /// @throws ipc::BootstrapError when start-up fails (bad environment, unreachable bootstrap
+  /// server), ipc::Timeout when the bootstrap server does not answer in time, ipc::UsageError
+  /// when a Runtime already exists in the process or an IPC_* environment parameter is
+  /// malformed (the message names the variable), ipc::Error when a transport cannot start
+  /// (e.g. its shared-memory segment or listening socket cannot be created) or none reaches
+  /// some rank, ipc::ProtocolError when a peer's start-up record is malformed.
   Runtime();
+  /// The same as Runtime(), for programs written in the style of MPI_Init(&argc, &argv).
+  /// Leaves argc and argv as they are: ipc takes nothing from the command line (ipcrun
+  /// passes the job through the environment).
+  /// @throws as Runtime().
   Runtime(int& argc, char**& argv);
+  /// Waits until every rank has reached its own destructor (unless unwinding from an
+  /// exception), then leaves the job. Never throws: a failure is reported on stderr.
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
   /// All ranks of the job.
   Communicator& world();
+  /// This process's rank in the job, 0 to size()-1.
   int rank() const;
+  /// The number of ranks in the job.
   int size() const;
   /// The node (host) this rank runs on, as ipcrun placed it.
   const std::string& node() const;
   /// The name of the transport used to reach `peer` ("self", "tcp", ...).
+  /// @throws ipc::UsageError for a peer outside the job.
   std::string transport_to(int peer) const;
 
  private:

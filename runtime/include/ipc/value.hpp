@@ -6,6 +6,8 @@
 ///    go as their bytes;
 ///  - everything else goes through Cereal's binary archive (maps, nested vectors,
 ///    user types with a `serialize` member or function).
+/// A received message that does not fit the receive type, or does not deserialize as it,
+/// makes the receive throw ipc::Truncation.
 #pragma once
 
 #include <cereal/cereal.hpp>

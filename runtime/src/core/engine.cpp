@@ -204,10 +204,14 @@ void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource&
   send_frame(dest, h, src.data, src.size, done);
 }
 
-void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {
+void Engine::check_source(int source, const char* op) const {
   if (source != kAnySource && (source < 0 || source >= opt_.size))
-    throw UsageError("rank " + std::to_string(opt_.rank) + ": receive from rank " + std::to_string(source) +
+    throw UsageError("rank " + std::to_string(opt_.rank) + ": " + op + " rank " + std::to_string(source) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
+}
+
+void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {
+  check_source(source, "receive from");
   note_activity();
   r->engine = this;
   r->comm = comm;
@@ -418,6 +422,7 @@ void Engine::on_peer_lost(int peer, const std::string& why) {
 }
 
 std::optional<Status> Engine::iprobe(std::uint32_t comm, int source, int tag) {
+  check_source(source, "probe for a message from");
   std::lock_guard lk(mu_);
   progress_locked();
   if (auto* u = queues_.peek_unexpected(comm, source, tag)) return Status{u->env.source, Tag{u->env.tag}, u->size};
@@ -425,6 +430,7 @@ std::optional<Status> Engine::iprobe(std::uint32_t comm, int source, int tag) {
 }
 
 Status Engine::probe(std::uint32_t comm, int source, int tag) {
+  check_source(source, "probe for a message from");
   std::optional<Status> found;
   block_until([&] {
     std::lock_guard lk(mu_);

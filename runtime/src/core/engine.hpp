@@ -165,11 +165,13 @@ class Engine final : public transport::Sink {
                   transport::Completion* done);
   /// A payload-less control frame (rts, cts, fin) has arrived; null, or what is wrong.
   const char* on_control(int peer, const proto::Header& h);
+  /// @throws ipc::UsageError unless `source` is a rank of the job or any_source.
+  void check_source(int source, const char* op) const;
   /// The receive of `r`, whose target (its own, or a blocking caller's) is in place.
   void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag);
   bool progress_locked();
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
-  void block_until(const std::function<bool()>& done);
+  void block_until(Condition done);
   template <class Done>
   bool block_until_impl(Done&& done,
                         std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
@@ -209,13 +211,8 @@ class Engine final : public transport::Sink {
   void note_activity() { wait_count_.store(wait_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
  public:
-  const WaitPolicy& wait_policy() const { return opt_.wait; }
   /// The first of `n` fresh private contexts of `purpose` (see core/context.hpp).
   std::uint32_t take_contexts(Purpose purpose, std::uint32_t n = 1) { return contexts_.take(purpose, n); }
-  /// One poll of every transport, unless another thread is polling.
-  void poll_once();
-  /// Whether `peer` is known to be gone, after asking the transports to check.
-  bool peer_gone(int peer);
   /// The PeerLost a `op` ("send to", "receive from", ...) on lost `peer` fails with.
   std::exception_ptr lost_error(const char* op, int peer) const;
   /// "rank 3 on node2": for messages.

@@ -39,7 +39,7 @@ bool Engine::progress_locked() {
   return any;
 }
 
-void Engine::block_until(const std::function<bool()>& done) { block_until_impl(done); }
+void Engine::block_until(Condition done) { block_until_impl(done); }
 
 // The loop of every blocked call; a template so that a request's wait (the common
 // case) calls its predicate directly. A short wait (the first polls) does not count
@@ -142,23 +142,6 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     }
   }
   return woken;
-}
-
-void Engine::poll_once() {
-  if (!mu_.try_lock()) return;
-  try {
-    progress_locked();
-  } catch (...) {
-    mu_.unlock();
-    throw;
-  }
-  mu_.unlock();
-}
-
-bool Engine::peer_gone(int peer) {
-  std::lock_guard lk(mu_);
-  for (auto* t : transports_) t->check_peers(*this);
-  return !lost_[static_cast<std::size_t>(peer)].empty();
 }
 
 Status Engine::finish(RequestState& r) {

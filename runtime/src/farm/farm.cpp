@@ -25,6 +25,7 @@
 #include <deque>
 #include <optional>
 
+#include "base/check.hpp"
 #include "base/errors.hpp"
 #include "base/hash.hpp"
 #include "core/context.hpp"
@@ -348,8 +349,8 @@ class Dispatcher {
   void take_result(int w) {
     auto uw = static_cast<std::size_t>(w);
     Bytes& msg = *inbox_[uw];
-    if (msg.size() < 9 || held_[uw].empty() || get_u64(msg.data()) != held_[uw].front())
-      throw ProtocolError("farm: rank " + std::to_string(w) + " answered a task it was not given");
+    IPC_ENFORCE(msg.size() >= 9 && !held_[uw].empty() && get_u64(msg.data()) == held_[uw].front(),
+                "farm: rank " + std::to_string(w) + " answered a task it was not given");
     std::uint64_t i = held_[uw].front();
     held_[uw].pop_front();
     Bytes body(msg.begin() + 9, msg.end());

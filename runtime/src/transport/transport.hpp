@@ -131,8 +131,9 @@ class Endpoint {
   /// comes at once), except where a transport says otherwise.
   virtual void send(const wire::Frame& f, Completion* done) = 0;
   /// With kOneSidedRead: copies `n` bytes at address `remote` of the peer's process to
-  /// `dst`. False when the kernel refuses (the engine then falls back to sending the
-  /// payload; the endpoint drops kOneSidedRead).
+  /// `dst`, and returns when they are there (it waits for the copy, never for the
+  /// peer). False when the kernel refuses (the engine then falls back to sending the
+  /// payload; the endpoint drops kOneSidedRead). Never throws.
   virtual bool read(std::uint64_t remote, void* dst, std::size_t n) {
     (void)remote, (void)dst, (void)n;
     return false;
@@ -150,26 +151,29 @@ class Transport {
  public:
   virtual ~Transport() = default;
 
-  /// Its name in --transports and in reports: "self", "shm", "tcp", "mpi".
+  /// Its name in --transports and in reports: "self", "shm", "tcp", "mpi". Any thread.
   virtual std::string_view name() const = 0;
-  /// What peers need to reach this rank through it; published at start-up.
+  /// What peers need to reach this rank through it (an address, a segment name), in
+  /// a form only this transport reads; published at start-up. Never blocks.
   virtual std::string card() const = 0;
-  /// Whether it can reach `peer` from `me` (both cards known).
+  /// Whether it can reach `peer` from `me` (both cards known). Never blocks.
   virtual bool reaches(const PeerCard& me, const PeerCard& peer) const = 0;
-  /// The endpoint through which `peer` will be reached. Cheap: connects lazily.
+  /// The endpoint through which `peer` will be reached, owned by the transport. Never
+  /// blocks: connections open lazily, on the first frame.
   /// @throws ipc::Error naming the peer when its card is unusable.
   virtual Endpoint& connect(const PeerCard& peer) = 0;
-  /// Messages up to this size go eagerly; larger ones by rendezvous.
+  /// Messages up to this size go eagerly; larger ones by rendezvous. Any thread.
   virtual std::size_t eager_limit() const = 0;
 
-  /// Makes progress without blocking: reads arrivals (calling the sink), writes queued
-  /// frames. Returns true when it did anything.
+  /// Makes progress: reads arrivals (calling the sink), writes queued frames. Never
+  /// blocks, never throws (a broken peer is reported to the sink). Returns true when it
+  /// did anything.
   virtual bool poll(Sink& sink) = 0;
   /// A descriptor that becomes readable when poll() would find work, for sleeping in
   /// epoll; -1 when the transport has none (it wakes sleepers through the rank's
   /// doorbell instead).
   virtual int wait_fd() const { return -1; }
-  /// True when nothing is queued to send.
+  /// True when nothing is queued to send. Never blocks.
   virtual bool idle() const = 0;
   /// Every peer has connected to its peers (a fence has passed since): a transport
   /// may now drop what only start-up needed (shm unlinks its segment).

@@ -118,7 +118,7 @@ struct CallState {
 };
 
 /// Starts a call: `body` holds the name, signature, id and the arguments.
-/// @throws ipc::UsageError for a bad rank, ipc::PeerLost when it is gone.
+/// @throws ipc::UsageError for a rank outside the job (a lost rank fails the future).
 std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
                                       std::uint64_t id);
 void start_post(RpcCore& core, int rank, std::vector<std::byte> body);

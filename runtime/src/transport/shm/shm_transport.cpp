@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/check.hpp"
 #include "base/errors.hpp"
 #include "base/names.hpp"
 #include "base/params.hpp"
@@ -56,9 +57,9 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
   const std::string& card = peer.cards.at("shm");
   auto comma = card.rfind(',');
   int local = comma == std::string::npos ? -1 : std::atoi(card.c_str() + comma + 1);
-  if (local < 0 || local >= opt_.local_size)
-    throw Error("shm: the card of rank " + std::to_string(peer.rank) + " names local rank " + std::to_string(local) +
-                " outside this node's " + std::to_string(opt_.local_size));
+  IPC_ENFORCE(local >= 0 && local < opt_.local_size, "shm: the card of rank " + std::to_string(peer.rank) +
+                                                         " names local rank " + std::to_string(local) +
+                                                         " outside this node's " + std::to_string(opt_.local_size));
   auto p = std::make_unique<Peer>(*this, peer.rank);
   p->pid = peer.pid;
   if (opt_.cma) p->enable_read();
