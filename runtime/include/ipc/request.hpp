@@ -12,6 +12,8 @@
 
 namespace ipc {
 
+class Communicator;
+
 namespace detail {
 struct RequestState;
 struct CommAccess;
@@ -24,9 +26,6 @@ class Request {
  public:
   /// An empty handle (valid() is false), e.g. to fill a vector for wait_any.
   Request() = default;
-  /// Used by the library (Communicator::isend, irecv); programs get requests from those.
-  explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
-
   /// Blocks until the operation completes; for a receive, the value is then in place.
   /// @throws the operation's failure (ipc::PeerLost when the peer is gone, ipc::Truncation when
   /// a received message does not fit), ipc::UsageError on an empty request.
@@ -40,8 +39,10 @@ class Request {
   bool done() const;
 
  private:
+  friend class Communicator;  // isend, irecv
   friend std::size_t wait_any(std::span<Request> requests, Status* status);
   friend struct detail::CommAccess;
+  explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
   std::shared_ptr<detail::RequestState> s_;
 };
 

@@ -73,9 +73,6 @@ class Future {
  public:
   /// An empty future (valid() is false).
   Future() = default;
-  /// Used by the library; programs get futures from Rpc::call, Rpc::make, then and when_all.
-  explicit Future(std::shared_ptr<detail::FutureImpl<T>> impl) : impl_(std::move(impl)) {}
-
   /// Whether there is a result to get: false for an empty future and once get() or
   /// then() has taken it.
   bool valid() const { return impl_ != nullptr; }
@@ -117,6 +114,13 @@ class Future {
  private:
   template <class U>
   friend std::shared_ptr<detail::FutureImpl<U>> detail::impl_of(Future<U>& f);
+  // Programs get futures from Rpc::call, Rpc::make, then() and when_all().
+  friend class Rpc;
+  template <class U>
+  friend class Future;
+  template <class U>
+  friend Future<std::vector<U>> when_all(std::vector<Future<U>> futures);
+  explicit Future(std::shared_ptr<detail::FutureImpl<T>> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<detail::FutureImpl<T>> impl_;
 };
 
@@ -236,8 +240,6 @@ class Rpc {
 template <class T>
 class ClassDef {
  public:
-  /// Used by Rpc::define_class, which returns one.
-  ClassDef(Rpc& rpc, std::string name) : rpc_(rpc), name_(std::move(name)) {}
   /// Makes member function `m` callable as `method` on objects of this class.
   template <class M>
   ClassDef& method(const std::string& method, M m) {
@@ -258,6 +260,8 @@ class ClassDef {
       return ((*obj).*m)(std::move(a)...);
     });
   }
+  friend class Rpc;  // define_class makes them
+  ClassDef(Rpc& rpc, std::string name) : rpc_(rpc), name_(std::move(name)) {}
   Rpc& rpc_;
   std::string name_;
 };
@@ -269,9 +273,6 @@ class Remote {
  public:
   /// An empty handle (its calls throw ipc::UsageError).
   Remote() = default;
-  /// Used by Rpc::make; programs get handles from its future.
-  Remote(Rpc* rpc, std::shared_ptr<detail::RpcLink> link, int rank, std::string cls, std::uint64_t id)
-      : rpc_(rpc), link_(std::move(link)), rank_(rank), cls_(std::move(cls)), id_(id) {}
   /// The rank the object lives on (-1 for an empty handle).
   int rank() const { return rank_; }
   /// The object's number on its rank (0 for an empty handle).
@@ -288,6 +289,9 @@ class Remote {
   Future<void> destroy() const { return rpc()->template call<void>(rank_, cls_ + "::~", id_); }
 
  private:
+  friend class Rpc;  // make() makes them
+  Remote(Rpc* rpc, std::shared_ptr<detail::RpcLink> link, int rank, std::string cls, std::uint64_t id)
+      : rpc_(rpc), link_(std::move(link)), rank_(rank), cls_(std::move(cls)), id_(id) {}
   Rpc* rpc() const {
     if (!link_) throw UsageError("Remote: an empty handle");
     if (!link_->core.load()) throw UsageError("Remote: the Rpc of object '" + cls_ + "' has ended");
