@@ -302,6 +302,14 @@ transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte>
   }
 }
 
+std::shared_ptr<RequestState> Engine::take_rendezvous_send(std::uint64_t cookie, int peer) {
+  auto it = rdv_sends_.find(cookie);
+  if (it == rdv_sends_.end() || it->second->dest != peer) return nullptr;
+  auto r = std::move(it->second);
+  rdv_sends_.erase(it);
+  return r;
+}
+
 // Control frames carry no payload: they are acted on as they arrive.
 const char* Engine::on_control(int peer, const proto::Header& h) {
   switch (h.type) {
@@ -321,10 +329,8 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
       return nullptr;
     }
     case proto::Type::cts: {
-      auto it = rdv_sends_.find(h.cookie);
-      if (it == rdv_sends_.end() || it->second->dest != peer) return "clear-to-send for no request of this rank";
-      auto r = std::move(it->second);
-      rdv_sends_.erase(it);
+      auto r = take_rendezvous_send(h.cookie, peer);
+      if (!r) return "clear-to-send for no request of this rank";
       RequestState* raw = r.get();
       raw->keep = std::move(r);
       proto::Header d{proto::Type::data, h.comm, raw->tag, raw->src.size, h.cookie2, 0};
@@ -332,10 +338,8 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
       return nullptr;
     }
     case proto::Type::fin: {
-      auto it = rdv_sends_.find(h.cookie);
-      if (it == rdv_sends_.end() || it->second->dest != peer) return "read-finished for no request of this rank";
-      auto r = std::move(it->second);
-      rdv_sends_.erase(it);
+      auto r = take_rendezvous_send(h.cookie, peer);
+      if (!r) return "read-finished for no request of this rank";
       mark_done(*r);
       return nullptr;
     }

@@ -163,6 +163,9 @@ class Engine final : public transport::Sink {
   /// Encodes `h` and sends it with `length` bytes at `payload` to `dest` (under the lock).
   void send_frame(int dest, const proto::Header& h, const void* payload, std::uint64_t length,
                   transport::Completion* done);
+  /// The rendezvous send `cookie` to `peer`, taken out of those awaiting an answer; null
+  /// when there is none (a peer naming another's request breaks the protocol).
+  std::shared_ptr<RequestState> take_rendezvous_send(std::uint64_t cookie, int peer);
   /// A payload-less control frame (rts, cts, fin) has arrived; null, or what is wrong.
   const char* on_control(int peer, const proto::Header& h);
   /// @throws ipc::UsageError unless `source` is a rank of the job or any_source.
