@@ -29,7 +29,7 @@ struct Recorder final : transport::Sink {
     wire::FrameLimits lim;
     lim.max_payload = 1u << 20;
     detail::proto::Header h;
-    if (const char* bad = detail::proto::decode(head, length, lim, h)) return {nullptr, nullptr, bad};
+    if (const char* bad = detail::proto::decode(head, length, lim, h)) return Placement::refuse(bad);
     landing.assign(length, std::byte{0});
     return {landing.data(), nullptr};
   }

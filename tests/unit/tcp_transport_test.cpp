@@ -76,9 +76,9 @@ struct Pair {
 // The bytes of a frame as they go on the stream: prefix, head.
 std::vector<std::byte> stream_head(std::uint32_t tag, std::uint64_t length) {
   auto h = head(tag);
-  std::vector<std::byte> out(wire::kStreamPrefix);
+  std::vector<std::byte> out(wire::kStreamPrefix + h.size());
   wire::encode_prefix(h.size(), length, std::span<std::byte, wire::kStreamPrefix>(out.data(), wire::kStreamPrefix));
-  out.insert(out.end(), h.begin(), h.end());
+  std::copy(h.begin(), h.end(), out.begin() + wire::kStreamPrefix);
   return out;
 }
 

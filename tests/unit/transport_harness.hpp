@@ -62,7 +62,7 @@ struct Collect : Sink {
   std::function<void(int peer)> on_start;
 
   Placement on_frame(int peer, std::span<const std::byte> h, std::uint64_t length) override {
-    if (refuse) return {nullptr, nullptr, refuse};
+    if (refuse) return Placement::refuse(refuse);
     auto* m = new Msg{peer, {h.begin(), h.end()}, std::vector<std::byte>(length)};
     ++started;
     if (on_start) on_start(peer);

@@ -277,7 +277,7 @@ void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Env
 transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) {
   if (!lost_[static_cast<std::size_t>(peer)].empty()) return {};  // from a lost peer: dropped
   proto::Header h;
-  if (const char* bad = proto::decode(head, length, opt_.limits, h)) return {nullptr, nullptr, bad};
+  if (const char* bad = proto::decode(head, length, opt_.limits, h)) return Placement::refuse(bad);
   switch (h.type) {
     case proto::Type::eager: {
       Envelope e{h.comm, peer, h.tag};
@@ -294,11 +294,12 @@ transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte>
     case proto::Type::data: {
       auto it = rdv_recvs_.find(h.cookie);
       if (it == rdv_recvs_.end() || length != it->second->status.bytes)
-        return {nullptr, nullptr, "rendezvous data for no receive of this size"};
+        return Placement::refuse("rendezvous data for no receive of this size");
       return {it->second->dst, token_of(it->second.get(), Into::rendezvous)};
     }
     default:
-      return {nullptr, nullptr, on_control(peer, h)};
+      if (const char* bad = on_control(peer, h)) return Placement::refuse(bad);
+      return {};
   }
 }
 

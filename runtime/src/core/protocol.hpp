@@ -71,18 +71,19 @@ inline void encode(const Header& h, Encoded& out) noexcept {
 /// null when it is well formed, else what is wrong with it (for the peer-lost report).
 inline const char* decode(std::span<const std::byte> in, std::uint64_t length, const wire::FrameLimits& limits,
                           Header& h) noexcept {
-  if (in.empty()) return "empty frame head";
-  h.type = static_cast<Type>(in[0]);
-  std::size_t want = h.type == Type::eager ? kCompactHead : kFullHead;
-  if (h.type < Type::eager || h.type > Type::fin) return "unknown frame type";
-  if (in.size() != want) return "frame head of the wrong size for its type";
-  std::memcpy(&h.comm, in.data() + 4, 4);
-  std::memcpy(&h.tag, in.data() + 8, 4);
-  if (h.type == Type::eager) {
+  if (in.size() == kCompactHead && in[0] == std::byte{static_cast<std::uint8_t>(Type::eager)}) {
+    h.type = Type::eager;  // the common case first
+    std::memcpy(&h.comm, in.data() + 4, 4);
+    std::memcpy(&h.tag, in.data() + 8, 4);
     h.size = length;
-    h.cookie = h.cookie2 = 0;
     return nullptr;
   }
+  if (in.empty()) return "empty frame head";
+  h.type = static_cast<Type>(in[0]);
+  if (h.type < Type::eager || h.type > Type::fin) return "unknown frame type";
+  if (h.type == Type::eager || in.size() != kFullHead) return "frame head of the wrong size for its type";
+  std::memcpy(&h.comm, in.data() + 4, 4);
+  std::memcpy(&h.tag, in.data() + 8, 4);
   std::memcpy(&h.size, in.data() + 16, 8);
   std::memcpy(&h.cookie, in.data() + 24, 8);
   std::memcpy(&h.cookie2, in.data() + 32, 8);

@@ -69,12 +69,22 @@ class Completion {
 /// (of any transport) and read() from one; they never poll, connect or close.
 class Sink {
  public:
+  /// Two words, so that it comes back in registers on the way of every message.
   struct Placement {
     void* data = nullptr;   // where the payload goes (length bytes); null: read and drop it
     void* token = nullptr;  // handed back in on_frame_done / on_frame_aborted
-    /// Non-null: the head broke the protocol. The transport drops the peer with this
-    /// reason (on_peer_lost) and delivers nothing more from it.
-    const char* error = nullptr;
+
+    /// The head broke the protocol: the transport drops the peer with `why` (through
+    /// on_peer_lost) and delivers nothing more from it.
+    static Placement refuse(const char* why) { return {const_cast<char*>(why), refused_token()}; }
+    /// Null when the frame is accepted, else why it was refused.
+    const char* error() const { return token == refused_token() ? static_cast<const char*>(data) : nullptr; }
+
+   private:
+    static void* refused_token() {
+      static char refused;
+      return &refused;
+    }
   };
   /// A frame's head arrived from `peer` (authenticated by the transport); `head` is
   /// valid during the call only. Returns where the `length` bytes of payload go.

@@ -12,6 +12,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 
@@ -42,11 +43,22 @@ enum class FrameError { ok, bad_head, too_long };
 std::string to_string(FrameError e);
 
 /// Writes the prefix of a frame with `head` bytes of head and `length` of payload.
-void encode_prefix(std::size_t head, std::uint64_t length, std::span<std::byte, kStreamPrefix> out) noexcept;
+inline void encode_prefix(std::size_t head, std::uint64_t length, std::span<std::byte, kStreamPrefix> out) noexcept {
+  std::uint64_t v = (length << 8) | static_cast<std::uint64_t>(head);
+  std::memcpy(out.data(), &v, kStreamPrefix);
+}
 
 /// Reads a prefix off the wire. Never trusts it: a head size outside 1..kMaxHead or a
 /// payload over the limit is an error, and `head`/`length` are then unspecified.
-FrameError decode_prefix(std::span<const std::byte, kStreamPrefix> in, const FrameLimits& limits, std::size_t& head,
-                         std::uint64_t& length) noexcept;
+inline FrameError decode_prefix(std::span<const std::byte, kStreamPrefix> in, const FrameLimits& limits,
+                                std::size_t& head, std::uint64_t& length) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, in.data(), kStreamPrefix);
+  head = static_cast<std::size_t>(v & 0xff);
+  length = v >> 8;
+  if (head == 0 || head > kMaxHead) return FrameError::bad_head;
+  if (length > limits.max_payload) return FrameError::too_long;
+  return FrameError::ok;
+}
 
 }  // namespace ipc::wire

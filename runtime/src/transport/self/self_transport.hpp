@@ -35,11 +35,11 @@ class SelfTransport final : public Transport {
       queue_.pop_front();
       queued_.store(queue_.size(), std::memory_order_seq_cst);
       auto place = sink.on_frame(rank_, {f.head, f.head_size}, f.payload.size());
-      if (place.error) {  // as any transport would: the peer (itself) is dropped
+      if (const char* why = place.error()) {  // as any transport would: the peer (itself) is dropped
         broken_ = true;
         queue_.clear();
         queued_.store(0, std::memory_order_seq_cst);
-        sink.on_peer_lost(rank_, std::string("malformed frame: ") + place.error);
+        sink.on_peer_lost(rank_, std::string("malformed frame: ") + why);
         return true;
       }
       if (!f.payload.empty() && place.data) std::memcpy(place.data, f.payload.data(), f.payload.size());

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/check.hpp"
+#include "base/copy.hpp"
 #include "base/errors.hpp"
 #include "base/names.hpp"
 #include "base/params.hpp"
@@ -102,8 +103,11 @@ std::size_t ShmTransport::start_frame(Peer& p, std::span<const std::byte> head, 
     std::memcpy(at, &length, kLengthField);
     at += kLengthField;
   }
-  std::memcpy(at, head.data(), head.size());
-  if (n) std::memcpy(at + head.size(), payload, n);
+  base::copy_small(at, head.data(), head.size());
+  if (n <= 16)
+    base::copy_small(at + head.size(), payload, n);
+  else
+    std::memcpy(at + head.size(), payload, n);
   p.out.commit();
   return n;
 }
@@ -151,13 +155,15 @@ bool ShmTransport::push(Peer& p) {
   return p.queue.empty();
 }
 
-void ShmTransport::send(Peer& p, const wire::Frame& f, Completion* done) {
+// The fast path of a small message: no queue, one record, straight into the ring.
+void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
+  Peer& p = *this;
+  ShmTransport& t = shm;
   bool was_empty = p.queue.empty();
-  if (was_empty && f.head.size() + f.length <= std::min(p.out.max_body(), opt_.chunk)) {
-    // Fast path: a frame that fits one record goes straight into the ring.
+  if (was_empty && f.head.size() + f.length <= std::min(p.out.max_body(), t.opt_.chunk)) {
     std::size_t need = 0;
-    if (start_frame(p, f.head, static_cast<const std::byte*>(f.payload), f.length, need) != npos) {
-      ring_bell(p);
+    if (t.start_frame(p, f.head, static_cast<const std::byte*>(f.payload), f.length, need) != npos) {
+      t.ring_bell(p);
       if (done) done->complete({});
       return;
     }
@@ -169,10 +175,10 @@ void ShmTransport::send(Peer& p, const wire::Frame& f, Completion* done) {
   o.length = static_cast<std::size_t>(f.length);
   o.done = done;
   p.queue.push_back(std::move(o));
-  if (was_empty && push(p)) return;
-  if (was_empty) ++pending_peers_;
+  if (was_empty && t.push(p)) return;
+  if (was_empty) ++t.pending_peers_;
   Out& last = p.queue.back();
-  if (last.done && !last.started && last.length <= opt_.eager_limit) detach_payload(last);  // waits for room
+  if (last.done && !last.started && last.length <= t.opt_.eager_limit) detach_payload(last);  // waits for room
 }
 
 void ShmTransport::release(Inbound& in) {
@@ -191,12 +197,19 @@ void ShmTransport::broken(Inbound& in, Sink& sink, const std::string& why) {
   sink.on_peer_lost(in.rank, why);
 }
 
-bool ShmTransport::begin_frame(Inbound& in, Sink& sink, const std::byte* head, std::size_t head_size,
-                               std::uint64_t length) {
+// On the way of every message: inlined into drain(), the refusal out of line.
+[[gnu::always_inline]] inline bool ShmTransport::begin_frame(Inbound& in, Sink& sink, const std::byte* head,
+                                                             std::size_t head_size, std::uint64_t length) {
   in.place = sink.on_frame(in.rank, {head, head_size}, length);
-  if (!in.place.error) return true;
-  broken(in, sink, std::string("malformed frame in shared memory: ") + in.place.error);
+  const char* why = in.place.error();
+  if (!why) [[likely]]
+    return true;
+  refused(in, sink, why);
   return false;
+}
+
+void ShmTransport::refused(Inbound& in, Sink& sink, const char* why) {
+  broken(in, sink, std::string("malformed frame in shared memory: ") + why);
 }
 
 bool ShmTransport::drain(Inbound& in, Sink& sink) {

@@ -85,7 +85,7 @@ class ShmTransport final : public Transport {
   // frames waiting for room in that ring, and its doorbell.
   struct Peer final : Endpoint {
     Peer(ShmTransport& t, int rank) : Endpoint(t, rank), shm(t), rank(rank) {}
-    void send(const wire::Frame& f, Completion* done) override { shm.send(*this, f, done); }
+    void send(const wire::Frame& f, Completion* done) override;
     bool read(std::uint64_t remote, void* dst, std::size_t n) override;
     void disable_read() { caps_ &= ~kOneSidedRead; }
     void enable_read() { caps_ |= kOneSidedRead; }
@@ -114,7 +114,6 @@ class ShmTransport final : public Transport {
   };
 
   static constexpr std::size_t npos = ~std::size_t{0};
-  void send(Peer& p, const wire::Frame& f, Completion* done);
   std::size_t start_frame(Peer& p, std::span<const std::byte> head, const std::byte* payload, std::uint64_t length,
                           std::size_t& need);
   bool push(Peer& p);
@@ -125,6 +124,7 @@ class ShmTransport final : public Transport {
   /// A frame's head is in: asks the sink where its payload goes. False when the sink
   /// refused it (the peer is then broken).
   bool begin_frame(Inbound& in, Sink& sink, const std::byte* head, std::size_t head_size, std::uint64_t length);
+  void refused(Inbound& in, Sink& sink, const char* why);
 
   Options opt_;
   Segment own_;

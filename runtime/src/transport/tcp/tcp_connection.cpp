@@ -1,5 +1,6 @@
 #include "transport/tcp/tcp_connection.hpp"
 
+#include "base/copy.hpp"
 #include "transport/queued.hpp"
 
 #include <netinet/in.h>
@@ -131,9 +132,12 @@ void Connection::send(const wire::Frame& f, Completion* done, std::size_t copy_l
     // Fast path: a small frame leaves in one contiguous write, without the queue.
     std::byte buf[wire::kStreamPrefix + wire::kMaxHead + kSmallFrame];
     wire::encode_prefix(f.head.size(), f.length, std::span<std::byte, wire::kStreamPrefix>(buf, wire::kStreamPrefix));
-    std::memcpy(buf + wire::kStreamPrefix, f.head.data(), f.head.size());
+    base::copy_small(buf + wire::kStreamPrefix, f.head.data(), f.head.size());
     std::size_t at = wire::kStreamPrefix + f.head.size();
-    if (f.length) std::memcpy(buf + at, f.payload, f.length);
+    if (f.length <= 16)
+      base::copy_small(buf + at, f.payload, f.length);
+    else
+      std::memcpy(buf + at, f.payload, f.length);
     std::size_t total = at + f.length;
     ssize_t n;
     do {
@@ -350,8 +354,8 @@ void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
       }
       if (wr_ - rd_ < wire::kStreamPrefix + head) return;
       place_ = sink.on_frame(peer_, {in_.data() + rd_ + wire::kStreamPrefix, head}, length_);
-      if (place_.error) {
-        fail("malformed frame from rank " + std::to_string(peer_) + ": " + place_.error);
+      if (const char* why = place_.error()) {
+        fail("malformed frame from rank " + std::to_string(peer_) + ": " + why);
         return;
       }
       rd_ += wire::kStreamPrefix + head;
