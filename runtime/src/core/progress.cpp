@@ -56,10 +56,9 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
   const bool bounded = deadline != clock::time_point::max();
-  // A thread that finds the lock taken skips its poll: the holder is polling.
   auto poll_done = [&] {
-    if (mu_.try_lock()) {
-      std::lock_guard lk(mu_, std::adopt_lock);
+    {
+      std::lock_guard lk(mu_);
       progress_locked();
     }
     return done();
