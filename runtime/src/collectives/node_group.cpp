@@ -171,7 +171,7 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
         if (engine_.gone(rank)) std::rethrow_exception(engine_.lost_error(op_, rank));
         return false;
       },
-      std::chrono::steady_clock::time_point::max(), &announce);
+      std::chrono::steady_clock::time_point::max(), &announce, 64);
 }
 
 void NodeGroup::before_write(Phase k, bool small) {

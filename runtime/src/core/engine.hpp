@@ -133,8 +133,11 @@ class Engine final : public transport::Sink {
   /// wait policy) until `done()` holds or `deadline` passes; true when done() held.
   /// `done` is called without the lock, must be cheap, and may throw (the exception
   /// leaves). While it sleeps, every 100 ms the transports look for peers that died
-  /// silently (gone() then tells).
-  bool wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard = nullptr);
+  /// silently (gone() then tells). While it spins it polls the transports on every
+  /// `poll_every`-th round only (a condition that shared memory makes true needs no
+  /// poll to become true, and the poll would delay seeing it).
+  bool wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard = nullptr,
+                  unsigned poll_every = 1);
   /// Whether `peer` is known to be lost (any thread, no lock).
   bool gone(int peer) const { return gone_[static_cast<std::size_t>(peer)].load(std::memory_order_acquire); }
 
@@ -178,7 +181,7 @@ class Engine final : public transport::Sink {
   template <class Done>
   bool block_until_impl(Done&& done,
                         std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
-                        SleepGuard* guard = nullptr);
+                        SleepGuard* guard = nullptr, unsigned poll_every = 1);
   void progress_thread_main();
   void deliver_eager(RequestState& r, const Unexpected& u);
   void accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t sender_cookie,

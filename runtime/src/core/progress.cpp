@@ -46,12 +46,14 @@ void Engine::block_until(Condition done) { block_until_impl(done); }
 // itself as a waiter: the progress thread stays away anyway while the program keeps
 // calling (start_send/start_recv note activity), and the count costs two atomic
 // read-modify-writes on the way of every message.
-bool Engine::wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard) {
-  return block_until_impl(done, deadline, guard);
+bool Engine::wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
+                        unsigned poll_every) {
+  return block_until_impl(done, deadline, guard, poll_every);
 }
 
 template <class Done>
-bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard) {
+bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
+                              unsigned poll_every) {
   if (done()) return true;
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
@@ -63,18 +65,29 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     }
     return done();
   };
+  // While spinning, the transports are polled on every `poll_every`-th round only; the
+  // condition is looked at on every one.
+  unsigned countdown = poll_every;
+  auto spin_done = [&] {
+    if (--countdown == 0) {
+      countdown = poll_every;
+      return poll_done();
+    }
+    return done();
+  };
   for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed && !bounded; ++i) {
-    if (poll_done()) return true;
+    if (spin_done()) return true;
     cpu_relax();
   }
   WaiterScope scope(waiters_, wait_count_);
   auto start = clock::now();
-  for (;;) {
-    if (poll_done()) return true;
+  for (bool spinning = !pol.oversubscribed;;) {
+    if (spinning ? spin_done() : poll_done()) return true;
     auto now = clock::now();
     if (now >= deadline) return false;
     auto elapsed = now - start;
-    if (!pol.oversubscribed && elapsed < pol.spin) {
+    spinning = !pol.oversubscribed && elapsed < pol.spin;
+    if (spinning) {
       cpu_relax();
       continue;
     }
@@ -93,6 +106,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
     if (sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard)) {
       start = clock::now();
+      spinning = !pol.oversubscribed;
     } else {
       std::lock_guard lk(mu_);
       for (auto* t : transports_) t->check_peers(*this);
