@@ -43,12 +43,25 @@ struct max {
 }  // namespace op
 
 namespace detail {
+// inout[i] = op(inout[i], in[i]); the buffers do not overlap. Four elements per round,
+// all read before any is written: independent operations in flight, which the
+// compiler may also pack into vector instructions, and a loop whose speed does not
+// hang on where it lands in the program's code (a one-element loop measured 15%
+// apart between two builds of the same source).
 template <class T, class Op>
 void apply_reduction(void* inout, const void* in, std::size_t n) {
   auto* a = static_cast<T*>(inout);
   auto* b = static_cast<const T*>(in);
   Op f{};
-  for (std::size_t i = 0; i < n; ++i) a[i] = f(a[i], b[i]);
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    T x0 = f(a[i], b[i]), x1 = f(a[i + 1], b[i + 1]), x2 = f(a[i + 2], b[i + 2]), x3 = f(a[i + 3], b[i + 3]);
+    a[i] = x0;
+    a[i + 1] = x1;
+    a[i + 2] = x2;
+    a[i + 3] = x3;
+  }
+  for (; i < n; ++i) a[i] = f(a[i], b[i]);
 }
 template <class T, class Op>
 Reduction reduction() {
