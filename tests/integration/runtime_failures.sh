@@ -70,6 +70,16 @@ run "$IPCRUN" -n 2 ./no-such-program-here
 [[ $status -eq 127 ]] || fail "not found: ipcrun exited $status"
 grep -q "not found" "$TMP/err" || fail "not found: no message"
 
+# A malformed parameter is an ipc::UsageError naming the variable and its value, on
+# every floor that reads one (engine, collectives, a transport), never a bare C++ error.
+for bad in IPC_SHM_EAGER=abc IPC_COLL_FLAT=maybe IPC_WAIT_SPIN_US=fast IPC_OVERSUBSCRIBED=sometimes IPC_TCP_EAGER=1k; do
+  name=${bad%%=*} value=${bad#*=}
+  run env "$bad" IPC_TRANSPORTS=shm,tcp "$IPCRUN" -n 2 "$HELLO"
+  [[ $status -ne 0 ]] || fail "$bad: the job ran"
+  grep -q "ipc::UsageError: $name='$value'" "$TMP/err" || fail "$bad: no usage error naming it: $(head -n 2 "$TMP/err")"
+  grep -q "std::invalid_argument" "$TMP/err" && fail "$bad: escaped as std::invalid_argument"
+done
+
 # A job of one rank run bare (no ipcrun) works.
 run "$HELLO"
 [[ $status -eq 0 ]] || fail "bare run exited $status"

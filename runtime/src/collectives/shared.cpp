@@ -21,8 +21,8 @@ const std::string* find(const bootstrap::KeyValues& kv, const std::string& key) 
 bool go_flat(const bootstrap::KeyValues& kv, const std::vector<transport::PeerCard>& cards) {
   const std::string* forced = find(kv, "coll/flat");
   std::string f = forced ? *forced : "auto";
-  if (f == "1" || f == "true" || f == "yes" || f == "on") return true;
-  if (f == "0" || f == "false" || f == "no" || f == "off") return false;
+  if (f == "1") return true;
+  if (f == "0") return false;
   std::map<std::string, int> ranks;
   for (auto& c : cards) ++ranks[c.node];
   for (auto& c : cards) {
@@ -45,9 +45,18 @@ bool use_group(const std::string* group, const std::vector<transport::PeerCard>&
 }  // namespace
 
 void CollSetup::publish(bootstrap::Store& store, const bootstrap::JobInfo& job, bool shm) {
+  // "auto", "1" or "0" (any spelling param_bool takes); anything else is an error here.
+  std::string flat = base::param("IPC_COLL_FLAT");
+  if (flat != "auto") {
+    try {
+      flat = base::param_bool("IPC_COLL_FLAT") ? "1" : "0";
+    } catch (const UsageError&) {
+      throw UsageError("IPC_COLL_FLAT='" + flat + "' is not auto, 1 or 0");
+    }
+  }
   store.put("coll/" + std::to_string(job.rank), std::to_string(std::thread::hardware_concurrency()));
   if (job.rank != 0) return;
-  store.put("coll/flat", base::param("IPC_COLL_FLAT"));
+  store.put("coll/flat", flat);
   // No segment, no group: the collectives then run over messages.
   if (shm && job.size > 1 && job.local_size == job.size) {
     if (std::size_t slot = node_slot_bytes(job.size)) {
