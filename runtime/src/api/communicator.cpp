@@ -59,7 +59,7 @@ Communicator::Communicator(detail::Engine& engine, const detail::CollShared* sha
     : engine_(&engine),
       shared_(shared),
       context_(context),
-      coll_context_(detail::derived_context(context, detail::Purpose::collectives)),
+      coll_context_(detail::collective_context(context)),
       rank_(rank),
       size_(size) {}
 

@@ -153,7 +153,7 @@ void start(RuntimeImpl& im) {
   im.collectives = coll.finish(kv, cards, *im.engine, im.job, im.doorbell);
   im.world = std::make_unique<Communicator>(
       CommAccess::make(*im.engine, im.collectives.get(), 0, im.job.rank, im.job.size));
-  im.collectives->world = derived_context(0, Purpose::collectives);
+  im.collectives->world = collective_context(0);
 
   if (im.job.size > 1) {
     // Reports go before this second fence so that ipcrun prints them all at once;

@@ -44,7 +44,11 @@ JobInfo read_environment() {
   JobInfo j;
   if (!env("IPC_BOOTSTRAP")) {
     j.node = host_name();
-    j.job = "singleton-" + std::to_string(::getpid());
+    // Unique on the host even across pid namespaces that share a network namespace
+    // (the doorbell's abstract name is per network namespace).
+    std::byte random[8];
+    wire::random_bytes(random, sizeof random);
+    j.job = "singleton-" + std::to_string(::getpid()) + "-" + wire::to_hex(random, sizeof random);
     j.secret = wire::make_secret();
     return j;
   }

@@ -1,14 +1,16 @@
 // Contexts: messages match on (context, source, tag), and a context keeps apart what
-// must never match: the program's messages on each communicator, and what the library
-// sends for its own purposes on behalf of a communicator.
+// must never match: the program's messages on each communicator, the collectives of
+// each communicator, and what the library sends for its own purposes.
 //
-//   bits 31..29  purpose (user, collectives, rpc, farm)
-//   bits 28..0   user, collectives: the communicator's own context (collectives of a
-//                communicator run on its context with the purpose set);
+//   bit 31       set: the collectives of the communicator whose context is in bits 30..0
+//   bits 30..28  purpose of a communicator's context: the program's (0), rpc, farm
+//   bits 27..0   the program's: the communicator's number (the world is 0);
 //                rpc, farm: a sequence number of that purpose, taken collectively
 //                (every rank takes the same numbers in the same order)
 //
-// This is the only place that carves context numbers.
+// So every communicator, the library's private ones included, has collectives of its
+// own, distinct from every other context. This is the only place that carves context
+// numbers.
 #pragma once
 
 #include <atomic>
@@ -16,28 +18,30 @@
 
 namespace ipc::detail {
 
-enum class Purpose : std::uint32_t { user = 0, collectives = 1, rpc = 2, farm = 3 };
+enum class Purpose : std::uint32_t { user = 0, rpc = 1, farm = 2 };
 
-inline constexpr std::uint32_t kContextBits = 29;
-inline constexpr std::uint32_t kContextMask = (1u << kContextBits) - 1;
+inline constexpr std::uint32_t kCollectiveBit = 1u << 31;
+inline constexpr std::uint32_t kPurposeShift = 28;
+inline constexpr std::uint32_t kNumberMask = (1u << kPurposeShift) - 1;
 
-/// The context of `purpose` that belongs to the communicator of context `base`.
-constexpr std::uint32_t derived_context(std::uint32_t base, Purpose purpose) {
-  return (static_cast<std::uint32_t>(purpose) << kContextBits) | (base & kContextMask);
-}
+/// The context of the collectives of the communicator of context `base`.
+constexpr std::uint32_t collective_context(std::uint32_t base) { return base | kCollectiveBit; }
 
 /// Fresh contexts of a purpose, in sequence.
 class ContextSequence {
  public:
   /// The first of `n` fresh contexts of `purpose` (the next n numbers of its sequence;
-  /// it wraps after 2^29, by when the first are long unused).
+  /// it wraps after 2^28, by when the first are long unused).
   std::uint32_t take(Purpose purpose, std::uint32_t n = 1) {
-    std::uint32_t first = next_[static_cast<std::uint32_t>(purpose) & 3].fetch_add(n, std::memory_order_relaxed);
-    return derived_context(first, purpose);
+    auto p = static_cast<std::uint32_t>(purpose);
+    std::uint32_t first = next_[p & 3].fetch_add(n, std::memory_order_relaxed);
+    return (p << kPurposeShift) | (first & kNumberMask);
   }
 
  private:
   std::atomic<std::uint32_t> next_[4]{};
 };
+
+static_assert(collective_context(0) != ((static_cast<std::uint32_t>(Purpose::rpc) << kPurposeShift) | 0));
 
 }  // namespace ipc::detail

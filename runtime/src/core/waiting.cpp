@@ -85,10 +85,29 @@ void Sleeper::end_sleep() {
 }
 
 bool Sleeper::sleep(std::chrono::milliseconds max) {
+  {
+    std::unique_lock lk(mu_);
+    if (polling_) {
+      std::uint64_t gen = generation_;
+      ++asleep_;
+      bool woken = woke_.wait_for(lk, max, [&] { return generation_ != gen; });
+      --asleep_;
+      return woken;
+    }
+    polling_ = true;
+    ++asleep_;
+  }
   epoll_event evs[4];
   int n = ::epoll_wait(epfd_, evs, 4, static_cast<int>(max.count()));
   for (int i = 0; i < n; ++i)
     if (evs[i].data.fd == bell_.fd()) bell_.drain();
+  {
+    std::lock_guard lk(mu_);
+    polling_ = false;
+    --asleep_;
+    ++generation_;
+  }
+  woke_.notify_all();  // the others look at their conditions again
   return n != 0;
 }
 

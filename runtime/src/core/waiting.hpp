@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -49,7 +51,10 @@ class Sleeper {
   /// caller registers as a sleeper first (enter) and re-checks its condition between
   /// enter() and sleep(), so that a ring() in between is never lost.
   void enter();
-  /// Returns false when `max` passed with nothing to wake for.
+  /// Returns false when `max` passed with nothing to wake for. One thread at a time
+  /// sleeps in epoll; others of the process wait until it wakes, because the one that
+  /// wakes drains the doorbell, and a ring meant for another thread (a node group's
+  /// flag, which no completion follows) would otherwise be lost to it.
   bool sleep(std::chrono::milliseconds max);
   /// Around sleep(): the first thread in adds the transports' fds, the last out removes them.
   void begin_sleep();
@@ -57,12 +62,21 @@ class Sleeper {
   void leave() { sleepers_.fetch_sub(1, std::memory_order_seq_cst); }
   /// Wakes the sleepers, if any (a syscall only then); `always` rings regardless.
   void ring(bool always = false);
+  /// Threads inside sleep() now (for tests).
+  int sleeping() {
+    std::lock_guard lk(mu_);
+    return asleep_;
+  }
 
  private:
   int epfd_ = -1;
   const base::Doorbell& bell_;
   std::vector<int> fds_;
   std::mutex mu_;
+  std::condition_variable woke_;
+  bool polling_ = false;           // a thread sleeps in epoll
+  std::uint64_t generation_ = 0;   // wake-ups of that thread
+  int asleep_ = 0;                 // threads inside sleep()
   int in_sleep_ = 0;
   std::atomic<int> sleepers_{0};
 };
