@@ -133,29 +133,25 @@ struct Ranks {
   }
 
   std::unique_ptr<Transport> open(int r) {
-    switch (kind) {
-      case Kind::self:
-        return std::make_unique<self::SelfTransport>(r);
-      case Kind::shm: {
-        shm::Options o;
-        o.rank = r;
-        o.size = n;
-        o.job = job;
-        o.local_rank = r;
-        o.local_size = n;
-        o.ring_bytes = 256 * 1024;
-        o.doorbell = bells[r].get();
-        return std::make_unique<shm::ShmTransport>(o);
-      }
-      case Kind::tcp: {
-        tcp::Options o;
-        o.rank = r;
-        o.size = n;
-        o.secret = secret;
-        return std::make_unique<tcp::TcpTransport>(o);
-      }
+    // Every rank of one node, as ipcrun would start it.
+    Config cfg;
+    cfg.rank = cfg.local_rank = r;
+    cfg.size = cfg.local_size = n;
+    cfg.job = job;
+    cfg.secret = secret;
+    cfg.doorbell = bells[r].get();
+    if (kind == Kind::shm) {
+      shm::Options o;
+      static_cast<Config&>(o) = cfg;
+      o.ring_bytes = 256 * 1024;
+      return std::make_unique<shm::ShmTransport>(o);
     }
-    return nullptr;
+    if (kind == Kind::tcp) {
+      tcp::Options o;
+      static_cast<Config&>(o) = cfg;
+      return std::make_unique<tcp::TcpTransport>(o);
+    }
+    return std::make_unique<self::SelfTransport>(r);
   }
 
   /// Polls every live rank until `cond` holds (false after `limit`).
