@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "base/check.hpp"
 #include "base/errors.hpp"
 
 namespace ipc::base {
@@ -26,7 +27,8 @@ const Param& find(std::string_view name) {
   for (const ParamTable& t : param_tables())
     for (auto& p : t)
       if (name == p.name) return p;
-  throw std::logic_error("undeclared parameter " + std::string(name));
+  IPC_ENFORCE(false, "parameter " + std::string(name) + " is read but declared in no table");
+  std::abort();  // not reached
 }
 
 }  // namespace

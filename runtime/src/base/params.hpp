@@ -30,7 +30,7 @@ std::span<const ParamTable> param_tables();
 std::vector<Param> all_params();
 
 /// The value of a declared parameter: the environment's, else its default.
-/// @throws std::logic_error for a name that is not declared.
+/// A name declared in no table is a broken invariant (ipc::ProtocolError, IPC_ENFORCE).
 std::string param(std::string_view name);
 /// As an integer. @throws ipc::UsageError naming the parameter and its value when not one.
 std::int64_t param_int(std::string_view name);

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "base/errors.hpp"
+
 namespace ipc::wire {
 
 // The kernel's generator, straight: OpenSSL's RAND_bytes costs more to set up (its
@@ -15,7 +17,7 @@ void random_bytes(std::byte* out, std::size_t n) {
     ssize_t got = ::getrandom(out, n, 0);
     if (got < 0) {
       if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("no random bytes from the system (getrandom: ") + std::strerror(errno) + ")");
+      throw Error(std::string("no random bytes from the system (getrandom: ") + std::strerror(errno) + ")");
     }
     out += got;
     n -= static_cast<std::size_t>(got);
