@@ -109,6 +109,8 @@ int Job::run() {
   for (const auto& x : resolve_exports(options_.exports)) set_env(base_env_, x.name, x.value);
   if (options_.transports) set_env(base_env_, "IPC_TRANSPORTS", *options_.transports);
   if (options_.report_transports) set_env(base_env_, "IPC_REPORT_TRANSPORTS", "1");
+  if (options_.iface) set_env(base_env_, "IPC_TCP_IFACE", *options_.iface);
+  if (options_.port_range) set_env(base_env_, "IPC_TCP_PORTS", *options_.port_range);
   set_env(base_env_, "IPC_SIZE", std::to_string(options_.np));
   set_env(base_env_, "IPC_JOB", job_id_);
   set_env(base_env_, "IPC_BOOTSTRAP", "127.0.0.1:" + std::to_string(kv_->port()));

@@ -39,13 +39,15 @@ void ensure_standard_descriptors() {
 void list_params() {
   auto params = ipc::base::all_params();
   std::size_t name_w = 0, value_w = 0;
+  // An empty default shows as '' (the column stays readable and aligned).
+  auto shown = [](const char* v) { return *v ? std::string(v) : std::string("''"); };
   for (const auto& p : params) {
     name_w = std::max(name_w, std::strlen(p.name));
-    value_w = std::max(value_w, std::strlen(p.fallback));
+    value_w = std::max(value_w, shown(p.fallback).size());
   }
   std::string out;
   for (const auto& p : params) {
-    std::string name = p.name, value = p.fallback;
+    std::string name = p.name, value = shown(p.fallback);
     name.resize(name_w, ' ');
     value.resize(value_w, ' ');
     out += name + "  " + value + "  " + p.help + "\n";

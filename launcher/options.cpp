@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/net.hpp"
 #include "output.hpp"
 
 namespace ipc::launcher {
@@ -14,7 +15,8 @@ namespace {
 constexpr const char* kFooter = R"(Every rank gets ipcrun's environment plus:
   IPC_RANK, IPC_SIZE, IPC_LOCAL_RANK, IPC_LOCAL_SIZE, IPC_NODE, IPC_JOB,
   IPC_BOOTSTRAP (host:port of ipcrun's key-value server), IPC_JOB_SECRET,
-  IPC_TCP_ADDR, the -x variables, IPC_TRANSPORTS and IPC_REPORT_TRANSPORTS.
+  IPC_TCP_ADDR, the -x variables, IPC_TRANSPORTS, IPC_REPORT_TRANSPORTS,
+  IPC_TCP_IFACE and IPC_TCP_PORTS.
 Rank 0 reads ipcrun's standard input; the others read /dev/null.
 
 Exit status: 0 when every rank exits 0; otherwise that of the first rank to fail
@@ -77,6 +79,13 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   app.add_flag("--cleanup", out.cleanup,
                "remove shared memory left by jobs whose ipcrun was killed, and exit\n"
                "(every ipcrun also does this when it starts)");
+  app.add_option("--iface", out.iface,
+                 "the ranks' TCP connections use this interface's address:\na name (eth0) or an IPv4 network "
+                 "(10.1.0.0/16)\n(sets IPC_TCP_IFACE)")
+      ->type_name("NAME|CIDR");
+  app.add_option("--port-range", out.port_range,
+                 "the ranks listen on ports of this range only, for\nfirewalled sites (sets IPC_TCP_PORTS)")
+      ->type_name("A-B");
   app.add_option("--bind-to", out.bind_to,
                  "core: pin each rank to one CPU; none; auto (default):\ncore when the ranks fit the CPUs "
                  "ipcrun may use")
@@ -103,6 +112,14 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
     return 2;
   }
   if (!timeout.empty()) out.timeout = std::strtod(timeout.c_str(), nullptr);
+  // Checked before any rank starts: the interface on this host, the range's form.
+  try {
+    if (out.iface) net::interface_address(*out.iface, "--iface");
+    if (out.port_range) net::parse_port_range(*out.port_range, "--port-range");
+  } catch (const std::exception& e) {
+    usage_error(e.what());
+    return 2;
+  }
   for (const auto& x : out.exports) {
     if (x.empty() || x[0] == '=') {
       usage_error("-x '" + x + "': expected NAME or NAME=VALUE");

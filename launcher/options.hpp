@@ -23,6 +23,8 @@ struct Options {
   bool version = false;                   // --version: print the version, exit
   bool cleanup = false;                   // --cleanup: remove stale shared memory of dead jobs, exit
   std::string bind_to = "auto";           // --bind-to core|none|auto: pin each rank to a CPU
+  std::optional<std::string> iface;       // --iface NAME|CIDR -> IPC_TCP_IFACE
+  std::optional<std::string> port_range;  // --port-range A-B -> IPC_TCP_PORTS
   std::vector<std::string> command;       // program and its arguments
 };
 

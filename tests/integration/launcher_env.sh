@@ -65,4 +65,21 @@ run env -u IPC_TRANSPORTS -u IPC_REPORT_TRANSPORTS "$IPCRUN" sh -c \
 expect_file "$TMP/out" "unset unset" "no transport options"
 run "$IPCRUN" --transports tcp --report-transports sh -c 'echo "$IPC_TRANSPORTS $IPC_REPORT_TRANSPORTS"'
 expect_file "$TMP/out" "tcp 1" "transport options"
+
+# --iface and --port-range reach the ranks as IPC_TCP_IFACE and IPC_TCP_PORTS; a bad
+# one is a usage error before any rank starts.
+run env -u IPC_TCP_IFACE -u IPC_TCP_PORTS "$IPCRUN" sh -c 'echo "${IPC_TCP_IFACE-unset} ${IPC_TCP_PORTS-unset}"'
+expect_file "$TMP/out" "unset unset" "no network options"
+run "$IPCRUN" --iface lo --port-range 40000-40100 sh -c 'echo "$IPC_TCP_IFACE $IPC_TCP_PORTS"'
+expect_file "$TMP/out" "lo 40000-40100" "network options"
+run "$IPCRUN" --iface 127.0.0.0/8 sh -c 'echo "$IPC_TCP_IFACE"'
+expect_file "$TMP/out" "127.0.0.0/8" "--iface as a network"
+run "$IPCRUN" --iface nosuch0 sh -c 'echo started'
+expect_status 2 "--iface nosuch0"
+expect_file "$TMP/out" "" "--iface nosuch0: no rank started"
+grep -q "^ipcrun: --iface='nosuch0' matches no IPv4 interface of this host (it has: .*lo 127.0.0.1" "$TMP/err" ||
+  fail "--iface nosuch0: $(cat "$TMP/err")"
+run "$IPCRUN" --port-range 9-5 sh -c 'echo started'
+expect_status 2 "--port-range 9-5"
+grep -q "^ipcrun: --port-range='9-5' is not a port range" "$TMP/err" || fail "--port-range 9-5: $(cat "$TMP/err")"
 echo "PASS $TEST_NAME"

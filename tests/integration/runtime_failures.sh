@@ -80,6 +80,14 @@ for bad in IPC_SHM_EAGER=abc IPC_COLL_FLAT=maybe IPC_WAIT_SPIN_US=fast IPC_OVERS
   grep -q "std::invalid_argument" "$TMP/err" && fail "$bad: escaped as std::invalid_argument"
 done
 
+# --iface and --port-range take effect in the ranks' TCP transport: a job over lo works,
+# and two ranks cannot share a range of one port (the second one says why).
+run "$IPCRUN" -n 2 --transports tcp --iface lo "$HELLO"
+[[ $status -eq 0 ]] || fail "--iface lo: ipcrun exited $status: $(head -n 2 "$TMP/err")"
+run "$IPCRUN" -n 2 --transports tcp --port-range 20999-20999 "$HELLO"
+[[ $status -ne 0 ]] || fail "two ranks in a range of one port: the job ran"
+grep -q "tcp: no free port in IPC_TCP_PORTS=20999-20999" "$TMP/err" || fail "a full port range: $(head -n 2 "$TMP/err")"
+
 # A job of one rank run bare (no ipcrun) works.
 run "$HELLO"
 [[ $status -eq 0 ]] || fail "bare run exited $status"

@@ -5,24 +5,13 @@
 #include <fstream>
 
 #include "base/errors.hpp"
+#include "error_of.hpp"
 #include "hostfile.hpp"
 #include "placement.hpp"
 
 using namespace ipc;
 using namespace ipc::launcher;
 
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST(Hostfile, OpenMpiSyntaxWithCommentsBlankLinesAndDuplicates) {
   auto hosts = parse_hostfile(

@@ -1,5 +1,10 @@
 #include "base/net.hpp"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
 #include <fstream>
 
 #include "base/errors.hpp"
@@ -25,6 +30,75 @@ HostPort parse_host_port(std::string_view text, std::string_view what) {
   if (port == 0) throw fail();
   hp.port = static_cast<std::uint16_t>(port);
   return hp;
+}
+
+namespace {
+
+// "a.b.c.d/n" as a network address and mask (host order); false when malformed.
+bool parse_cidr(std::string_view spec, std::uint32_t& net, std::uint32_t& mask) {
+  auto slash = spec.find('/');
+  if (slash == std::string_view::npos) return false;
+  std::string addr(spec.substr(0, slash));
+  std::string_view bits = spec.substr(slash + 1);
+  in_addr a{};
+  if (::inet_pton(AF_INET, addr.c_str(), &a) != 1 || bits.empty() || bits.size() > 2) return false;
+  int n = 0;
+  for (char c : bits) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  if (n > 32) return false;
+  mask = n == 0 ? 0 : ~std::uint32_t{0} << (32 - n);
+  net = ntohl(a.s_addr) & mask;
+  return true;
+}
+
+}  // namespace
+
+std::string interface_address(std::string_view spec, std::string_view what) {
+  const bool cidr = spec.find('/') != std::string_view::npos;
+  std::uint32_t net = 0, mask = 0;
+  if (cidr && !parse_cidr(spec, net, mask))
+    throw UsageError(std::string(what) + "='" + std::string(spec) + "' is not an interface name or an IPv4 network (a.b.c.d/n)");
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) throw UsageError(std::string(what) + ": cannot list this host's interfaces");
+  std::string found, have;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+    char text[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+    have += (have.empty() ? "" : ", ") + std::string(i->ifa_name) + " " + text;
+    if (!found.empty()) continue;
+    bool match = cidr ? (ntohl(sin->sin_addr.s_addr) & mask) == net : spec == i->ifa_name;
+    if (match) found = text;
+  }
+  ::freeifaddrs(list);
+  if (found.empty())
+    throw UsageError(std::string(what) + "='" + std::string(spec) + "' matches no IPv4 interface of this host (it has: " +
+                     (have.empty() ? "none" : have) + ")");
+  return found;
+}
+
+PortRange parse_port_range(std::string_view text, std::string_view what) {
+  auto bad = [&] {
+    return UsageError(std::string(what) + "='" + std::string(text) + "' is not a port range A-B with 1 <= A <= B <= 65535");
+  };
+  auto dash = text.find('-');
+  if (dash == std::string_view::npos) throw bad();
+  auto number = [&](std::string_view s) {
+    if (s.empty() || s.size() > 5) throw bad();
+    unsigned long v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') throw bad();
+      v = v * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (v < 1 || v > 65535) throw bad();
+    return static_cast<std::uint16_t>(v);
+  };
+  PortRange r{number(text.substr(0, dash)), number(text.substr(dash + 1))};
+  if (r.first > r.last) throw bad();
+  return r;
 }
 
 std::string boot_id() {

@@ -34,15 +34,37 @@ TcpTransport::TcpTransport(Options opt)
   auto addr = asio::ip::make_address(opt_.bind_address, ec);
   if (ec) throw Error("tcp: IPC_TCP_ADDR='" + opt_.bind_address + "' is not an IP address");
   asio::ip::tcp::endpoint ep(addr, 0);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) set_congestion(acceptor_.native_handle());  // inherited by accepted sockets
-  if (!ec && opt_.buffer_bytes > 0) {  // inherited by accepted sockets (window scale at SYN)
-    acceptor_.set_option(asio::socket_base::receive_buffer_size(opt_.buffer_bytes), ec);
-    acceptor_.set_option(asio::socket_base::send_buffer_size(opt_.buffer_bytes), ec);
+  // Opens the listening socket with the options accepted sockets inherit, and binds it.
+  auto open_and_bind = [&](unsigned short port) {
     ec.clear();
+    if (acceptor_.is_open()) acceptor_.close(ec);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) set_congestion(acceptor_.native_handle());
+    if (!ec && opt_.buffer_bytes > 0) {  // window scale is fixed at SYN
+      acceptor_.set_option(asio::socket_base::receive_buffer_size(opt_.buffer_bytes), ec);
+      acceptor_.set_option(asio::socket_base::send_buffer_size(opt_.buffer_bytes), ec);
+      ec.clear();
+    }
+    ep.port(port);
+    // A port of a range may still have connections in TIME-WAIT from an earlier job:
+    // reusable then, while a listener on it still refuses (bind or listen fails).
+    if (!ec && port != 0) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  };
+  if (opt_.ports) {
+    // The first free port of the range (firewalled sites open only those). A socket
+    // whose bind failed is not tried again: Linux may refuse it a free port then.
+    for (unsigned p = opt_.ports->first; p <= opt_.ports->last; ++p) {
+      open_and_bind(static_cast<unsigned short>(p));
+      if (ec != asio::error::address_in_use) break;
+    }
+    if (ec == asio::error::address_in_use)
+      throw Error("tcp: no free port in IPC_TCP_PORTS=" + std::to_string(opt_.ports->first) + "-" +
+                  std::to_string(opt_.ports->last) + " on " + opt_.bind_address + " (every one is in use)");
+  } else {
+    open_and_bind(0);
   }
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (!ec) acceptor_.non_blocking(true, ec);
   if (ec) throw Error("tcp: cannot listen on " + opt_.bind_address + ": " + ec.message());
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -363,7 +385,12 @@ namespace {
 std::unique_ptr<Transport> open_tcp(const Config& cfg) {
   Options o;
   static_cast<Config&>(o) = cfg;
-  o.bind_address = base::param("IPC_TCP_ADDR");
+  // An interface named (IPC_TCP_IFACE, set by --iface) wins over an address: each
+  // host resolves it to its own address there.
+  std::string iface = base::param("IPC_TCP_IFACE");
+  o.bind_address = iface.empty() ? base::param("IPC_TCP_ADDR") : net::interface_address(iface, "IPC_TCP_IFACE");
+  if (std::string ports = base::param("IPC_TCP_PORTS"); !ports.empty())
+    o.ports = net::parse_port_range(ports, "IPC_TCP_PORTS");
   o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_TCP_EAGER"));
   o.buffer_bytes = static_cast<int>(base::param_int("IPC_TCP_BUFFER"));
   o.congestion = base::param("IPC_TCP_CC");

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,7 @@ struct Options : Config {
   int buffer_bytes = 0;  // SO_SNDBUF/SO_RCVBUF; 0: the kernel's autotuning
   std::string congestion = "reno";  // TCP_CONGESTION of every connection; "": the system's default
   bool congestion_required = false;  // asked for by name: refusal is an error (else the default stays)
+  std::optional<net::PortRange> ports;  // listen on the first free port of these; none: the kernel's choice
 };
 
 class TcpTransport final : public Transport {
