@@ -1,5 +1,9 @@
 #include "hostfile.hpp"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -62,6 +66,22 @@ bool valid_host_name(std::string_view name) {
   for (char c : name)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return false;
   return name.front() != '-' && name.front() != '.';
+}
+
+bool names_this_host(std::string_view name, std::string_view this_host) {
+  if (name == "localhost" || name == this_host) return true;
+  in_addr a{};
+  std::string text(name);
+  if (::inet_pton(AF_INET, text.c_str(), &a) != 1) return false;
+  if ((ntohl(a.s_addr) >> 24) == 127) return true;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return false;
+  bool mine = false;
+  for (ifaddrs* i = list; i && !mine; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+      mine = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr == a.s_addr;
+  ::freeifaddrs(list);
+  return mine;
 }
 
 std::vector<Host> parse_hostfile(std::string_view text, const std::string& file) {

@@ -36,4 +36,8 @@ std::vector<Host> parse_host_list(std::string_view list, std::string_view option
 /// and ':' inside an IPv6 address in brackets).
 bool valid_host_name(std::string_view name);
 
+/// Whether `name` names the host ipcrun runs on: "localhost", its host name
+/// (`this_host`), a loopback address, or an IPv4 address of one of its interfaces.
+bool names_this_host(std::string_view name, std::string_view this_host);
+
 }  // namespace ipc::launcher

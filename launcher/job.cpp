@@ -29,11 +29,6 @@ std::string signal_name(int sig) {
   return "unknown signal";
 }
 
-std::string hostname() {
-  char name[HOST_NAME_MAX + 1] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
-  return name;
-}
 
 /// Sets NAME=VALUE in `env`, replacing an earlier NAME.
 void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
@@ -59,11 +54,17 @@ std::string seconds_text(double s) {
 
 }  // namespace
 
-Job::Job(const Options& options, std::string program, double kill_grace)
+std::string this_host_name() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
+  return name;
+}
+
+Job::Job(const Options& options, std::string program, double kill_grace, Placement placement)
     : options_(options),
       program_(std::move(program)),
       kill_grace_(kill_grace),
-      node_(hostname()),
+      placement_(std::move(placement)),
       secret_(wire::make_secret()),
       signals_(io_, SIGCHLD, SIGINT, SIGTERM),
       timeout_timer_(io_),
@@ -135,6 +136,8 @@ int Job::run() {
     });
   }
 
+  if (options_.display_map)
+    for (auto& line : placement_.map_lines()) stderr_sink().write("[ipcrun] " + line + "\n");
   for (int r = 0; r < options_.np; ++r)
     if (!spawn(r)) break;
   if (stdin_fd_ != STDIN_FILENO && stdin_fd_ != dev_null_) ::close(stdin_fd_);
@@ -147,12 +150,15 @@ int Job::run() {
 }
 
 std::vector<std::string> Job::environment_for(int rank) const {
-  // Placement: this stage puts every rank on this host, so local rank = rank.
+  // The node is the host as placed, never gethostname(): every host of this version is
+  // this one, and ranks placed on two names of it run as two nodes.
   auto env = base_env_;
+  auto r = static_cast<std::size_t>(rank);
   set_env(env, "IPC_RANK", std::to_string(rank));
-  set_env(env, "IPC_LOCAL_RANK", std::to_string(rank));
-  set_env(env, "IPC_LOCAL_SIZE", std::to_string(options_.np));
-  set_env(env, "IPC_NODE", node_);
+  set_env(env, "IPC_LOCAL_RANK", std::to_string(placement_.local_rank[r]));
+  set_env(env, "IPC_LOCAL_SIZE",
+          std::to_string(placement_.local_size[static_cast<std::size_t>(placement_.host_of[r])]));
+  set_env(env, "IPC_NODE", node_of(rank));
   return env;
 }
 
@@ -165,7 +171,7 @@ bool Job::spawn(int r) {
   if (!cpus_.empty()) req.cpu = cpus_[static_cast<std::size_t>(r) % cpus_.size()];
   auto result = spawn_rank(req);
   if (auto* e = std::get_if<SpawnError>(&result)) {
-    say("cannot start rank " + std::to_string(r) + " on " + node_ + ": " + e->what + stopping(running_));
+    say("cannot start rank " + std::to_string(r) + " on " + node_of(r) + ": " + e->what + stopping(running_));
     if (!first_status_) first_status_ = 127;
     stop(Stop::spawn, SIGTERM);
     return false;
@@ -229,7 +235,7 @@ void Job::rank_ended(int r, int status) {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (!first_status_) first_status_ = code;
     if (stop_ == Stop::none) {
-      std::string line = "rank " + std::to_string(r) + " on " + node_ + " (pid " + std::to_string(rank.pid) + ") ";
+      std::string line = "rank " + std::to_string(r) + " on " + node_of(r) + " (pid " + std::to_string(rank.pid) + ") ";
       if (WIFEXITED(status))
         line += "exited with status " + std::to_string(code);
       else

@@ -39,15 +39,19 @@
 
 #include "kv_server.hpp"
 #include "options.hpp"
+#include "placement.hpp"
 #include "output.hpp"
 
 namespace ipc::launcher {
+
+/// This host's name (gethostname), "localhost" when it has none.
+std::string this_host_name();
 
 class Job {
  public:
   /// `program` is the path resolve_program() found for options.command[0].
   /// `kill_grace` is IPC_KILL_GRACE in seconds.
-  Job(const Options& options, std::string program, double kill_grace);
+  Job(const Options& options, std::string program, double kill_grace, Placement placement);
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
   ~Job();
@@ -84,7 +88,11 @@ class Job {
   const Options& options_;
   std::string program_;
   double kill_grace_;
-  std::string node_;
+  Placement placement_;
+  /// The host rank `r` runs on.
+  const std::string& node_of(int r) const {
+    return placement_.hosts[static_cast<std::size_t>(placement_.host_of[static_cast<std::size_t>(r)])];
+  }
   std::string job_id_;
   wire::Secret secret_;
   std::vector<std::string> base_env_;  // environment shared by all ranks

@@ -11,6 +11,8 @@
 
 #include <ipc/config.hpp>
 
+#include <thread>
+
 #include "job.hpp"
 #include "options.hpp"
 #include "shm_cleanup.hpp"
@@ -92,8 +94,17 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  Placement placement;
   try {
-    Job job(options, std::get<std::string>(program), kill_grace);
+    placement = plan_job(options.hostfile, options.host, options.np, options.map_by, options.oversubscribe,
+                         this_host_name(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  } catch (const std::exception& e) {
+    say(e.what());
+    return 2;
+  }
+
+  try {
+    Job job(options, std::get<std::string>(program), kill_grace, std::move(placement));
     return job.run();
   } catch (const std::exception& e) {
     say(e.what());

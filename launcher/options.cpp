@@ -86,6 +86,15 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   app.add_option("--port-range", out.port_range,
                  "the ranks listen on ports of this range only, for\nfirewalled sites (sets IPC_TCP_PORTS)")
       ->type_name("A-B");
+  app.add_option("--hostfile", out.hostfile, "hosts to run on and their slots, in Open MPI's syntax\n(hostfile.example)")
+      ->type_name("FILE");
+  app.add_option("--host", out.host, "hosts to run on: host[:slots],... (1 slot when not given)")
+      ->type_name("LIST");
+  app.add_option("--map-by", out.map_by, "slot (default): fill each host's slots in turn;\nnode: one rank per host in turn")
+      ->type_name("WHAT")
+      ->check(CLI::IsMember({"slot", "node"}));
+  app.add_flag("--oversubscribe", out.oversubscribe, "allow more ranks than the hosts have slots");
+  app.add_flag("--display-map", out.display_map, "print which host each rank runs on, before the job");
   app.add_option("--bind-to", out.bind_to,
                  "core: pin each rank to one CPU; none; auto (default):\ncore when the ranks fit the CPUs "
                  "ipcrun may use")
@@ -125,6 +134,10 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
       usage_error("-x '" + x + "': expected NAME or NAME=VALUE");
       return 2;
     }
+  }
+  if (out.hostfile && out.host) {
+    usage_error("give --hostfile or --host, not both");
+    return 2;
   }
   if (out.command.empty() && !out.version && !out.list_params && !out.cleanup) {
     usage_error("no program given");

@@ -25,6 +25,11 @@ struct Options {
   std::string bind_to = "auto";           // --bind-to core|none|auto: pin each rank to a CPU
   std::optional<std::string> iface;       // --iface NAME|CIDR -> IPC_TCP_IFACE
   std::optional<std::string> port_range;  // --port-range A-B -> IPC_TCP_PORTS
+  std::optional<std::string> hostfile;    // --hostfile FILE: hosts and their slots
+  std::optional<std::string> host;        // --host h1:2,h2:2
+  std::string map_by = "slot";            // --map-by slot|node
+  bool oversubscribe = false;             // --oversubscribe: more ranks than slots
+  bool display_map = false;               // --display-map: one line per rank before the job
   std::vector<std::string> command;       // program and its arguments
 };
 

@@ -12,6 +12,23 @@ std::vector<std::string> Placement::map_lines() const {
   return out;
 }
 
+Placement plan_job(const std::optional<std::string>& hostfile, const std::optional<std::string>& host_list, int ranks,
+                   const std::string& map_by, bool oversubscribe, const std::string& this_host, int cpus) {
+  std::vector<Host> hosts;
+  if (hostfile)
+    hosts = read_hostfile(*hostfile);
+  else if (host_list)
+    hosts = parse_host_list(*host_list);
+  else  // a laptop is not a cluster with slots: any number of ranks, here
+    return place({Host{this_host, ranks, std::nullopt}}, ranks, MapBy::slot, true, cpus);
+  Placement p = place(hosts, ranks, parse_map_by(map_by), oversubscribe, cpus);
+  for (auto& h : p.hosts)
+    if (!names_this_host(h, this_host))
+      throw UsageError("host '" + h + "' is not this host (" + this_host +
+                       "): this version of ipcrun starts ranks on this host only");
+  return p;
+}
+
 MapBy parse_map_by(const std::string& value) {
   if (value == "slot") return MapBy::slot;
   if (value == "node") return MapBy::node;

@@ -7,6 +7,7 @@
 // whose slot count is unknown (hostfile without slots=) counts `default_slots`.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,5 +33,13 @@ Placement place(const std::vector<Host>& hosts, int ranks, MapBy map_by, bool ov
 
 /// Parses --map-by's value. @throws ipc::UsageError naming it.
 MapBy parse_map_by(const std::string& value);
+
+/// The placement of a job of `ranks` ranks: on the hosts of `hostfile` (a path) or
+/// `host_list` (--host) when given, else every rank on this host (`this_host`, any
+/// number of ranks). Hosts without a slot count have `cpus` slots. Every host placed
+/// on must be this one: this version starts ranks on the local host only.
+/// @throws ipc::UsageError naming the hostfile and line, the host, or the shortage.
+Placement plan_job(const std::optional<std::string>& hostfile, const std::optional<std::string>& host_list, int ranks,
+                   const std::string& map_by, bool oversubscribe, const std::string& this_host, int cpus);
 
 }  // namespace ipc::launcher

@@ -13,6 +13,7 @@ set(IPC_LAUNCHER_TESTS
   interrupt    # SIGINT/SIGTERM to ipcrun, second signal
   jobcontrol   # SIGTSTP/SIGCONT to ipcrun stop and continue the ranks
   orphans      # ipcrun killed: its ranks die too
+  hosts        # --hostfile, --host, --map-by, --oversubscribe, --display-map
 )
 foreach(name IN LISTS IPC_LAUNCHER_TESTS)
   add_test(NAME launcher.${name}
