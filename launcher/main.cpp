@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
     return error->status;
   }
   raise_descriptor_limit();
+  if (auto shortage = descriptor_shortage(options.np)) {  // before any rank starts, not at rank 6,000
+    say(*shortage);
+    return 2;
+  }
   double kill_grace = 0;
   try {
     kill_grace = ipc::base::param_seconds("IPC_KILL_GRACE");

@@ -154,6 +154,18 @@ void raise_descriptor_limit() {
   g_nofile_raised = ::setrlimit(RLIMIT_NOFILE, &lim) == 0;
 }
 
+std::optional<std::string> descriptor_shortage(long ranks) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return std::nullopt;
+  long need = ranks * kDescriptorsPerRank + kDescriptorsBesides;
+  if (static_cast<rlim_t>(need) <= lim.rlim_cur) return std::nullopt;
+  return "-n " + std::to_string(ranks) + " needs about " + std::to_string(need) + " open files (" +
+         std::to_string(kDescriptorsPerRank) + " a rank), but ipcrun may open " + std::to_string(lim.rlim_cur) +
+         " (ulimit -n, hard limit " +
+         (lim.rlim_max == RLIM_INFINITY ? std::string("unlimited") : std::to_string(lim.rlim_max)) +
+         "): raise the limit (ulimit -Hn, /etc/security/limits.conf) or start fewer ranks";
+}
+
 std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
   auto argv = c_strings(req.argv);
   auto envp = c_strings(req.env);

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -51,6 +52,14 @@ struct SpawnError {
 /// Raises ipcrun's soft limit of open descriptors to the hard limit (each rank
 /// costs ipcrun two pipes); the ranks get the original limit back.
 void raise_descriptor_limit();
+
+/// What ipcrun holds open per rank (its stdout and stderr pipes, its bootstrap
+/// connection) and besides them (epoll, signals, the bootstrap server, stdin...).
+inline constexpr long kDescriptorsPerRank = 3;
+inline constexpr long kDescriptorsBesides = 64;
+/// Null when a job of `ranks` ranks fits the open-file limit (as raised); else the
+/// one line that says by how much it does not, and what to do.
+std::optional<std::string> descriptor_shortage(long ranks);
 
 /// Forks and execs one rank. In the child, before exec: a process group of its
 /// own, SIGKILL when ipcrun dies (PR_SET_PDEATHSIG), default signal dispositions,

@@ -54,4 +54,11 @@ expect_file "$TMP/out" "3
 run "$IPCRUN" --np=2 sh -c 'echo $IPC_SIZE'
 expect_file "$TMP/out" "2
 2" "--np=2"
+# A job that would run out of open files is refused before any rank starts, with the
+# numbers and what to do.
+run bash -c 'ulimit -n 100; exec "$0" -n 50 sh -c "echo started"' "$IPCRUN"
+expect_status 2 "-n 50 under ulimit -n 100"
+expect_file "$TMP/out" "" "-n 50 under ulimit -n 100: nothing started"
+grep -q "^ipcrun: -n 50 needs about 214 open files (3 a rank), but ipcrun may open 100 (ulimit -n, hard limit 100): raise the limit" "$TMP/err" ||
+  fail "descriptor limit: $(cat "$TMP/err")"
 echo "PASS $TEST_NAME"
