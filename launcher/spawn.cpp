@@ -102,6 +102,25 @@ const char* step_name(Step s) {
   ::_exit(127);
 }
 
+// The stack the child runs on until it execs (it calls a few system calls only).
+constexpr std::size_t kChildStack = 64 * 1024;
+
+struct ChildArgs {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  int stdin_fd, out_fd, err_fd, report_fd;
+  pid_t parent;
+  int max_fd;
+  const cpu_set_t* cpus;
+};
+
+int child_main(void* p) {
+  auto* a = static_cast<ChildArgs*>(p);
+  run_child(a->path, a->argv, a->envp, a->stdin_fd, a->out_fd, a->err_fd, a->report_fd, a->parent, a->max_fd,
+            a->cpus);
+}
+
 std::vector<char*> c_strings(const std::vector<std::string>& v) {
   std::vector<char*> out;
   out.reserve(v.size() + 1);
@@ -189,17 +208,23 @@ std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0)
-    run_child(req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1], parent, max_fd,
-              req.cpu >= 0 ? &cpus : nullptr);
+  // The child shares ipcrun's memory until it execs (CLONE_VM | CLONE_VFORK, as
+  // posix_spawn does), so that starting a rank does not copy ipcrun's page tables:
+  // with fork, whose cost grows with ipcrun's memory, which grows with the ranks,
+  // starting N ranks took time growing with N² (1,000 ranks: 3.4 s). The child runs
+  // on a stack of its own and makes only system calls; ipcrun waits meanwhile.
+  ChildArgs args{req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1],
+                 ::getpid(), max_fd, req.cpu >= 0 ? &cpus : nullptr};
+  static thread_local std::vector<std::byte> stack(kChildStack);
+  int saved_errno = errno;
+  pid_t pid = ::clone(&child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
   int fork_errno = errno;
+  errno = saved_errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close_all({out[1], err[1], report[1]});
   if (pid < 0) {
     close_all({out[0], err[0], report[0]});
-    return SpawnError{std::string("fork: ") + std::strerror(fork_errno)};
+    return SpawnError{std::string("clone: ") + std::strerror(fork_errno)};
   }
   ::setpgid(pid, pid);  // also here, so that no signal to the group can miss it; fails after exec
 
