@@ -102,6 +102,17 @@ const char* step_name(Step s) {
   ::_exit(127);
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define IPC_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define IPC_SANITIZED 1
+#endif
+#endif
+#ifndef IPC_SANITIZED
+#define IPC_SANITIZED 0
+#endif
+
 // The stack the child runs on until it execs (it calls a few system calls only).
 constexpr std::size_t kChildStack = 64 * 1024;
 
@@ -215,9 +226,15 @@ std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
   // on a stack of its own and makes only system calls; ipcrun waits meanwhile.
   ChildArgs args{req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1],
                  ::getpid(), max_fd, req.cpu >= 0 ? &cpus : nullptr};
-  static thread_local std::vector<std::byte> stack(kChildStack);
   int saved_errno = errno;
+#if IPC_SANITIZED
+  // The sanitizers' run-time cannot follow a child onto a stack of its own: fork.
+  pid_t pid = ::fork();
+  if (pid == 0) child_main(&args);
+#else
+  static thread_local std::vector<std::byte> stack(kChildStack);
   pid_t pid = ::clone(&child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+#endif
   int fork_errno = errno;
   errno = saved_errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
