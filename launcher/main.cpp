@@ -9,7 +9,6 @@
 #include <exception>
 #include <string>
 
-#include <ipc/config.hpp>
 
 #include <thread>
 

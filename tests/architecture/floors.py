@@ -17,7 +17,8 @@ import sys
 
 FLOOR = {"base": 0, "wire": 1, "transport": 2, "bootstrap": 2, "core": 3, "collectives": 4,
          "rpc": 5, "farm": 5, "api": 6}
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"(.*)$')
+INCLUDE = re.compile(r'^\s*#\s*include\s+["<]([^">]+)[">](.*)$')
+OURS = tuple(list(FLOOR) + ["ipc"])
 
 
 def folder_of(rel):
@@ -58,6 +59,9 @@ def main(root):
                     for number, line in enumerate(f, 1):
                         m = INCLUDE.match(line)
                         if not m:
+                            continue
+                        # A system header (<vector>, <asio.hpp>) is no floor of ours.
+                        if "<" in line.split("include", 1)[1][:3] and m.group(1).split("/")[0] not in OURS:
                             continue
                         dst = target_of(m.group(1), src)
                         if dst == src:
