@@ -1,7 +1,6 @@
 #include "hostfile.hpp"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 
 #include <cctype>
@@ -11,6 +10,7 @@
 #include <sstream>
 
 #include "base/errors.hpp"
+#include "base/net.hpp"
 
 namespace ipc::launcher {
 namespace {
@@ -73,15 +73,11 @@ bool names_this_host(std::string_view name, std::string_view this_host) {
   in_addr a{};
   std::string text(name);
   if (::inet_pton(AF_INET, text.c_str(), &a) != 1) return false;
-  if ((ntohl(a.s_addr) >> 24) == 127) return true;
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return false;
-  bool mine = false;
-  for (ifaddrs* i = list; i && !mine; i = i->ifa_next)
-    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
-      mine = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr == a.s_addr;
-  ::freeifaddrs(list);
-  return mine;
+  std::uint32_t v = ntohl(a.s_addr);
+  if ((v >> 24) == 127) return true;
+  for (auto& mine : net::ipv4_addresses())
+    if (mine.value == v) return true;
+  return false;
 }
 
 std::vector<Host> parse_hostfile(std::string_view text, const std::string& file) {

@@ -54,11 +54,6 @@ std::string seconds_text(double s) {
 
 }  // namespace
 
-std::string this_host_name() {
-  char name[HOST_NAME_MAX + 1] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
-  return name;
-}
 
 Job::Job(const Options& options, std::string program, double kill_grace, Placement placement)
     : options_(options),

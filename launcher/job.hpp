@@ -44,9 +44,6 @@
 
 namespace ipc::launcher {
 
-/// This host's name (gethostname), "localhost" when it has none.
-std::string this_host_name();
-
 class Job {
  public:
   /// `program` is the path resolve_program() found for options.command[0].

@@ -12,6 +12,7 @@
 
 #include <thread>
 
+#include "base/net.hpp"
 #include "job.hpp"
 #include "options.hpp"
 #include "shm_cleanup.hpp"
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
   Placement placement;
   try {
     placement = plan_job(options.hostfile, options.host, options.np, options.map_by, options.oversubscribe,
-                         this_host_name(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+                         ipc::net::host_name(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   } catch (const std::exception& e) {
     say(e.what());
     return 2;

@@ -4,6 +4,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -55,29 +56,39 @@ bool parse_cidr(std::string_view spec, std::uint32_t& net, std::uint32_t& mask) 
 
 }  // namespace
 
-std::string interface_address(std::string_view spec, std::string_view what) {
-  const bool cidr = spec.find('/') != std::string_view::npos;
-  std::uint32_t net = 0, mask = 0;
-  if (cidr && !parse_cidr(spec, net, mask))
-    throw UsageError(std::string(what) + "='" + std::string(spec) + "' is not an interface name or an IPv4 network (a.b.c.d/n)");
+std::vector<InterfaceAddress> ipv4_addresses() {
+  std::vector<InterfaceAddress> out;
   ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) throw UsageError(std::string(what) + ": cannot list this host's interfaces");
-  std::string found, have;
+  if (::getifaddrs(&list) != 0) return out;
   for (ifaddrs* i = list; i; i = i->ifa_next) {
     if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
     auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
     char text[INET_ADDRSTRLEN] = {};
     ::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
-    have += (have.empty() ? "" : ", ") + std::string(i->ifa_name) + " " + text;
-    if (!found.empty()) continue;
-    bool match = cidr ? (ntohl(sin->sin_addr.s_addr) & mask) == net : spec == i->ifa_name;
-    if (match) found = text;
+    out.push_back({i->ifa_name, text, ntohl(sin->sin_addr.s_addr)});
   }
   ::freeifaddrs(list);
-  if (found.empty())
-    throw UsageError(std::string(what) + "='" + std::string(spec) + "' matches no IPv4 interface of this host (it has: " +
-                     (have.empty() ? "none" : have) + ")");
-  return found;
+  return out;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
+  return name;
+}
+
+std::string interface_address(std::string_view spec, std::string_view what) {
+  const bool cidr = spec.find('/') != std::string_view::npos;
+  std::uint32_t net = 0, mask = 0;
+  if (cidr && !parse_cidr(spec, net, mask))
+    throw UsageError(std::string(what) + "='" + std::string(spec) + "' is not an interface name or an IPv4 network (a.b.c.d/n)");
+  std::string have;
+  for (auto& a : ipv4_addresses()) {
+    if (cidr ? (a.value & mask) == net : spec == a.interface) return a.address;
+    have += (have.empty() ? "" : ", ") + a.interface + " " + a.address;
+  }
+  throw UsageError(std::string(what) + "='" + std::string(spec) + "' matches no IPv4 interface of this host (it has: " +
+                   (have.empty() ? "none" : have) + ")");
 }
 
 PortRange parse_port_range(std::string_view text, std::string_view what) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ipc::net {
 
@@ -18,6 +19,17 @@ HostPort parse_host_port(std::string_view text, std::string_view what);
 
 /// The kernel's boot id, or "" when unknown.
 std::string boot_id();
+
+/// This host's name (gethostname), "localhost" when it has none.
+std::string host_name();
+
+/// This host's IPv4 addresses, with the names of their interfaces.
+struct InterfaceAddress {
+  std::string interface;
+  std::string address;      // dotted
+  std::uint32_t value = 0;  // host order
+};
+std::vector<InterfaceAddress> ipv4_addresses();
 
 /// The IPv4 address this host has on the interface `spec` names: an interface name
 /// ("eth0") or a network in CIDR form ("10.1.0.0/16", the first address inside it).

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "base/errors.hpp"
+#include "base/net.hpp"
 #include "base/params.hpp"
 
 namespace ipc::bootstrap {
@@ -32,18 +33,13 @@ int require_int(const char* name, int lo, int hi) {
                        std::to_string(lo) + " to " + std::to_string(hi));
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
 
 }  // namespace
 
 JobInfo read_environment() {
   JobInfo j;
   if (!env("IPC_BOOTSTRAP")) {
-    j.node = host_name();
+    j.node = net::host_name();
     // Unique on the host even across pid namespaces that share a network namespace
     // (the doorbell's abstract name is per network namespace).
     std::byte random[8];

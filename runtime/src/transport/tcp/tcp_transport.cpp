@@ -178,7 +178,10 @@ Connection* TcpTransport::connect_to(Peer& p) {
   return raw;
 }
 
-void TcpTransport::send(Peer& p, const wire::Frame& f, Completion* done) {
+// On the way of every message: one call from the engine to the connection's write.
+void TcpTransport::Peer::send(const wire::Frame& f, Completion* done) {
+  Peer& p = *this;
+  TcpTransport& t = tcp;
   if (!p.lost.empty()) {
     if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
     return;
@@ -187,7 +190,7 @@ void TcpTransport::send(Peer& p, const wire::Frame& f, Completion* done) {
   if (!c && p.awaiting) {
     // The peer's connection is on its way: hold the frame (an eager one as a copy).
     auto u = Connection::Unsent::of(f, done);
-    if (done && f.length <= opt_.eager_limit) {
+    if (done && f.length <= t.opt_.eager_limit) {
       u.owned.reset(new std::byte[f.length ? f.length : 1]);
       if (f.length) std::memcpy(u.owned.get(), f.payload, f.length);
       u.payload = u.owned.get();
@@ -197,12 +200,12 @@ void TcpTransport::send(Peer& p, const wire::Frame& f, Completion* done) {
     p.held.push_back(std::move(u));
     return;
   }
-  if (!c) c = p.conn = connect_to(p);
-  c->send(f, done, opt_.eager_limit);
+  if (!c) c = p.conn = t.connect_to(p);
+  c->send(f, done, t.opt_.eager_limit);
   if (c->closed())
-    dirty_ = true;
+    t.dirty_ = true;
   else if (c->events != 0 || c->wants_write())  // a hot one that sent all stays as it is
-    update_interest(c);
+    t.update_interest(c);
 }
 
 bool TcpTransport::on_hello(Connection& c, int peer) {

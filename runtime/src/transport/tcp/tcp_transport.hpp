@@ -68,7 +68,7 @@ class TcpTransport final : public Transport {
   // A peer: where it listens, the connection frames to it go on, and why it is lost.
   struct Peer final : Endpoint {
     Peer(TcpTransport& t, int rank) : Endpoint(t, rank), tcp(t) {}
-    void send(const wire::Frame& f, Completion* done) override { tcp.send(*this, f, done); }
+    void send(const wire::Frame& f, Completion* done) override;
     TcpTransport& tcp;
     net::HostPort addr;       // from its card
     Connection* conn = nullptr;  // the connection frames to it go on, once there is one
@@ -78,7 +78,6 @@ class TcpTransport final : public Transport {
     bool awaiting = false;
   };
 
-  void send(Peer& p, const wire::Frame& f, Completion* done);
   Connection* connect_to(Peer& p);
   /// Sets opt_.congestion on `fd`. @throws ipc::Error naming IPC_TCP_CC when the kernel
   /// refuses it and it was asked for by name; otherwise the system's default stays.
