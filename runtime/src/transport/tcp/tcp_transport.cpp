@@ -180,14 +180,13 @@ Connection* TcpTransport::connect_to(Peer& p) {
 
 // On the way of every message: one call from the engine to the connection's write.
 void TcpTransport::Peer::send(const wire::Frame& f, Completion* done) {
-  Peer& p = *this;
   TcpTransport& t = tcp;
-  if (!p.lost.empty()) {
+  if (!lost.empty()) {
     if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
     return;
   }
-  Connection* c = p.conn;
-  if (!c && p.awaiting) {
+  Connection* c = conn;
+  if (!c && awaiting) {
     // The peer's connection is on its way: hold the frame (an eager one as a copy).
     auto u = Connection::Unsent::of(f, done);
     if (done && f.length <= t.opt_.eager_limit) {
@@ -197,10 +196,10 @@ void TcpTransport::Peer::send(const wire::Frame& f, Completion* done) {
       u.done = nullptr;
       done->complete({});
     }
-    p.held.push_back(std::move(u));
+    held.push_back(std::move(u));
     return;
   }
-  if (!c) c = p.conn = t.connect_to(p);
+  if (!c) c = conn = t.connect_to(*this);
   c->send(f, done, t.opt_.eager_limit);
   if (c->closed())
     t.dirty_ = true;
