@@ -5,13 +5,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <functional>
+#include <map>
 #include <climits>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
 
+#include <thread>
+
+#include <asio/post.hpp>
+
+#include "agent.hpp"
+#include "base/net.hpp"
+#include "base/params.hpp"
+#include "hostfile.hpp"
 #include "shm_cleanup.hpp"
 #include "spawn.hpp"
 #include "wire/secret.hpp"
@@ -21,7 +32,65 @@ extern char** environ;
 namespace ipc::launcher {
 namespace {
 
-constexpr auto kLinger = std::chrono::milliseconds(200);
+// Status of a job that lost a host, or could not start on one (as ssh's own).
+constexpr int kHostStatus = 255;
+
+/// A line of a process's stderr, kept or passed on by its owner.
+class LineCollector : public LineSink {
+ public:
+  explicit LineCollector(std::function<void(std::string)> line) : line_(std::move(line)) {}
+  void write(std::string_view bytes) override {
+    while (!bytes.empty()) {
+      auto nl = bytes.find('\n');
+      auto line = bytes.substr(0, nl);
+      if (!line.empty()) line_(std::string(line));
+      if (nl == std::string_view::npos) break;
+      bytes.remove_prefix(nl + 1);
+    }
+  }
+
+ private:
+  std::function<void(std::string)> line_;
+};
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> out;
+  std::string word;
+  for (char c : text) {
+    if (c == ' ' || c == '\t') {
+      if (!word.empty()) out.push_back(std::move(word));
+      word.clear();
+    } else {
+      word.push_back(c);
+    }
+  }
+  if (!word.empty()) out.push_back(std::move(word));
+  return out;
+}
+
+/// `text` quoted for a POSIX shell (the remote side of ssh runs one).
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out.push_back(c);
+  }
+  return out + "'";
+}
+
+std::string self_path() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "/proc/self/exe";
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::string current_dir() {
+  char buf[4096];
+  return ::getcwd(buf, sizeof buf) ? std::string(buf) : std::string();
+}
 
 std::string signal_name(int sig) {
   if (const char* abbrev = ::sigabbrev_np(sig)) return std::string("SIG") + abbrev;
@@ -29,18 +98,6 @@ std::string signal_name(int sig) {
   return "unknown signal";
 }
 
-
-/// Sets NAME=VALUE in `env`, replacing an earlier NAME.
-void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
-  std::string prefix = name + "=";
-  for (auto& e : env) {
-    if (e.compare(0, prefix.size(), prefix) == 0) {
-      e = prefix + value;
-      return;
-    }
-  }
-  env.push_back(prefix + value);
-}
 
 std::chrono::nanoseconds seconds(double s) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
@@ -64,15 +121,21 @@ Job::Job(const Options& options, std::string program, double kill_grace, Placeme
       signals_(io_, SIGCHLD, SIGINT, SIGTERM),
       timeout_timer_(io_),
       grace_timer_(io_),
-      linger_timer_(io_),
+      launch_timer_(io_),
+      close_timer_(io_),
       ranks_(static_cast<std::size_t>(options.np)) {
   job_id_ = make_job_id();
-  // Binding: one CPU per rank, in the order ipcrun may use them, when they fit
-  // (a rank that keeps its core never finds its peer parked on the same one).
-  auto cpus = usable_cpus();
-  bool bind = options.bind_to == "core" || (options.bind_to == "auto" && !cpus.empty() &&
-                                            static_cast<std::size_t>(options.np) <= cpus.size());
-  if (bind && !cpus.empty()) cpus_ = cpus;
+  agent_path_ = self_path();
+  launch_agent_ = split_words(options.launch_agent ? *options.launch_agent : base::param("IPC_LAUNCH_AGENT"));
+  if (launch_agent_.empty()) throw std::runtime_error("the launch agent (--launch-agent, IPC_LAUNCH_AGENT) is empty");
+  launch_timeout_ = options.launch_timeout ? *options.launch_timeout : base::param_seconds("IPC_LAUNCH_TIMEOUT");
+  link_timeout_ = base::param_seconds("IPC_LINK_TIMEOUT");
+  auto this_host = net::host_name();
+  agents_.resize(placement_.hosts.size());
+  for (std::size_t h = 0; h < agents_.size(); ++h) {
+    agents_[h].index = static_cast<int>(h);
+    agents_[h].local = names_this_host(placement_.hosts[h], this_host);
+  }
 }
 
 Job::~Job() {
@@ -86,32 +149,30 @@ int Job::run() {
   signals_.add(SIGCONT);
   wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP and SIGCONT queue up for the loop
 
-  try {
-    KvServer::Hooks hooks;
-    // A rank stopped during its start-up drops its bootstrap connection half-way:
-    // once the job is stopping, that is a consequence, not news.
-    hooks.log = [this](const std::string& text) {
-      if (stop_ == Stop::none) say(text);
-    };
-    kv_ = std::make_unique<KvServer>(io_, secret_, options_.np,
-                                     asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), hooks);
-  } catch (const std::system_error& e) {
-    throw std::runtime_error(std::string("cannot start the bootstrap server on 127.0.0.1: ") + e.what());
-  }
+  KvRoot::Sinks sinks;
+  sinks.value = [this](int c, const std::string& key, const std::string& value) {
+    agents_[static_cast<std::size_t>(c)].link->send(LinkOp::value, {key, value});
+  };
+  sinks.fenced = [this](int c, const KvRoot::Pairs& pairs) {
+    if (pairs.get() != fenced_pairs_) {  // one encoding for every agent
+      fenced_pairs_ = pairs.get();
+      fenced_bytes_ = encode_link_message(LinkOp::fenced, *pairs);
+    }
+    agents_[static_cast<std::size_t>(c)].link->send(fenced_bytes_);
+  };
+  sinks.report = [](const std::string& line) { stderr_sink().write("[ipcrun] " + line + "\n"); };
+  root_ = std::make_unique<KvRoot>(options_.np, std::move(sinks));
 
-  // The environment every rank shares: ipcrun's own, then -x, then the options
-  // with an environment equivalent, then the job's contract (later entries win).
-  for (char** e = environ; *e; ++e) base_env_.emplace_back(*e);
-  for (const auto& x : resolve_exports(options_.exports)) set_env(base_env_, x.name, x.value);
-  if (options_.transports) set_env(base_env_, "IPC_TRANSPORTS", *options_.transports);
-  if (options_.report_transports) set_env(base_env_, "IPC_REPORT_TRANSPORTS", "1");
-  if (options_.iface) set_env(base_env_, "IPC_TCP_IFACE", *options_.iface);
-  if (options_.port_range) set_env(base_env_, "IPC_TCP_PORTS", *options_.port_range);
-  set_env(base_env_, "IPC_SIZE", std::to_string(options_.np));
-  set_env(base_env_, "IPC_JOB", job_id_);
-  set_env(base_env_, "IPC_BOOTSTRAP", "127.0.0.1:" + std::to_string(kv_->port()));
-  set_env(base_env_, "IPC_JOB_SECRET", wire::to_hex(secret_));
-  set_env(base_env_, "IPC_TCP_ADDR", "127.0.0.1");
+  // What every rank gets besides its agent's environment: ipcrun's IPC_* variables
+  // (the agents on other hosts do not have them), then -x, then the options with an
+  // environment equivalent (later entries win).
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "IPC_", 4) == 0) rank_env_.emplace_back(*e);
+  for (const auto& x : resolve_exports(options_.exports)) rank_env_.push_back(x.name + "=" + x.value);
+  if (options_.transports) rank_env_.push_back("IPC_TRANSPORTS=" + *options_.transports);
+  if (options_.report_transports) rank_env_.push_back("IPC_REPORT_TRANSPORTS=1");
+  if (options_.iface) rank_env_.push_back("IPC_TCP_IFACE=" + *options_.iface);
+  if (options_.port_range) rank_env_.push_back("IPC_TCP_PORTS=" + *options_.port_range);
 
   dev_null_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (::isatty(STDIN_FILENO)) {
@@ -130,60 +191,342 @@ int Job::run() {
       if (!ec) timed_out();
     });
   }
+  launch_timer_.expires_after(seconds(launch_timeout_));
+  launch_timer_.async_wait([this](asio::error_code ec) {
+    if (!ec) launch_timed_out();
+  });
 
   if (options_.display_map)
     for (auto& line : placement_.map_lines()) stderr_sink().write("[ipcrun] " + line + "\n");
-  for (int r = 0; r < options_.np; ++r)
-    if (!spawn(r)) break;
+  unstarted_ = options_.np;
+  for (auto& agent : agents_) {
+    start_agent(agent);
+    if (stop_ != Stop::none) break;
+  }
   if (stdin_fd_ != STDIN_FILENO && stdin_fd_ != dev_null_) ::close(stdin_fd_);
   if (stdin_relay_) stdin_relay_->start();
-  if (running_ == 0) all_ranks_ended();
+  if (open_links_ == 0) finish();
 
   io_.run();
+  reap_agents(std::chrono::seconds(2));
   if (timed_out_) return 124;
   return first_status_.value_or(0);
 }
 
-std::vector<std::string> Job::environment_for(int rank) const {
-  // The node is the host as placed, never gethostname(): every host of this version is
-  // this one, and ranks placed on two names of it run as two nodes.
-  auto env = base_env_;
-  auto r = static_cast<std::size_t>(rank);
-  set_env(env, "IPC_RANK", std::to_string(rank));
-  set_env(env, "IPC_LOCAL_RANK", std::to_string(placement_.local_rank[r]));
-  set_env(env, "IPC_LOCAL_SIZE",
-          std::to_string(placement_.local_size[static_cast<std::size_t>(placement_.host_of[r])]));
-  set_env(env, "IPC_NODE", node_of(rank));
-  return env;
-}
-
-bool Job::spawn(int r) {
+void Job::start_agent(Agent& agent) {
+  const std::string& host = name_of(agent);
   SpawnRequest req;
-  req.path = program_;
-  req.argv = options_.command;
-  req.env = environment_for(r);
-  req.stdin_fd = r == 0 ? stdin_fd_ : dev_null_;
-  if (!cpus_.empty()) req.cpu = cpus_[static_cast<std::size_t>(r) % cpus_.size()];
+  if (agent.local) {
+    req.path = agent_path_;
+    req.argv = {"ipcrun", "--agent"};
+  } else {
+    auto found = resolve_program(launch_agent_.front());
+    if (auto* e = std::get_if<ProgramError>(&found)) {
+      say("cannot start the agent on " + host + ": launch agent " + e->message + stopping(running_));
+      if (!first_status_) first_status_ = kHostStatus;
+      stop(Stop::launch, SIGTERM);
+      return;
+    }
+    req.path = std::get<std::string>(found);
+    req.argv = launch_agent_;
+    req.argv.push_back(host);
+    req.argv.push_back(shell_quote(agent_path_) + " --agent");
+  }
+  for (char** e = environ; *e; ++e) req.env.emplace_back(*e);
+  req.death_signal = SIGTERM;  // the agent then kills its ranks
+  // Rank 0's stdin: handed to a local agent as its descriptor 3, forwarded to another.
+  bool has_rank0 = placement_.host_of.front() == agent.index;
+  int stdin_copy = -1;  // not descriptor 0 itself: the child's 0 becomes the link first
+  if (has_rank0 && agent.local && stdin_fd_ != dev_null_) req.extra_fd = stdin_copy = ::fcntl(stdin_fd_, F_DUPFD_CLOEXEC, 3);
+  int to_agent[2] = {-1, -1};
+  if (::pipe2(to_agent, O_CLOEXEC) != 0) {
+    say("cannot start the agent on " + host + ": pipe: " + std::strerror(errno));
+    if (!first_status_) first_status_ = kHostStatus;
+    stop(Stop::launch, SIGTERM);
+    return;
+  }
+  req.stdin_fd = to_agent[0];
   auto result = spawn_rank(req);
+  ::close(to_agent[0]);
+  if (stdin_copy >= 0) ::close(stdin_copy);
   if (auto* e = std::get_if<SpawnError>(&result)) {
-    say("cannot start rank " + std::to_string(r) + " on " + node_of(r) + ": " + e->what + stopping(running_));
-    if (!first_status_) first_status_ = 127;
-    stop(Stop::spawn, SIGTERM);
-    return false;
+    ::close(to_agent[1]);
+    say("cannot start the agent on " + host + ": " + e->what + stopping(running_));
+    if (!first_status_) first_status_ = kHostStatus;
+    stop(Stop::launch, SIGTERM);
+    return;
   }
   auto& child = std::get<SpawnedRank>(result);
-  auto& rank = ranks_[static_cast<std::size_t>(r)];
-  rank.pid = child.pid;
-  rank.running = true;
-  ++running_;
-  std::string prefix = options_.tag_output ? "[" + std::to_string(r) + "] " : "";
-  auto closed = [this] { stream_closed(); };
-  rank.out = std::make_shared<RankOutput>(io_, child.out_fd, stdout_sink(), prefix, closed);
-  rank.err = std::make_shared<RankOutput>(io_, child.err_fd, stderr_sink(), prefix, closed);
-  open_streams_ += 2;
-  rank.out->start();
-  rank.err->start();
-  return true;
+  agent.pid = child.pid;
+  Link::Handlers handlers;
+  handlers.message = [this, &agent](LinkOp op, std::vector<std::string>& parts) { on_message(agent, op, parts); };
+  handlers.lost = [this, &agent](const std::string& why) { link_lost(agent, why); };
+  agent.link = std::make_shared<Link>(io_, child.out_fd, to_agent[1], std::move(handlers),
+                                      std::chrono::milliseconds(static_cast<long long>(
+                                          std::max(launch_timeout_, link_timeout_) * 1000)));
+  ++open_links_;
+  agent.link->start();
+  auto sink = std::make_shared<LineCollector>([this, &agent](std::string line) {
+    if (!agent.hello) {
+      agent.err_lines.push_back(std::move(line));
+      if (agent.err_lines.size() > 4) agent.err_lines.pop_front();
+    } else if (stop_ == Stop::none) {
+      say(name_of(agent) + ": " + line);
+    }
+  });
+  agent.err_open = true;
+  // The collector lives as long as the relay (captured by its callback).
+  agent.err = std::make_shared<RankOutput>(io_, child.err_fd, *sink, "", [this, &agent, sink] {
+    agent.err_open = false;
+    if (agent.failed) launch_failed(agent);
+  });
+  agent.err->start();
+}
+
+void Job::on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts) {
+  auto rank_of = [&](const std::string& text) {
+    int r = std::atoi(text.c_str());
+    return r >= 0 && r < options_.np && placement_.host_of[static_cast<std::size_t>(r)] == agent.index ? r : -1;
+  };
+  switch (op) {
+    case LinkOp::hello:
+      return on_hello(agent, parts);
+    case LinkOp::started: {
+      if (parts.size() != 2) return;
+      int r = rank_of(parts[0]);
+      if (r < 0) return;
+      auto& rank = ranks_[static_cast<std::size_t>(r)];
+      rank.pid = std::atoi(parts[1].c_str());
+      rank.running = true;
+      ++running_;
+      --unstarted_;
+      if (stop_ != Stop::none) agent.link->send(LinkOp::signal, {std::to_string(SIGKILL)});
+      return;
+    }
+    case LinkOp::spawn_failed: {
+      if (parts.size() != 2) return;
+      int r = rank_of(parts[0]);
+      if (r < 0) return;
+      --unstarted_;
+      if (stop_ == Stop::none)
+        say("cannot start rank " + std::to_string(r) + " on " + node_of(r) + ": " + parts[1] + stopping(running_));
+      if (!first_status_) first_status_ = 127;
+      if (stop_ == Stop::none) stop(Stop::spawn, SIGTERM);
+      return;
+    }
+    case LinkOp::output:
+      if (parts.size() == 2) (parts[0] == "2" ? stderr_sink() : stdout_sink()).write(parts[1]);
+      return;
+    case LinkOp::exited: {
+      if (parts.size() != 2) return;
+      int r = rank_of(parts[0]);
+      if (r >= 0 && ranks_[static_cast<std::size_t>(r)].running) rank_ended(r, std::atoi(parts[1].c_str()));
+      return;
+    }
+    case LinkOp::done:
+      agent.done = true;
+      return;
+    case LinkOp::put:
+      if (parts.size() == 2) root_->put(std::move(parts[0]), std::move(parts[1]));
+      return;
+    case LinkOp::get:
+      if (parts.size() == 1) root_->get(agent.index, parts[0]);
+      return;
+    case LinkOp::fence:
+      if (parts.size() == 1 && rank_of(parts[0]) >= 0) root_->fence(agent.index, rank_of(parts[0]));
+      return;
+    case LinkOp::report:
+      if (parts.size() == 2 && rank_of(parts[0]) >= 0) root_->report(rank_of(parts[0]), std::move(parts[1]));
+      return;
+    default:
+      return;
+  }
+}
+
+void Job::on_hello(Agent& agent, std::vector<std::string>& parts) {
+  if (agent.hello || parts.size() < 6) return;
+  agent.hello = true;
+  agent.address = parts[2];
+  agent.ipcrun_address = parts[3];
+  agent.boot_id = parts[4];
+  agent.cpus = std::atoi(parts[5].c_str());
+  agent.link->set_timeout(std::chrono::milliseconds(static_cast<long long>(link_timeout_ * 1000)));
+  for (auto& line : agent.err_lines)
+    if (stop_ == Stop::none) say(name_of(agent) + ": " + line);
+  agent.err_lines.clear();
+  if (++hellos_ == static_cast<int>(agents_.size()) && stop_ == Stop::none) send_jobs();
+}
+
+void Job::send_jobs() {
+  launch_timer_.cancel();
+  jobs_sent_ = true;
+  // The address each host's ranks listen on: loopback when the job stays on this
+  // host; else the address of the host that ipcrun's host reached it by (the ssh
+  // connection's), and for this host the address the others see it by.
+  bool all_local = std::all_of(agents_.begin(), agents_.end(), [](const Agent& a) { return a.local; });
+  std::string here;
+  for (auto& a : agents_)
+    if (!a.local && !a.ipcrun_address.empty()) here = a.ipcrun_address;
+  if (here.empty())
+    for (auto& ia : net::ipv4_addresses())
+      if (ia.address.rfind("127.", 0) != 0) {
+        here = ia.address;
+        break;
+      }
+  if (here.empty()) here = "127.0.0.1";
+
+  // Binding: the ranks of the hosts that share one machine (one boot id) share its
+  // CPUs: each gets its own when all of them fit.
+  std::vector<int> first_cpu(agents_.size(), -1);
+  if (options_.bind_to != "none") {
+    std::map<std::string, std::vector<std::size_t>> machines;
+    for (std::size_t h = 0; h < agents_.size(); ++h) machines[agents_[h].boot_id].push_back(h);
+    for (auto& [boot, hosts] : machines) {
+      int total = 0, cpus = 1 << 30;
+      for (auto h : hosts) {
+        total += placement_.local_size[h];
+        cpus = std::min(cpus, std::max(1, agents_[h].cpus));
+      }
+      if (options_.bind_to == "auto" && (boot.empty() || total > cpus)) continue;
+      int next = 0;
+      for (auto h : hosts) {
+        first_cpu[h] = next;
+        next += placement_.local_size[h];
+      }
+    }
+  }
+
+  auto cwd = current_dir();
+  for (auto& agent : agents_) {
+    AgentJob job;
+    job.secret_hex = wire::to_hex(secret_);
+    job.job_id = job_id_;
+    job.size = options_.np;
+    job.node = name_of(agent);
+    job.cwd = cwd;
+    job.program = program_;
+    job.argv = options_.command;
+    job.env = rank_env_;
+    for (int r = 0; r < options_.np; ++r)
+      if (placement_.host_of[static_cast<std::size_t>(r)] == agent.index) job.ranks.push_back(r);
+    job.tcp_addr = all_local ? "127.0.0.1" : agent.local ? here : (agent.address.empty() ? name_of(agent) : agent.address);
+    job.first_cpu = first_cpu[static_cast<std::size_t>(agent.index)];
+    job.tag_output = options_.tag_output;
+    job.link_timeout_ms = static_cast<int>(link_timeout_ * 1000);
+    if (placement_.host_of.front() == agent.index) {
+      if (agent.local)
+        job.stdin_mode = stdin_fd_ != dev_null_ ? "fd" : "none";
+      else
+        start_stdin_forwarding(agent), job.stdin_mode = "link";
+    }
+    agent.link->send(LinkOp::job, job.encode());
+  }
+}
+
+// Rank 0 on another host reads ipcrun's stdin through its agent. A thread reads it
+// (a plain file cannot be waited on with epoll) and posts what it read to the loop.
+void Job::start_stdin_forwarding(Agent& agent) {
+  if (::isatty(STDIN_FILENO) && !StdinRelay::wanted()) return;  // in the background: rank 0 reads nothing
+  int fd = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) return;
+  std::weak_ptr<Link> link = agent.link;
+  std::thread([this, fd, link] {
+    std::vector<char> buf(64 * 1024);
+    for (;;) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      asio::post(io_, [link, data = std::string(buf.data(), static_cast<std::size_t>(n))] {
+        if (auto l = link.lock()) l->send(LinkOp::stdin_data, {data});
+      });
+    }
+    ::close(fd);
+    asio::post(io_, [link] {
+      if (auto l = link.lock()) l->send(LinkOp::stdin_eof);
+    });
+  }).detach();
+}
+
+void Job::link_lost(Agent& agent, const std::string& why) {
+  --open_links_;
+  agent.closed = true;
+  if (agent.done || finished_) return agent_closed(agent);
+  if (!agent.hello) {
+    // Its stderr says why (ssh's "connect to host ... No route to host"): report
+    // once that has closed too, or after a moment.
+    agent.failed = true;
+    agent.lost_why = why;
+    if (!agent.err_open) {
+      launch_failed(agent);
+    } else {
+      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(1));
+      timer->async_wait([this, &agent, timer](asio::error_code) { launch_failed(agent); });
+    }
+    return;
+  }
+  // A host lost mid-job: its ranks are gone with it.
+  if (agent.pid > 0 && !agent.reaped) ::kill(agent.pid, SIGTERM);
+  std::vector<int> lost;
+  for (int r = 0; r < options_.np; ++r)
+    if (placement_.host_of[static_cast<std::size_t>(r)] == agent.index &&
+        (ranks_[static_cast<std::size_t>(r)].running || !jobs_sent_))
+      lost.push_back(r);
+  if (stop_ == Stop::none) {
+    std::string line = "lost host " + name_of(agent) + " (its agent: " + why + ")";
+    if (!lost.empty()) line += "; its " + std::to_string(lost.size()) + (lost.size() == 1 ? " rank is" : " ranks are") + " gone";
+    int others = running_;
+    for (int r : lost)
+      if (ranks_[static_cast<std::size_t>(r)].running) --others;
+    if (options_.keep_going) {
+      say(line);
+    } else {
+      say(line + stopping(others));
+    }
+  }
+  if (!first_status_) first_status_ = kHostStatus;
+  for (int r : lost) rank_lost(r);
+  if (!options_.keep_going && stop_ == Stop::none) stop(Stop::failure, SIGTERM);
+  agent_closed(agent);
+}
+
+void Job::launch_failed(Agent& agent) {
+  if (!agent.failed) return;
+  agent.failed = false;  // once
+  if (stop_ == Stop::none) {
+    std::string why = agent.lost_why == "closed" ? "its link closed" : agent.lost_why;
+    if (!agent.err_lines.empty()) why = agent.err_lines.back();
+    say("cannot start the agent on " + name_of(agent) + ": " + why + stopping(running_));
+  }
+  if (!first_status_) first_status_ = kHostStatus;
+  if (stop_ == Stop::none) stop(Stop::launch, SIGTERM);
+  agent_closed(agent);
+}
+
+void Job::launch_timed_out() {
+  if (stop_ != Stop::none || jobs_sent_) return;
+  for (auto& agent : agents_) {
+    if (agent.hello || agent.closed) continue;
+    std::ostringstream os;
+    os << "cannot start the agent on " << name_of(agent) << ": no answer within " << launch_timeout_ << " s";
+    if (!agent.local) {
+      os << " (launched with '";
+      for (std::size_t i = 0; i < launch_agent_.size(); ++i) os << (i ? " " : "") << launch_agent_[i];
+      os << "')";
+    }
+    if (!agent.err_lines.empty()) os << ": " << agent.err_lines.back();
+    say(os.str());
+  }
+  if (!first_status_) first_status_ = kHostStatus;
+  stop(Stop::launch, SIGTERM);
+}
+
+void Job::agent_closed(Agent& agent) {
+  (void)agent;
+  if (open_links_ == 0) {
+    finish();
+    return;
+  }
+  if (running_ == 0 && unstarted_ <= 0) all_ranks_ended();
 }
 
 void Job::wait_signals() {
@@ -202,17 +545,14 @@ void Job::wait_signals() {
 }
 
 void Job::reap() {
-  // SIGCHLDs merge: look at every rank still running.
-  for (std::size_t r = 0; r < ranks_.size(); ++r) {
-    auto& rank = ranks_[r];
-    if (!rank.running) continue;
+  for (auto& agent : agents_) {
+    if (agent.pid <= 0 || agent.reaped) continue;
     int status = 0;
     pid_t got;
     do {
-      got = ::waitpid(rank.pid, &status, WNOHANG);
+      got = ::waitpid(agent.pid, &status, WNOHANG);
     } while (got < 0 && errno == EINTR);
-    if (got == rank.pid || (got < 0 && errno == ECHILD)) rank_ended(static_cast<int>(r), got < 0 ? 0 : status);
-    if (finished_) return;
+    if (got == agent.pid || (got < 0 && errno == ECHILD)) agent.reaped = true;
   }
 }
 
@@ -220,11 +560,7 @@ void Job::rank_ended(int r, int status) {
   auto& rank = ranks_[static_cast<std::size_t>(r)];
   rank.running = false;
   --running_;
-  if (kv_) kv_->rank_gone(r);
-  // Its last output first, then what ipcrun has to say about it.
-  rank.out->drain_available();
-  rank.err->drain_available();
-
+  root_->rank_gone(r);
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (!ok) {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -244,27 +580,24 @@ void Job::rank_ended(int r, int status) {
       }
     }
   }
-  if (running_ == 0) all_ranks_ended();
+  if (running_ == 0 && unstarted_ <= 0) all_ranks_ended();
+}
+
+void Job::rank_lost(int r) {
+  auto& rank = ranks_[static_cast<std::size_t>(r)];
+  if (rank.running) {
+    rank.running = false;
+    --running_;
+  } else {
+    --unstarted_;
+  }
+  root_->rank_gone(r);
 }
 
 void Job::all_ranks_ended() {
   timeout_timer_.cancel();
   grace_timer_.cancel();
   if (stdin_relay_) stdin_relay_->close();
-  if (open_streams_ == 0) {
-    finish();
-    return;
-  }
-  // A descendant of a rank may hold its pipes open: do not wait for it long.
-  linger_timer_.expires_after(kLinger);
-  linger_timer_.async_wait([this](asio::error_code ec) {
-    if (!ec) finish();
-  });
-}
-
-void Job::stream_closed() {
-  --open_streams_;
-  if (running_ == 0 && open_streams_ == 0) finish();
 }
 
 void Job::interrupted(int sig) {
@@ -284,20 +617,28 @@ void Job::interrupted(int sig) {
 }
 
 // Job control: the ranks lead their own process groups, out of the terminal's
-// foreground group, so a Ctrl-Z reaches ipcrun alone. It stops the ranks first (their
-// whole groups, with the uncatchable SIGSTOP: a rank that handled SIGTSTP would keep
-// running), then itself with SIGTSTP's default action, which hands the terminal back
-// to the shell; the kernel discards that for an orphaned process group (nobody would
-// ever continue it), and then the job simply goes on. The SIGCONT that continues
-// ipcrun (fg, bg) is passed on to the ranks as well.
+// foreground group (and the agents too), so a Ctrl-Z reaches ipcrun alone. It has the
+// agents stop the ranks first (their whole groups, with the uncatchable SIGSTOP: a
+// rank that handled SIGTSTP would keep running), then stops itself with SIGTSTP's
+// default action, which hands the terminal back to the shell; the kernel discards
+// that for an orphaned process group (nobody would ever continue it), and then the
+// job simply goes on. The SIGCONT that continues ipcrun (fg, bg) is passed on to the
+// ranks as well. Meanwhile neither side counts the silence against the link.
 void Job::suspend() {
   signal_ranks(SIGSTOP);
+  for (auto& agent : agents_)
+    if (agent.link && agent.link->is_open()) {
+      agent.link->flush(std::chrono::seconds(1));
+      agent.link->pause_watchdog(true);
+    }
   struct sigaction dfl {}, ours {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   ::sigaction(SIGTSTP, &dfl, &ours);
   ::raise(SIGTSTP);  // returns once continued, or at once when discarded
   ::sigaction(SIGTSTP, &ours, nullptr);
+  for (auto& agent : agents_)
+    if (agent.link && agent.link->is_open()) agent.link->pause_watchdog(false);
   signal_ranks(SIGCONT);
 }
 
@@ -310,7 +651,17 @@ void Job::timed_out() {
 
 void Job::stop(Stop reason, int sig) {
   stop_ = reason;
-  if (running_ == 0) return;
+  if (reason == Stop::launch || reason == Stop::spawn) {
+    // Agents that have not said hello yet never will be told anything: end them.
+    for (auto& agent : agents_)
+      if (!agent.hello && agent.pid > 0 && !agent.reaped) ::kill(agent.pid, SIGTERM);
+  }
+  if (reason == Stop::launch) {
+    for (auto& agent : agents_)
+      if (agent.link && agent.link->is_open() && agent.hello) agent.link->send(LinkOp::quit);
+    if (open_links_ == 0) finish();
+    return;
+  }
   signal_ranks(sig);
   grace_timer_.expires_after(seconds(kill_grace_));
   grace_timer_.async_wait([this](asio::error_code ec) {
@@ -319,14 +670,8 @@ void Job::stop(Stop reason, int sig) {
 }
 
 void Job::signal_ranks(int sig) {
-  for (auto& rank : ranks_) {
-    if (!rank.running) continue;
-    // The rank leads its own group; if it left it, reach the rank itself.
-    if (::killpg(rank.pid, sig) != 0) ::kill(rank.pid, sig);
-    // A stopped rank (Ctrl-Z) acts on a signal only once continued.
-    if (sig != SIGSTOP && sig != SIGCONT && sig != SIGKILL && ::killpg(rank.pid, SIGCONT) != 0)
-      ::kill(rank.pid, SIGCONT);
-  }
+  for (auto& agent : agents_)
+    if (agent.link && agent.link->is_open()) agent.link->send(LinkOp::signal, {std::to_string(sig)});
 }
 
 void Job::finish() {
@@ -334,16 +679,47 @@ void Job::finish() {
   finished_ = true;
   timeout_timer_.cancel();
   grace_timer_.cancel();
-  linger_timer_.cancel();
+  launch_timer_.cancel();
   asio::error_code ignored;
   signals_.cancel(ignored);
-  for (auto& rank : ranks_) {
-    if (rank.out) rank.out->close();
-    if (rank.err) rank.err->close();
+  for (auto& agent : agents_) {
+    if (agent.link && agent.link->is_open()) {
+      agent.link->send(LinkOp::quit);
+      agent.link->flush(std::chrono::milliseconds(500));
+      agent.link->close();
+    }
+    if (agent.err) agent.err->close();
   }
   if (stdin_relay_) stdin_relay_->close();
-  if (kv_) kv_->stop();
+  if (root_) root_->stop();
   io_.stop();
+}
+
+// The agents' processes (and the launch agents') end once their links have closed;
+// a moment for them, then they are made to.
+void Job::reap_agents(std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    bool left = false;
+    for (auto& agent : agents_) {
+      if (agent.pid <= 0 || agent.reaped) continue;
+      int status = 0;
+      pid_t got = ::waitpid(agent.pid, &status, WNOHANG);
+      if (got == agent.pid || (got < 0 && errno != EINTR)) agent.reaped = true;
+      else left = true;
+    }
+    if (!left) return;
+    if (std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& agent : agents_)
+    if (agent.pid > 0 && !agent.reaped) {
+      ::kill(agent.pid, SIGKILL);
+      int status = 0;
+      while (::waitpid(agent.pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      agent.reaped = true;
+    }
 }
 
 std::string Job::stopping(int count) const {

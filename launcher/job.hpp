@@ -1,8 +1,12 @@
-// One job: its secret and bootstrap server, its ranks, their output, and the rules
-// that decide when it ends and with which exit status.
+// One job: its secret and key-value store, its node agents (one per host, agent.hpp)
+// and through them its ranks, their output, and the rules that decide when it ends
+// and with which exit status.
 //
-// Everything runs on one io_context in one thread: the key-value server, the
-// ranks' pipes, SIGCHLD/SIGINT/SIGTERM/SIGTSTP/SIGCONT (asio::signal_set) and the timers.
+// Everything runs on one io_context in one thread: the links to the agents, the
+// agents' stderr, SIGCHLD/SIGINT/SIGTERM/SIGTSTP/SIGCONT (asio::signal_set) and the
+// timers. Start-up: every agent is started at once (forked on this host, through
+// the launch agent on the others); once each has said hello (within the launch
+// timeout), each gets its part of the job and starts its ranks.
 //
 // Exit status: 0 when every rank exits 0. Otherwise the first rank to fail
 // decides: its exit code, or 128+N when signal N killed it. ipcrun then prints
@@ -22,12 +26,19 @@
 //                 --timeout counts the stopped time too.
 //   a rank that cannot be started: "ipcrun: cannot start rank R on NODE: <step>:
 //                 <errno text>[; stopping K ranks]", stop, 127.
-// The job ends when every rank has been reaped and its pipes have closed, or
-// 200 ms after the last rank was reaped when a descendant still holds a pipe.
+//   a host whose agent cannot be started, or does not answer within the launch
+//                 timeout: "ipcrun: cannot start the agent on HOST: <why>", stop, 255.
+//   a host lost mid-job (its link closed, or silent for the link timeout):
+//                 "ipcrun: lost host HOST (<why>); its R ranks are gone[; stopping K
+//                 ranks]", stop unless --keep-going, 255.
+// A host's agent ends when every rank of it has been reaped and its pipes have
+// closed, or 200 ms after its last rank was reaped when a descendant still holds a
+// pipe. The job ends when every agent has ended.
 #pragma once
 
 #include <sys/types.h>
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,10 +48,12 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
-#include "kv_server.hpp"
+#include "kv_root.hpp"
+#include "link.hpp"
 #include "options.hpp"
 #include "placement.hpp"
 #include "output.hpp"
+#include "wire/secret.hpp"
 
 namespace ipc::launcher {
 
@@ -53,33 +66,56 @@ class Job {
   Job& operator=(const Job&) = delete;
   ~Job();
 
-  /// Starts the ranks and runs until the job has ended; returns ipcrun's exit status.
-  /// @throws std::system_error when the bootstrap server cannot listen.
+  /// Starts the agents and through them the ranks, and runs until the job has ended;
+  /// returns ipcrun's exit status.
   int run();
 
  private:
-  enum class Stop { none, failure, timeout, interrupt, spawn };
+  enum class Stop { none, failure, timeout, interrupt, spawn, launch };
 
   struct Rank {
     pid_t pid = -1;
     bool running = false;
-    std::shared_ptr<RankOutput> out, err;
   };
 
-  std::vector<std::string> environment_for(int rank) const;
-  bool spawn(int rank);
+  /// The agent of one host and what ipcrun knows of it.
+  struct Agent {
+    int index = 0;
+    bool local = false;          // forked here, not through the launch agent
+    pid_t pid = -1;              // the agent, or the launch agent's process (ssh)
+    bool reaped = false;
+    std::shared_ptr<Link> link;
+    std::shared_ptr<RankOutput> err;  // the process's stderr
+    std::deque<std::string> err_lines;  // its last lines, before the agent said hello
+    bool err_open = false;
+    bool hello = false, done = false, closed = false, failed = false;
+    std::string address, ipcrun_address, boot_id;
+    int cpus = 0;
+    std::string lost_why;  // why the link failed, before the agent said hello
+  };
+
+  void start_agent(Agent& agent);
+  void on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts);
+  void on_hello(Agent& agent, std::vector<std::string>& parts);
+  void send_jobs();
+  void link_lost(Agent& agent, const std::string& why);
+  void launch_failed(Agent& agent);
+  void launch_timed_out();
+  void agent_closed(Agent& agent);
   void wait_signals();
   void reap();
   void rank_ended(int rank, int wait_status);
+  void rank_lost(int rank);
   void all_ranks_ended();
-  void stream_closed();
   void interrupted(int sig);
   void suspend();
   void timed_out();
   void stop(Stop reason, int sig);
   void signal_ranks(int sig);
   void finish();
+  void reap_agents(std::chrono::milliseconds limit);
   std::string stopping(int count) const;
+  void start_stdin_forwarding(Agent& agent);
 
   asio::io_context io_;
   const Options& options_;
@@ -90,23 +126,34 @@ class Job {
   const std::string& node_of(int r) const {
     return placement_.hosts[static_cast<std::size_t>(placement_.host_of[static_cast<std::size_t>(r)])];
   }
+  const std::string& name_of(const Agent& a) const { return placement_.hosts[static_cast<std::size_t>(a.index)]; }
   std::string job_id_;
   wire::Secret secret_;
-  std::vector<std::string> base_env_;  // environment shared by all ranks
-  std::vector<int> cpus_;              // CPU of rank r: cpus_[r % size]; empty: no binding
+  std::vector<std::string> rank_env_;  // what every rank gets on top of its agent's environment
+  std::string agent_path_;             // this binary, run with --agent
+  std::vector<std::string> launch_agent_;
+  double launch_timeout_ = 30;
+  double link_timeout_ = 10;
 
   asio::signal_set signals_;
   asio::steady_timer timeout_timer_;
   asio::steady_timer grace_timer_;
-  asio::steady_timer linger_timer_;
-  std::unique_ptr<KvServer> kv_;
+  asio::steady_timer launch_timer_;
+  asio::steady_timer close_timer_;
+  std::unique_ptr<KvRoot> root_;
+  const void* fenced_pairs_ = nullptr;  // the pairs last encoded for the agents
+  std::shared_ptr<const std::vector<std::byte>> fenced_bytes_;
   std::shared_ptr<StdinRelay> stdin_relay_;
-  int stdin_fd_ = 0;    // for rank 0
-  int dev_null_ = -1;   // for the others
+  int stdin_fd_ = 0;    // for rank 0 on this host
+  int dev_null_ = -1;
 
+  std::vector<Agent> agents_;
+  int hellos_ = 0;
+  int open_links_ = 0;
+  bool jobs_sent_ = false;
   std::vector<Rank> ranks_;
   int running_ = 0;
-  int open_streams_ = 0;
+  int unstarted_ = 0;  // ranks whose agent has not reported them started or failed
   Stop stop_ = Stop::none;
   bool timed_out_ = false;
   bool finished_ = false;

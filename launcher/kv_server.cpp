@@ -49,13 +49,7 @@ class Session;
 
 struct KvServer::State {
   State(asio::io_context& io, const wire::Secret& s, int n, Hooks h)
-      : acceptor(io),
-        retry(io),
-        secret(s),
-        job_size(n),
-        hooks(std::move(h)),
-        fenced(static_cast<std::size_t>(n), false),
-        gone(static_cast<std::size_t>(n), false) {}
+      : acceptor(io), retry(io), secret(s), job_size(n), hooks(std::move(h)) {}
 
   tcp::acceptor acceptor;
   tcp::endpoint bound;       // the address listened on, port included
@@ -64,21 +58,11 @@ struct KvServer::State {
   int job_size;
   Hooks hooks;
   bool stopped = false;
+  std::unique_ptr<KvRoot> root;  // when there is no upstream: the store itself
 
-  std::map<std::string, std::string> store;
-  std::multimap<std::string, std::weak_ptr<Session>> gets;  // held until the key exists
-  std::vector<std::weak_ptr<Session>> fence_waiters;         // current generation
-  std::vector<bool> fenced;  // by rank: in the current generation's fence
-  std::vector<bool> gone;    // by rank: ended; fences complete without it
+  std::map<std::string, std::vector<std::weak_ptr<Session>>> gets;  // held until the value comes
+  std::vector<std::weak_ptr<Session>> fence_waiters;                 // current generation
   std::uint64_t fences = 0;
-
-  struct Report {
-    int rank;
-    std::uint64_t seq;
-    std::string line;
-  };
-  std::vector<Report> reports;  // before the first fence
-  std::uint64_t report_seq = 0;
 
   std::vector<std::weak_ptr<Session>> sessions;
 
@@ -86,10 +70,9 @@ struct KvServer::State {
   void put(std::string key, std::string value);
   void get(const std::shared_ptr<Session>& who, const std::string& key);
   void fence(const std::shared_ptr<Session>& who, int rank);
-  void rank_gone(int rank);
-  void complete_fence_if_ready();
   void report(int rank, std::string line);
-  void flush_reports();
+  void deliver_value(const std::string& key, const std::string& value);
+  void deliver_fenced(const KvRoot::Pairs& pairs);
   void stop();
 };
 
@@ -286,66 +269,56 @@ void KvServer::State::accept(const std::shared_ptr<State>& self) {
 }
 
 void KvServer::State::put(std::string key, std::string value) {
-  auto [first, last] = gets.equal_range(key);
-  if (first != last) {
-    auto reply = encode_shared({wire::KvOp::value, {value}});
-    for (auto it = first; it != last; ++it)
-      if (auto s = it->second.lock()) s->send(reply);
-    gets.erase(first, last);
-  }
-  store.insert_or_assign(std::move(key), std::move(value));
+  if (root)
+    root->put(std::move(key), std::move(value));
+  else
+    hooks.upstream.put(std::move(key), std::move(value));
 }
 
 void KvServer::State::get(const std::shared_ptr<Session>& who, const std::string& key) {
-  auto it = store.find(key);
-  if (it != store.end())
-    who->send(encode_shared({wire::KvOp::value, {it->second}}));
+  auto& waiting = gets[key];
+  waiting.push_back(who);
+  if (waiting.size() > 1) return;  // asked already
+  if (root)
+    root->get(0, key);
   else
-    gets.emplace(key, who);
+    hooks.upstream.get(key);
 }
 
 void KvServer::State::fence(const std::shared_ptr<Session>& who, int rank) {
   fence_waiters.push_back(who);
-  fenced.at(static_cast<std::size_t>(rank)) = true;
-  complete_fence_if_ready();
-}
-
-// A rank that ended cannot fence: the survivors' fences (the final one of a job run
-// with --keep-going, above all) complete without it.
-void KvServer::State::rank_gone(int rank) {
-  if (rank < 0 || rank >= job_size) return;
-  gone[static_cast<std::size_t>(rank)] = true;
-  if (!fence_waiters.empty()) complete_fence_if_ready();
-}
-
-void KvServer::State::complete_fence_if_ready() {
-  for (int r = 0; r < job_size; ++r)
-    if (!fenced[static_cast<std::size_t>(r)] && !gone[static_cast<std::size_t>(r)]) return;
-  flush_reports();
-  wire::KvMessage m{wire::KvOp::fenced, {}};
-  m.parts.reserve(2 * store.size());
-  for (const auto& [k, v] : store) {
-    m.parts.push_back(k);
-    m.parts.push_back(v);
-  }
-  auto reply = encode_shared(m);
-  auto waiters = std::move(fence_waiters);
-  fence_waiters.clear();
-  std::fill(fenced.begin(), fenced.end(), false);
-  ++fences;
-  for (auto& w : waiters)
-    if (auto s = w.lock()) s->send(reply);
+  if (root)
+    root->fence(0, rank);
+  else
+    hooks.upstream.fence(rank);
 }
 
 void KvServer::State::report(int rank, std::string line) {
-  reports.push_back({rank, report_seq++, std::move(line)});
+  if (root)
+    root->report(rank, std::move(line));
+  else
+    hooks.upstream.report(rank, std::move(line));
 }
 
-void KvServer::State::flush_reports() {
-  std::stable_sort(reports.begin(), reports.end(), [](const Report& a, const Report& b) { return a.rank < b.rank; });
-  auto lines = std::move(reports);
-  reports.clear();
-  for (auto& r : lines) hooks.report(r.line);
+void KvServer::State::deliver_value(const std::string& key, const std::string& value) {
+  auto it = gets.find(key);
+  if (it == gets.end()) return;
+  auto waiting = std::move(it->second);
+  gets.erase(it);
+  auto reply = encode_shared({wire::KvOp::value, {value}});
+  for (auto& w : waiting)
+    if (auto s = w.lock()) s->send(reply);
+}
+
+void KvServer::State::deliver_fenced(const KvRoot::Pairs& pairs) {
+  auto reply = std::make_shared<std::vector<std::byte>>();
+  wire::encode_frame(static_cast<std::uint8_t>(wire::KvOp::fenced), *pairs, *reply);
+  Bytes shared = reply;
+  auto waiters = std::move(fence_waiters);
+  fence_waiters.clear();
+  ++fences;
+  for (auto& w : waiters)
+    if (auto s = w.lock()) s->send(shared);
 }
 
 void KvServer::State::stop() {
@@ -359,7 +332,7 @@ void KvServer::State::stop() {
   sessions.clear();
   gets.clear();
   fence_waiters.clear();
-  flush_reports();
+  if (root) root->stop();
 }
 
 KvServer::KvServer(asio::io_context& io, const wire::Secret& secret, int job_size, const tcp::endpoint& listen,
@@ -367,6 +340,18 @@ KvServer::KvServer(asio::io_context& io, const wire::Secret& secret, int job_siz
   if (!hooks.report) hooks.report = [](const std::string& line) { write_stderr("[ipcrun] " + line + "\n"); };
   if (!hooks.log) hooks.log = [](const std::string& text) { write_stderr("ipcrun: " + text + "\n"); };
   state_ = std::make_shared<State>(io, secret, job_size, std::move(hooks));
+  if (!state_->hooks.upstream.put) {
+    std::weak_ptr<State> weak = state_;
+    KvRoot::Sinks sinks;
+    sinks.value = [weak](int, const std::string& key, const std::string& value) {
+      if (auto s = weak.lock()) s->deliver_value(key, value);
+    };
+    sinks.fenced = [weak](int, const KvRoot::Pairs& pairs) {
+      if (auto s = weak.lock()) s->deliver_fenced(pairs);
+    };
+    sinks.report = state_->hooks.report;
+    state_->root = std::make_unique<KvRoot>(job_size, std::move(sinks));
+  }
   state_->acceptor.open(listen.protocol());
   state_->acceptor.set_option(tcp::acceptor::reuse_address(true));
   state_->acceptor.bind(listen);
@@ -383,7 +368,13 @@ tcp::endpoint KvServer::endpoint() const { return state_->bound; }
 
 std::uint64_t KvServer::fences_completed() const { return state_->fences; }
 
-void KvServer::rank_gone(int rank) { state_->rank_gone(rank); }
+void KvServer::rank_gone(int rank) {
+  if (state_->root) state_->root->rank_gone(rank);
+}
+
+void KvServer::deliver_value(const std::string& key, const std::string& value) { state_->deliver_value(key, value); }
+
+void KvServer::deliver_fenced(const KvRoot::Pairs& pairs) { state_->deliver_fenced(pairs); }
 
 void KvServer::stop() { state_->stop(); }
 

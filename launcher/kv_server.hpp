@@ -30,13 +30,26 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "kv_root.hpp"
 #include "wire/kv_protocol.hpp"
 #include "wire/secret.hpp"
 
 namespace ipc::launcher {
 
+/// Where a KvServer that is not the store itself (a node agent's) sends its ranks'
+/// requests: one get per key however many ranks wait for it; replies come back
+/// through KvServer::deliver_value and deliver_fenced.
+struct KvUpstream {
+  std::function<void(std::string key, std::string value)> put;
+  std::function<void(const std::string& key)> get;
+  std::function<void(int rank)> fence;
+  std::function<void(int rank, std::string line)> report;
+};
+
 /// How a KvServer reports and which limits it applies.
 struct KvServerHooks {
+  /// Unset (the default): the server holds the store itself (a KvRoot).
+  KvUpstream upstream;
   /// Receives each reported line (as the rank sent it), in print order.
   /// Default: writes "[ipcrun] <line>\n" to stderr.
   std::function<void(const std::string&)> report;
@@ -69,8 +82,13 @@ class KvServer {
   /// Fences completed so far.
   std::uint64_t fences_completed() const;
   /// `rank` has ended: fences complete without it from now on (so that the ranks
-  /// that run on after a failure, with --keep-going, can finish).
+  /// that run on after a failure, with --keep-going, can finish). Only for a server
+  /// that holds the store; with an upstream, the upstream learns it its own way.
   void rank_gone(int rank);
+  /// The value of `key` for every rank waiting for it (from the upstream).
+  void deliver_value(const std::string& key, const std::string& value);
+  /// The fence completed: `pairs` for every rank in it (from the upstream).
+  void deliver_fenced(const KvRoot::Pairs& pairs);
   /// Stops accepting, closes every connection (requests still held get no reply)
   /// and prints report lines still buffered. Idempotent.
   void stop();

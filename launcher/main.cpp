@@ -12,6 +12,7 @@
 
 #include <thread>
 
+#include "agent.hpp"
 #include "base/net.hpp"
 #include "job.hpp"
 #include "options.hpp"
@@ -61,6 +62,8 @@ void list_params() {
 
 int main(int argc, char** argv) {
   ensure_standard_descriptors();
+  // A node agent, started by an ipcrun (agent.hpp): not for users, so not in --help.
+  if (argc == 2 && std::strcmp(argv[1], "--agent") == 0) return run_agent();
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout is an error to handle, not a death
 
   Options options;
@@ -85,14 +88,11 @@ int main(int argc, char** argv) {
     say(error->message);
     return error->status;
   }
-  raise_descriptor_limit();
-  if (auto shortage = descriptor_shortage(options.np)) {  // before any rank starts, not at rank 6,000
-    say(*shortage);
-    return 2;
-  }
   double kill_grace = 0;
   try {
     kill_grace = ipc::base::param_seconds("IPC_KILL_GRACE");
+    ipc::base::param_seconds("IPC_LAUNCH_TIMEOUT");  // malformed values are reported now, not mid-start
+    ipc::base::param_seconds("IPC_LINK_TIMEOUT");
   } catch (const std::exception& e) {
     say(e.what());
     return 2;
@@ -104,6 +104,14 @@ int main(int argc, char** argv) {
                          ipc::net::host_name(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   } catch (const std::exception& e) {
     say(e.what());
+    return 2;
+  }
+  // Before any rank starts, not at rank 6,000: an agent holds 3 descriptors a rank of
+  // its host (checked here for the largest host; each agent checks its own too).
+  raise_descriptor_limit();
+  int most = *std::max_element(placement.local_size.begin(), placement.local_size.end());
+  if (auto shortage = descriptor_shortage(most)) {
+    say(*shortage);
     return 2;
   }
 

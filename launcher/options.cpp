@@ -41,7 +41,7 @@ void usage_error(const std::string& what) {
 }  // namespace
 
 std::optional<int> parse_options(int argc, char** argv, Options& out) {
-  CLI::App app{"Starts a parallel job: N copies of a program, the ranks, on this host.", "ipcrun"};
+  CLI::App app{"Starts a parallel job: N copies of a program, the ranks, on this host or on the\nhosts of --hostfile or --host (through ssh).", "ipcrun"};
   app.formatter(std::make_shared<Formatter>());
   app.prefix_command();
   app.footer(kFooter);
@@ -56,18 +56,19 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  std::string timeout;
+  auto positive_seconds = CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        double s = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !(s > 0) || !std::isfinite(s))
+          return "expected a positive number of seconds, not '" + text + "'";
+        return {};
+      },
+      "");
+  std::string timeout, launch_timeout;
   app.add_option("--timeout", timeout, "stop the job after S seconds (fractions allowed); exit 124")
       ->type_name("S")
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            char* end = nullptr;
-            double s = std::strtod(text.c_str(), &end);
-            if (end == text.c_str() || *end != '\0' || !(s > 0) || !std::isfinite(s))
-              return "expected a positive number of seconds, not '" + text + "'";
-            return {};
-          },
-          ""));
+      ->check(positive_seconds);
   app.add_option("--transports", out.transports,
                  "transports the ranks may use, in order of preference\n(sets IPC_TRANSPORTS)")
       ->type_name("LIST");
@@ -95,6 +96,13 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
       ->check(CLI::IsMember({"slot", "node"}));
   app.add_flag("--oversubscribe", out.oversubscribe, "allow more ranks than the hosts have slots");
   app.add_flag("--display-map", out.display_map, "print which host each rank runs on, before the job");
+  app.add_option("--launch-agent", out.launch_agent,
+                 "command that runs a command on another host (default ssh;\nsets nothing: IPC_LAUNCH_AGENT is its default)")
+      ->type_name("CMD");
+  app.add_option("--launch-timeout", launch_timeout,
+                 "seconds every host's agent has to answer (default 30,\nIPC_LAUNCH_TIMEOUT)")
+      ->type_name("S")
+      ->check(positive_seconds);
   app.add_option("--bind-to", out.bind_to,
                  "core: pin each rank to one CPU; none; auto (default):\ncore when the ranks fit the CPUs "
                  "ipcrun may use")
@@ -121,6 +129,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
     return 2;
   }
   if (!timeout.empty()) out.timeout = std::strtod(timeout.c_str(), nullptr);
+  if (!launch_timeout.empty()) out.launch_timeout = std::strtod(launch_timeout.c_str(), nullptr);
   // Checked before any rank starts: the interface on this host, the range's form.
   try {
     if (out.iface) net::interface_address(*out.iface, "--iface");

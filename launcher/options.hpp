@@ -30,6 +30,8 @@ struct Options {
   std::string map_by = "slot";            // --map-by slot|node
   bool oversubscribe = false;             // --oversubscribe: more ranks than slots
   bool display_map = false;               // --display-map: one line per rank before the job
+  std::optional<std::string> launch_agent;  // --launch-agent CMD: reaches other hosts (IPC_LAUNCH_AGENT, ssh)
+  std::optional<double> launch_timeout;     // --launch-timeout S: for every agent to answer (IPC_LAUNCH_TIMEOUT)
   std::vector<std::string> command;       // program and its arguments
 };
 

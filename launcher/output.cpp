@@ -50,7 +50,7 @@ void say(std::string_view text) {
 
 // ---- RankOutput ----
 
-RankOutput::RankOutput(asio::io_context& io, int fd, OutputSink& sink, std::string prefix,
+RankOutput::RankOutput(asio::io_context& io, int fd, LineSink& sink, std::string prefix,
                        std::function<void()> on_closed)
     : pipe_(io, fd), sink_(sink), prefix_(std::move(prefix)), on_closed_(std::move(on_closed)) {}
 

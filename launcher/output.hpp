@@ -17,16 +17,24 @@
 
 namespace ipc::launcher {
 
+/// Where relayed lines go: ipcrun's own stdout or stderr, or, in a node agent, the
+/// link to ipcrun.
+class LineSink {
+ public:
+  virtual ~LineSink() = default;
+  virtual void write(std::string_view bytes) = 0;
+};
+
 /// One of ipcrun's own output descriptors (1 or 2). Blocking writes of whole
 /// batches (a reader that stops reading holds the job up, as it would hold up a
 /// program writing to it directly); after a write error (EPIPE: the reader went
 /// away) it discards everything, so the ranks' pipes keep draining and ipcrun
 /// keeps running.
-class OutputSink {
+class OutputSink : public LineSink {
  public:
   explicit OutputSink(int fd) : fd_(fd) {}
   /// Writes all of `bytes` (one write(2) unless the kernel takes less).
-  void write(std::string_view bytes);
+  void write(std::string_view bytes) override;
   bool broken() const { return broken_; }
 
  private:
@@ -51,7 +59,7 @@ class RankOutput : public std::enable_shared_from_this<RankOutput> {
 
   /// Takes ownership of `fd`. `on_closed` runs once, when the pipe reaches end of
   /// file or fails, not after close().
-  RankOutput(asio::io_context& io, int fd, OutputSink& sink, std::string prefix,
+  RankOutput(asio::io_context& io, int fd, LineSink& sink, std::string prefix,
              std::function<void()> on_closed);
   void start();
   /// Relays, without waiting, whatever the pipe holds now (used when the rank has
@@ -70,7 +78,7 @@ class RankOutput : public std::enable_shared_from_this<RankOutput> {
   void flush_partial();
 
   asio::posix::stream_descriptor pipe_;
-  OutputSink& sink_;
+  LineSink& sink_;
   std::string prefix_;
   std::function<void()> on_closed_;
   std::string pending_;        // bytes after the last newline relayed

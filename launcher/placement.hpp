@@ -36,8 +36,7 @@ MapBy parse_map_by(const std::string& value);
 
 /// The placement of a job of `ranks` ranks: on the hosts of `hostfile` (a path) or
 /// `host_list` (--host) when given, else every rank on this host (`this_host`, any
-/// number of ranks). Hosts without a slot count have `cpus` slots. Every host placed
-/// on must be this one: this version starts ranks on the local host only.
+/// number of ranks). Hosts without a slot count have `cpus` slots.
 /// @throws ipc::UsageError naming the hostfile and line, the host, or the shortage.
 Placement plan_job(const std::optional<std::string>& hostfile, const std::optional<std::string>& host_list, int ranks,
                    const std::string& map_by, bool oversubscribe, const std::string& this_host, int cpus);

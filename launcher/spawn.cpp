@@ -57,25 +57,32 @@ const char* step_name(Step s) {
 
 // The child between fork and exec: async-signal-safe calls only.
 [[noreturn]] void run_child(const char* path, char* const* argv, char* const* envp, int stdin_fd, int out_fd,
-                            int err_fd, int report_fd, pid_t parent, int max_fd, const cpu_set_t* cpus) {
-  auto fail = [report_fd](Step step) {
+                            int err_fd, int report_fd, pid_t parent, int max_fd, const cpu_set_t* cpus,
+                            int death_signal, int extra_fd) {
+  auto fail = [&report_fd](Step step) {
     ChildError e{step, errno};
     ssize_t ignored = ::write(report_fd, &e, sizeof e);
     (void)ignored;
     ::_exit(127);
   };
   if (::setpgid(0, 0) != 0) fail(Step::setpgid);
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(Step::pdeathsig);
+  if (death_signal != 0 && ::prctl(PR_SET_PDEATHSIG, death_signal) != 0) fail(Step::pdeathsig);
   if (::getppid() != parent) ::_exit(127);  // ipcrun died before the line above
   if (cpus && ::sched_setaffinity(0, sizeof(cpu_set_t), cpus) != 0) fail(Step::affinity);
   if (stdin_fd != STDIN_FILENO && ::dup2(stdin_fd, STDIN_FILENO) < 0) fail(Step::stdio);
   if (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0) fail(Step::stdio);
+  unsigned first_closed = 3;
+  if (extra_fd >= 0) {
+    if (report_fd == 3) report_fd = ::fcntl(3, F_DUPFD_CLOEXEC, 4);  // out of descriptor 3's way
+    if (extra_fd == 3 ? ::fcntl(3, F_SETFD, 0) != 0 : ::dup2(extra_fd, 3) < 0) fail(Step::stdio);
+    first_closed = 4;
+  }
   if (g_nofile_raised) ::setrlimit(RLIMIT_NOFILE, &g_original_nofile);
 
-  // Every descriptor above 2 closes at exec (the report pipe too, which tells the
-  // parent the exec worked).
-  if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) {
-    for (int fd = 3; fd < max_fd; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  // Every descriptor above 2 (3 when passed on) closes at exec (the report pipe too,
+  // which tells the parent the exec worked).
+  if (::syscall(SYS_close_range, first_closed, ~0u, CLOSE_RANGE_CLOEXEC) != 0) {
+    for (int fd = static_cast<int>(first_closed); fd < max_fd; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
 
   struct sigaction dfl {};
@@ -124,12 +131,14 @@ struct ChildArgs {
   pid_t parent;
   int max_fd;
   const cpu_set_t* cpus;
+  int death_signal;
+  int extra_fd;
 };
 
 int child_main(void* p) {
   auto* a = static_cast<ChildArgs*>(p);
   run_child(a->path, a->argv, a->envp, a->stdin_fd, a->out_fd, a->err_fd, a->report_fd, a->parent, a->max_fd,
-            a->cpus);
+            a->cpus, a->death_signal, a->extra_fd);
 }
 
 std::vector<char*> c_strings(const std::vector<std::string>& v) {
@@ -225,7 +234,7 @@ std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
   // starting N ranks took time growing with N² (1,000 ranks: 3.4 s). The child runs
   // on a stack of its own and makes only system calls; ipcrun waits meanwhile.
   ChildArgs args{req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1],
-                 ::getpid(), max_fd, req.cpu >= 0 ? &cpus : nullptr};
+                 ::getpid(), max_fd, req.cpu >= 0 ? &cpus : nullptr, req.death_signal, req.extra_fd};
   int saved_errno = errno;
 #if IPC_SANITIZED
   // The sanitizers' run-time cannot follow a child onto a stack of its own: fork.

@@ -31,6 +31,8 @@ struct SpawnRequest {
   std::vector<std::string> env;   // the complete environment, "NAME=VALUE"
   int stdin_fd = 0;               // becomes the rank's descriptor 0
   int cpu = -1;                   // pin the rank to this CPU (-1: leave the affinity alone)
+  int death_signal = 9;           // sent to the child when its parent dies (SIGKILL; 0: none)
+  int extra_fd = -1;              // becomes the child's descriptor 3 (-1: none)
 };
 
 /// The CPUs ipcrun may run on (its affinity mask), in order.
@@ -61,10 +63,10 @@ inline constexpr long kDescriptorsBesides = 64;
 /// one line that says by how much it does not, and what to do.
 std::optional<std::string> descriptor_shortage(long ranks);
 
-/// Forks and execs one rank. In the child, before exec: a process group of its
-/// own, SIGKILL when ipcrun dies (PR_SET_PDEATHSIG), default signal dispositions,
+/// Forks and execs one rank (or a node agent). In the child, before exec: a process
+/// group of its own, `death_signal` when its parent dies (PR_SET_PDEATHSIG), default signal dispositions,
 /// an empty signal mask, stdin from `stdin_fd`, stdout and stderr into fresh pipes,
-/// every other descriptor closed. Returns once the exec has succeeded or failed
+/// `extra_fd` as descriptor 3, every other descriptor closed. Returns once the exec has succeeded or failed
 /// (the child reports an exec error through a close-on-exec pipe).
 std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& request);
 

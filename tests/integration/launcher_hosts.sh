@@ -44,9 +44,22 @@ expect_file "$TMP/err" "ipcrun: $TMP/bad:2: unknown attribute 'cpus=3' (a line i
 run "$IPCRUN" --hostfile "$TMP/missing" -n 2 sh -c 'echo started'
 expect_status 2 "missing hostfile"
 grep -q "^ipcrun: hostfile $TMP/missing: cannot be read" "$TMP/err" || fail "missing hostfile: $(cat "$TMP/err")"
-run "$IPCRUN" --host some-other-host:2 -n 2 sh -c 'echo started'
-expect_status 2 "another host"
-grep -q "^ipcrun: host 'some-other-host' is not this host" "$TMP/err" || fail "another host: $(cat "$TMP/err")"
+# Another host is reached through the launch agent; one that fails, or does not
+# answer in time, gives one line naming the host, status 255, and nothing left.
+run "$IPCRUN" --launch-agent /bin/false --host some-other-host:2 -n 2 sh -c 'echo started'
+expect_status 255 "launch agent fails"
+expect_file "$TMP/err" "ipcrun: cannot start the agent on some-other-host: its link closed" "launch agent fails"
+printf '#!/bin/sh\necho "hang: on my way" >&2\nexec sleep 60\n' >"$TMP/hang"
+chmod +x "$TMP/hang"
+run "$IPCRUN" --launch-agent "$TMP/hang" --launch-timeout 0.5 --host localhost,some-other-host -n 2 sh -c 'echo started'
+expect_status 255 "silent host"
+expect_file "$TMP/err" "ipcrun: cannot start the agent on some-other-host: no answer within 0.5 s (launched with '$TMP/hang'): hang: on my way" "silent host"
+expect_file "$TMP/out" "" "silent host: no rank started"
+pgrep -f "^sleep 60 some-other-host" >/dev/null && fail "silent host: the launch agent outlived ipcrun"
+run "$IPCRUN" --launch-agent "$TMP/no-such-agent" --host some-other-host -n 1 true
+expect_status 255 "missing launch agent"
+grep -q "^ipcrun: cannot start the agent on some-other-host: launch agent program '$TMP/no-such-agent' not found" "$TMP/err" ||
+  fail "missing launch agent: $(cat "$TMP/err")"
 run "$IPCRUN" --hostfile "$HF" --host localhost -n 1 true
 expect_status 2 "--hostfile and --host"
 run "$IPCRUN" --map-by core -n 1 true

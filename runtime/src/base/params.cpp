@@ -21,6 +21,9 @@ constexpr Param kParams[] = {  // the job's; collectives and transports declare 
     {"IPC_BOOTSTRAP_TIMEOUT", "120", "seconds a rank waits for the bootstrap server (connect, get)"},
     {"IPC_LOST_PEER_GRACE", "0.5", "seconds a rank dying of an uncaught ipc::PeerLost waits first, so that the launcher reports the rank that failed first"},
     {"IPC_KILL_GRACE", "1", "ipcrun: seconds between SIGTERM and SIGKILL when stopping ranks"},
+    {"IPC_LAUNCH_AGENT", "ssh", "ipcrun: command that runs its agent on another host (--launch-agent)"},
+    {"IPC_LAUNCH_TIMEOUT", "30", "ipcrun: seconds every host's agent has to answer (--launch-timeout)"},
+    {"IPC_LINK_TIMEOUT", "10", "ipcrun: seconds of silence after which a host's agent counts as lost (both ways)"},
 };
 
 const Param& find(std::string_view name) {

@@ -42,4 +42,10 @@ enum class KvDecode { ok, need_more, malformed };
 KvDecode decode(std::span<const std::byte> in, const KvLimits& limits, KvMessage& out,
                 std::size_t& consumed, std::string* why = nullptr);
 
+/// The same framing with any operation byte, for the protocols built on it (ipcrun's
+/// link to its node agents): the operation is not checked.
+void encode_frame(std::uint8_t op, const std::vector<std::string>& parts, std::vector<std::byte>& out);
+KvDecode decode_frame(std::span<const std::byte> in, const KvLimits& limits, std::uint8_t& op,
+                      std::vector<std::string>& parts, std::size_t& consumed, std::string* why = nullptr);
+
 }  // namespace ipc::wire

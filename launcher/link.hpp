@@ -1,0 +1,113 @@
+// The link between ipcrun and one node agent: a byte stream both ways (the agent's
+// stdin and stdout, through the launch agent for a remote host, through pipes for this
+// one) carrying framed messages, op + parts, in the bootstrap protocol's framing
+// (wire/kv_protocol.hpp). The link is trusted: only ipcrun and its agent hold its ends,
+// and the job secret travels on it (never on a command line).
+//
+// Liveness: each side sends a heartbeat when it has sent nothing for a second, and
+// calls the link lost when it has heard nothing for `timeout` (a host cut off, a
+// stopped or wedged peer). End of file or a read/write error loses the link at once.
+//
+// Messages, agent -> ipcrun
+//   hello(host name, pid, this host's address as ipcrun's host reaches it or "",
+//         ipcrun's host's address as seen from here or "")
+//   started(rank, pid)        spawn_failed(rank, what)       exited(rank, wait status)
+//   output(stream "1"|"2", whole lines)                      done()   every rank ended
+//   put(key, value)  get(key)  fence(rank)  report(rank, line)   the ranks' bootstrap
+// Messages, ipcrun -> agent
+//   job(fields of AgentJob)   signal(number)   stdin_data(bytes)   stdin_eof()
+//   value(key, value)  fenced(k1, v1, ...)   quit()   stop the ranks now and exit
+// Both ways: heartbeat().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
+
+namespace ipc::launcher {
+
+enum class LinkOp : std::uint8_t {
+  hello = 1,
+  started,
+  spawn_failed,
+  exited,
+  output,
+  done,
+  put,
+  get,
+  fence,
+  report,
+  job = 32,
+  signal,
+  stdin_data,
+  stdin_eof,
+  value,
+  fenced,
+  quit,
+  heartbeat = 64,
+};
+
+/// Encodes one message (for sending the same bytes on many links).
+std::shared_ptr<const std::vector<std::byte>> encode_link_message(LinkOp op, const std::vector<std::string>& parts);
+
+class Link : public std::enable_shared_from_this<Link> {
+ public:
+  struct Handlers {
+    /// Every message but heartbeats. May call send(), close(), and drop the owner's
+    /// reference to the link.
+    std::function<void(LinkOp, std::vector<std::string>&)> message;
+    /// Once, when the link fails: end of file, an error, a malformed message, or
+    /// silence longer than the timeout. `why` is a phrase ("closed", "no word for 10 s").
+    std::function<void(const std::string& why)> lost;
+  };
+
+  /// Takes ownership of both descriptors (they may be the same one).
+  Link(asio::io_context& io, int in_fd, int out_fd, Handlers handlers, std::chrono::milliseconds timeout);
+  ~Link();
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+
+  void start();
+  void send(LinkOp op, const std::vector<std::string>& parts = {});
+  void send(const std::shared_ptr<const std::vector<std::byte>>& encoded);
+  /// Writes out everything queued, blocking for at most `limit` (before ipcrun stops
+  /// itself, so that what it sent gets there meanwhile). False when some is left.
+  bool flush(std::chrono::milliseconds limit);
+  /// While paused, silence does not lose the link (the other side is stopped on
+  /// purpose); resuming restarts the clock.
+  void pause_watchdog(bool paused);
+  void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+  /// Closes both descriptors; no handler runs after this.
+  void close();
+  bool is_open() const { return open_; }
+
+ private:
+  void read();
+  void on_readable();
+  void try_write();
+  void tick();
+  void fail(const std::string& why);
+
+  asio::posix::stream_descriptor in_;
+  asio::posix::stream_descriptor out_;
+  Handlers handlers_;
+  std::chrono::milliseconds timeout_;
+  asio::steady_timer ticker_;
+  std::vector<std::byte> rx_;
+  std::vector<std::byte> tx_;
+  std::size_t tx_done_ = 0;  // bytes of tx_ already written
+  bool writing_ = false;     // waiting for the descriptor to take more
+  bool open_ = true;
+  bool paused_ = false;
+  bool sent_since_tick_ = false;
+  std::chrono::steady_clock::time_point last_heard_;
+};
+
+}  // namespace ipc::launcher
