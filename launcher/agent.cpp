@@ -95,7 +95,8 @@ namespace {
 
 constexpr auto kLinger = std::chrono::milliseconds(200);
 
-void agent_say(const std::string& text) { stderr_sink().write("ipcrun agent: " + text + "\n"); }
+// ipcrun prints these as "ipcrun: HOST: <text>".
+void agent_say(const std::string& text) { stderr_sink().write(text + "\n"); }
 
 void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
   std::string prefix = name + "=";

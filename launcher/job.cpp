@@ -375,24 +375,29 @@ void Job::send_jobs() {
       }
   if (here.empty()) here = "127.0.0.1";
 
-  // Binding: the ranks of the hosts that share one machine (one boot id) share its
-  // CPUs: each gets its own when all of them fit.
+  // Hosts that share one machine (one boot id: containers, namespaces) share its
+  // CPUs. Binding: each rank gets its own CPU when all of the machine's ranks fit.
+  // Waiting: when they do not, every one of them yields from the first poll on (the
+  // ranks themselves count only their own host's ranks).
   std::vector<int> first_cpu(agents_.size(), -1);
-  if (options_.bind_to != "none") {
-    std::map<std::string, std::vector<std::size_t>> machines;
-    for (std::size_t h = 0; h < agents_.size(); ++h) machines[agents_[h].boot_id].push_back(h);
-    for (auto& [boot, hosts] : machines) {
-      int total = 0, cpus = 1 << 30;
-      for (auto h : hosts) {
-        total += placement_.local_size[h];
-        cpus = std::min(cpus, std::max(1, agents_[h].cpus));
-      }
-      if (options_.bind_to == "auto" && (boot.empty() || total > cpus)) continue;
-      int next = 0;
-      for (auto h : hosts) {
-        first_cpu[h] = next;
-        next += placement_.local_size[h];
-      }
+  std::vector<bool> crowded(agents_.size(), false);
+  bool user_says = std::any_of(rank_env_.begin(), rank_env_.end(),
+                               [](const std::string& e) { return e.rfind("IPC_OVERSUBSCRIBED=", 0) == 0; });
+  std::map<std::string, std::vector<std::size_t>> machines;
+  for (std::size_t h = 0; h < agents_.size(); ++h) machines[agents_[h].boot_id].push_back(h);
+  for (auto& [boot, hosts] : machines) {
+    int total = 0, cpus = 1 << 30;
+    for (auto h : hosts) {
+      total += placement_.local_size[h];
+      cpus = std::min(cpus, std::max(1, agents_[h].cpus));
+    }
+    if (!boot.empty() && hosts.size() > 1 && total > cpus && !user_says)
+      for (auto h : hosts) crowded[h] = true;
+    if (options_.bind_to == "none" || (options_.bind_to == "auto" && (boot.empty() || total > cpus))) continue;
+    int next = 0;
+    for (auto h : hosts) {
+      first_cpu[h] = next;
+      next += placement_.local_size[h];
     }
   }
 
@@ -407,6 +412,7 @@ void Job::send_jobs() {
     job.program = program_;
     job.argv = options_.command;
     job.env = rank_env_;
+    if (crowded[static_cast<std::size_t>(agent.index)]) job.env.push_back("IPC_OVERSUBSCRIBED=1");
     for (int r = 0; r < options_.np; ++r)
       if (placement_.host_of[static_cast<std::size_t>(r)] == agent.index) job.ranks.push_back(r);
     job.tcp_addr = all_local ? "127.0.0.1" : agent.local ? here : (agent.address.empty() ? name_of(agent) : agent.address);
