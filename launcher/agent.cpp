@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
@@ -176,8 +177,8 @@ class StdinFeed : public std::enable_shared_from_this<StdinFeed> {
 
 class Agent {
  public:
-  Agent(int in_fd, int out_fd)
-      : signals_(io_, SIGCHLD, SIGTERM, SIGINT), linger_(io_), deadline_(io_) {
+  Agent(int in_fd, int out_fd, std::unique_ptr<Spawner> spawner)
+      : signals_(io_, SIGCHLD, SIGTERM, SIGINT), linger_(io_), deadline_(io_), spawner_(std::move(spawner)) {
     signals_.add(SIGHUP);
     Link::Handlers h;
     h.message = [this](LinkOp op, std::vector<std::string>& parts) { on_message(op, parts); };
@@ -310,7 +311,7 @@ class Agent {
       req.stdin_fd = feed[0];
     }
     if (!cpus_.empty()) req.cpu = cpus_[(static_cast<std::size_t>(job_.first_cpu) + i) % cpus_.size()];
-    auto result = spawn_rank(req);
+    auto result = spawner_ ? spawner_->spawn(req, job_.cwd) : spawn_rank(req);
     if (feed[0] >= 0) ::close(feed[0]);
     if (rank.rank == 0 && job_.stdin_mode == "fd") ::close(3);
     if (auto* e = std::get_if<SpawnError>(&result)) {
@@ -321,6 +322,7 @@ class Agent {
     if (feed[1] >= 0) stdin_ = std::make_shared<StdinFeed>(io_, feed[1]);
     auto& child = std::get<SpawnedRank>(result);
     rank.pid = child.pid;
+    by_pid_[child.pid] = i;
     rank.running = true;
     ++running_;
     link_->send(LinkOp::started, {std::to_string(rank.rank), std::to_string(child.pid)});
@@ -348,20 +350,25 @@ class Agent {
     });
   }
 
+  // Every child of the agent is a rank: waitpid(-1) finds the ones that ended
+  // without looking at the others (SIGCHLDs merge; a scan of every rank per signal
+  // made ending N ranks cost N^2).
   void reap() {
-    for (auto& rank : ranks_) {
-      if (!rank.running) continue;
+    for (;;) {
       int status = 0;
-      pid_t got;
-      do {
-        got = ::waitpid(rank.pid, &status, WNOHANG);
-      } while (got < 0 && errno == EINTR);
-      if (got != rank.pid && !(got < 0 && errno == ECHILD)) continue;
+      pid_t got = ::waitpid(-1, &status, WNOHANG);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      auto it = by_pid_.find(got);
+      if (it == by_pid_.end()) continue;
+      auto& rank = ranks_[it->second];
+      by_pid_.erase(it);
+      if (!rank.running) continue;
       rank.running = false;
       --running_;
       rank.out->drain_available();
       rank.err->drain_available();
-      if (!stopping_) link_->send(LinkOp::exited, {std::to_string(rank.rank), std::to_string(got < 0 ? 0 : status)});
+      if (!stopping_) link_->send(LinkOp::exited, {std::to_string(rank.rank), std::to_string(status)});
     }
     maybe_done();
   }
@@ -446,6 +453,7 @@ class Agent {
   asio::signal_set signals_;
   asio::steady_timer linger_;
   asio::steady_timer deadline_;
+  std::unique_ptr<Spawner> spawner_;
   std::shared_ptr<Link> link_;
   LinkSink out_sink_{link_, "1"};
   LinkSink err_sink_{link_, "2"};
@@ -455,6 +463,7 @@ class Agent {
   std::vector<std::string> base_env_;
   std::vector<int> cpus_;
   std::vector<Rank> ranks_;
+  std::unordered_map<pid_t, std::size_t> by_pid_;  // ranks not yet reaped
   int dev_null_ = -1;
   int running_ = 0;
   int open_streams_ = 0;
@@ -483,8 +492,10 @@ int run_agent() {
     ::dup2(null, STDOUT_FILENO);
     if (null > 2) ::close(null);
   }
+  // The helper that starts the ranks, made while the agent holds few descriptors.
+  auto spawner = Spawner::start();
   try {
-    Agent agent(in, out);
+    Agent agent(in, out, std::move(spawner));
     return agent.run();
   } catch (const std::exception& e) {
     agent_say(e.what());

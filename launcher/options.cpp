@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char* kFooter = R"(Every rank gets ipcrun's environment plus:
   IPC_RANK, IPC_SIZE, IPC_LOCAL_RANK, IPC_LOCAL_SIZE, IPC_NODE, IPC_JOB,
-  IPC_BOOTSTRAP (host:port of ipcrun's key-value server), IPC_JOB_SECRET,
+  IPC_BOOTSTRAP (host:port of the key-value server of its host's agent), IPC_JOB_SECRET,
   IPC_TCP_ADDR, the -x variables, IPC_TRANSPORTS, IPC_REPORT_TRANSPORTS,
   IPC_TCP_IFACE and IPC_TCP_PORTS.
 Rank 0 reads ipcrun's standard input; the others read /dev/null.

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,6 +16,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+
+#include "wire/kv_protocol.hpp"
 
 namespace ipc::launcher {
 namespace {
@@ -205,20 +209,21 @@ std::optional<std::string> descriptor_shortage(long ranks) {
          "): raise the limit (ulimit -Hn, /etc/security/limits.conf) or start fewer ranks";
 }
 
-std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
+namespace {
+
+/// Clones a child that execs `req` with `out_w` and `err_w` as its stdout and stderr,
+/// and waits until the exec has succeeded or failed. `sibling`: the child is made a
+/// child of this process's parent (`parent`), which reaps it, failed or not.
+/// Returns the pid, or the error text.
+std::variant<pid_t, std::string> launch(const SpawnRequest& req, int out_w, int err_w, pid_t parent, bool sibling) {
   auto argv = c_strings(req.argv);
   auto envp = c_strings(req.env);
   rlimit lim{};
   int max_fd = 1 << 16;  // for the fallback of close_range (kernels before 5.11)
   if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
     max_fd = static_cast<int>(std::min<rlim_t>(lim.rlim_cur, 1 << 20));
-
-  int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0) {
-    SpawnError e{std::string("pipe: ") + std::strerror(errno)};
-    close_all({out[0], out[1], err[0], err[1], report[0], report[1]});
-    return e;
-  }
+  int report[2] = {-1, -1};
+  if (::pipe2(report, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
 
   // Signals stay blocked across fork so that no handler of ipcrun's (Asio's signal
   // pipe) runs in the child before it has reset them.
@@ -228,31 +233,32 @@ std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  // The child shares ipcrun's memory until it execs (CLONE_VM | CLONE_VFORK, as
-  // posix_spawn does), so that starting a rank does not copy ipcrun's page tables:
-  // with fork, whose cost grows with ipcrun's memory, which grows with the ranks,
+  // The child shares our memory until it execs (CLONE_VM | CLONE_VFORK, as
+  // posix_spawn does), so that starting a rank does not copy our page tables:
+  // with fork, whose cost grows with the parent's memory, which grows with the ranks,
   // starting N ranks took time growing with N² (1,000 ranks: 3.4 s). The child runs
-  // on a stack of its own and makes only system calls; ipcrun waits meanwhile.
-  ChildArgs args{req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out[1], err[1], report[1],
-                 ::getpid(), max_fd, req.cpu >= 0 ? &cpus : nullptr, req.death_signal, req.extra_fd};
+  // on a stack of its own and makes only system calls; we wait meanwhile.
+  ChildArgs args{req.path.c_str(), argv.data(), envp.data(), req.stdin_fd, out_w, err_w, report[1],
+                 parent, max_fd, req.cpu >= 0 ? &cpus : nullptr, req.death_signal, req.extra_fd};
   int saved_errno = errno;
+  int flags = SIGCHLD | (sibling ? CLONE_PARENT : 0);
 #if IPC_SANITIZED
   // The sanitizers' run-time cannot follow a child onto a stack of its own: fork.
-  pid_t pid = ::fork();
+  pid_t pid = sibling ? static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0)) : ::fork();
   if (pid == 0) child_main(&args);
 #else
   static thread_local std::vector<std::byte> stack(kChildStack);
-  pid_t pid = ::clone(&child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  pid_t pid = ::clone(&child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | flags, &args);
 #endif
   int fork_errno = errno;
   errno = saved_errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  close_all({out[1], err[1], report[1]});
+  ::close(report[1]);
   if (pid < 0) {
-    close_all({out[0], err[0], report[0]});
-    return SpawnError{std::string("clone: ") + std::strerror(fork_errno)};
+    ::close(report[0]);
+    return std::string("clone: ") + std::strerror(fork_errno);
   }
-  ::setpgid(pid, pid);  // also here, so that no signal to the group can miss it; fails after exec
+  if (!sibling) ::setpgid(pid, pid);  // also here, so that no signal to the group can miss it; fails after exec
 
   ChildError failure{};
   ssize_t n;
@@ -260,16 +266,209 @@ std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
     n = ::read(report[0], &failure, sizeof failure);
   } while (n < 0 && errno == EINTR);
   ::close(report[0]);
-  if (n != static_cast<ssize_t>(sizeof failure)) return SpawnedRank{pid, out[0], err[0]};  // exec worked
+  if (n != static_cast<ssize_t>(sizeof failure)) return pid;  // exec worked
 
-  // The child failed before or at exec and has exited (or is about to): reap it.
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  // The child failed before or at exec and has exited (or is about to): reap it,
+  // unless it is our parent's to reap.
+  if (!sibling) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
   }
-  close_all({out[0], err[0]});
   std::string what = step_name(failure.step);
   if (failure.step == Step::exec) what += " " + req.path;
-  return SpawnError{what + ": " + std::strerror(failure.err)};
+  return what + ": " + std::strerror(failure.err);
+}
+
+}  // namespace
+
+std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& req) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    SpawnError e{std::string("pipe: ") + std::strerror(errno)};
+    close_all({out[0], out[1], err[0], err[1]});
+    return e;
+  }
+  auto started = launch(req, out[1], err[1], ::getpid(), false);
+  close_all({out[1], err[1]});
+  if (auto* e = std::get_if<std::string>(&started)) {
+    close_all({out[0], err[0]});
+    return SpawnError{*e};
+  }
+  return SpawnedRank{std::get<pid_t>(started), out[0], err[0]};
+}
+
+// ---- Spawner ----
+//
+// Request: u32 length + SCM_RIGHTS (stdin, stdout, stderr[, extra]), then a frame of
+// parts: path, cwd, cpu, death signal, argc, argv..., env... Reply: i32 pid (or -1),
+// u32 length, error text.
+
+namespace {
+
+bool write_all(int fd, const void* p, std::size_t n) {
+  auto* c = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t w = ::write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    c += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+bool read_all(int fd, void* p, std::size_t n) {
+  auto* c = static_cast<char*>(p);
+  while (n > 0) {
+    ssize_t r = ::read(fd, c, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+constexpr int kMaxFds = 4;
+
+[[noreturn]] void helper_main(int sock, pid_t parent) {
+  for (;;) {
+    std::uint32_t len = 0;
+    iovec iov{&len, sizeof len};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+      n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof len)) ::_exit(0);  // the agent is gone or closed the socket
+    int fds[kMaxFds] = {-1, -1, -1, -1};
+    int nfds = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        nfds = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        std::memcpy(fds, CMSG_DATA(c), sizeof(int) * static_cast<std::size_t>(std::min(nfds, kMaxFds)));
+      }
+    std::vector<std::byte> body(len);
+    if (!read_all(sock, body.data(), len)) ::_exit(0);
+    std::uint8_t op = 0;
+    std::vector<std::string> parts;
+    std::size_t used = 0;
+    std::string reply_text;
+    pid_t pid = -1;
+    wire::KvLimits limits{256u << 20, 1u << 22};
+    if (nfds < 3 || wire::decode_frame(body, limits, op, parts, used, nullptr) != wire::KvDecode::ok ||
+        parts.size() < 5) {
+      reply_text = "spawner: malformed request";
+    } else {
+      SpawnRequest req;
+      req.path = parts[0];
+      req.cpu = std::atoi(parts[2].c_str());
+      req.death_signal = std::atoi(parts[3].c_str());
+      std::size_t argc = std::strtoul(parts[4].c_str(), nullptr, 10);
+      if (argc > parts.size() - 5) argc = parts.size() - 5;
+      req.argv.assign(parts.begin() + 5, parts.begin() + 5 + static_cast<std::ptrdiff_t>(argc));
+      req.env.assign(parts.begin() + 5 + static_cast<std::ptrdiff_t>(argc), parts.end());
+      req.stdin_fd = fds[0];
+      req.extra_fd = nfds > 3 ? fds[3] : -1;
+      if (!parts[1].empty() && ::chdir(parts[1].c_str()) != 0) {
+        reply_text = "chdir " + parts[1] + ": " + std::strerror(errno);
+      } else {
+        auto started = launch(req, fds[1], fds[2], parent, true);
+        if (auto* e = std::get_if<std::string>(&started))
+          reply_text = *e;
+        else
+          pid = std::get<pid_t>(started);
+      }
+    }
+    for (int i = 0; i < std::min(nfds, kMaxFds); ++i) ::close(fds[i]);
+    std::int32_t head[2] = {pid, static_cast<std::int32_t>(reply_text.size())};
+    if (!write_all(sock, head, sizeof head) || !write_all(sock, reply_text.data(), reply_text.size())) ::_exit(0);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Spawner> Spawner::start() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return nullptr;
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    close_all({sv[0], sv[1]});
+    return nullptr;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);
+    // Nothing of the parent's but the socket and the standard descriptors.
+    if (::dup2(sv[1], 3) < 0) ::_exit(1);
+    if (::syscall(SYS_close_range, 4u, ~0u, 0) != 0)
+      for (int fd = 4; fd < 1024; ++fd) ::close(fd);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    helper_main(3, parent);
+  }
+  ::close(sv[1]);
+  auto s = std::unique_ptr<Spawner>(new Spawner);
+  s->sock_ = sv[0];
+  s->pid_ = pid;
+  return s;
+}
+
+Spawner::~Spawner() {
+  if (sock_ >= 0) ::close(sock_);  // the helper exits at end of file
+}
+
+std::variant<SpawnedRank, SpawnError> Spawner::spawn(const SpawnRequest& req, const std::string& cwd) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    SpawnError e{std::string("pipe: ") + std::strerror(errno)};
+    close_all({out[0], out[1], err[0], err[1]});
+    return e;
+  }
+  std::vector<std::string> parts{req.path, cwd, std::to_string(req.cpu), std::to_string(req.death_signal),
+                                 std::to_string(req.argv.size())};
+  parts.insert(parts.end(), req.argv.begin(), req.argv.end());
+  parts.insert(parts.end(), req.env.begin(), req.env.end());
+  std::vector<std::byte> body;
+  wire::encode_frame(0, parts, body);
+  int fds[kMaxFds] = {req.stdin_fd, out[1], err[1], req.extra_fd};
+  int nfds = req.extra_fd >= 0 ? 4 : 3;
+  std::uint32_t len = static_cast<std::uint32_t>(body.size());
+  iovec iov{&len, sizeof len};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<std::size_t>(nfds));
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<std::size_t>(nfds));
+  std::memcpy(CMSG_DATA(c), fds, sizeof(int) * static_cast<std::size_t>(nfds));
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock_, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  std::int32_t head[2] = {-1, 0};
+  bool ok = n == static_cast<ssize_t>(sizeof len) && write_all(sock_, body.data(), body.size()) &&
+            read_all(sock_, head, sizeof head);
+  std::string text(ok && head[1] > 0 ? static_cast<std::size_t>(head[1]) : 0, '\0');
+  ok = ok && read_all(sock_, text.data(), text.size());
+  close_all({out[1], err[1]});
+  if (!ok || head[0] <= 0) {
+    close_all({out[0], err[0]});
+    return SpawnError{ok ? text : std::string("the spawning helper is gone")};
+  }
+  return SpawnedRank{head[0], out[0], err[0]};
 }
 
 std::vector<int> usable_cpus() {

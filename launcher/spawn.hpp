@@ -1,12 +1,11 @@
-// Finding the program and starting one rank on this host.
-//
-// This is the local half of the spawning seam: ranks on other hosts will be
-// started by an agent there (through the launch agent), which does the same
-// steps and reports the same facts (pid, output, exit status) over its link.
+// Finding the program and starting a process on this host: a rank (by its host's
+// agent, agent.hpp) or an agent (by ipcrun: itself, or the launch agent for another
+// host).
 #pragma once
 
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -69,5 +68,29 @@ std::optional<std::string> descriptor_shortage(long ranks);
 /// `extra_fd` as descriptor 3, every other descriptor closed. Returns once the exec has succeeded or failed
 /// (the child reports an exec error through a close-on-exec pipe).
 std::variant<SpawnedRank, SpawnError> spawn_rank(const SpawnRequest& request);
+
+/// Starts ranks from a helper process that holds no descriptor of its parent's, so
+/// that starting the N-th rank costs what starting the first did: every exec closes
+/// the starting process's close-on-exec descriptors, and a parent holding 3 a rank
+/// made starting N ranks cost N² (4,000 ranks: 3 s). The ranks it starts are its
+/// parent's children (CLONE_PARENT): the parent reaps them, and they die with it.
+class Spawner {
+ public:
+  /// Forks the helper; call it while the process holds few descriptors. Null when
+  /// the helper cannot be made (then spawn_rank() does the work).
+  static std::unique_ptr<Spawner> start();
+  ~Spawner();
+  Spawner(const Spawner&) = delete;
+  Spawner& operator=(const Spawner&) = delete;
+
+  /// As spawn_rank(); the rank starts in `cwd` (the helper's directory when empty).
+  /// A rank whose exec failed is left for the caller to reap.
+  std::variant<SpawnedRank, SpawnError> spawn(const SpawnRequest& request, const std::string& cwd);
+
+ private:
+  Spawner() = default;
+  int sock_ = -1;
+  pid_t pid_ = -1;
+};
 
 }  // namespace ipc::launcher

@@ -1,6 +1,6 @@
 // How a process learns its job. Under ipcrun, from the environment contract:
 //   IPC_RANK, IPC_SIZE, IPC_LOCAL_RANK, IPC_LOCAL_SIZE, IPC_NODE, IPC_JOB,
-//   IPC_BOOTSTRAP (host:port of ipcrun's key-value server), IPC_JOB_SECRET (64 hex).
+//   IPC_BOOTSTRAP (host:port of the key-value server: its host's agent), IPC_JOB_SECRET (64 hex).
 // With none of them set, the process is a job of one rank (singleton).
 #pragma once
 

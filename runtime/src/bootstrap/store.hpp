@@ -48,7 +48,8 @@ class MemoryStore final : public Store {
   std::uint64_t generation_ = 0;
 };
 
-/// Client of ipcrun's key-value server. Connects and authenticates in the constructor.
+/// Client of the job's key-value server (its host's agent, which passes requests on to
+/// ipcrun). Connects and authenticates in the constructor.
 class TcpStore final : public Store {
  public:
   /// @throws ipc::BootstrapError naming the address when it cannot connect, or when
