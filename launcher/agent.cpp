@@ -133,6 +133,11 @@ class LinkSink : public LineSink {
   void write(std::string_view bytes) override {
     if (link_->is_open()) link_->send(LinkOp::output, {stream_, std::string(bytes)});
   }
+  bool ready(const std::function<void()>& resume) override {
+    if (!link_->is_open() || link_->backlog() < Link::kHighWater) return true;
+    link_->when_drained(resume);
+    return false;
+  }
 
  private:
   const std::shared_ptr<Link>& link_;  // the agent's, set after this is made

@@ -139,6 +139,16 @@ void Link::try_write() {
     tx_.erase(tx_.begin(), tx_.begin() + static_cast<std::ptrdiff_t>(tx_done_));
     tx_done_ = 0;
   }
+  if (!drained_.empty() && backlog() < kLowWater) {
+    auto waiting = std::move(drained_);
+    drained_.clear();
+    for (auto& f : waiting) f();
+  }
+}
+
+void Link::when_drained(std::function<void()> f) {
+  if (!open_ || backlog() < kLowWater) return f();
+  drained_.push_back(std::move(f));
 }
 
 bool Link::flush(std::chrono::milliseconds limit) {
@@ -193,6 +203,9 @@ void Link::close() {
   ticker_.cancel();
   in_.close(ignored);
   out_.close(ignored);
+  auto waiting = std::move(drained_);  // nothing more to wait for
+  drained_.clear();
+  for (auto& f : waiting) f();
 }
 
 }  // namespace ipc::launcher

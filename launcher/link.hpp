@@ -84,6 +84,13 @@ class Link : public std::enable_shared_from_this<Link> {
   /// purpose); resuming restarts the clock.
   void pause_watchdog(bool paused);
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+  /// Bytes queued, not yet written.
+  std::size_t backlog() const { return tx_.size() - tx_done_; }
+  /// Runs `f` once the backlog is under kLowWater (at once if it is), or the link
+  /// has closed.
+  void when_drained(std::function<void()> f);
+  static constexpr std::size_t kHighWater = 4u << 20;  // senders should wait above this
+  static constexpr std::size_t kLowWater = 1u << 20;
   /// Closes both descriptors; no handler runs after this.
   void close();
   bool is_open() const { return open_; }
@@ -108,6 +115,7 @@ class Link : public std::enable_shared_from_this<Link> {
   bool paused_ = false;
   bool sent_since_tick_ = false;
   std::chrono::steady_clock::time_point last_heard_;
+  std::vector<std::function<void()>> drained_;
 };
 
 }  // namespace ipc::launcher

@@ -66,7 +66,10 @@ void RankOutput::read() {
   pipe_.async_wait(asio::posix::descriptor_base::wait_read, [self = shared_from_this()](asio::error_code ec) {
     if (self->closed_) return;
     if (!ec && self->read_now(4)) {
-      self->read();
+      if (self->sink_.ready([self] {
+            if (!self->closed_) self->read();
+          }))
+        self->read();
       return;
     }
     // End of file, or an error that ends this pipe all the same.

@@ -23,6 +23,12 @@ class LineSink {
  public:
   virtual ~LineSink() = default;
   virtual void write(std::string_view bytes) = 0;
+  /// Whether it takes more now. If not, `resume` runs once it does (a link whose
+  /// queue is long: the rank's pipe then waits, and the rank with it).
+  virtual bool ready(const std::function<void()>& resume) {
+    (void)resume;
+    return true;
+  }
 };
 
 /// One of ipcrun's own output descriptors (1 or 2). Blocking writes of whole

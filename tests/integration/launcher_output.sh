@@ -81,4 +81,22 @@ expect_status 0 "pipe held by a descendant"
 expect_faster 5000 "pipe held by a descendant"
 expect_file "$TMP/out" "started" "pipe held by a descendant"
 kill "$(cat "$PIDS/bg")" 2>/dev/null || true
+
+# A reader slower than the ranks: output waits in the ranks' pipes, not in memory.
+# (yes writes about 1 GB/s: a relay without back-pressure would hold hundreds of MB.)
+start_bg sh -c "'$IPCRUN' -n 2 sh -c 'echo \$\$ >$PIDS/\$IPC_RANK; yes | head -c 300000000' | { head -c 1000000 >/dev/null; sleep 2; cat >/dev/null; }"
+wait_for_pids 2
+most=0
+for ((i = 0; i < 30; i++)); do
+  for p in $(pgrep -f "^ipcrun --agent$" || true); do
+    [[ $(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ') == "$(pgrep -P "$BG_PID" -f "$IPCRUN" | head -n 1)" ]] || continue
+    rss=$(ps -o rss= -p "$p" 2>/dev/null | tr -d ' ')
+    ((${rss:-0} > most)) && most=$rss
+  done
+  sleep 0.05
+done
+wait_bg
+expect_status 0 "slow reader"
+((most > 0)) || fail "slow reader: the agent was not found"
+((most < 65536)) || fail "slow reader: the agent held ${most} KiB"
 echo "PASS $TEST_NAME"
