@@ -145,6 +145,7 @@ Job::~Job() {
 
 int Job::run() {
   remove_stale_segments(false);  // left by jobs whose ipcrun was killed
+  start_output_thread();
   signals_.add(SIGTSTP);
   signals_.add(SIGCONT);
   wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP and SIGCONT queue up for the loop
@@ -209,6 +210,7 @@ int Job::run() {
 
   io_.run();
   reap_agents(std::chrono::seconds(2));
+  flush_output();
   if (timed_out_) return 124;
   return first_status_.value_or(0);
 }
@@ -296,7 +298,9 @@ void Job::on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts) {
       int r = rank_of(parts[0]);
       if (r < 0) return;
       auto& rank = ranks_[static_cast<std::size_t>(r)];
+      if (!rank.pending) return;
       rank.pid = std::atoi(parts[1].c_str());
+      rank.pending = false;
       rank.running = true;
       ++running_;
       --unstarted_;
@@ -307,15 +311,23 @@ void Job::on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts) {
       if (parts.size() != 2) return;
       int r = rank_of(parts[0]);
       if (r < 0) return;
-      --unstarted_;
+      // The agent starts its ranks in order and none after one that failed.
+      for (int q = 0; q < options_.np; ++q) {
+        auto& rank = ranks_[static_cast<std::size_t>(q)];
+        if (placement_.host_of[static_cast<std::size_t>(q)] != agent.index || !rank.pending) continue;
+        rank.pending = false;
+        --unstarted_;
+        root_->rank_gone(q);
+      }
       if (stop_ == Stop::none)
-        say("cannot start rank " + std::to_string(r) + " on " + node_of(r) + ": " + parts[1] + stopping(running_));
+        say("cannot start rank " + std::to_string(r) + " on " + node_of(r) + ": " + parts[1] + stopping(live()));
       if (!first_status_) first_status_ = 127;
       if (stop_ == Stop::none) stop(Stop::spawn, SIGTERM);
       return;
     }
     case LinkOp::output:
       if (parts.size() == 2) (parts[0] == "2" ? stderr_sink() : stdout_sink()).write(parts[1]);
+      if (!output_paused_ && output_backlog() > kOutputHighWater) pause_output();
       return;
     case LinkOp::exited: {
       if (parts.size() != 2) return;
@@ -453,6 +465,24 @@ void Job::start_stdin_forwarding(Agent& agent) {
   }).detach();
 }
 
+// Our stdout or stderr takes less than the ranks write: stop reading the agents
+// until it has caught up. Their queues fill, then the ranks' pipes, then the ranks
+// wait in write(), as they would writing to a slow reader directly. Heartbeats go
+// on meanwhile, so no side counts the pause as a lost host.
+void Job::pause_output() {
+  output_paused_ = true;
+  for (auto& agent : agents_)
+    if (agent.link && agent.link->is_open()) agent.link->pause_reading(true);
+  when_output_drained([this] {
+    asio::post(io_, [this] {
+      output_paused_ = false;
+      if (finished_) return;
+      for (auto& agent : agents_)
+        if (agent.link && agent.link->is_open()) agent.link->pause_reading(false);
+    });
+  });
+}
+
 void Job::link_lost(Agent& agent, const std::string& why) {
   --open_links_;
   agent.closed = true;
@@ -473,16 +503,17 @@ void Job::link_lost(Agent& agent, const std::string& why) {
   // A host lost mid-job: its ranks are gone with it.
   if (agent.pid > 0 && !agent.reaped) ::kill(agent.pid, SIGTERM);
   std::vector<int> lost;
-  for (int r = 0; r < options_.np; ++r)
-    if (placement_.host_of[static_cast<std::size_t>(r)] == agent.index &&
-        (ranks_[static_cast<std::size_t>(r)].running || !jobs_sent_))
+  for (int r = 0; r < options_.np; ++r) {
+    auto& rank = ranks_[static_cast<std::size_t>(r)];
+    if (placement_.host_of[static_cast<std::size_t>(r)] == agent.index && (rank.running || rank.pending))
       lost.push_back(r);
+  }
   if (stop_ == Stop::none) {
     std::string line = "lost host " + name_of(agent) + " (its agent: " + why + ")";
     if (!lost.empty()) line += "; its " + std::to_string(lost.size()) + (lost.size() == 1 ? " rank is" : " ranks are") + " gone";
-    int others = running_;
+    int others = live();
     for (int r : lost)
-      if (ranks_[static_cast<std::size_t>(r)].running) --others;
+      if (ranks_[static_cast<std::size_t>(r)].running || jobs_sent_) --others;
     if (options_.keep_going) {
       say(line);
     } else {
@@ -594,7 +625,8 @@ void Job::rank_lost(int r) {
   if (rank.running) {
     rank.running = false;
     --running_;
-  } else {
+  } else if (rank.pending) {
+    rank.pending = false;
     --unstarted_;
   }
   root_->rank_gone(r);
@@ -607,18 +639,25 @@ void Job::all_ranks_ended() {
 }
 
 void Job::interrupted(int sig) {
-  if (running_ == 0) {
+  if (!jobs_sent_) {
+    // Still waiting for the agents: no rank runs yet; give the start up.
+    if (stop_ == Stop::none) say("interrupted by " + signal_name(sig) + " while starting");
+    if (!first_status_) first_status_ = 128 + sig;
+    if (stop_ != Stop::launch) stop(Stop::launch, sig);
+    return;
+  }
+  if (live() == 0) {
     finish();  // only lingering output left
     return;
   }
   if (stop_ == Stop::none) {
-    say("interrupted by " + signal_name(sig) + stopping(running_));
+    say("interrupted by " + signal_name(sig) + stopping(live()));
     stop_ = Stop::interrupt;
     signal_ranks(sig);  // the ranks decide what it means; a second signal kills
     return;
   }
   say("interrupted by " + signal_name(sig) + (stop_ == Stop::interrupt ? " again" : "") + "; killing " +
-      std::to_string(running_) + (running_ == 1 ? " rank" : " ranks"));
+      std::to_string(live()) + (live() == 1 ? " rank" : " ranks"));
   signal_ranks(SIGKILL);
 }
 
@@ -649,8 +688,15 @@ void Job::suspend() {
 }
 
 void Job::timed_out() {
-  if (running_ == 0 || (stop_ != Stop::none && stop_ != Stop::interrupt)) return;
-  say("job timed out after " + seconds_text(*options_.timeout) + " s" + stopping(running_));
+  if (stop_ != Stop::none && stop_ != Stop::interrupt) return;
+  if (!jobs_sent_) {
+    say("job timed out after " + seconds_text(*options_.timeout) + " s while starting");
+    timed_out_ = true;
+    stop(Stop::launch, SIGTERM);
+    return;
+  }
+  if (live() == 0) return;
+  say("job timed out after " + seconds_text(*options_.timeout) + " s" + stopping(live()));
   timed_out_ = true;
   stop(Stop::timeout, SIGTERM);
 }

@@ -38,6 +38,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -75,7 +76,8 @@ class Job {
 
   struct Rank {
     pid_t pid = -1;
-    bool running = false;
+    bool pending = true;   // not reported started, nor given up
+    bool running = false;  // started and not yet ended
   };
 
   /// The agent of one host and what ipcrun knows of it.
@@ -115,7 +117,10 @@ class Job {
   void finish();
   void reap_agents(std::chrono::milliseconds limit);
   std::string stopping(int count) const;
+  /// Ranks running or about to: started, or sent to an agent that has not said yet.
+  int live() const { return running_ + (jobs_sent_ ? std::max(unstarted_, 0) : 0); }
   void start_stdin_forwarding(Agent& agent);
+  void pause_output();
 
   asio::io_context io_;
   const Options& options_;
@@ -151,6 +156,7 @@ class Job {
   int hellos_ = 0;
   int open_links_ = 0;
   bool jobs_sent_ = false;
+  bool output_paused_ = false;
   std::vector<Rank> ranks_;
   int running_ = 0;
   int unstarted_ = 0;  // ranks whose agent has not reported them started or failed

@@ -56,11 +56,20 @@ void Link::start() {
 }
 
 void Link::read() {
+  if (reading_paused_ || read_armed_) return;
+  read_armed_ = true;
   auto self = shared_from_this();
   in_.async_wait(asio::posix::stream_descriptor::wait_read, [self](asio::error_code ec) {
+    self->read_armed_ = false;
     if (ec || !self->open_) return;
     self->on_readable();
   });
+}
+
+void Link::pause_reading(bool paused) {
+  reading_paused_ = paused;
+  last_heard_ = std::chrono::steady_clock::now();
+  if (!paused && open_) read();
 }
 
 void Link::on_readable() {
@@ -182,7 +191,8 @@ void Link::tick() {
     if (!self->sent_since_tick_) self->send(LinkOp::heartbeat);
     self->sent_since_tick_ = false;
     if (!self->open_) return;
-    if (!self->paused_ && std::chrono::steady_clock::now() - self->last_heard_ > self->timeout_)
+    if (!self->paused_ && !self->reading_paused_ &&
+        std::chrono::steady_clock::now() - self->last_heard_ > self->timeout_)
       return self->fail("no word for " + seconds_text(self->timeout_) + " s");
     self->tick();
   });

@@ -84,6 +84,10 @@ class Link : public std::enable_shared_from_this<Link> {
   /// purpose); resuming restarts the clock.
   void pause_watchdog(bool paused);
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+  /// While paused, nothing is read (the peer's messages wait in the pipe or socket,
+  /// and the peer's own queue then holds its senders back), and silence does not
+  /// lose the link.
+  void pause_reading(bool paused);
   /// Bytes queued, not yet written.
   std::size_t backlog() const { return tx_.size() - tx_done_; }
   /// Runs `f` once the backlog is under kLowWater (at once if it is), or the link
@@ -113,6 +117,8 @@ class Link : public std::enable_shared_from_this<Link> {
   bool writing_ = false;     // waiting for the descriptor to take more
   bool open_ = true;
   bool paused_ = false;
+  bool reading_paused_ = false;
+  bool read_armed_ = false;
   bool sent_since_tick_ = false;
   std::chrono::steady_clock::time_point last_heard_;
   std::vector<std::function<void()>> drained_;

@@ -117,9 +117,12 @@ int main(int argc, char** argv) {
 
   try {
     Job job(options, std::get<std::string>(program), kill_grace, std::move(placement));
-    return job.run();
+    int status = job.run();
+    flush_output();
+    return status;
   } catch (const std::exception& e) {
     say(e.what());
+    flush_output();
     return 1;
   }
 }

@@ -6,12 +6,106 @@
 
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include <asio/write.hpp>
 
 namespace ipc::launcher {
 
+namespace {
+
+struct Writer {
+  std::mutex mu;
+  std::condition_variable work, idle;
+  std::deque<std::pair<OutputSink*, std::string>> queue;
+  std::size_t bytes = 0;  // queued or being written
+  bool running = false;
+  bool busy = false;
+  std::vector<std::function<void()>> drained;
+
+  void loop() {
+    std::unique_lock lk(mu);
+    for (;;) {
+      work.wait(lk, [&] { return !queue.empty(); });
+      auto item = std::move(queue.front());
+      queue.pop_front();
+      busy = true;
+      lk.unlock();
+      item.first->write_now(item.second);
+      lk.lock();
+      busy = false;
+      bytes -= item.second.size();
+      if (bytes < kOutputLowWater && !drained.empty()) {
+        auto ready = std::move(drained);
+        drained.clear();
+        lk.unlock();
+        for (auto& f : ready) f();
+        lk.lock();
+      }
+      if (queue.empty()) idle.notify_all();
+    }
+  }
+};
+
+Writer& writer() {
+  static Writer* w = new Writer;  // never destroyed: its thread may outlive main()
+  return *w;
+}
+
+}  // namespace
+
+void start_output_thread() {
+  auto& w = writer();
+  std::lock_guard lk(w.mu);
+  if (w.running) return;
+  w.running = true;
+  std::thread([&w] { w.loop(); }).detach();
+}
+
+void flush_output() {
+  auto& w = writer();
+  std::unique_lock lk(w.mu);
+  w.idle.wait(lk, [&] { return w.queue.empty() && !w.busy; });
+}
+
+std::size_t output_backlog() {
+  auto& w = writer();
+  std::lock_guard lk(w.mu);
+  return w.bytes;
+}
+
+void when_output_drained(std::function<void()> f) {
+  auto& w = writer();
+  {
+    std::lock_guard lk(w.mu);
+    if (w.bytes >= kOutputLowWater) {
+      w.drained.push_back(std::move(f));
+      return;
+    }
+  }
+  f();
+}
+
 void OutputSink::write(std::string_view bytes) {
+  auto& w = writer();
+  {
+    std::lock_guard lk(w.mu);
+    if (w.running) {
+      if (bytes.empty()) return;
+      w.queue.emplace_back(this, std::string(bytes));
+      w.bytes += bytes.size();
+      w.work.notify_one();
+      return;
+    }
+  }
+  write_now(bytes);
+}
+
+void OutputSink::write_now(std::string_view bytes) {
   const char* p = bytes.data();
   std::size_t left = bytes.size();
   while (left > 0 && !broken_) {

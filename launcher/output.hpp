@@ -32,16 +32,21 @@ class LineSink {
 };
 
 /// One of ipcrun's own output descriptors (1 or 2). Blocking writes of whole
-/// batches (a reader that stops reading holds the job up, as it would hold up a
-/// program writing to it directly); after a write error (EPIPE: the reader went
-/// away) it discards everything, so the ranks' pipes keep draining and ipcrun
+/// batches: a reader that stops reading holds the job up, as it would hold up a
+/// program writing to it directly. Once start_output_thread() has run, the writes
+/// happen on a thread of their own, in order, so that ipcrun's loop (its heartbeats
+/// to the agents above all) runs on while a reader dawdles; the job stops reading
+/// its agents while output_backlog() is long. After a write error (EPIPE: the reader
+/// went away) it discards everything, so the ranks' pipes keep draining and ipcrun
 /// keeps running.
 class OutputSink : public LineSink {
  public:
   explicit OutputSink(int fd) : fd_(fd) {}
-  /// Writes all of `bytes` (one write(2) unless the kernel takes less).
+  /// Writes all of `bytes` (one write(2) unless the kernel takes less), now or,
+  /// with the output thread, once what was queued before is out.
   void write(std::string_view bytes) override;
-  bool broken() const { return broken_; }
+  /// The blocking write itself.
+  void write_now(std::string_view bytes);
 
  private:
   int fd_;
@@ -50,6 +55,19 @@ class OutputSink : public LineSink {
 
 OutputSink& stdout_sink();
 OutputSink& stderr_sink();
+
+/// From now on OutputSink writes go through a thread (ipcrun, during a job).
+void start_output_thread();
+/// Waits until everything queued is written (or discarded after an error).
+void flush_output();
+/// Bytes queued and not yet written.
+std::size_t output_backlog();
+/// Backlog above which the job stops taking more output, and below which it resumes.
+inline constexpr std::size_t kOutputHighWater = 8u << 20;
+inline constexpr std::size_t kOutputLowWater = 2u << 20;
+/// Runs `f` (on the output thread, or here when it holds already) once the backlog
+/// is below kOutputLowWater.
+void when_output_drained(std::function<void()> f);
 
 /// Prints one line of ipcrun's own, "ipcrun: <text>", to stderr.
 void say(std::string_view text);
