@@ -88,10 +88,11 @@ start_bg sh -c "'$IPCRUN' -n 2 sh -c 'echo \$\$ >$PIDS/\$IPC_RANK; yes | head -c
 wait_for_pids 2
 most=0
 for ((i = 0; i < 30; i++)); do
+  ours=$(pgrep -P "$BG_PID" -f "$IPCRUN" 2>/dev/null | head -n 1 || true)  # this job's ipcrun
   for p in $(pgrep -f "^ipcrun --agent$" || true); do
-    [[ $(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ') == "$(pgrep -P "$BG_PID" -f "$IPCRUN" | head -n 1)" ]] || continue
-    rss=$(ps -o rss= -p "$p" 2>/dev/null | tr -d ' ')
-    ((${rss:-0} > most)) && most=$rss
+    [[ -n $ours && $(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ' || true) == "$ours" ]] || continue
+    rss=$(ps -o rss= -p "$p" 2>/dev/null | tr -d ' ' || true)
+    if ((${rss:-0} > most)); then most=$rss; fi
   done
   sleep 0.05
 done
