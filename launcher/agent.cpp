@@ -147,9 +147,11 @@ class LinkSink : public LineSink {
 /// Rank 0's standard input when ipcrun forwards it over the link.
 class StdinFeed : public std::enable_shared_from_this<StdinFeed> {
  public:
-  StdinFeed(asio::io_context& io, int write_fd) : pipe_(io, write_fd) {}
+  /// `ack(n)`: n bytes were written to rank 0, or dropped (ipcrun sends more then).
+  StdinFeed(asio::io_context& io, int write_fd, std::function<void(std::size_t)> ack)
+      : pipe_(io, write_fd), ack_(std::move(ack)) {}
   void push(std::string bytes) {
-    if (!pipe_.is_open()) return;
+    if (!pipe_.is_open()) return ack_(bytes.size());
     queue_.push_back(std::move(bytes));
     if (queue_.size() == 1) next();
   }
@@ -160,7 +162,10 @@ class StdinFeed : public std::enable_shared_from_this<StdinFeed> {
   void close() {
     asio::error_code ignored;
     pipe_.close(ignored);
+    std::size_t dropped = 0;
+    for (auto& q : queue_) dropped += q.size();
     queue_.clear();
+    if (dropped) ack_(dropped);
   }
 
  private:
@@ -168,6 +173,7 @@ class StdinFeed : public std::enable_shared_from_this<StdinFeed> {
     auto self = shared_from_this();
     asio::async_write(pipe_, asio::buffer(queue_.front()), [self](asio::error_code ec, std::size_t) {
       if (ec) return self->close();  // rank 0 is gone or closed its stdin
+      self->ack_(self->queue_.front().size());
       self->queue_.pop_front();
       if (!self->queue_.empty())
         self->next();
@@ -176,6 +182,7 @@ class StdinFeed : public std::enable_shared_from_this<StdinFeed> {
     });
   }
   asio::posix::stream_descriptor pipe_;
+  std::function<void(std::size_t)> ack_;
   std::deque<std::string> queue_;
   bool eof_ = false;
 };
@@ -324,7 +331,10 @@ class Agent {
       link_->send(LinkOp::spawn_failed, {std::to_string(rank.rank), e->what});
       return false;
     }
-    if (feed[1] >= 0) stdin_ = std::make_shared<StdinFeed>(io_, feed[1]);
+    if (feed[1] >= 0)
+      stdin_ = std::make_shared<StdinFeed>(io_, feed[1], [this](std::size_t n) {
+        link_->send(LinkOp::stdin_ack, {std::to_string(n)});
+      });
     auto& child = std::get<SpawnedRank>(result);
     rank.pid = child.pid;
     by_pid_[child.pid] = i;
@@ -396,7 +406,9 @@ class Agent {
     if (!why.empty() && !stopping_ && running_ > 0) agent_say(why + ": killing " + std::to_string(running_) + " rank" +
                                                               (running_ == 1 ? "" : "s") + " on " + job_.node);
     stopping_ = true;
-    signal_ranks(SIGKILL);
+    // Every rank's group, ended ranks' too: what a rank started outlives it there.
+    for (auto& rank : ranks_)
+      if (rank.pid > 0 && ::killpg(rank.pid, SIGKILL) != 0 && rank.running) ::kill(rank.pid, SIGKILL);
     if (!started_ || running_ == 0) return exit_now(why.empty() ? 0 : 1);
     // Bounded: a rank in uninterruptible sleep must not keep the agent.
     deadline_.expires_after(std::chrono::seconds(5));
@@ -423,14 +435,16 @@ class Agent {
   }
 
   void finish_job() {
-    if (finished_) return;
+    if (finished_ || finishing_) return;
     for (auto& rank : ranks_) {
       if (rank.out) rank.out->close();
       if (rank.err) rank.err->close();
     }
     link_->send(LinkOp::done);
-    link_->flush(std::chrono::seconds(5));
-    exit_now(0);
+    // Everything out before exiting, however long a slow reader of ipcrun's output
+    // makes that take (a link that fails ends the wait).
+    finishing_ = true;
+    link_->when_flushed([this] { exit_now(0); });
   }
 
   void exit_now(int status) {
@@ -475,6 +489,7 @@ class Agent {
   bool started_ = false;
   bool stopping_ = false;
   bool lingering_ = false;
+  bool finishing_ = false;  // done sent, waiting for the link to take it
   bool finished_ = false;
   int status_ = 0;
 };

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <functional>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <climits>
 #include <cstring>
 #include <sstream>
@@ -34,6 +36,8 @@ namespace {
 
 // Status of a job that lost a host, or could not start on one (as ssh's own).
 constexpr int kHostStatus = 255;
+// How long ranks that were sent SIGKILL may take to end before the job gives them up.
+constexpr auto kGiveUp = std::chrono::seconds(5);
 
 /// A line of a process's stderr, kept or passed on by its owner.
 class LineCollector : public LineSink {
@@ -80,6 +84,11 @@ std::string shell_quote(const std::string& text) {
   return out + "'";
 }
 
+std::chrono::milliseconds left_until(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds(0));
+}
+
 std::string self_path() {
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -112,6 +121,17 @@ std::string seconds_text(double s) {
 }  // namespace
 
 
+// The state that the thread reading ipcrun's stdin for a rank 0 on another host
+// shares with the job (see start_stdin_forwarding).
+struct Job::StdinForward {
+  std::mutex mu;
+  std::condition_variable room;
+  bool alive = true;  // false once the job is over: post nothing more
+  std::size_t in_flight = 0;
+  asio::io_context* io = nullptr;
+  std::weak_ptr<Link> link;
+};
+
 Job::Job(const Options& options, std::string program, double kill_grace, Placement placement)
     : options_(options),
       program_(std::move(program)),
@@ -139,6 +159,11 @@ Job::Job(const Options& options, std::string program, double kill_grace, Placeme
 }
 
 Job::~Job() {
+  if (stdin_forward_) {
+    std::lock_guard lk(stdin_forward_->mu);
+    stdin_forward_->alive = false;  // the thread posts nothing to io_ from now on
+    stdin_forward_->room.notify_one();
+  }
   if (dev_null_ >= 0) ::close(dev_null_);
   remove_job_segments(job_id_);  // what ranks that died during start-up left
 }
@@ -155,8 +180,8 @@ int Job::run() {
     agents_[static_cast<std::size_t>(c)].link->send(LinkOp::value, {key, value});
   };
   sinks.fenced = [this](int c, const KvRoot::Pairs& pairs) {
-    if (pairs.get() != fenced_pairs_) {  // one encoding for every agent
-      fenced_pairs_ = pairs.get();
+    if (pairs != fenced_pairs_) {  // one encoding for every agent (held: no address reuse)
+      fenced_pairs_ = pairs;
       fenced_bytes_ = encode_link_message(LinkOp::fenced, *pairs);
     }
     agents_[static_cast<std::size_t>(c)].link->send(fenced_bytes_);
@@ -176,7 +201,8 @@ int Job::run() {
   if (options_.port_range) rank_env_.push_back("IPC_TCP_PORTS=" + *options_.port_range);
 
   dev_null_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (::isatty(STDIN_FILENO)) {
+  bool rank0_here = agents_[static_cast<std::size_t>(placement_.host_of.front())].local;
+  if (rank0_here && ::isatty(STDIN_FILENO)) {
     // A rank in its own process group would be stopped reading the terminal.
     if (StdinRelay::wanted()) {
       stdin_relay_ = std::make_shared<StdinRelay>(io_, stdin_fd_);
@@ -240,6 +266,7 @@ void Job::start_agent(Agent& agent) {
   bool has_rank0 = placement_.host_of.front() == agent.index;
   int stdin_copy = -1;  // not descriptor 0 itself: the child's 0 becomes the link first
   if (has_rank0 && agent.local && stdin_fd_ != dev_null_) req.extra_fd = stdin_copy = ::fcntl(stdin_fd_, F_DUPFD_CLOEXEC, 3);
+  agent.has_stdin = stdin_copy >= 0;
   int to_agent[2] = {-1, -1};
   if (::pipe2(to_agent, O_CLOEXEC) != 0) {
     say("cannot start the agent on " + host + ": pipe: " + std::strerror(errno));
@@ -303,8 +330,7 @@ void Job::on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts) {
       rank.pending = false;
       rank.running = true;
       ++running_;
-      --unstarted_;
-      if (stop_ != Stop::none) agent.link->send(LinkOp::signal, {std::to_string(SIGKILL)});
+      --unstarted_;  // a stop's signal, sent after the job, reached it: the agent starts all first
       return;
     }
     case LinkOp::spawn_failed: {
@@ -337,6 +363,9 @@ void Job::on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts) {
     }
     case LinkOp::done:
       agent.done = true;
+      return;
+    case LinkOp::stdin_ack:
+      if (parts.size() == 1) stdin_acknowledged(std::strtoull(parts[0].c_str(), nullptr, 10));
       return;
     case LinkOp::put:
       if (parts.size() == 2) root_->put(std::move(parts[0]), std::move(parts[1]));
@@ -433,36 +462,57 @@ void Job::send_jobs() {
     job.link_timeout_ms = static_cast<int>(link_timeout_ * 1000);
     if (placement_.host_of.front() == agent.index) {
       if (agent.local)
-        job.stdin_mode = stdin_fd_ != dev_null_ ? "fd" : "none";
+        job.stdin_mode = agent.has_stdin ? "fd" : "none";
       else
-        start_stdin_forwarding(agent), job.stdin_mode = "link";
+        job.stdin_mode = start_stdin_forwarding(agent) ? "link" : "none";
     }
     agent.link->send(LinkOp::job, job.encode());
   }
 }
 
 // Rank 0 on another host reads ipcrun's stdin through its agent. A thread reads it
-// (a plain file cannot be waited on with epoll) and posts what it read to the loop.
-void Job::start_stdin_forwarding(Agent& agent) {
-  if (::isatty(STDIN_FILENO) && !StdinRelay::wanted()) return;  // in the background: rank 0 reads nothing
+// (a plain file cannot be waited on with epoll) and posts what it read to the loop,
+// at most kStdinWindow bytes ahead of what the agent has written into rank 0's pipe
+// (stdin_ack), so that a rank 0 that reads slowly, or not at all, holds the reading
+// up rather than filling memory.
+bool Job::start_stdin_forwarding(Agent& agent) {
+  if (::isatty(STDIN_FILENO) && !StdinRelay::wanted()) return false;  // in the background: rank 0 reads nothing
   int fd = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
-  if (fd < 0) return;
-  std::weak_ptr<Link> link = agent.link;
-  std::thread([this, fd, link] {
+  if (fd < 0) return false;
+  constexpr std::size_t kStdinWindow = 1u << 20;
+  auto state = std::make_shared<StdinForward>();
+  state->io = &io_;
+  state->link = agent.link;
+  stdin_forward_ = state;
+  std::thread([state, fd] {
     std::vector<char> buf(64 * 1024);
     for (;;) {
       ssize_t n = ::read(fd, buf.data(), buf.size());
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      asio::post(io_, [link, data = std::string(buf.data(), static_cast<std::size_t>(n))] {
-        if (auto l = link.lock()) l->send(LinkOp::stdin_data, {data});
+      std::unique_lock lk(state->mu);
+      state->room.wait(lk, [&] { return !state->alive || state->in_flight < kStdinWindow; });
+      if (!state->alive) break;
+      if (n <= 0) {
+        asio::post(*state->io, [state] {
+          if (auto l = state->link.lock()) l->send(LinkOp::stdin_eof);
+        });
+        break;
+      }
+      state->in_flight += static_cast<std::size_t>(n);
+      asio::post(*state->io, [state, data = std::string(buf.data(), static_cast<std::size_t>(n))] {
+        if (auto l = state->link.lock()) l->send(LinkOp::stdin_data, {data});
       });
     }
     ::close(fd);
-    asio::post(io_, [link] {
-      if (auto l = link.lock()) l->send(LinkOp::stdin_eof);
-    });
   }).detach();
+  return true;
+}
+
+void Job::stdin_acknowledged(std::size_t bytes) {
+  if (!stdin_forward_) return;
+  std::lock_guard lk(stdin_forward_->mu);
+  stdin_forward_->in_flight -= std::min(bytes, stdin_forward_->in_flight);
+  stdin_forward_->room.notify_one();
 }
 
 // Our stdout or stderr takes less than the ranks write: stop reading the agents
@@ -487,7 +537,8 @@ void Job::link_lost(Agent& agent, const std::string& why) {
   --open_links_;
   agent.closed = true;
   if (agent.done || finished_) return agent_closed(agent);
-  if (!agent.hello) {
+  if (!jobs_sent_) {
+    // Before the job went out (said hello or not): the start failed on this host.
     // Its stderr says why (ssh's "connect to host ... No route to host"): report
     // once that has closed too, or after a moment.
     agent.failed = true;
@@ -671,9 +722,10 @@ void Job::interrupted(int sig) {
 // ranks as well. Meanwhile neither side counts the silence against the link.
 void Job::suspend() {
   signal_ranks(SIGSTOP);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);  // for all of them
   for (auto& agent : agents_)
     if (agent.link && agent.link->is_open()) {
-      agent.link->flush(std::chrono::seconds(1));
+      agent.link->flush(left_until(deadline));
       agent.link->pause_watchdog(true);
     }
   struct sigaction dfl {}, ours {};
@@ -717,7 +769,20 @@ void Job::stop(Stop reason, int sig) {
   signal_ranks(sig);
   grace_timer_.expires_after(seconds(kill_grace_));
   grace_timer_.async_wait([this](asio::error_code ec) {
-    if (!ec) signal_ranks(SIGKILL);
+    if (ec) return;
+    signal_ranks(SIGKILL);
+    // A rank that SIGKILL does not end (uninterruptible sleep) must not keep the
+    // job: a while later the agents are told to quit, and then the job ends.
+    grace_timer_.expires_after(kGiveUp);
+    grace_timer_.async_wait([this](asio::error_code ec) {
+      if (ec || finished_) return;
+      for (auto& agent : agents_)
+        if (agent.link && agent.link->is_open()) agent.link->send(LinkOp::quit);
+      grace_timer_.expires_after(kGiveUp);
+      grace_timer_.async_wait([this](asio::error_code ec) {
+        if (!ec) finish();
+      });
+    });
   });
 }
 
@@ -734,10 +799,11 @@ void Job::finish() {
   launch_timer_.cancel();
   asio::error_code ignored;
   signals_.cancel(ignored);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);  // for all of them
   for (auto& agent : agents_) {
     if (agent.link && agent.link->is_open()) {
       agent.link->send(LinkOp::quit);
-      agent.link->flush(std::chrono::milliseconds(500));
+      agent.link->flush(left_until(deadline));
       agent.link->close();
     }
     if (agent.err) agent.err->close();
@@ -748,30 +814,27 @@ void Job::finish() {
 }
 
 // The agents' processes (and the launch agents') end once their links have closed;
-// a moment for them, then they are made to.
+// a moment for them, then they are made to, and a moment more (a process in
+// uninterruptible sleep is left behind rather than waited for).
 void Job::reap_agents(std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    bool left = false;
-    for (auto& agent : agents_) {
-      if (agent.pid <= 0 || agent.reaped) continue;
-      int status = 0;
-      pid_t got = ::waitpid(agent.pid, &status, WNOHANG);
-      if (got == agent.pid || (got < 0 && errno != EINTR)) agent.reaped = true;
-      else left = true;
-    }
-    if (!left) return;
-    if (std::chrono::steady_clock::now() > deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  for (auto& agent : agents_)
-    if (agent.pid > 0 && !agent.reaped) {
-      ::kill(agent.pid, SIGKILL);
-      int status = 0;
-      while (::waitpid(agent.pid, &status, 0) < 0 && errno == EINTR) {
+  auto poll = [this](std::chrono::steady_clock::time_point until) {
+    for (;;) {
+      bool left = false;
+      for (auto& agent : agents_) {
+        if (agent.pid <= 0 || agent.reaped) continue;
+        int status = 0;
+        pid_t got = ::waitpid(agent.pid, &status, WNOHANG);
+        if (got == agent.pid || (got < 0 && errno != EINTR)) agent.reaped = true;
+        else left = true;
       }
-      agent.reaped = true;
+      if (!left || std::chrono::steady_clock::now() > until) return left;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+  };
+  if (!poll(std::chrono::steady_clock::now() + limit)) return;
+  for (auto& agent : agents_)
+    if (agent.pid > 0 && !agent.reaped) ::kill(agent.pid, SIGKILL);
+  poll(std::chrono::steady_clock::now() + std::chrono::seconds(1));
 }
 
 std::string Job::stopping(int count) const {

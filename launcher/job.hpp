@@ -91,6 +91,7 @@ class Job {
     std::deque<std::string> err_lines;  // its last lines, before the agent said hello
     bool err_open = false;
     bool hello = false, done = false, closed = false, failed = false;
+    bool has_stdin = false;  // holds ipcrun's stdin for rank 0 as its descriptor 3
     std::string address, ipcrun_address, boot_id;
     int cpus = 0;
     std::string lost_why;  // why the link failed, before the agent said hello
@@ -119,7 +120,9 @@ class Job {
   std::string stopping(int count) const;
   /// Ranks running or about to: started, or sent to an agent that has not said yet.
   int live() const { return running_ + (jobs_sent_ ? std::max(unstarted_, 0) : 0); }
-  void start_stdin_forwarding(Agent& agent);
+  bool start_stdin_forwarding(Agent& agent);
+  void stdin_acknowledged(std::size_t bytes);
+  struct StdinForward;
   void pause_output();
 
   asio::io_context io_;
@@ -146,9 +149,10 @@ class Job {
   asio::steady_timer launch_timer_;
   asio::steady_timer close_timer_;
   std::unique_ptr<KvRoot> root_;
-  const void* fenced_pairs_ = nullptr;  // the pairs last encoded for the agents
+  KvRoot::Pairs fenced_pairs_;  // the pairs last encoded for the agents
   std::shared_ptr<const std::vector<std::byte>> fenced_bytes_;
   std::shared_ptr<StdinRelay> stdin_relay_;
+  std::shared_ptr<StdinForward> stdin_forward_;  // shared with its reading thread
   int stdin_fd_ = 0;    // for rank 0 on this host
   int dev_null_ = -1;
 

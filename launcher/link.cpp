@@ -153,6 +153,16 @@ void Link::try_write() {
     drained_.clear();
     for (auto& f : waiting) f();
   }
+  if (!flushed_.empty() && backlog() == 0) {
+    auto waiting = std::move(flushed_);
+    flushed_.clear();
+    for (auto& f : waiting) f();
+  }
+}
+
+void Link::when_flushed(std::function<void()> f) {
+  if (!open_ || backlog() == 0) return f();
+  flushed_.push_back(std::move(f));
 }
 
 void Link::when_drained(std::function<void()> f) {
@@ -215,6 +225,8 @@ void Link::close() {
   out_.close(ignored);
   auto waiting = std::move(drained_);  // nothing more to wait for
   drained_.clear();
+  for (auto& f : flushed_) waiting.push_back(std::move(f));
+  flushed_.clear();
   for (auto& f : waiting) f();
 }
 

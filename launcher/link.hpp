@@ -13,6 +13,7 @@
 //         ipcrun's host's address as seen from here or "")
 //   started(rank, pid)        spawn_failed(rank, what)       exited(rank, wait status)
 //   output(stream "1"|"2", whole lines)                      done()   every rank ended
+//   stdin_ack(bytes)          stdin_data bytes written to rank 0 (or dropped)
 //   put(key, value)  get(key)  fence(rank)  report(rank, line)   the ranks' bootstrap
 // Messages, ipcrun -> agent
 //   job(fields of AgentJob)   signal(number)   stdin_data(bytes)   stdin_eof()
@@ -44,6 +45,7 @@ enum class LinkOp : std::uint8_t {
   get,
   fence,
   report,
+  stdin_ack,
   job = 32,
   signal,
   stdin_data,
@@ -93,6 +95,8 @@ class Link : public std::enable_shared_from_this<Link> {
   /// Runs `f` once the backlog is under kLowWater (at once if it is), or the link
   /// has closed.
   void when_drained(std::function<void()> f);
+  /// Runs `f` once everything queued is written, or the link has closed.
+  void when_flushed(std::function<void()> f);
   static constexpr std::size_t kHighWater = 4u << 20;  // senders should wait above this
   static constexpr std::size_t kLowWater = 1u << 20;
   /// Closes both descriptors; no handler runs after this.
@@ -121,7 +125,7 @@ class Link : public std::enable_shared_from_this<Link> {
   bool read_armed_ = false;
   bool sent_since_tick_ = false;
   std::chrono::steady_clock::time_point last_heard_;
-  std::vector<std::function<void()>> drained_;
+  std::vector<std::function<void()>> drained_, flushed_;
 };
 
 }  // namespace ipc::launcher

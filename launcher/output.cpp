@@ -37,15 +37,15 @@ struct Writer {
       lk.unlock();
       item.first->write_now(item.second);
       lk.lock();
-      busy = false;
       bytes -= item.second.size();
       if (bytes < kOutputLowWater && !drained.empty()) {
         auto ready = std::move(drained);
         drained.clear();
         lk.unlock();
-        for (auto& f : ready) f();
+        for (auto& f : ready) f();  // still busy: flush_output() waits for them too
         lk.lock();
       }
+      busy = false;
       if (queue.empty()) idle.notify_all();
     }
   }

@@ -110,6 +110,13 @@ hello)
   on1 sh -c "echo to-rank-0 | '$IPCRUN' --host node2,node1 -n 2 sh -c 'read l && echo \$IPC_RANK:\$IPC_NODE:\$l || echo \$IPC_RANK:eof'"
   expect 0 "stdin to another host"
   [ "$(sort "$TMP/out" | paste -sd' ')" = "0:node2:to-rank-0 1:eof" ] || fail "stdin to node2: $(cat "$TMP/out")"
+  # Much of it, intact; and a rank 0 that reads none of an endless stdin still ends.
+  head -c 20000000 /dev/urandom >"$TMP/data"
+  on1 sh -c "'$IPCRUN' --host node3 -n 1 md5sum <'$TMP/data'"
+  expect 0 "20 MB of stdin to node3"
+  [ "$(cut -d' ' -f1 "$TMP/out")" = "$(md5sum <"$TMP/data" | cut -d' ' -f1)" ] || fail "stdin to node3 arrived changed"
+  on1 sh -c "yes | '$IPCRUN' --host node2,node1 -n 2 sleep 1"
+  expect 0 "endless stdin, rank 0 on node2 not reading it"
   ;;
 
 allpairs)
