@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -13,7 +14,11 @@
 namespace ipc::launcher {
 namespace {
 
-constexpr auto kHeartbeat = std::chrono::milliseconds(1000);
+// A heartbeat goes out after this much silence: a quarter of the timeout, at most a
+// second, so that several are sent within any timeout.
+std::chrono::milliseconds heartbeat_interval(std::chrono::milliseconds timeout) {
+  return std::clamp(timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
+}
 constexpr std::size_t kReadChunk = 64 * 1024;
 
 // Messages carry whole output batches and the job's key-value pairs.
@@ -194,7 +199,7 @@ void Link::pause_watchdog(bool paused) {
 }
 
 void Link::tick() {
-  ticker_.expires_after(kHeartbeat);
+  ticker_.expires_after(heartbeat_interval(timeout_));
   auto self = shared_from_this();
   ticker_.async_wait([self](asio::error_code ec) {
     if (ec || !self->open_) return;

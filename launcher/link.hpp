@@ -4,8 +4,9 @@
 // (wire/kv_protocol.hpp). The link is trusted: only ipcrun and its agent hold its ends,
 // and the job secret travels on it (never on a command line).
 //
-// Liveness: each side sends a heartbeat when it has sent nothing for a second, and
-// calls the link lost when it has heard nothing for `timeout` (a host cut off, a
+// Liveness: each side sends a heartbeat when it has sent nothing for a quarter of the
+// timeout (a second at most), and calls the link lost when it has heard nothing for
+// `timeout` (a host cut off, a
 // stopped or wedged peer). End of file or a read/write error loses the link at once.
 //
 // Messages, agent -> ipcrun
