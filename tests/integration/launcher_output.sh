@@ -103,7 +103,7 @@ expect_status 0 "slow reader"
 
 # A reader that stops for longer than the link timeout loses nothing: ipcrun's
 # heartbeats to its agents go on while its own stdout is blocked.
-run sh -c "IPC_LINK_TIMEOUT=1 '$IPCRUN' -n 2 sh -c 'head -c 20000000 /dev/zero | tr \"\\\\0\" x | fold -w 99' | { sleep 3; wc -l; }"
+run sh -c "IPC_LINK_TIMEOUT=2 '$IPCRUN' -n 2 sh -c 'head -c 20000000 /dev/zero | tr \"\\\\0\" x | fold -w 99' | { sleep 5; wc -l; }"
 expect_status 0 "stopped reader"
 expect_file "$TMP/out" "404040" "stopped reader"
 expect_file "$TMP/err" "" "stopped reader: nothing on stderr"
