@@ -12,7 +12,8 @@
 namespace ipc::launcher {
 namespace {
 
-constexpr const char* kFooter = R"(Every rank gets ipcrun's environment plus:
+constexpr const char* kFooter = R"(Every rank gets its environment (on this host ipcrun's, on others that of the
+launch agent's session, plus ipcrun's IPC_* variables) and:
   IPC_RANK, IPC_SIZE, IPC_LOCAL_RANK, IPC_LOCAL_SIZE, IPC_NODE, IPC_JOB,
   IPC_BOOTSTRAP (host:port of the key-value server of its host's agent), IPC_JOB_SECRET,
   IPC_TCP_ADDR, the -x variables, IPC_TRANSPORTS, IPC_REPORT_TRANSPORTS,
@@ -21,7 +22,8 @@ Rank 0 reads ipcrun's standard input; the others read /dev/null.
 
 Exit status: 0 when every rank exits 0; otherwise that of the first rank to fail
 (128+N when killed by signal N), after the other ranks are stopped; 124 after
---timeout; 126 or 127 when the program cannot be run; 2 for a usage error.
+--timeout; 126 or 127 when the program cannot be run; 255 when a host cannot be
+reached or is lost; 2 for a usage error.
 SIGINT or SIGTERM to ipcrun is forwarded to every rank; a second one kills them.
 SIGTSTP (Ctrl-Z) stops every rank, then ipcrun; SIGCONT (fg, bg) continues them.
 `ipcrun --list-params` lists the IPC_* environment parameters.)";
@@ -97,15 +99,15 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   app.add_flag("--oversubscribe", out.oversubscribe, "allow more ranks than the hosts have slots");
   app.add_flag("--display-map", out.display_map, "print which host each rank runs on, before the job");
   app.add_option("--launch-agent", out.launch_agent,
-                 "command that runs a command on another host (default ssh;\nsets nothing: IPC_LAUNCH_AGENT is its default)")
+                 "how ipcrun reaches another host: CMD HOST COMMAND runs\nCOMMAND there (default: IPC_LAUNCH_AGENT, else ssh)")
       ->type_name("CMD");
   app.add_option("--launch-timeout", launch_timeout,
                  "seconds every host's agent has to answer (default 30,\nIPC_LAUNCH_TIMEOUT)")
       ->type_name("S")
       ->check(positive_seconds);
   app.add_option("--bind-to", out.bind_to,
-                 "core: pin each rank to one CPU; none; auto (default):\ncore when the ranks fit the CPUs "
-                 "ipcrun may use")
+                 "core: pin each rank to one CPU; none; auto (default):\ncore when each machine's ranks fit "
+                 "its CPUs")
       ->type_name("WHAT")
       ->check(CLI::IsMember({"core", "none", "auto"}));
 
