@@ -5,8 +5,12 @@
 // default reno: docs/transports.md), the same warm-up/iterations/median-of-repeats
 // shape as harness.hpp.
 // Prints "pingpong_rawsocket,<bytes>,<half round trip us>,us" per size.
-//   bench_tcp_floor [--sizes 8,64] [--repeats 5]
+//   bench_tcp_floor [--sizes 8,64] [--repeats 5] [--listen ADDR --peer-netns PATH]
+// With --listen and --peer-netns the two processes sit on two hosts of a virtual
+// cluster: this one listens on ADDR (an address of its network namespace), the child
+// enters the namespace PATH (/run/netns/NAME) and connects to it.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -84,19 +88,23 @@ std::vector<std::size_t> parse_sizes(const char* s) {
 int main(int argc, char** argv) {
   std::vector<std::size_t> sizes{8};
   int repeats = 5;
+  const char* listen_addr = "127.0.0.1";
+  const char* peer_netns = nullptr;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--sizes") == 0) sizes = parse_sizes(argv[i + 1]);
     if (std::strcmp(argv[i], "--repeats") == 0) repeats = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--listen") == 0) listen_addr = argv[i + 1];
+    if (std::strcmp(argv[i], "--peer-netns") == 0) peer_netns = argv[i + 1];
   }
   int ls = ::socket(AF_INET, SOCK_STREAM, 0);
   if (ls < 0) die("socket");
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, listen_addr, &a.sin_addr) != 1) die("--listen: not an IPv4 address");
   socklen_t len = sizeof a;
   if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(ls, 1) != 0 ||
       ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    die("listen on 127.0.0.1");
+    die("listen");
   pid_t child = ::fork();
   if (child < 0) die("fork");
   const bool parent = child != 0;
@@ -105,6 +113,11 @@ int main(int argc, char** argv) {
   if (parent) {
     fd = ::accept(ls, nullptr, nullptr);
   } else {
+    if (peer_netns) {
+      int ns = ::open(peer_netns, O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) die(peer_netns);
+      ::close(ns);
+    }
     fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
   }
