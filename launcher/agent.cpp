@@ -115,14 +115,22 @@ void set_env(std::vector<std::string>& env, const std::string& assignment) {
 }
 
 /// The two addresses of the ssh connection that started this agent: this host's (as
-/// ipcrun's host reaches it) and ipcrun's host's (as seen from here); empty when the
-/// agent was not started by ssh.
+/// ipcrun's host reaches it) and ipcrun's host's (as seen from here). Without ssh:
+/// this host's first address that is not loopback, and nothing.
 std::pair<std::string, std::string> ssh_addresses() {
-  const char* c = std::getenv("SSH_CONNECTION");  // "client_ip client_port server_ip server_port"
-  if (!c) return {};
-  std::istringstream in(c);
   std::string client, client_port, server;
-  in >> client >> client_port >> server;
+  if (const char* c = std::getenv("SSH_CONNECTION")) {  // "client_ip client_port server_ip server_port"
+    std::istringstream in(c);
+    in >> client >> client_port >> server;
+  }
+  if (server.empty()) {
+    // Started some other way: the host's first address that is not loopback.
+    for (auto& a : net::ipv4_addresses())
+      if (a.address.rfind("127.", 0) != 0) {
+        server = a.address;
+        break;
+      }
+  }
   return {server, client};
 }
 

@@ -400,6 +400,14 @@ void Job::on_hello(Agent& agent, std::vector<std::string>& parts) {
 
 void Job::send_jobs() {
   launch_timer_.cancel();
+  for (auto& agent : agents_)
+    if (!agent.local && agent.address.empty() && !options_.iface) {
+      say("cannot tell which address the ranks on " + name_of(agent) +
+          " can be reached at (its agent found none but loopback): give --iface");
+      if (!first_status_) first_status_ = kHostStatus;
+      stop(Stop::launch, SIGTERM);
+      return;
+    }
   jobs_sent_ = true;
   // The address each host's ranks listen on: loopback when the job stays on this
   // host; else the address of the host that ipcrun's host reached it by (the ssh
@@ -456,7 +464,7 @@ void Job::send_jobs() {
     if (crowded[static_cast<std::size_t>(agent.index)]) job.env.push_back("IPC_OVERSUBSCRIBED=1");
     for (int r = 0; r < options_.np; ++r)
       if (placement_.host_of[static_cast<std::size_t>(r)] == agent.index) job.ranks.push_back(r);
-    job.tcp_addr = all_local ? "127.0.0.1" : agent.local ? here : (agent.address.empty() ? name_of(agent) : agent.address);
+    job.tcp_addr = all_local ? "127.0.0.1" : agent.local ? here : agent.address;
     job.first_cpu = first_cpu[static_cast<std::size_t>(agent.index)];
     job.tag_output = options_.tag_output;
     job.link_timeout_ms = static_cast<int>(link_timeout_ * 1000);

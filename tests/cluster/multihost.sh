@@ -149,6 +149,13 @@ options)
     on1 "$IPCRUN" --hostfile "$HF" -n 6 --iface "$iface" "$IT/it_ring"
     expect 0 "--iface $iface"
   done
+  # Another launch agent than ssh (no SSH_CONNECTION on the hosts): each agent finds
+  # its host's address itself.
+  printf '#!/bin/sh\nhost=$1; shift\nexec ssh -F %s "$host" "env -u SSH_CONNECTION $*"\n' "$("$VC" ssh-config)" >"$TMP/agent"
+  chmod +x "$TMP/agent"
+  on1 "$IPCRUN" --launch-agent "$TMP/agent" --hostfile "$HF" -n 6 --report-transports "$IT/it_ring"
+  expect 0 "a launch agent other than ssh"
+  [ "$(grep -cE 'transport [0-5] -> [0-5]: tcp' "$TMP/err")" = 24 ] || fail "other launch agent: $(head -5 "$TMP/err")"
   on1 "$IPCRUN" --hostfile "$HF" -n 6 --iface eth7 true
   expect 2 "--iface eth7"
   grep -q "eth7" "$TMP/err" || fail "--iface eth7: $(cat "$TMP/err")"
