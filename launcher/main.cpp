@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "agent.hpp"
+#include "base/errors.hpp"
 #include "base/net.hpp"
 #include "job.hpp"
 #include "options.hpp"
@@ -91,8 +92,13 @@ int main(int argc, char** argv) {
   double kill_grace = 0;
   try {
     kill_grace = ipc::base::param_seconds("IPC_KILL_GRACE");
-    ipc::base::param_seconds("IPC_LAUNCH_TIMEOUT");  // malformed values are reported now, not mid-start
-    ipc::base::param_seconds("IPC_LINK_TIMEOUT");
+    // Malformed values are reported now, not mid-start.
+    for (const char* name : {"IPC_LAUNCH_TIMEOUT", "IPC_LINK_TIMEOUT"})
+      if (!(ipc::base::param_seconds(name) > 0))
+        throw ipc::UsageError(std::string(name) + "='" + ipc::base::param(name) + "' must be a positive number of seconds");
+    std::string launch_agent = options.launch_agent ? *options.launch_agent : ipc::base::param("IPC_LAUNCH_AGENT");
+    if (launch_agent.find_first_not_of(" \t") == std::string::npos)
+      throw ipc::UsageError(options.launch_agent ? "--launch-agent is empty" : "IPC_LAUNCH_AGENT is empty");
   } catch (const std::exception& e) {
     say(e.what());
     return 2;

@@ -56,6 +56,16 @@ expect_status 255 "silent host"
 expect_file "$TMP/err" "ipcrun: cannot start the agent on some-other-host: no answer within 0.5 s (launched with '$TMP/hang'): hang: on my way" "silent host"
 expect_file "$TMP/out" "" "silent host: no rank started"
 pgrep -f "^sleep 60 some-other-host" >/dev/null && fail "silent host: the launch agent outlived ipcrun"
+run "$IPCRUN" --launch-agent " " --host some-other-host -n 1 true
+expect_status 2 "empty launch agent"
+expect_file "$TMP/err" "ipcrun: --launch-agent is empty" "empty launch agent"
+run env IPC_LAUNCH_TIMEOUT=0 "$IPCRUN" -n 1 true
+expect_status 2 "IPC_LAUNCH_TIMEOUT=0"
+expect_file "$TMP/err" "ipcrun: IPC_LAUNCH_TIMEOUT='0' must be a positive number of seconds" "IPC_LAUNCH_TIMEOUT=0"
+run env IPC_LINK_TIMEOUT=soon "$IPCRUN" -n 1 true
+expect_status 2 "IPC_LINK_TIMEOUT=soon"
+run "$IPCRUN" --launch-timeout 0 -n 1 true
+expect_status 2 "--launch-timeout 0"
 run "$IPCRUN" --launch-agent "$TMP/no-such-agent" --host some-other-host -n 1 true
 expect_status 255 "missing launch agent"
 grep -q "^ipcrun: cannot start the agent on some-other-host: launch agent program '$TMP/no-such-agent' not found" "$TMP/err" ||
