@@ -214,6 +214,9 @@ class Engine final : public transport::Sink {
   // Calls into the engine (posts and waits): the progress thread stays away while
   // this keeps changing, since the program's own calls make progress then.
   std::atomic<std::uint64_t> wait_count_{0};
+  // Until then (steady clock, ns), waiters skip yielding and sleep: a sched_yield()
+  // came back only after another process's whole time slice (block_until_impl).
+  std::atomic<std::int64_t> yield_useless_until_{0};
   void note_activity() { wait_count_.store(wait_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
  public:

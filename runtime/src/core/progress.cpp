@@ -16,6 +16,10 @@ constexpr auto kQuiet = std::chrono::milliseconds(2);
 // Polls before a blocked call first reads the clock (reading it costs more than a
 // poll on some virtual machines).
 constexpr int kPollsBeforeClock = 64;
+// A sched_yield() that takes this long gave the CPU to a process that computes (see
+// block_until_impl); waiters then sleep rather than yield for kNoYieldFor.
+constexpr auto kLongYield = std::chrono::microseconds(500);
+constexpr auto kNoYieldFor = std::chrono::milliseconds(50);
 
 // Counts a thread as waiting in the library for as long as it lives, and counts waits
 // (the progress thread compares the count across its naps to see activity).
@@ -100,11 +104,20 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       cpu_relax();
       continue;
     }
-    if (elapsed < pol.spin + pol.yield) {
+    if (elapsed < pol.spin + pol.yield &&
+        now.time_since_epoch().count() >= yield_useless_until_.load(std::memory_order_relaxed)) {
       ::sched_yield();
       // What another thread or rank did while this one was off the CPU (a node
       // group's flag, a request another thread completed) is seen before polling.
       if (done()) return true;
+      // A yield to ranks that poll and yield too comes back within microseconds. One
+      // that took a whole time slice went to a process that computes (a build beside
+      // the job): yielding then hands it the CPU at every poll, and a collective whose
+      // every step waits for one rank's turn crawls (8 ranks on 2 cores beside one
+      // busy process: 75 times slower). Sleep instead, for a while: a rank woken by
+      // its doorbell runs at once.
+      if (clock::now() - now > kLongYield)
+        yield_useless_until_.store((clock::now() + kNoYieldFor).time_since_epoch().count(), std::memory_order_relaxed);
       continue;
     }
     // After a wake-up, poll busily again: more usually follows. After a timeout,
