@@ -112,14 +112,14 @@ void Link::on_readable() {
 }
 
 void Link::send(LinkOp op, const std::vector<std::string>& parts) {
-  if (!open_) return;
+  if (!open_ || write_broken_) return;
   wire::encode_frame(static_cast<std::uint8_t>(op), parts, tx_);
   sent_since_tick_ = true;
   try_write();
 }
 
 void Link::send(const std::shared_ptr<const std::vector<std::byte>>& encoded) {
-  if (!open_) return;
+  if (!open_ || write_broken_) return;
   tx_.insert(tx_.end(), encoded->begin(), encoded->end());
   sent_since_tick_ = true;
   try_write();
@@ -143,6 +143,15 @@ void Link::try_write() {
         });
       }
       return;
+    }
+    // The peer stopped reading (it is exiting): what it sent before, `done` above
+    // all, is still to be read, and end of file follows; until then nothing more goes
+    // out.
+    if (errno == EPIPE) {
+      write_broken_ = true;
+      tx_.clear();
+      tx_done_ = 0;
+      break;
     }
     return fail(std::string("write: ") + std::strerror(errno));
   }

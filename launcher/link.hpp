@@ -120,6 +120,7 @@ class Link : public std::enable_shared_from_this<Link> {
   std::vector<std::byte> tx_;
   std::size_t tx_done_ = 0;  // bytes of tx_ already written
   bool writing_ = false;     // waiting for the descriptor to take more
+  bool write_broken_ = false;  // the peer reads no more (EPIPE): sending is a no-op
   bool open_ = true;
   bool paused_ = false;
   bool reading_paused_ = false;
