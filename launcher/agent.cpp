@@ -139,7 +139,7 @@ class LinkSink : public LineSink {
  public:
   LinkSink(const std::shared_ptr<Link>& link, std::string stream) : link_(link), stream_(std::move(stream)) {}
   void write(std::string_view bytes) override {
-    if (link_->is_open()) link_->send(LinkOp::output, {stream_, std::string(bytes)});
+    if (link_->is_open()) link_->send2(LinkOp::output, stream_, bytes);
   }
   bool ready(const std::function<void()>& resume) override {
     if (!link_->is_open() || link_->backlog() < Link::kHighWater) return true;

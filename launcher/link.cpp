@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "wire/bytes.hpp"
 #include "wire/kv_protocol.hpp"
 
 namespace ipc::launcher {
@@ -118,6 +119,25 @@ void Link::send(LinkOp op, const std::vector<std::string>& parts) {
   try_write();
 }
 
+void Link::send2(LinkOp op, std::string_view head, std::string_view body) {
+  if (!open_ || write_broken_) return;
+  // The frame of wire::encode_frame: u32 body length | u8 op | u32 count | (u32 len | bytes)*.
+  auto put32 = [this](std::uint32_t v) { wire::put_int(tx_, v); };
+  std::size_t len = 1 + 4 + 4 + head.size() + 4 + body.size();
+  if (tx_.capacity() < tx_.size() + 4 + len) tx_.reserve(std::max(tx_.size() + 4 + len, 2 * tx_.capacity()));
+  put32(static_cast<std::uint32_t>(len));
+  tx_.push_back(static_cast<std::byte>(op));
+  put32(2);
+  put32(static_cast<std::uint32_t>(head.size()));
+  auto* h = reinterpret_cast<const std::byte*>(head.data());
+  tx_.insert(tx_.end(), h, h + head.size());
+  put32(static_cast<std::uint32_t>(body.size()));
+  auto* b = reinterpret_cast<const std::byte*>(body.data());
+  tx_.insert(tx_.end(), b, b + body.size());
+  sent_since_tick_ = true;
+  try_write();
+}
+
 void Link::send(const std::shared_ptr<const std::vector<std::byte>>& encoded) {
   if (!open_ || write_broken_) return;
   tx_.insert(tx_.end(), encoded->begin(), encoded->end());
@@ -142,7 +162,7 @@ void Link::try_write() {
           if (!ec && self->open_) self->try_write();
         });
       }
-      return;
+      break;  // on to compaction: a link that stays backed up must not grow its buffer
     }
     // The peer stopped reading (it is exiting): what it sent before, `done` above
     // all, is still to be read, and end of file follows; until then nothing more goes
@@ -155,10 +175,11 @@ void Link::try_write() {
     }
     return fail(std::string("write: ") + std::strerror(errno));
   }
+  if (!open_) return;
   if (tx_done_ == tx_.size()) {
     tx_.clear();
     tx_done_ = 0;
-  } else if (tx_done_ > (1u << 20)) {
+  } else if (tx_done_ > (1u << 20) && tx_done_ > tx_.size() / 2) {
     tx_.erase(tx_.begin(), tx_.begin() + static_cast<std::ptrdiff_t>(tx_done_));
     tx_done_ = 0;
   }

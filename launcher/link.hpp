@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -80,6 +81,8 @@ class Link : public std::enable_shared_from_this<Link> {
   void start();
   void send(LinkOp op, const std::vector<std::string>& parts = {});
   void send(const std::shared_ptr<const std::vector<std::byte>>& encoded);
+  /// send(op, {head, body}) without copying `body` on the way.
+  void send2(LinkOp op, std::string_view head, std::string_view body);
   /// Writes out everything queued, blocking for at most `limit` (before ipcrun stops
   /// itself, so that what it sent gets there meanwhile). False when some is left.
   bool flush(std::chrono::milliseconds limit);

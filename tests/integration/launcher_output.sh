@@ -99,7 +99,7 @@ done
 wait_bg
 expect_status 0 "slow reader"
 ((most > 0)) || fail "slow reader: the agent was not found"
-((most < 65536)) || fail "slow reader: the agent held ${most} KiB"
+((most < 32768)) || fail "slow reader: the agent held ${most} KiB"
 
 # A reader that stops for longer than the link timeout loses nothing: ipcrun's
 # heartbeats to its agents go on while its own stdout is blocked.
