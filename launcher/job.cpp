@@ -171,6 +171,7 @@ Job::~Job() {
 int Job::run() {
   remove_stale_segments(false);  // left by jobs whose ipcrun was killed
   start_output_thread();
+  stdout_sink().on_broken([this] { asio::post(io_, [this] { stdout_broken(); }); });
   signals_.add(SIGTSTP);
   signals_.add(SIGCONT);
   wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP and SIGCONT queue up for the loop
@@ -237,6 +238,7 @@ int Job::run() {
   io_.run();
   reap_agents(std::chrono::seconds(2));
   flush_output();
+  stdout_sink().on_broken(nullptr);
   if (timed_out_) return 124;
   return first_status_.value_or(0);
 }
@@ -745,6 +747,16 @@ void Job::suspend() {
   for (auto& agent : agents_)
     if (agent.link && agent.link->is_open()) agent.link->pause_watchdog(false);
   signal_ranks(SIGCONT);
+}
+
+// The reader of ipcrun's stdout went away (`ipcrun ... | head -1`): as in a shell
+// pipeline, the writers get SIGPIPE, and ipcrun's status is that of a process killed
+// by it (141), without a line of its own: the reader chose to stop. A rank that
+// handles or ignores SIGPIPE gets SIGKILL after IPC_KILL_GRACE.
+void Job::stdout_broken() {
+  if (finished_ || stop_ != Stop::none || live() == 0) return;
+  if (!first_status_) first_status_ = 128 + SIGPIPE;
+  stop(Stop::pipe, SIGPIPE);
 }
 
 void Job::timed_out() {

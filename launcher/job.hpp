@@ -21,6 +21,8 @@
 //   SIGINT/SIGTERM to ipcrun: "ipcrun: interrupted by SIGINT; stopping K ranks",
 //                 the signal goes to every rank's group, a second one kills them;
 //                 the status follows the ranks' own (130 for ranks killed by SIGINT).
+//   stdout's reader gone (EPIPE): SIGPIPE to every rank, SIGKILL after the grace;
+//                 no line; status 141 (as a writer in a shell pipeline).
 //   SIGTSTP to ipcrun (Ctrl-Z): every rank's group is stopped (SIGSTOP), then ipcrun
 //                 stops itself; SIGCONT to ipcrun (fg, bg) continues every rank.
 //                 --timeout counts the stopped time too.
@@ -72,7 +74,7 @@ class Job {
   int run();
 
  private:
-  enum class Stop { none, failure, timeout, interrupt, spawn, launch };
+  enum class Stop { none, failure, timeout, interrupt, spawn, launch, pipe };
 
   struct Rank {
     pid_t pid = -1;
@@ -113,6 +115,7 @@ class Job {
   void interrupted(int sig);
   void suspend();
   void timed_out();
+  void stdout_broken();
   void stop(Stop reason, int sig);
   void signal_ranks(int sig);
   void finish();

@@ -22,8 +22,9 @@ Rank 0 reads ipcrun's standard input; the others read /dev/null.
 
 Exit status: 0 when every rank exits 0; otherwise that of the first rank to fail
 (128+N when killed by signal N), after the other ranks are stopped; 124 after
---timeout; 126 or 127 when the program cannot be run; 255 when a host cannot be
-reached or is lost; 2 for a usage error.
+--timeout; 126 or 127 when the program cannot be run; 141 when the reader of
+ipcrun's stdout went away (the ranks get SIGPIPE); 255 when a host cannot be reached
+or is lost; 2 for a usage error.
 SIGINT or SIGTERM to ipcrun is forwarded to every rank; a second one kills them.
 SIGTSTP (Ctrl-Z) stops every rank, then ipcrun; SIGCONT (fg, bg) continues them.
 `ipcrun --list-params` lists the IPC_* environment parameters.)";

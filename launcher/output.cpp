@@ -121,8 +121,20 @@ void OutputSink::write_now(std::string_view bytes) {
       ::poll(&pfd, 1, -1);
     } else {
       broken_ = true;  // EPIPE, EIO, ENOSPC...: discard from now on
+      std::function<void()> hook;
+      {
+        std::lock_guard lk(writer().mu);
+        hook = std::move(broken_hook_);
+        broken_hook_ = nullptr;
+      }
+      if (hook) hook();
     }
   }
+}
+
+void OutputSink::on_broken(std::function<void()> hook) {
+  std::lock_guard lk(writer().mu);
+  broken_hook_ = std::move(hook);
 }
 
 OutputSink& stdout_sink() {
@@ -216,34 +228,33 @@ void RankOutput::consume(const char* data, std::size_t n) {
       std::size_t begin = 0;
       while (begin <= last) {
         auto end = pending_.find('\n', begin);
-        if (!mid_line_) batch_.append(prefix_);
+        batch_.append(prefix_);
         batch_.append(pending_, begin, end + 1 - begin);
-        mid_line_ = false;
         begin = end + 1;
       }
       sink_.write(batch_);
     }
-    mid_line_ = false;
     pending_.erase(0, last + 1);
   }
-  if (pending_.size() >= kMaxLine) {
-    // A line without end: pass it on in pieces rather than hold it all.
-    if (!mid_line_ && !prefix_.empty()) pending_.insert(0, prefix_);
-    sink_.write(pending_);
-    pending_.clear();
-    mid_line_ = true;
+  while (pending_.size() >= kMaxLine) {
+    // A line without end for too long: its first kMaxLine bytes go on as a line of
+    // their own (they get a newline), so that nothing of another rank's can land
+    // inside it.
+    batch_.clear();
+    batch_.append(prefix_).append(pending_, 0, kMaxLine).push_back('\n');
+    sink_.write(batch_);
+    pending_.erase(0, kMaxLine);
   }
 }
 
 void RankOutput::flush_partial() {
-  if (pending_.empty() && !(mid_line_ && !prefix_.empty())) return;
+  if (pending_.empty()) return;
+  // A rank's last line without a newline gets one: the next line written, another
+  // rank's, must not be glued to it.
   batch_.clear();
-  if (!mid_line_) batch_.append(prefix_);
-  batch_.append(pending_);
-  if (!prefix_.empty()) batch_.push_back('\n');
+  batch_.append(prefix_).append(pending_).push_back('\n');
   sink_.write(batch_);
   pending_.clear();
-  mid_line_ = false;
 }
 
 // ---- StdinRelay ----

@@ -47,10 +47,14 @@ class OutputSink : public LineSink {
   void write(std::string_view bytes) override;
   /// The blocking write itself.
   void write_now(std::string_view bytes);
+  /// Runs `hook` once, on whichever thread writes, when a write fails (the reader of
+  /// a pipe went away).
+  void on_broken(std::function<void()> hook);
 
  private:
   int fd_;
   bool broken_ = false;
+  std::function<void()> broken_hook_;
 };
 
 OutputSink& stdout_sink();
@@ -74,12 +78,12 @@ void say(std::string_view text);
 
 /// Relays one pipe of one rank (its stdout or stderr) to a sink, whole lines at a
 /// time, each prefixed with `prefix` ("[r] " under --tag-output, else empty).
-/// A partial last line is written when the pipe closes (under a prefix it gets a
-/// newline, so that tagged output stays line by line). A line longer than
-/// kMaxLine is passed on in pieces rather than held without bound.
+/// A partial last line is written when the pipe closes, ended with a newline. A line
+/// longer than kMaxLine is passed on in lines of kMaxLine bytes (each ended with a
+/// newline) rather than held without bound.
 class RankOutput : public std::enable_shared_from_this<RankOutput> {
  public:
-  static constexpr std::size_t kMaxLine = 1 << 20;
+  static constexpr std::size_t kMaxLine = 16u << 20;
 
   /// Takes ownership of `fd`. `on_closed` runs once, when the pipe reaches end of
   /// file or fails, not after close().
@@ -107,7 +111,6 @@ class RankOutput : public std::enable_shared_from_this<RankOutput> {
   std::function<void()> on_closed_;
   std::string pending_;        // bytes after the last newline relayed
   std::string batch_;          // reused output buffer
-  bool mid_line_ = false;      // the last bytes written did not end a line
   bool closed_ = false;
   std::array<char, 64 * 1024> buf_{};
 };

@@ -49,16 +49,28 @@ check_lines "$TMP/err" 1 "tagged stderr, 4 ranks"
 run "$IPCRUN" -n 4 sh -c "$writer"
 check_lines "$TMP/out" 0 "untagged stdout, 4 ranks"
 
-# A partial last line is flushed when the pipe closes: byte for byte untagged,
-# ended with a newline under a tag.
+# A partial last line is flushed when the pipe closes, ended with a newline, so that
+# another rank's next line is not glued to it.
 run "$IPCRUN" sh -c 'printf "whole\npartial"'
-printf 'whole\npartial' | cmp -s - "$TMP/out" || fail "partial last line: $(od -c "$TMP/out" | head)"
+printf 'whole\npartial\n' | cmp -s - "$TMP/out" || fail "partial last line: $(od -c "$TMP/out" | head)"
 run "$IPCRUN" --tag-output sh -c 'printf "whole\npartial"'
 printf '[0] whole\n[0] partial\n' | cmp -s - "$TMP/out" || fail "tagged partial line: $(od -c "$TMP/out" | head)"
+run "$IPCRUN" -n 4 sh -c 'printf "unended $IPC_RANK"'
+expect_sorted "$TMP/out" "unended 0
+unended 1
+unended 2
+unended 3" "unterminated last lines of 4 ranks"
 
-# A line of 3 MiB without a newline until the end still arrives complete.
-run "$IPCRUN" sh -c 'head -c 3145728 /dev/zero | tr "\0" x; echo'
-[[ $(wc -c <"$TMP/out") == 3145729 && $(tr -d 'x\n' <"$TMP/out" | wc -c) == 0 ]] || fail "long line mangled"
+# Lines of 3 MiB from 3 ranks at once, written in pieces, arrive whole: nothing of
+# another rank's inside them.
+run "$IPCRUN" -n 3 sh -c 'for i in 1 2; do head -c 3145728 /dev/zero | tr "\0" "$IPC_RANK"; echo; done'
+expect_status 0 "long lines"
+[[ $(wc -l <"$TMP/out") == 6 ]] || fail "long lines: $(wc -l <"$TMP/out") lines"
+awk '{ if (length($0) != 3145728 || $0 !~ /^(0+|1+|2+)$/) { print "line " NR " is mixed or cut"; exit 1 } }' "$TMP/out" >"$TMP/check" ||
+  fail "long lines: $(cat "$TMP/check")"
+# Beyond 16 MiB a line goes on as lines of 16 MiB (each ended), never glued to others.
+run "$IPCRUN" sh -c 'head -c 17825792 /dev/zero | tr "\0" x; echo'
+[[ $(wc -l <"$TMP/out") == 2 && $(head -n 1 "$TMP/out" | wc -c) == 16777217 ]] || fail "a 17 MiB line: $(wc -l <"$TMP/out") lines"
 
 # Rank 0 reads ipcrun's stdin; the others read /dev/null.
 run "$IPCRUN" -n 3 sh -c 'read -r x || x="<eof>"; echo "$IPC_RANK $x"' <<<"hello there"
@@ -66,14 +78,22 @@ expect_sorted "$TMP/out" "0 hello there
 1 <eof>
 2 <eof>" "stdin"
 
-# A reader that goes away (EPIPE) does not kill ipcrun; the ranks still finish.
+# A reader that goes away (EPIPE) ends the job as it would a shell pipeline: the
+# ranks get SIGPIPE, ipcrun's status is 141, and it says nothing.
 set +e
-"$IPCRUN" -n 2 sh -c 'seq 200000; echo done >"$PIDS/done.$IPC_RANK"' 2>"$TMP/err" | head -n 1 >"$TMP/out"
+"$IPCRUN" -n 2 yes 2>"$TMP/err" | head -n 1 >"$TMP/out"
 status=${PIPESTATUS[0]}
 set -e
-expect_status 0 "stdout closed early"
-[[ -f $PIDS/done.0 && -f $PIDS/done.1 ]] || fail "stdout closed early: the ranks did not finish"
+expect_status 141 "stdout closed early"
+expect_file "$TMP/out" "y" "stdout closed early"
 [[ ! -s $TMP/err ]] || fail "stdout closed early: stderr '$(cat "$TMP/err")'"
+# A rank that ignores SIGPIPE is killed after the grace.
+set +e
+"$IPCRUN" -n 1 -x IPC_KILL_GRACE=0.2 sh -c 'trap "" PIPE; echo $$ >"$PIDS/0"; while :; do echo x; done' 2>"$TMP/err" | head -n 1 >/dev/null
+status=${PIPESTATUS[0]}
+set -e
+expect_status 141 "stdout closed early, SIGPIPE ignored"
+expect_ranks_gone "stdout closed early, SIGPIPE ignored"
 
 # A descendant that keeps a rank's pipe open does not hold ipcrun for long.
 run "$IPCRUN" sh -c 'sleep 20 & echo $! >"$PIDS/bg"; echo started'
@@ -105,6 +125,6 @@ expect_status 0 "slow reader"
 # heartbeats to its agents go on while its own stdout is blocked.
 run sh -c "IPC_LINK_TIMEOUT=2 '$IPCRUN' -n 2 sh -c 'head -c 20000000 /dev/zero | tr \"\\\\0\" x | fold -w 99' | { sleep 5; wc -l; }"
 expect_status 0 "stopped reader"
-expect_file "$TMP/out" "404040" "stopped reader"
+expect_file "$TMP/out" "404042" "stopped reader"
 expect_file "$TMP/err" "" "stopped reader: nothing on stderr"
 echo "PASS $TEST_NAME"
