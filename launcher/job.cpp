@@ -108,8 +108,16 @@ std::string signal_name(int sig) {
 }
 
 
+// Longer than this is forever (a duration in nanoseconds overflows at 292 years, and
+// --timeout 1e10 fired at once).
+constexpr double kForever = 1e9;
+
 std::chrono::nanoseconds seconds(double s) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(std::min(s, kForever)));
+}
+
+std::chrono::milliseconds millis(double s) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(seconds(s));
 }
 
 std::string seconds_text(double s) {
@@ -293,8 +301,7 @@ void Job::start_agent(Agent& agent) {
   handlers.message = [this, &agent](LinkOp op, std::vector<std::string>& parts) { on_message(agent, op, parts); };
   handlers.lost = [this, &agent](const std::string& why) { link_lost(agent, why); };
   agent.link = std::make_shared<Link>(io_, child.out_fd, to_agent[1], std::move(handlers),
-                                      std::chrono::milliseconds(static_cast<long long>(
-                                          std::max(launch_timeout_, link_timeout_) * 1000)));
+                                      millis(std::max(launch_timeout_, link_timeout_)));
   ++open_links_;
   agent.link->start();
   auto sink = std::make_shared<LineCollector>([this, &agent](std::string line) {
@@ -393,7 +400,7 @@ void Job::on_hello(Agent& agent, std::vector<std::string>& parts) {
   agent.ipcrun_address = parts[3];
   agent.boot_id = parts[4];
   agent.cpus = std::atoi(parts[5].c_str());
-  agent.link->set_timeout(std::chrono::milliseconds(static_cast<long long>(link_timeout_ * 1000)));
+  agent.link->set_timeout(millis(link_timeout_));
   for (auto& line : agent.err_lines)
     if (stop_ == Stop::none) say(name_of(agent) + ": " + line);
   agent.err_lines.clear();
@@ -469,7 +476,7 @@ void Job::send_jobs() {
     job.tcp_addr = all_local ? "127.0.0.1" : agent.local ? here : agent.address;
     job.first_cpu = first_cpu[static_cast<std::size_t>(agent.index)];
     job.tag_output = options_.tag_output;
-    job.link_timeout_ms = static_cast<int>(link_timeout_ * 1000);
+    job.link_timeout_ms = static_cast<int>(std::min<long long>(millis(link_timeout_).count(), 1LL << 30));
     if (placement_.host_of.front() == agent.index) {
       if (agent.local)
         job.stdin_mode = agent.has_stdin ? "fd" : "none";

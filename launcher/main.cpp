@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
     for (const char* name : {"IPC_LAUNCH_TIMEOUT", "IPC_LINK_TIMEOUT"})
       if (!(ipc::base::param_seconds(name) > 0))
         throw ipc::UsageError(std::string(name) + "='" + ipc::base::param(name) + "' must be a positive number of seconds");
+    if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
     std::string launch_agent = options.launch_agent ? *options.launch_agent : ipc::base::param("IPC_LAUNCH_AGENT");
     if (launch_agent.find_first_not_of(" \t") == std::string::npos)
       throw ipc::UsageError(options.launch_agent ? "--launch-agent is empty" : "IPC_LAUNCH_AGENT is empty");

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/errors.hpp"
 #include "base/net.hpp"
 #include "output.hpp"
 
@@ -137,6 +138,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   try {
     if (out.iface) net::interface_address(*out.iface, "--iface");
     if (out.port_range) net::parse_port_range(*out.port_range, "--port-range");
+    if (out.transports) check_transports(*out.transports, "--transports");
   } catch (const std::exception& e) {
     usage_error(e.what());
     return 2;
@@ -156,6 +158,22 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
     return 2;
   }
   return std::nullopt;
+}
+
+void check_transports(const std::string& list, const std::string& what) {
+  const std::string built = IPC_BUILT_TRANSPORTS;
+  auto known = [&](const std::string& name) { return ("," + built + ",").find("," + name + ",") != std::string::npos; };
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    auto comma = list.find(',', pos);
+    auto item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? list.size() + 1 : comma + 1;
+    if (!item.empty() && !known(item)) {
+      std::string have = built;
+      for (std::size_t i = 0; (i = have.find(',', i)) != std::string::npos; i += 2) have.replace(i, 1, ", ");
+      throw UsageError(what + ": unknown transport '" + item + "' (this build has: " + have + ")");
+    }
+  }
 }
 
 std::vector<Export> resolve_exports(const std::vector<std::string>& args) {

@@ -40,6 +40,10 @@ struct Options {
 /// --version and --list-params are left to the caller (flags in `out`).
 std::optional<int> parse_options(int argc, char** argv, Options& out);
 
+/// Checks a list of transports (--transports, IPC_TRANSPORTS) against this build's.
+/// @throws ipc::UsageError naming `what` and the unknown transport.
+void check_transports(const std::string& list, const std::string& what);
+
 /// One environment assignment for the ranks, from a -x argument.
 struct Export {
   std::string name;

@@ -61,4 +61,12 @@ expect_status 2 "-n 50 under ulimit -n 100"
 expect_file "$TMP/out" "" "-n 50 under ulimit -n 100: nothing started"
 grep -q "^ipcrun: -n 50 needs about 214 open files (3 a rank), but ipcrun may open 100 (ulimit -n, hard limit 100): raise the limit" "$TMP/err" ||
   fail "descriptor limit: $(cat "$TMP/err")"
+
+# Transports this build does not have: ipcrun's usage error, before any rank starts.
+run "$IPCRUN" -n 2 --transports shm,carrier-pigeon true
+expect_status 2 "--transports carrier-pigeon"
+expect_file "$TMP/err" "ipcrun: --transports: unknown transport 'carrier-pigeon' (this build has: self, shm, tcp) (see 'ipcrun --help')" "--transports carrier-pigeon"
+run env IPC_TRANSPORTS=pigeon "$IPCRUN" -n 2 true
+expect_status 2 "IPC_TRANSPORTS=pigeon"
+expect_file "$TMP/err" "ipcrun: IPC_TRANSPORTS: unknown transport 'pigeon' (this build has: self, shm, tcp)" "IPC_TRANSPORTS=pigeon"
 echo "PASS $TEST_NAME"

@@ -12,4 +12,12 @@ expect_ranks_gone "--timeout"
 run "$IPCRUN" -n 2 --timeout 20 true
 expect_status 0 "job within its timeout"
 expect_faster 5000 "job within its timeout"
+
+# Timeouts too long for any clock mean forever; they do not fire at once.
+run "$IPCRUN" -n 2 --timeout 1e10 sh -c 'sleep 0.3; echo ran'
+expect_status 0 "--timeout 1e10"
+expect_file "$TMP/out" "ran
+ran" "--timeout 1e10"
+run env IPC_KILL_GRACE=1e300 IPC_LINK_TIMEOUT=1e300 IPC_LAUNCH_TIMEOUT=1e300 "$IPCRUN" -n 2 --timeout 1e300 true
+expect_status 0 "every timeout 1e300"
 echo "PASS $TEST_NAME"
