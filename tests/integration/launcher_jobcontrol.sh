@@ -37,8 +37,10 @@ wait_state() {
   fail "$3: pid $1 is in state '$(state "$1")', expected '$2'"
 }
 
-# Ranks that count in a file every 20 ms, through a child process (sleep) of theirs.
-COUNT='echo $$ >"$PIDS/$IPC_RANK"; i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo $i >"$PIDS/count.$IPC_RANK"; sleep 0.02; done; echo done'
+# Ranks that count in a file every 20 ms, through a child process (sleep) of theirs,
+# until told to finish (a file; at most 60 s): on a loaded machine a fixed count could
+# end before the test stops them.
+COUNT='echo $$ >"$PIDS/$IPC_RANK"; i=0; while [ $i -lt 3000 ] && [ ! -e "$PIDS/finish" ]; do i=$((i+1)); echo $i >"$PIDS/count.$IPC_RANK"; sleep 0.02; done; echo done'
 start_bg "$IPCRUN" -n 2 sh -c "$COUNT"
 wait_for_pids 2
 wait_for_text "$PIDS/count.1" 3
@@ -53,6 +55,7 @@ for r in 0 1; do
   for ((i = 0; i < 500; i++)); do [[ $(group_states "$(cat "$PIDS/$r")") != *T* ]] && break; sleep 0.02; done
   [[ $(group_states "$(cat "$PIDS/$r")") != *T* ]] || fail "rank $r (or its child) still stopped after SIGCONT"
 done
+touch "$PIDS/finish"
 wait_bg
 expect_status 0 "stopped and continued"
 expect_file "$TMP/out" "done
