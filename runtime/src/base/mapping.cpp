@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -13,6 +15,12 @@
 
 namespace ipc::base {
 namespace {
+
+std::string mib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", bytes / (1 << 20));
+  return text;
+}
 
 // Maps `size` bytes of `fd` (closing it).
 void* map_fd(int fd, std::size_t size, bool populate, const std::string& name) {
@@ -55,6 +63,22 @@ Mapping Mapping::create(const std::string& name, std::size_t size, bool populate
     int e = errno;
     ::close(fd);
     throw Error("shm: cannot size segment " + name + " to " + std::to_string(size) + " bytes: " + std::strerror(e));
+  }
+  if (populate) {
+    // Pages are taken now, so that a /dev/shm too small for the job is an error here
+    // rather than a SIGBUS at the first touch of a page it could not give.
+    int e = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+    if (e == ENOSPC || e == ENOMEM) {
+      ::close(fd);
+      struct statvfs vfs {};
+      std::string room;
+      if (::statvfs("/dev/shm", &vfs) == 0)
+        room = ", which has " + mib(static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize)) +
+               " free of " + mib(static_cast<double>(vfs.f_blocks) * static_cast<double>(vfs.f_frsize));
+      throw Error("shm: segment " + name + " needs " + mib(static_cast<double>(size)) + " in /dev/shm" + room +
+                  ": give /dev/shm more room (a container's --shm-size, mount -o remount,size=...), start fewer "
+                  "ranks per host, or leave shared memory out (--transports tcp)");
+    }
   }
   m.base_ = map_fd(fd, size, populate, name);
   return m;

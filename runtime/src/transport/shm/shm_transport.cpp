@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "base/check.hpp"
@@ -34,8 +35,19 @@ ShmTransport::ShmTransport(Options opt)
   if (opt_.chunk < 256)
     throw Error("shm: IPC_SHM_CHUNK=" + std::to_string(opt_.chunk) + " must be at least 256 bytes");
   if (!opt_.doorbell) throw Error("shm: no doorbell to ring peers with");
-  own_ = Segment::create(base::segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
-                         opt_.ring_bytes);
+  try {
+    own_ = Segment::create(base::segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
+                           opt_.ring_bytes);
+  } catch (const Error& e) {
+    std::string what = e.what();
+    if (what.find(" in /dev/shm") == std::string::npos) throw;
+    char total[32];
+    std::snprintf(total, sizeof total, "%.1f MiB",
+                  static_cast<double>(segment_bytes(static_cast<std::uint32_t>(opt_.local_size), opt_.ring_bytes)) *
+                      opt_.local_size / (1 << 20));
+    throw Error(what + " (each of the " + std::to_string(opt_.local_size) + " ranks on this host maps as much: " +
+                total + " in all)");
+  }
   for (std::uint32_t i = 0; i < inbound_.size(); ++i) {
     inbound_[i].control = own_.control(i);
     inbound_[i].data = own_.data(i);
