@@ -7,4 +7,6 @@ IPC_PARAMS(ipc::transport::tcp,
            {"IPC_TCP_CC", "reno", "TCP: congestion control of the ranks' connections ('' keeps the system's default; docs/transports.md)"},
            {"IPC_TCP_ADDR", "127.0.0.1", "TCP: address the rank listens on (ipcrun sets it per host)"},
            {"IPC_TCP_IFACE", "", "TCP: listen on this interface's address instead: a name (eth0) or an IPv4 network (10.1.0.0/16); ipcrun --iface sets it"},
-           {"IPC_TCP_PORTS", "", "TCP: listen on the first free port of this range A-B ('' : any port); ipcrun --port-range sets it"});
+           {"IPC_TCP_PORTS", "", "TCP: listen on the first free port of this range A-B ('' : any port); ipcrun --port-range sets it"},
+           {"IPC_TCP_HANDSHAKE_TIMEOUT", "10", "TCP: seconds a connection to a rank has to authenticate before it is dropped"},
+           {"IPC_TCP_MAX_PENDING", "64", "TCP: connections without a handshake a rank keeps; a new one drops the oldest"});

@@ -18,6 +18,9 @@ namespace ipc::transport::tcp {
 namespace {
 
 constexpr std::size_t kStaging = 64 * 1024;
+// What an accepted connection reads into until it has authenticated: nothing large
+// is allocated for a stranger.
+constexpr std::size_t kHandshakeStaging = 512;
 constexpr std::size_t kDirectRead = 16 * 1024;  // read payloads this large straight into place
 constexpr int kMaxIov = 64;
 constexpr std::size_t kSmallFrame = 1024;
@@ -44,7 +47,7 @@ ssize_t sys_recv(int fd, void* buf, std::size_t len) {
 }  // namespace
 
 Connection::Connection(asio::ip::tcp::socket s, State st, int peer, const wire::Secret& secret)
-    : state_(st), peer_(peer), in_(kStaging) {
+    : state_(st), peer_(peer), in_(st == State::wait_hello ? kHandshakeStaging : kStaging) {
   asio::error_code ec;
   fd_ = s.is_open() ? s.release(ec) : -1;
   if (ec) fd_ = -1;
@@ -64,6 +67,7 @@ std::unique_ptr<Connection> Connection::incoming(asio::ip::tcp::socket s, const 
                                                  std::function<bool(Connection&, int)> on_hello,
                                                  std::function<void(Connection&)> on_open) {
   std::unique_ptr<Connection> c(new Connection(std::move(s), State::wait_hello, -1, secret));
+  c->accepted_at_ = std::chrono::steady_clock::now();
   c->job_size_ = job_size;
   c->on_hello_ = std::move(on_hello);
   c->on_open_ = std::move(on_open);
@@ -323,6 +327,7 @@ bool Connection::handshake_step() {
       peer_ = server_->rank();
       server_.reset();
       state_ = State::open;
+      in_.resize(kStaging);  // authenticated: now the full staging buffer
       if (on_open_) on_open_(*this);
       set_no_delay();
       return true;

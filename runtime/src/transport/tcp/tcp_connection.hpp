@@ -10,6 +10,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -82,6 +83,9 @@ class Connection {
   bool outgoing() const { return outgoing_; }
   /// Closed by the other side before the handshake ended (no bytes were refused).
   bool closed_in_handshake() const { return closed_in_handshake_; }
+  /// An accepted connection still in its handshake, and when it was accepted.
+  bool pending() const { return !outgoing_ && (state_ == State::wait_hello || state_ == State::wait_proof); }
+  std::chrono::steady_clock::time_point accepted_at() const { return accepted_at_; }
   /// A frame was being read when the connection closed: hands it to the sink as
   /// aborted (once).
   void abort_frame(Sink& sink) {
@@ -136,6 +140,7 @@ class Connection {
   bool redirected_ = false;
   bool outgoing_ = false;
   bool closed_in_handshake_ = false;
+  std::chrono::steady_clock::time_point accepted_at_{};
   int my_rank_ = -1;
 
   std::vector<std::byte> hs_out_;

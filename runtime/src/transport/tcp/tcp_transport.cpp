@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <sstream>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -240,6 +241,14 @@ void TcpTransport::accept_all() {
     asio::error_code ec;
     asio::ip::tcp::socket s(io_);
     acceptor_.accept(s, ec);
+    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
+        ec.value() == ENFILE) {
+      // The listening socket stays readable, and epoll would report it at every poll:
+      // stop watching it for a while (the peers are served meanwhile), and make room
+      // by dropping the oldest stranger.
+      pause_accepting();
+      return;
+    }
     if (ec) return;  // would_block, or a transient error: epoll says when to retry
     s.non_blocking(true, ec);
     if (ec) continue;
@@ -250,11 +259,111 @@ void TcpTransport::accept_all() {
     conns_.push_back(std::move(c));
     watch(raw);
     if (conns_.size() == kDirectMax + 1) update_all();
+    has_pending_ = true;
+    // A cap on strangers: the oldest connection still without a handshake gives way.
+    std::size_t pending = 0;
+    Connection* oldest = nullptr;
+    for (auto& k : conns_)
+      if (k->pending()) {
+        ++pending;
+        if (!oldest || k->accepted_at() < oldest->accepted_at()) oldest = k.get();
+      }
+    if (pending > opt_.max_pending && oldest) {
+      oldest->fail("dropped: more than " + std::to_string(opt_.max_pending) + " connections without a handshake");
+      dirty_ = true;
+    }
   }
+}
+
+void TcpTransport::pause_accepting() {
+  if (!accept_paused_) {
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, acceptor_.native_handle(), nullptr);
+    accept_paused_ = true;
+  }
+  accept_again_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  has_pending_ = true;  // check_pending() resumes it
+  Connection* oldest = nullptr;
+  for (auto& k : conns_)
+    if (k->pending() && (!oldest || k->accepted_at() < oldest->accepted_at())) oldest = k.get();
+  if (oldest) {
+    oldest->fail("dropped: the rank is out of descriptors");
+    dirty_ = true;
+  }
+}
+
+void TcpTransport::check_pending() {
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_check_) return;
+  next_check_ = now + std::chrono::milliseconds(50);
+  if (accept_paused_ && now >= accept_again_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;  // the acceptor
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, acceptor_.native_handle(), &ev);
+    accept_paused_ = false;
+  }
+  bool any = false;
+  for (auto& k : conns_) {
+    if (!k->pending()) continue;
+    if (now - k->accepted_at() > opt_.handshake_timeout) {
+      std::ostringstream limit;
+      limit << std::chrono::duration<double>(opt_.handshake_timeout).count();
+      k->fail("no handshake within " + limit.str() + " s");
+      dirty_ = true;
+    } else {
+      any = true;
+    }
+  }
+  flush_rejections(false);
+  has_pending_ = any || accept_paused_ || rejections_.total > 0;
+}
+
+void TcpTransport::report_rejection(const std::string& from, const std::string& why) {
+  auto now = std::chrono::steady_clock::now();
+  if (now >= rejections_.window_end) flush_rejections(true);
+  if (rejections_.window_end == std::chrono::steady_clock::time_point{} || now >= rejections_.window_end) {
+    // The first of a window: at once, whole.
+    rejections_.window_end = now + std::chrono::seconds(5);
+    std::cerr << "ipc: rank " << opt_.rank << " rejected a TCP connection from " << from << ": " << why << std::endl;
+    return;
+  }
+  auto host = from.substr(0, from.rfind(':'));
+  ++rejections_.total;
+  for (auto& [addr, n] : rejections_.by_address)
+    if (addr == host) {
+      ++n;
+      return;
+    }
+  rejections_.by_address.emplace_back(host, 1);
+  has_pending_ = true;  // check_pending() sums them up when the window ends
+}
+
+void TcpTransport::flush_rejections(bool force) {
+  auto now = std::chrono::steady_clock::now();
+  if (rejections_.total == 0) {
+    if (now >= rejections_.window_end) rejections_.window_end = {};
+    return;
+  }
+  if (!force && now < rejections_.window_end) return;
+  std::string list;
+  std::size_t shown = 0;
+  for (auto& [addr, n] : rejections_.by_address) {
+    if (shown++ == 4) {
+      list += ", and " + std::to_string(rejections_.by_address.size() - 4) + " other addresses";
+      break;
+    }
+    list += (list.empty() ? "" : ", ") + std::to_string(n) + " from " + addr;
+  }
+  std::cerr << "ipc: rank " << opt_.rank << " rejected " << rejections_.total << " more TCP connection"
+            << (rejections_.total == 1 ? "" : "s") << " in the last 5 s (" << list << ")" << std::endl;
+  rejections_.total = 0;
+  rejections_.by_address.clear();
+  rejections_.window_end = {};
 }
 
 bool TcpTransport::poll(Sink& sink) {
   if (resync_.load(std::memory_order_relaxed) && resync_.exchange(false, std::memory_order_acquire)) update_all();
+  if (has_pending_) check_pending();
   if (dirty_) {
     dirty_ = false;
     reap(sink);
@@ -346,8 +455,7 @@ void TcpTransport::reap(Sink& sink) {
       } else if (!c->closed_in_handshake()) {
         // A peer that closes before the end of the handshake (a connection that gave
         // way to the other one of a pair) refused nothing: only failures are logged.
-        std::cerr << "ipc: rank " << opt_.rank << " rejected a TCP connection from " << c->remote() << ": "
-                  << c->error() << std::endl;
+        report_rejection(c->remote(), c->error());
       }
     }
     for (auto& p : peers_)
@@ -397,6 +505,9 @@ std::unique_ptr<Transport> open_tcp(const Config& cfg) {
   o.buffer_bytes = static_cast<int>(base::param_int("IPC_TCP_BUFFER"));
   o.congestion = base::param("IPC_TCP_CC");
   o.congestion_required = std::getenv("IPC_TCP_CC") != nullptr;
+  o.handshake_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(std::min(base::param_seconds("IPC_TCP_HANDSHAKE_TIMEOUT"), 1e9)));
+  o.max_pending = static_cast<std::size_t>(std::max<long long>(1, base::param_int("IPC_TCP_MAX_PENDING")));
   return std::make_unique<TcpTransport>(o);
 }
 

@@ -22,6 +22,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,8 @@ struct Options : Config {
   std::string congestion = "reno";  // TCP_CONGESTION of every connection; "": the system's default
   bool congestion_required = false;  // asked for by name: refusal is an error (else the default stays)
   std::optional<net::PortRange> ports;  // listen on the first free port of these; none: the kernel's choice
+  std::chrono::milliseconds handshake_timeout{10000};  // for a connection to authenticate
+  std::size_t max_pending = 64;  // connections without a handshake kept; more drop the oldest
 };
 
 class TcpTransport final : public Transport {
@@ -60,6 +63,7 @@ class TcpTransport final : public Transport {
   bool arm_sleep() override;
   void disarm_sleep() override;
   /// Connections, open or not (for tests).
+  std::size_t pending() const;
   std::size_t connections() const { return conns_.size(); }
   bool idle() const override;
   void close() override;
@@ -87,7 +91,15 @@ class TcpTransport final : public Transport {
   void update_interest(Connection* c);
   void update_all();
   void accept_all();
+  /// Drops accepted connections past their handshake deadline; resumes accepting
+  /// after a pause. Cheap when there is nothing to do.
+  void check_pending();
+  void pause_accepting();
   void reap(Sink& sink);
+  /// One line per rejected connection would let a port scan flood stderr: the first
+  /// of a window goes out at once, the others are counted and summed up by address.
+  void report_rejection(const std::string& from, const std::string& why);
+  void flush_rejections(bool force);
   bool on_hello(Connection& c, int peer);
   void on_open(Connection& c);
   void adopt(Connection& to, std::vector<Connection::Unsent> frames);
@@ -103,6 +115,15 @@ class TcpTransport final : public Transport {
   bool dirty_ = false;  // a connection may have closed outside poll(): reap soon
   std::vector<std::unique_ptr<Connection>> conns_;
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank
+  bool has_pending_ = false;  // some accepted connection may still be in its handshake
+  bool accept_paused_ = false;  // the acceptor is out of the epoll set (out of descriptors)
+  std::chrono::steady_clock::time_point next_check_{};
+  std::chrono::steady_clock::time_point accept_again_{};
+  struct Rejections {
+    std::chrono::steady_clock::time_point window_end{};
+    std::vector<std::pair<std::string, int>> by_address;  // counted since the first line
+    int total = 0;
+  } rejections_;
 };
 
 }  // namespace ipc::transport::tcp
