@@ -217,6 +217,10 @@ class Engine final : public transport::Sink {
   // Until then (steady clock, ns), waiters skip yielding and sleep: a sched_yield()
   // came back only after another process's whole time slice (block_until_impl).
   std::atomic<std::int64_t> yield_useless_until_{0};
+  // test() on a pending request: how many so far, and when the transports last looked
+  // for dead peers on its behalf (under mu_).
+  unsigned pending_tests_ = 0;
+  std::chrono::steady_clock::time_point peers_checked_{};
   void note_activity() { wait_count_.store(wait_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
  public:

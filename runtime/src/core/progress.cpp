@@ -203,6 +203,16 @@ std::optional<Status> Engine::test(RequestState& r) {
   if (!r.done.load(std::memory_order_acquire)) {
     std::lock_guard lk(mu_);
     progress_locked();
+    // A program that only polls must learn of a peer that died silently as one that
+    // waits does (the waiter looks after its naps): every 256th pending test reads
+    // the clock, and every 100 ms the transports look for dead peers.
+    if (!r.done.load(std::memory_order_acquire) && (++pending_tests_ & 255) == 0) {
+      auto now = std::chrono::steady_clock::now();
+      if (now - peers_checked_ >= std::chrono::milliseconds(100)) {
+        peers_checked_ = now;
+        for (auto* t : transports_) t->check_peers(*this);
+      }
+    }
   }
   if (!r.done.load(std::memory_order_acquire)) return std::nullopt;
   return finish(r);
