@@ -144,7 +144,15 @@ class RpcCore {
       stop_ = true;
       return;
     }
-    handle(st.source, st.tag.value == kCallTag, *msg);
+    // Nested calls are served on this thread's stack, one frame set per level: past
+    // kMaxNesting a request is refused with a RemoteError instead of running the
+    // server out of stack (3,000 levels died of SIGSEGV).
+    ++depth_;
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
+    handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting);
     handled_.fetch_add(1, std::memory_order_seq_cst);
   }
 
@@ -176,7 +184,7 @@ class RpcCore {
     }
   }
 
-  void handle(int source, bool call, const std::vector<std::byte>& msg) {
+  void handle(int source, bool call, const std::vector<std::byte>& msg, bool too_deep) {
     std::uint64_t hash = 0, id = 0;
     std::string name, sig;
     SpanSource src(msg.data(), msg.size());
@@ -197,7 +205,11 @@ class RpcCore {
           have = it->second.signature;
         }
       }
-      if (!h) {
+      if (too_deep) {
+        failed = true;
+        what = "calls nested more than " + std::to_string(kMaxNesting) + " deep on rank " + std::to_string(rank_) +
+               " (each waits for the next); '" + name + "' was refused";
+      } else if (!h) {
         failed = true;
         what = "no procedure '" + name + "' is defined on rank " + std::to_string(rank_);
       } else if (procedure_hash(name, have) != hash) {
@@ -258,6 +270,8 @@ class RpcCore {
   std::shared_ptr<std::vector<std::byte>> buf_;
   bool stop_ = false;
   std::thread server_;
+  static constexpr int kMaxNesting = 1000;  // requests served inside handlers, on the server's stack
+  int depth_ = 0;                           // requests being handled on the server thread now
 };
 
 std::uint64_t next_call_id(RpcCore& core) { return core.next_id(); }
