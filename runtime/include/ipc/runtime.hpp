@@ -22,7 +22,8 @@ class Runtime {
  public:
   /// Joins the job (see above). Only one Runtime at a time per process.
   /// @throws ipc::BootstrapError when start-up fails (bad environment, unreachable bootstrap
-  /// server), ipc::Timeout when the bootstrap server does not answer in time, ipc::UsageError
+  /// server), ipc::Timeout when the bootstrap server does not answer, or the other ranks do not
+  /// all reach start-up, within IPC_BOOTSTRAP_TIMEOUT, ipc::UsageError
   /// when a Runtime already exists in the process or an IPC_* environment parameter is
   /// malformed (the message names the variable), ipc::Error when a transport cannot start
   /// (e.g. its shared-memory segment or listening socket cannot be created) or none reaches

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <sstream>
 #include <atomic>
 #include <exception>
 #include <chrono>
@@ -134,7 +135,22 @@ void start(RuntimeImpl& im) {
   im.store->put("card/" + std::to_string(im.job.rank), card.encode());
   CollSetup coll;
   coll.publish(*im.store, im.job, std::find(allowed.begin(), allowed.end(), "shm") != allowed.end());
-  auto kv = im.store->fence();
+  // Bounded by IPC_BOOTSTRAP_TIMEOUT: a rank that never starts or is stuck before its
+  // Runtime must not hold the others for ever (the last fence, at the end, is not).
+  auto startup = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(std::min(base::param_seconds("IPC_BOOTSTRAP_TIMEOUT"), 1e9)));
+  auto startup_fence = [&] {
+    try {
+      return im.store->fence(startup);
+    } catch (const Timeout&) {
+      std::ostringstream s;
+      s << "rank " << im.job.rank << " on " << im.job.node << " waited " << startup.count() / 1000.0
+        << " s at start-up for the other ranks of the job (IPC_BOOTSTRAP_TIMEOUT): some did not start, or are "
+           "stuck before creating their ipc::Runtime";
+      throw Timeout(s.str());
+    }
+  };
+  auto kv = startup_fence();
   auto cards = collect_cards(kv, im.job.size);
   check_nodes(cards, im.job.rank);
   im.route = transport::choose_routes(cards, im.job.rank, *im.self, im.transports);
@@ -162,7 +178,7 @@ void start(RuntimeImpl& im) {
       for (int p = 0; p < im.job.size; ++p)
         im.store->report("transport " + std::to_string(im.job.rank) + " -> " + std::to_string(p) + ": " +
                          std::string(im.route[static_cast<std::size_t>(p)]->transport().name()));
-    im.store->fence();
+    startup_fence();
     for (auto& t : im.transports) t->ready();
     coll.unlink();
   }

@@ -19,15 +19,18 @@ std::string MemoryStore::get(const std::string& key, std::chrono::milliseconds t
   return kv_[key];
 }
 
-KeyValues MemoryStore::fence() {
+KeyValues MemoryStore::fence(std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
   auto gen = generation_;
   if (++arrived_ == size_) {
     arrived_ = 0;
     ++generation_;
     cv_.notify_all();
-  } else {
+  } else if (timeout == std::chrono::milliseconds::max()) {
     cv_.wait(lk, [&] { return generation_ != gen; });
+  } else if (!cv_.wait_for(lk, timeout, [&] { return generation_ != gen; })) {
+    --arrived_;
+    throw Timeout("bootstrap: timed out waiting for the other ranks at a fence");
   }
   return kv_;
 }

@@ -25,8 +25,10 @@ class Store {
   virtual void put(const std::string& key, const std::string& value) = 0;
   /// Waits until `key` exists, at most `timeout`. @throws ipc::Timeout.
   virtual std::string get(const std::string& key, std::chrono::milliseconds timeout) = 0;
-  /// Returns when every rank has called fence, with every pair put so far.
-  virtual KeyValues fence() = 0;
+  /// Returns when every rank has called fence, with every pair put so far; waits at
+  /// most `timeout` (max(): for ever). @throws ipc::Timeout.
+  virtual KeyValues fence(std::chrono::milliseconds timeout) = 0;
+  KeyValues fence() { return fence(std::chrono::milliseconds::max()); }
   /// A line for ipcrun to print (transport reports); ignored where nobody prints.
   virtual void report(const std::string& line) { (void)line; }
 };
@@ -37,7 +39,8 @@ class MemoryStore final : public Store {
   explicit MemoryStore(int size) : size_(size) {}
   void put(const std::string& key, const std::string& value) override;
   std::string get(const std::string& key, std::chrono::milliseconds timeout) override;
-  KeyValues fence() override;
+  KeyValues fence(std::chrono::milliseconds timeout) override;
+  using Store::fence;
 
  private:
   int size_;
@@ -58,7 +61,8 @@ class TcpStore final : public Store {
   ~TcpStore() override;
   void put(const std::string& key, const std::string& value) override;
   std::string get(const std::string& key, std::chrono::milliseconds timeout) override;
-  KeyValues fence() override;
+  KeyValues fence(std::chrono::milliseconds timeout) override;
+  using Store::fence;
   void report(const std::string& line) override;
 
  private:

@@ -156,10 +156,11 @@ std::string TcpStore::get(const std::string& key, std::chrono::milliseconds time
   return m.parts[0];
 }
 
-KeyValues TcpStore::fence() {
+KeyValues TcpStore::fence(std::chrono::milliseconds timeout) {
   std::lock_guard lk(impl_->mu);
   impl_->send({wire::KvOp::fence, {}});
-  auto m = impl_->read_message(Clock::time_point::max(), "fence");
+  auto deadline = timeout == std::chrono::milliseconds::max() ? Clock::time_point::max() : Clock::now() + timeout;
+  auto m = impl_->read_message(deadline, "fence with the other ranks");
   if (m.op != wire::KvOp::fenced || m.parts.size() % 2 != 0) impl_->lost("unexpected reply to fence");
   KeyValues kv;
   for (std::size_t i = 0; i + 1 < m.parts.size(); i += 2) kv[m.parts[i]] = m.parts[i + 1];
