@@ -4,8 +4,9 @@
 // before it counts as full) and `max_slots=M` (ranks it may ever take, oversubscribed
 // or not). `#` starts a comment, to the end of the line; blank lines are skipped. A
 // host listed twice is one host whose slots (and max_slots) add up, as in Open MPI.
-// A host without `slots=` takes as many as it has CPUs, known once its agent reports
-// them. --host lists are `name[:N]` separated by commas, N slots (1 when not given).
+// A host without `slots=` takes as many as the host ipcrun runs on has CPUs (ranks are
+// placed before any agent has started). --host lists are `name[:N]` separated by
+// commas, N slots (1 when not given).
 #pragma once
 
 #include <optional>
@@ -17,7 +18,7 @@ namespace ipc::launcher {
 
 struct Host {
   std::string name;
-  std::optional<int> slots;      // none: as many as the host's CPUs
+  std::optional<int> slots;      // none: as many as ipcrun's host has CPUs
   std::optional<int> max_slots;  // none: no limit (beyond --oversubscribe's)
 };
 
