@@ -119,7 +119,10 @@ done
 wait_bg
 expect_status 0 "slow reader"
 ((most > 0)) || fail "slow reader: the agent was not found"
-((most < 32768)) || fail "slow reader: the agent held ${most} KiB"
+# (A sanitizer's shadow memory and quarantine make any bound on RSS meaningless.)
+if ! ldd "$IPCRUN" 2>/dev/null | grep -q "libasan\|libtsan"; then
+  ((most < 32768)) || fail "slow reader: the agent held ${most} KiB"
+fi
 
 # A reader that stops for longer than the link timeout loses nothing: ipcrun's
 # heartbeats to its agents go on while its own stdout is blocked.
