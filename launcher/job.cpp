@@ -259,12 +259,7 @@ void Job::start_agent(Agent& agent) {
     req.argv = {"ipcrun", "--agent"};
   } else {
     auto found = resolve_program(launch_agent_.front());
-    if (auto* e = std::get_if<ProgramError>(&found)) {
-      say("cannot start the agent on " + host + ": launch agent " + e->message + stopping(running_));
-      if (!first_status_) first_status_ = kHostStatus;
-      stop(Stop::launch, SIGTERM);
-      return;
-    }
+    if (auto* e = std::get_if<ProgramError>(&found)) return agent_not_started(host, "launch agent " + e->message);
     req.path = std::get<std::string>(found);
     req.argv = launch_agent_;
     req.argv.push_back(host);
@@ -278,22 +273,14 @@ void Job::start_agent(Agent& agent) {
   if (has_rank0 && agent.local && stdin_fd_ != dev_null_) req.extra_fd = stdin_copy = ::fcntl(stdin_fd_, F_DUPFD_CLOEXEC, 3);
   agent.has_stdin = stdin_copy >= 0;
   int to_agent[2] = {-1, -1};
-  if (::pipe2(to_agent, O_CLOEXEC) != 0) {
-    say("cannot start the agent on " + host + ": pipe: " + std::strerror(errno));
-    if (!first_status_) first_status_ = kHostStatus;
-    stop(Stop::launch, SIGTERM);
-    return;
-  }
+  if (::pipe2(to_agent, O_CLOEXEC) != 0) return agent_not_started(host, std::string("pipe: ") + std::strerror(errno));
   req.stdin_fd = to_agent[0];
   auto result = spawn_rank(req);
   ::close(to_agent[0]);
   if (stdin_copy >= 0) ::close(stdin_copy);
   if (auto* e = std::get_if<SpawnError>(&result)) {
     ::close(to_agent[1]);
-    say("cannot start the agent on " + host + ": " + e->what + stopping(running_));
-    if (!first_status_) first_status_ = kHostStatus;
-    stop(Stop::launch, SIGTERM);
-    return;
+    return agent_not_started(host, e->what);
   }
   auto& child = std::get<SpawnedRank>(result);
   agent.pid = child.pid;
@@ -319,6 +306,12 @@ void Job::start_agent(Agent& agent) {
     if (agent.failed) launch_failed(agent);
   });
   agent.err->start();
+}
+
+void Job::agent_not_started(const std::string& host, const std::string& why) {
+  say("cannot start the agent on " + host + ": " + why + stopping(running_));
+  if (!first_status_) first_status_ = kHostStatus;
+  stop(Stop::launch, SIGTERM);
 }
 
 void Job::on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts) {

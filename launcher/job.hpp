@@ -100,6 +100,8 @@ class Job {
   };
 
   void start_agent(Agent& agent);
+  /// The agent of `host` could not even be started: the line, the status, the stop.
+  void agent_not_started(const std::string& host, const std::string& why);
   void on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts);
   void on_hello(Agent& agent, std::vector<std::string>& parts);
   void send_jobs();

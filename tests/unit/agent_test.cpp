@@ -148,36 +148,42 @@ TEST(Link, SilenceLosesItHeartbeatsKeepItAndEndOfFileLosesItAtOnce) {
   EXPECT_EQ(p.lost_a, "closed");
 }
 
-TEST(Link, ASilentPeerIsLostAfterTheTimeout) {
+namespace {
+
+// One link whose other end the test holds raw (sv[1]), and why it was lost.
+struct LoneLink {
   asio::io_context io;
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  int sv[2] = {-1, -1};
   std::string lost;
-  auto link = std::make_shared<Link>(io, sv[0], sv[0],
-                                     Link::Handlers{[](LinkOp, std::vector<std::string>&) {},
-                                                    [&](const std::string& why) { lost = why; }},
-                                     1200ms);
-  link->start();
-  auto until = std::chrono::steady_clock::now() + 6s;
-  while (lost.empty() && std::chrono::steady_clock::now() < until) io.run_for(50ms);
-  EXPECT_EQ(lost, "no word for 1.2 s");
-  ::close(sv[1]);
+  std::shared_ptr<Link> link;
+
+  explicit LoneLink(std::chrono::milliseconds timeout) {
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    link = std::make_shared<Link>(io, sv[0], sv[0],
+                                  Link::Handlers{[](LinkOp, std::vector<std::string>&) {},
+                                                 [this](const std::string& why) { lost = why; }},
+                                  timeout);
+    link->start();
+  }
+  ~LoneLink() { ::close(sv[1]); }
+  void run_until_lost(std::chrono::milliseconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (lost.empty() && std::chrono::steady_clock::now() < until) io.run_for(20ms);
+  }
+};
+
+}  // namespace
+
+TEST(Link, ASilentPeerIsLostAfterTheTimeout) {
+  LoneLink l(1200ms);
+  l.run_until_lost(6s);
+  EXPECT_EQ(l.lost, "no word for 1.2 s");
 }
 
 TEST(Link, AMalformedFrameLosesIt) {
-  asio::io_context io;
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  std::string lost;
-  auto link = std::make_shared<Link>(io, sv[0], sv[0],
-                                     Link::Handlers{[](LinkOp, std::vector<std::string>&) {},
-                                                    [&](const std::string& why) { lost = why; }},
-                                     10s);
-  link->start();
+  LoneLink l(10s);
   const unsigned char junk[] = {2, 0, 0, 0, 1, 2};  // a body shorter than its header
-  ASSERT_EQ(::write(sv[1], junk, sizeof junk), static_cast<ssize_t>(sizeof junk));
-  auto until = std::chrono::steady_clock::now() + 5s;
-  while (lost.empty() && std::chrono::steady_clock::now() < until) io.run_for(20ms);
-  EXPECT_EQ(lost.rfind("malformed message", 0), 0u) << lost;
-  ::close(sv[1]);
+  ASSERT_EQ(::write(l.sv[1], junk, sizeof junk), static_cast<ssize_t>(sizeof junk));
+  l.run_until_lost(5s);
+  EXPECT_EQ(l.lost.rfind("malformed message", 0), 0u) << l.lost;
 }
