@@ -1,6 +1,7 @@
 // Remote procedures with a rank that ends abruptly: a call to it fails with
 // ipc::PeerLost instead of hanging, calls between the others still work, and ending
-// the Rpc does not hang.
+// the Rpc does not hang (it reports the loss and stops its server), and the program
+// ends normally.
 #include <ipc/ipc.hpp>
 
 #include <chrono>
@@ -12,22 +13,24 @@
 int main() {
   ipc::Runtime rt;
   auto& c = rt.world();
-  if (c.size() != 3) return 2;
+  if (c.size() < 3) return 2;
+  int gone = c.size() - 1;
   int me = c.rank();
   {
     ipc::Rpc rpc(c);
     rpc.define("twice", [](int x) { return 2 * x; });
     c.barrier();
-    if (me == 2) std::_Exit(0);  // gone, without a word
+    if (me == gone) std::_Exit(0);  // gone, without a word
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     bool lost = false;
     try {
-      rpc.call<int>(2, "twice", 1).get();
+      rpc.call<int>(gone, "twice", 1).get();
     } catch (const ipc::PeerLost&) {
       lost = true;
     }
     IT_CHECK(me, lost, "a call to a rank that is gone did not fail");
-    IT_CHECK(me, rpc.call<int>(1 - me, "twice", 21).get() == 42, "calls between the others");
-  }  // ends without rank 2
-  std::_Exit(0);  // no final fence: rank 2 is gone
+    int other = (me + 1) % gone;
+    IT_CHECK(me, rpc.call<int>(other, "twice", 21).get() == 42, "calls between the others");
+  }  // ends without the lost rank
+  return 0;
 }

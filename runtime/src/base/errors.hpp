@@ -21,10 +21,16 @@ class Error : public std::runtime_error {
 };
 
 /// A peer rank is gone (its process ended or its connection broke) while an
-/// operation needed it.
+/// operation needed it. A collective fails with it on every surviving rank of its
+/// communicator, also on those that did not talk to the lost rank themselves.
 class PeerLost : public Error {
  public:
-  using Error::Error;
+  explicit PeerLost(const std::string& what, int peer = -1) : Error(what), peer_(peer) {}
+  /// The rank that was lost (a rank of the job), or -1 when unknown.
+  int peer() const { return peer_; }
+
+ private:
+  int peer_;
 };
 
 /// A wait with a deadline expired (bootstrap, connect).

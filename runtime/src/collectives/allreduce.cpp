@@ -103,35 +103,39 @@ void flat_allreduce(const CollContext& c, std::byte* data, std::size_t count, Re
 }  // namespace
 
 void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reduction op) {
-  if (c.size == 1 || count == 0) return;
-  if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->allreduce(data, count, op);
-  auto* d = static_cast<std::byte*>(data);
-  std::size_t bytes = count * op.elem_size;
-  if (ring_allreduce(bytes, count, c.size))
-    ring(c, d, count, op);
-  else if (c.size > 2 && flat(c))
-    flat_allreduce(c, d, count, op);
-  else
-    recursive_doubling(c, d, count, op);
+  guarded(c, "allreduce", [&] {
+    if (c.size == 1 || count == 0) return;
+    if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->allreduce(data, count, op);
+    auto* d = static_cast<std::byte*>(data);
+    std::size_t bytes = count * op.elem_size;
+    if (ring_allreduce(bytes, count, c.size))
+      ring(c, d, count, op);
+    else if (c.size > 2 && flat(c))
+      flat_allreduce(c, d, count, op);
+    else
+      recursive_doubling(c, d, count, op);
+  });
 }
 
 void coll_reduce(const CollContext& c, void* data, std::size_t count, Reduction op, int root) {
-  if (c.size == 1 || count == 0) return;
-  if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->reduce(data, count, op, root);
-  // Binomial tree towards the root: log2 p rounds, each rank sends once.
-  int p = c.size, vr = (c.rank - root + p) % p;
-  std::size_t bytes = count * op.elem_size;
-  std::vector<std::byte> tmp(bytes);
-  for (int mask = 1; mask < p; mask <<= 1) {
-    if (vr & mask) {
-      coll_send(c, data, bytes, (vr - mask + root) % p, kReduce);
-      return;
+  guarded(c, "reduce", [&] {
+    if (c.size == 1 || count == 0) return;
+    if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->reduce(data, count, op, root);
+    // Binomial tree towards the root: log2 p rounds, each rank sends once.
+    int p = c.size, vr = (c.rank - root + p) % p;
+    std::size_t bytes = count * op.elem_size;
+    std::vector<std::byte> tmp(bytes);
+    for (int mask = 1; mask < p; mask <<= 1) {
+      if (vr & mask) {
+        coll_send(c, data, bytes, (vr - mask + root) % p, kReduce);
+        return;
+      }
+      if (vr + mask < p) {
+        coll_recv(c, tmp.data(), bytes, (vr + mask + root) % p, kReduce);
+        op.apply(data, tmp.data(), count);
+      }
     }
-    if (vr + mask < p) {
-      coll_recv(c, tmp.data(), bytes, (vr + mask + root) % p, kReduce);
-      op.apply(data, tmp.data(), count);
-    }
-  }
+  });
 }
 
 }  // namespace ipc::detail

@@ -11,18 +11,20 @@
 namespace ipc::detail {
 
 void coll_barrier(const CollContext& c) {
-  if (auto* g = node_group(c)) return g->barrier();
-  if (c.size > 2 && flat(c)) {
-    if (c.rank != 0) {
-      coll_sendrecv(c, nullptr, 0, 0, nullptr, 0, 0, kBarrierFlat);
+  guarded(c, "barrier", [&] {
+    if (auto* g = node_group(c)) return g->barrier();
+    if (c.size > 2 && flat(c)) {
+      if (c.rank != 0) {
+        coll_sendrecv(c, nullptr, 0, 0, nullptr, 0, 0, kBarrierFlat);
+        return;
+      }
+      for (int q = 1; q < c.size; ++q) coll_recv(c, nullptr, 0, q, kBarrierFlat);
+      for (int q = 1; q < c.size; ++q) coll_send(c, nullptr, 0, q, kBarrierFlat);
       return;
     }
-    for (int q = 1; q < c.size; ++q) coll_recv(c, nullptr, 0, q, kBarrierFlat);
-    for (int q = 1; q < c.size; ++q) coll_send(c, nullptr, 0, q, kBarrierFlat);
-    return;
-  }
-  for (int d = 1; d < c.size; d <<= 1)
-    coll_sendrecv(c, nullptr, 0, (c.rank + d) % c.size, nullptr, 0, (c.rank - d + c.size) % c.size, kBarrier);
+    for (int d = 1; d < c.size; d <<= 1)
+      coll_sendrecv(c, nullptr, 0, (c.rank + d) % c.size, nullptr, 0, (c.rank - d + c.size) % c.size, kBarrier);
+  });
 }
 
 }  // namespace ipc::detail

@@ -11,69 +11,75 @@
 namespace ipc::detail {
 
 void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, void* out) {
-  int p = c.size, r = c.rank;
-  auto* o = static_cast<std::byte*>(out);
-  if (p > 1)
-    if (auto* g = node_group(c)) return g->allgather(in, bytes, out);
-  if (bytes) std::memmove(o + r * bytes, in, bytes);
-  if (p == 1) return;
-  if (flat(c) && bytes <= 64 * 1024) {  // every block to every rank at once
-    std::vector<Transfer> xs;
-    for (int q = 0; q < p; ++q)
-      if (q != r) xs.push_back({q, o + r * bytes, o + q * bytes, bytes});
-    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAllgatherAll);
-    return;
-  }
-  if (doubling_allgather(bytes, p)) {
-    // After round k a rank holds the 2^(k+1) blocks of its aligned group.
-    for (int mask = 1; mask < p; mask <<= 1) {
-      int partner = r ^ mask;
-      int mine = r & ~(mask - 1), theirs = partner & ~(mask - 1);
-      coll_sendrecv(c, o + mine * bytes, mask * bytes, partner, o + theirs * bytes, mask * bytes, partner,
-                    kAllgather);
+  guarded(c, "allgather", [&] {
+    int p = c.size, r = c.rank;
+    auto* o = static_cast<std::byte*>(out);
+    if (p > 1)
+      if (auto* g = node_group(c)) return g->allgather(in, bytes, out);
+    if (bytes) std::memmove(o + r * bytes, in, bytes);
+    if (p == 1) return;
+    if (flat(c) && bytes <= 64 * 1024) {  // every block to every rank at once
+      std::vector<Transfer> xs;
+      for (int q = 0; q < p; ++q)
+        if (q != r) xs.push_back({q, o + r * bytes, o + q * bytes, bytes});
+      coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAllgatherAll);
+      return;
     }
-    return;
-  }
-  int right = (r + 1) % p, left = (r - 1 + p) % p;
-  for (int s = 0; s < p - 1; ++s) {
-    int send_b = (r - s + p) % p, recv_b = (r - s - 1 + 2 * p) % p;
-    coll_sendrecv(c, o + send_b * bytes, bytes, right, o + recv_b * bytes, bytes, left, kAllgather);
-  }
+    if (doubling_allgather(bytes, p)) {
+      // After round k a rank holds the 2^(k+1) blocks of its aligned group.
+      for (int mask = 1; mask < p; mask <<= 1) {
+        int partner = r ^ mask;
+        int mine = r & ~(mask - 1), theirs = partner & ~(mask - 1);
+        coll_sendrecv(c, o + mine * bytes, mask * bytes, partner, o + theirs * bytes, mask * bytes, partner,
+                      kAllgather);
+      }
+      return;
+    }
+    int right = (r + 1) % p, left = (r - 1 + p) % p;
+    for (int s = 0; s < p - 1; ++s) {
+      int send_b = (r - s + p) % p, recv_b = (r - s - 1 + 2 * p) % p;
+      coll_sendrecv(c, o + send_b * bytes, bytes, right, o + recv_b * bytes, bytes, left, kAllgather);
+    }
+  });
 }
 
 void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* out, int root) {
-  if (c.size > 1)
-    if (auto* g = node_group(c)) return g->gather(in, bytes, out, root);
-  if (c.rank != root) {
-    coll_send(c, in, bytes, root, kGather);
-    return;
-  }
-  auto* o = static_cast<std::byte*>(out);
-  if (bytes) std::memmove(o + root * bytes, in, bytes);
-  for (int q = 0; q < c.size; ++q)
-    if (q != root) coll_recv(c, o + q * bytes, bytes, q, kGather);
+  guarded(c, "gather", [&] {
+    if (c.size > 1)
+      if (auto* g = node_group(c)) return g->gather(in, bytes, out, root);
+    if (c.rank != root) {
+      coll_send(c, in, bytes, root, kGather);
+      return;
+    }
+    auto* o = static_cast<std::byte*>(out);
+    if (bytes) std::memmove(o + root * bytes, in, bytes);
+    for (int q = 0; q < c.size; ++q)
+      if (q != root) coll_recv(c, o + q * bytes, bytes, q, kGather);
+  });
 }
 
 void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void* out) {
-  int p = c.size, r = c.rank;
-  auto* i = static_cast<const std::byte*>(in);
-  auto* o = static_cast<std::byte*>(out);
-  if (p > 1)
-    if (auto* g = node_group(c)) return g->alltoall(in, bytes, out);
-  if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
-  if (flat(c) && bytes <= 64 * 1024) {  // all pairs at once
-    std::vector<Transfer> xs;
-    for (int k = 1; k < p; ++k) {
-      int q = (r + k) % p;
-      xs.push_back({q, i + q * bytes, o + q * bytes, bytes});
+  guarded(c, "alltoall", [&] {
+    int p = c.size, r = c.rank;
+    auto* i = static_cast<const std::byte*>(in);
+    auto* o = static_cast<std::byte*>(out);
+    if (p > 1)
+      if (auto* g = node_group(c)) return g->alltoall(in, bytes, out);
+    if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
+    if (flat(c) && bytes <= 64 * 1024) {  // all pairs at once
+      std::vector<Transfer> xs;
+      for (int k = 1; k < p; ++k) {
+        int q = (r + k) % p;
+        xs.push_back({q, i + q * bytes, o + q * bytes, bytes});
+      }
+      coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAlltoallAll);
+      return;
     }
-    coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAlltoallAll);
-    return;
-  }
-  for (int k = 1; k < p; ++k) {
-    int dst = (r + k) % p, src = (r - k + p) % p;
-    coll_sendrecv(c, i + dst * bytes, bytes, dst, o + src * bytes, bytes, src, kAlltoall);
-  }
+    for (int k = 1; k < p; ++k) {
+      int dst = (r + k) % p, src = (r - k + p) % p;
+      coll_sendrecv(c, i + dst * bytes, bytes, dst, o + src * bytes, bytes, src, kAlltoall);
+    }
+  });
 }
 
 }  // namespace ipc::detail

@@ -3,10 +3,27 @@
 
 #include <cstddef>
 
+#include "base/errors.hpp"
 #include "collectives/choice.hpp"
 #include "collectives/api.hpp"
 
 namespace ipc::detail {
+
+/// Leaves collective `op` after a lost rank: abandons the communicator's collectives
+/// on every rank (Engine::revoke), so that survivors waiting on ranks that gave up
+/// fail too, and throws the PeerLost every path reports alike: "rank 1 on n1:
+/// allreduce failed: rank 2 on n1 is gone (...)".
+[[noreturn]] void lost_in(const CollContext& c, const char* op, const PeerLost& e);
+
+/// Runs the steps of collective `op` (every entry point's body).
+template <class Steps>
+void guarded(const CollContext& c, const char* op, Steps&& steps) {
+  try {
+    steps();
+  } catch (const PeerLost& e) {
+    lost_in(c, op, e);
+  }
+}
 
 void coll_send(const CollContext& c, const void* data, std::size_t bytes, int dest, int tag);
 void coll_recv(const CollContext& c, void* data, std::size_t bytes, int source, int tag);

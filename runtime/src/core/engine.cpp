@@ -26,7 +26,8 @@ static_assert(alignof(RequestState) >= 4 && alignof(Unexpected) >= 4);
 void RequestState::complete(const std::error_code& ec) {
   auto hold = std::move(keep);
   if (ec && !error)
-    error = std::make_exception_ptr(PeerLost("send to rank " + std::to_string(dest) + " failed: " + ec.message()));
+    error = std::make_exception_ptr(PeerLost(
+        engine->where(engine->rank()) + ": send to " + engine->where(dest) + " failed: " + ec.message(), dest));
   engine->mark_done(*this);
 }
 
@@ -60,9 +61,10 @@ std::string Engine::where(int peer) const {
 }
 
 std::exception_ptr Engine::lost_error(const char* op, int peer) const {
-  return std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": " + op + " " + where(peer) +
-                                          " failed: the rank is gone (" + lost_[static_cast<std::size_t>(peer)] +
-                                          ")"));
+  return std::make_exception_ptr(PeerLost(where(opt_.rank) + ": " + op + " " + where(peer) +
+                                              " failed: the rank is gone (" + lost_[static_cast<std::size_t>(peer)] +
+                                              ")",
+                                          peer));
 }
 
 void Engine::send_frame(int dest, const proto::Header& h, const void* payload, std::uint64_t length,
@@ -147,8 +149,7 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
       if (!sent.done.load(std::memory_order_acquire))
         block_until([&] { return sent.done.load(std::memory_order_seq_cst); });
       if (sent.ec)
-        throw PeerLost("rank " + std::to_string(opt_.rank) + ": send to " + where(dest) + " failed: " +
-                       sent.ec.message());
+        throw PeerLost(where(opt_.rank) + ": send to " + where(dest) + " failed: " + sent.ec.message(), dest);
       return Status{dest, Tag{tag}, src.size};
     }
   }
@@ -182,6 +183,12 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   if (!lost_[p].empty()) {
     fail(*r, lost_error("send to", dest));
     return;
+  }
+  if (!revoked_.empty()) [[unlikely]] {
+    if (auto it = revoked_.find(comm); it != revoked_.end()) {
+      fail(*r, revoked_error(it->second));
+      return;
+    }
   }
   if (r->src.size <= eager_[p]) {
     send_eager(dest, comm, tag, r->src, r.get());
@@ -219,6 +226,12 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
   r->tag = tag;
 
   std::lock_guard lk(mu_);
+  if (!revoked_.empty()) [[unlikely]] {
+    if (auto it = revoked_.find(comm); it != revoked_.end()) {
+      fail(*r, revoked_error(it->second));
+      return;
+    }
+  }
   if (auto u = queues_.take_unexpected(comm, source, tag)) {
     if (u->rendezvous)
       accept_rendezvous(r, u->env, u->cookie, u->remote, u->size);
@@ -278,6 +291,8 @@ transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte>
   if (!lost_[static_cast<std::size_t>(peer)].empty()) return {};  // from a lost peer: dropped
   proto::Header h;
   if (const char* bad = proto::decode(head, length, opt_.limits, h)) return Placement::refuse(bad);
+  if (!revoked_.empty() && h.type == proto::Type::eager && revoked_.count(h.comm)) [[unlikely]]
+    return {};  // a step of an abandoned collective: dropped
   switch (h.type) {
     case proto::Type::eager: {
       Envelope e{h.comm, peer, h.tag};
@@ -316,6 +331,10 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
   switch (h.type) {
     case proto::Type::rts: {
       Envelope e{h.comm, peer, h.tag};
+      if (!revoked_.empty() && revoked_.count(h.comm)) {
+        send_frame(peer, proto::Header{proto::Type::fin, h.comm, h.tag, h.size, h.cookie, 0}, nullptr, 0, nullptr);
+        return nullptr;  // declined: the sender's request ends, nothing moves
+      }
       if (auto p = queues_.take_posted(e)) {
         accept_rendezvous(*p, e, h.cookie, h.cookie2, h.size);
       } else {
@@ -344,6 +363,10 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
       mark_done(*r);
       return nullptr;
     }
+    case proto::Type::abort:
+      if (h.tag < -1 || h.tag >= opt_.size) return "abort naming no rank of the job";
+      revoke_locked(h.comm, h.tag, peer);
+      return nullptr;
     default:
       return "unexpected frame type";
   }
@@ -390,8 +413,9 @@ void Engine::on_frame_aborted(int peer, void* token) {
     case Into::posted: {  // a posted receive matched at its header
       auto* r = object_of<RequestState>(token);
       auto hold = std::move(r->keep);
-      fail(*r, std::make_exception_ptr(PeerLost("rank " + std::to_string(opt_.rank) + ": receive from " + where(peer) +
-                                                " failed: the rank was lost during the message")));
+      fail(*r, std::make_exception_ptr(PeerLost(
+                   where(opt_.rank) + ": receive from " + where(peer) + " failed: the rank was lost during the message",
+                   peer)));
       return;
     }
     case Into::rendezvous:  // still in rdv_recvs_: failed by on_peer_lost, which follows
@@ -424,6 +448,58 @@ void Engine::on_peer_lost(int peer, const std::string& why) {
       ++it;
     }
   }
+}
+
+std::string Engine::revoke(std::uint32_t comm, int lost) {
+  std::lock_guard lk(mu_);
+  return revoke_locked(comm, lost, -1);
+}
+
+std::exception_ptr Engine::revoked_error(const Revoked& rv) const {
+  return std::make_exception_ptr(
+      PeerLost(where(opt_.rank) + ": a collective step failed: the communicator's collectives were abandoned: " + rv.why,
+               rv.lost));
+}
+
+void Engine::decline(const Unexpected& u) {
+  if (lost_[static_cast<std::size_t>(u.env.source)].empty())
+    send_frame(u.env.source, proto::Header{proto::Type::fin, u.env.comm, u.env.tag, u.size, u.cookie, 0}, nullptr, 0,
+               nullptr);
+}
+
+std::string Engine::revoke_locked(std::uint32_t comm, int lost, int reporter) {
+  if (auto it = revoked_.find(comm); it != revoked_.end()) return it->second.why;
+  bool known = lost >= 0 && lost < opt_.size;
+  std::string why = known ? where(lost) + " is gone" : "a rank is gone";
+  if (reporter >= 0)
+    why += " (reported by " + where(reporter) + ")";
+  else if (known && !lost_[static_cast<std::size_t>(lost)].empty())
+    why += " (" + lost_[static_cast<std::size_t>(lost)] + ")";
+  const Revoked& rv = revoked_.emplace(comm, Revoked{known ? lost : -1, why}).first->second;
+  auto err = revoked_error(rv);
+  for (auto& r : queues_.take_posted_on(comm)) fail(*r, err);
+  // Steps that arrived early: eager ones are dropped; announced ones are declined, so
+  // that their senders (waiting for an answer) go on. Receives already fetching data
+  // (rdv_recvs_) complete as the data lands: their senders are not abandoned.
+  queues_.drop_unexpected_if([&](const Unexpected& u) {
+    if (u.env.comm != comm) return false;
+    if (u.rendezvous) decline(u);
+    return true;
+  });
+  if (reporter < 0) {
+    // The rank that saw the loss tells every other: they may wait on ranks that are
+    // alive but have given up, and never hear from the lost one themselves.
+    proto::Header h{proto::Type::abort, comm, rv.lost, 0, 0, 0};
+    for (int p = 0; p < opt_.size; ++p) {
+      if (p == opt_.rank || !lost_[static_cast<std::size_t>(p)].empty()) continue;
+      try {
+        send_frame(p, h, nullptr, 0, nullptr);
+      } catch (const std::exception&) {
+        // unreachable: it fails on its own, or has failed already
+      }
+    }
+  }
+  return why;
 }
 
 std::optional<Status> Engine::iprobe(std::uint32_t comm, int source, int tag) {

@@ -205,6 +205,16 @@ class Engine final : public transport::Sink {
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_recvs_;  // awaiting data
   std::vector<std::string> lost_;  // by peer: why unreachable ("" = fine)
   std::unique_ptr<std::atomic<bool>[]> gone_;  // by peer: lost_ is set (read without the lock)
+  struct Revoked {
+    int lost;
+    std::string why;
+  };
+  std::unordered_map<std::uint32_t, Revoked> revoked_;  // abandoned contexts (Engine::revoke)
+  std::string revoke_locked(std::uint32_t comm, int lost, int reporter);
+  /// The PeerLost of an operation on abandoned context `comm` (under the lock).
+  std::exception_ptr revoked_error(const Revoked& rv) const;
+  /// Tells the sender of announced message `u` that it will not be fetched (a fin).
+  void decline(const Unexpected& u);
   bool asymmetric_;                // completions skip the full barrier (asymmetric_barriers())
   bool shut_ = false;
 
@@ -232,6 +242,13 @@ class Engine final : public transport::Sink {
   std::string where(int peer) const;
   /// Withdraws a receive that has not matched yet; one that has is waited for.
   void cancel_recv(RequestState& r);
+  /// Abandons the collectives of context `comm` after `lost` (a rank; -1: unknown)
+  /// broke one of them: fails every receive posted on it, declines the messages
+  /// announced on it, and tells every other live rank to do the same (an abort frame),
+  /// so that no survivor waits for a step that will never come. Later operations on
+  /// `comm` fail at once. Returns why ("rank 2 on n1 is gone (...)"), for the caller's
+  /// error. Idempotent: the first cause stays.
+  std::string revoke(std::uint32_t comm, int lost);
 
  private:
   ContextSequence contexts_;

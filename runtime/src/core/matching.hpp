@@ -135,6 +135,19 @@ class MatchQueues {
     }
     return out;
   }
+  /// Takes every posted receive of context `comm` (abandoned collectives).
+  std::vector<Posted> take_posted_on(std::uint32_t comm) {
+    std::vector<Posted> out;
+    for (auto it = posted_.begin(); it != posted_.end();) {
+      if (it->comm == comm) {
+        out.push_back(std::move(it->posted));
+        it = posted_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
   /// Removes a posted receive (cancel); true when it was still there.
   template <class Pred>
   bool remove_posted_if(Pred pred) {

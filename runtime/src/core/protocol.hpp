@@ -3,7 +3,7 @@
 //
 // Two forms, told apart by the first byte (the frame type):
 //   compact (12 bytes)  eager: type, flags, reserved(2), comm, tag
-//   full    (40 bytes)  rts, cts, data, fin: type, flags, reserved(2), comm, tag,
+//   full    (40 bytes)  rts, cts, data, fin, abort: type, flags, reserved(2), comm, tag,
 //                       reserved(4), size, cookie, cookie2
 // The payload's length travels with the frame (the transport's framing), so an eager
 // message needs nothing more: a message of up to 36 bytes then fits one 64-byte
@@ -26,7 +26,8 @@ enum class Type : std::uint8_t {
   rts = 2,    // ready to send: envelope + size; cookie = sender's request, cookie2 = its buffer
   cts = 3,    // clear to send: cookie = sender's request, cookie2 = receiver's
   data = 4,   // rendezvous payload for the receiver's request `cookie`
-  fin = 5,    // receiver finished a one-sided read of rendezvous `cookie`
+  fin = 5,    // receiver finished a one-sided read of rendezvous `cookie` (or declined it)
+  abort = 6,  // the collectives of context `comm` are abandoned: rank `tag` was lost
 };
 
 struct Header {
@@ -80,7 +81,7 @@ inline const char* decode(std::span<const std::byte> in, std::uint64_t length, c
   }
   if (in.empty()) return "empty frame head";
   h.type = static_cast<Type>(in[0]);
-  if (h.type < Type::eager || h.type > Type::fin) return "unknown frame type";
+  if (h.type < Type::eager || h.type > Type::abort) return "unknown frame type";
   if (h.type == Type::eager || in.size() != kFullHead) return "frame head of the wrong size for its type";
   std::memcpy(&h.comm, in.data() + 4, 4);
   std::memcpy(&h.tag, in.data() + 8, 4);
