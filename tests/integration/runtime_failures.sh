@@ -93,7 +93,7 @@ grep -q "tcp: no free port in IPC_TCP_PORTS=20999-20999" "$TMP/err" || fail "a f
 run "$IPCRUN" -n 3 -x IPC_BOOTSTRAP_TIMEOUT=1 sh -c 'if [ "$IPC_RANK" = 2 ]; then exec sleep 20; fi; exec "$0"' "$HELLO"
 [[ $status -ne 0 ]] || fail "a rank that never started: the job succeeded"
 ((elapsed < 15000)) || fail "a rank that never started: the others waited ${elapsed} ms"
-grep -q "uncaught ipc::Timeout: rank [01] on .* waited 1 s at start-up for the other ranks of the job (IPC_BOOTSTRAP_TIMEOUT)" "$TMP/err" ||
+grep -q "rank [01] on .*: uncaught ipc::Timeout: waited 1 s at start-up for the other ranks of the job (IPC_BOOTSTRAP_TIMEOUT)" "$TMP/err" ||
   fail "a rank that never started: $(head -c 600 "$TMP/err")"
 
 # A job of one rank run bare (no ipcrun) works.

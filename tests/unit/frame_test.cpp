@@ -95,10 +95,19 @@ TEST(Protocol, ControlFramesRoundTripInFull) {
 TEST(Protocol, RejectsUnknownTypesAndWrongSizes) {
   proto::Header out;
   std::array<std::byte, proto::kFullHead> b{};
-  for (std::uint8_t t : {0, 6, 99, 255}) {
+  for (std::uint8_t t : {0, 7, 99, 255}) {
     b[0] = std::byte{t};
     EXPECT_NE(proto::decode(b, 0, FrameLimits{}, out), nullptr) << int(t);
   }
+  // abort: a control frame (no payload) naming a context and a rank.
+  proto::Header a{proto::Type::abort, 9, 3, 0, 0, 0};
+  proto::Encoded ea;
+  proto::encode(a, ea);
+  EXPECT_EQ(proto::decode(ea.span(), 0, FrameLimits{}, out), nullptr);
+  EXPECT_EQ(out.type, proto::Type::abort);
+  EXPECT_EQ(out.comm, 9u);
+  EXPECT_EQ(out.tag, 3);
+  EXPECT_NE(proto::decode(ea.span(), 1, FrameLimits{}, out), nullptr);
   proto::Header h;
   h.type = proto::Type::eager;
   auto e = encoded(h);

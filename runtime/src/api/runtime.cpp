@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include <algorithm>
 #include <sstream>
@@ -58,14 +59,19 @@ std::terminate_handler g_previous_terminate = nullptr;
       demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
       type = status == 0 && demangled ? demangled : t->name();
     }
+    // The message starts with this rank and host (ipc::Error), like the line: once.
+    std::string origin = g_where.substr(5) + ": ";
+    auto text = [&](const char* what) {
+      return std::strncmp(what, origin.c_str(), origin.size()) == 0 ? what + origin.size() : what;
+    };
     bool secondary = false;
     try {
       std::rethrow_exception(e);
     } catch (const PeerLost& ex) {
       secondary = true;
-      std::fprintf(stderr, "%s: uncaught %s: %s\n", g_where.c_str(), type, ex.what());
+      std::fprintf(stderr, "%s: uncaught %s: %s\n", g_where.c_str(), type, text(ex.what()));
     } catch (const std::exception& ex) {
-      std::fprintf(stderr, "%s: uncaught %s: %s\n", g_where.c_str(), type, ex.what());
+      std::fprintf(stderr, "%s: uncaught %s: %s\n", g_where.c_str(), type, text(ex.what()));
     } catch (...) {
       std::fprintf(stderr, "%s: uncaught %s\n", g_where.c_str(), type);
     }
@@ -114,6 +120,9 @@ void check_nodes(const std::vector<transport::PeerCard>& cards, int me) {
 void start(RuntimeImpl& im) {
   im.job = bootstrap::read_environment();
   g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
+  // Every ipc::Error from now on names this rank and host first (never freed: another
+  // thread may be reading it).
+  error_origin().store(new std::string(g_where.substr(5) + ": "), std::memory_order_release);
   auto allowed = transport::parse_list(base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
   im.store = bootstrap::open_store(im.job);
 
@@ -144,7 +153,7 @@ void start(RuntimeImpl& im) {
       return im.store->fence(startup);
     } catch (const Timeout&) {
       std::ostringstream s;
-      s << "rank " << im.job.rank << " on " << im.job.node << " waited " << startup.count() / 1000.0
+      s << "waited " << startup.count() / 1000.0
         << " s at start-up for the other ranks of the job (IPC_BOOTSTRAP_TIMEOUT): some did not start, or are "
            "stuck before creating their ipc::Runtime";
       throw Timeout(s.str());
@@ -194,6 +203,7 @@ Runtime::Runtime() : impl_(std::make_unique<detail::RuntimeImpl>()) {
     detail::start(*impl_);
   } catch (...) {
     impl_.reset();
+    detail::error_origin().store(nullptr, std::memory_order_release);
     detail::g_active.store(false);
     throw;
   }
@@ -215,7 +225,7 @@ Runtime::~Runtime() {
       if (im.job.size > 1) im.store->fence();
     }
   } catch (const std::exception& e) {
-    std::cerr << "ipc: rank " << im.job.rank << ": while finishing the job: " << e.what() << std::endl;
+    std::cerr << detail::g_where << ": while finishing the job: " << detail::without_origin(e.what()) << std::endl;
   }
   if (im.engine) im.engine->shutdown();
   im.world.reset();
@@ -225,6 +235,7 @@ Runtime::~Runtime() {
   im.self.reset();
   im.store.reset();
   impl_.reset();
+  detail::error_origin().store(nullptr, std::memory_order_release);
   detail::g_active.store(false);
 }
 

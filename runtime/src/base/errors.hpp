@@ -9,15 +9,40 @@
 #ifndef IPC_BASE_ERRORS_HPP
 #define IPC_BASE_ERRORS_HPP
 
+#include <atomic>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
 namespace ipc {
 
-/// Base of every exception the runtime throws.
+namespace detail {
+/// Who this process is, "rank 3 on node2: ", while an ipc::Runtime exists (else null):
+/// the start of every ipc::Error's message. Set once per Runtime, never freed (it may
+/// be read by any thread at any time).
+inline std::atomic<const std::string*>& error_origin() {
+  static std::atomic<const std::string*> origin{nullptr};
+  return origin;
+}
+/// `what` without this process's origin in front (for lines that name it already).
+inline const char* without_origin(const char* what) {
+  const std::string* o = error_origin().load(std::memory_order_acquire);
+  return o && std::strncmp(what, o->c_str(), o->size()) == 0 ? what + o->size() : what;
+}
+}  // namespace detail
+
+/// Base of every exception the runtime throws. Its message starts with the rank and
+/// host that threw it ("rank 3 on node2: "), then names the operation and the peer.
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what) : std::runtime_error(with_origin(what)) {}
+  explicit Error(const char* what) : Error(std::string(what)) {}
+
+ private:
+  static std::string with_origin(const std::string& what) {
+    const std::string* o = detail::error_origin().load(std::memory_order_acquire);
+    return o ? *o + what : what;
+  }
 };
 
 /// A peer rank is gone (its process ended or its connection broke) while an
@@ -33,7 +58,7 @@ class PeerLost : public Error {
   int peer_;
 };
 
-/// A wait with a deadline expired (bootstrap, connect).
+/// A wait with a deadline expired (the start-up fences: IPC_BOOTSTRAP_TIMEOUT).
 class Timeout : public Error {
  public:
   using Error::Error;

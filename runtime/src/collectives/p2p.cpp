@@ -38,7 +38,7 @@ NodeGroup* node_group(const CollContext& c) {
 
 void lost_in(const CollContext& c, const char* op, const PeerLost& e) {
   std::string why = c.engine->revoke(c.context, e.peer());
-  throw PeerLost(c.engine->where(c.engine->rank()) + ": " + op + " failed: " + why, e.peer());
+  throw PeerLost(std::string(op) + " failed: " + why, e.peer());
 }
 
 void coll_send(const CollContext& c, const void* data, std::size_t bytes, int dest, int tag) {

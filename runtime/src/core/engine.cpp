@@ -27,7 +27,7 @@ void RequestState::complete(const std::error_code& ec) {
   auto hold = std::move(keep);
   if (ec && !error)
     error = std::make_exception_ptr(PeerLost(
-        engine->where(engine->rank()) + ": send to " + engine->where(dest) + " failed: " + ec.message(), dest));
+        "send to " + engine->where(dest) + " failed: " + ec.message(), dest));
   engine->mark_done(*this);
 }
 
@@ -61,7 +61,7 @@ std::string Engine::where(int peer) const {
 }
 
 std::exception_ptr Engine::lost_error(const char* op, int peer) const {
-  return std::make_exception_ptr(PeerLost(where(opt_.rank) + ": " + op + " " + where(peer) +
+  return std::make_exception_ptr(PeerLost(std::string(op) + " " + where(peer) +
                                               " failed: the rank is gone (" + lost_[static_cast<std::size_t>(peer)] +
                                               ")",
                                           peer));
@@ -99,8 +99,24 @@ void Engine::place(RequestState& r, std::size_t size) {
   try {
     r.dst = r.to->destination(size);
   } catch (...) {
-    r.error = std::current_exception();
+    r.error = receive_error(std::current_exception(), r);
     r.dst = nullptr;  // the transport reads and drops the payload: nothing is allocated
+  }
+}
+
+std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestState& r) const {
+  auto what = [&](const Error& x) {
+    return "receive from " + where(r.status.source) + " (tag " + std::to_string(r.status.tag.value) +
+           "): " + detail::without_origin(x.what());
+  };
+  try {
+    std::rethrow_exception(e);
+  } catch (const Truncation& x) {
+    return std::make_exception_ptr(Truncation(what(x)));
+  } catch (const ProtocolError& x) {
+    return std::make_exception_ptr(ProtocolError(what(x)));
+  } catch (...) {
+    return e;
   }
 }
 
@@ -149,7 +165,7 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
       if (!sent.done.load(std::memory_order_acquire))
         block_until([&] { return sent.done.load(std::memory_order_seq_cst); });
       if (sent.ec)
-        throw PeerLost(where(opt_.rank) + ": send to " + where(dest) + " failed: " + sent.ec.message(), dest);
+        throw PeerLost("send to " + where(dest) + " failed: " + sent.ec.message(), dest);
       return Status{dest, Tag{tag}, src.size};
     }
   }
@@ -168,7 +184,7 @@ Status Engine::recv(std::uint32_t comm, int source, int tag, const RecvTarget& d
 void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag,
                         SendSource src) {
   if (dest < 0 || dest >= opt_.size)
-    throw UsageError("rank " + std::to_string(opt_.rank) + ": send to rank " + std::to_string(dest) +
+    throw UsageError("send to rank " + std::to_string(dest) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
   note_activity();
   r->engine = this;
@@ -213,7 +229,7 @@ void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource&
 
 void Engine::check_source(int source, const char* op) const {
   if (source != kAnySource && (source < 0 || source >= opt_.size))
-    throw UsageError("rank " + std::to_string(opt_.rank) + ": " + op + " rank " + std::to_string(source) +
+    throw UsageError(std::string(op) + " rank " + std::to_string(source) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
 }
 
@@ -414,7 +430,7 @@ void Engine::on_frame_aborted(int peer, void* token) {
       auto* r = object_of<RequestState>(token);
       auto hold = std::move(r->keep);
       fail(*r, std::make_exception_ptr(PeerLost(
-                   where(opt_.rank) + ": receive from " + where(peer) + " failed: the rank was lost during the message",
+                   "receive from " + where(peer) + " failed: the rank was lost during the message",
                    peer)));
       return;
     }
@@ -457,7 +473,7 @@ std::string Engine::revoke(std::uint32_t comm, int lost) {
 
 std::exception_ptr Engine::revoked_error(const Revoked& rv) const {
   return std::make_exception_ptr(
-      PeerLost(where(opt_.rank) + ": a collective step failed: the communicator's collectives were abandoned: " + rv.why,
+      PeerLost("a collective step failed: the communicator's collectives were abandoned: " + rv.why,
                rv.lost));
 }
 

@@ -192,6 +192,9 @@ class Engine final : public transport::Sink {
   bool sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
                   SleepGuard* guard = nullptr);
   void place(RequestState& r, std::size_t size);
+  /// An error of `r`'s target (the message does not fit or does not deserialize) with
+  /// the receive it concerns named: "receive from rank 1 on n2 (tag 5): ...".
+  std::exception_ptr receive_error(std::exception_ptr e, const RequestState& r) const;
   void fail(RequestState& r, std::exception_ptr e);
   Status finish(RequestState& r);
 

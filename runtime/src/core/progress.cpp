@@ -186,7 +186,7 @@ Status Engine::finish(RequestState& r) {
       try {
         r.to->finish();
       } catch (...) {
-        r.error = std::current_exception();
+        r.error = receive_error(std::current_exception(), r);
       }
     }
   }

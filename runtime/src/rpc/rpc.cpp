@@ -76,14 +76,14 @@ class RpcCore {
       try {
         quiesce();
       } catch (const std::exception& e) {  // a rank is gone: nobody can agree any more
-        std::cerr << "ipc: rank " << rank_ << ": ending remote procedures: " << e.what() << std::endl;
+        std::cerr << "ipc: rank " << rank_ << ": ending remote procedures: " << without_origin(e.what()) << std::endl;
       }
     }
     link_->core.store(nullptr);
     try {
       requests_.send(0, rank_, Tag{kStopTag});
     } catch (const std::exception& e) {
-      std::cerr << "ipc: rank " << rank_ << ": cannot stop the rpc server: " << e.what() << std::endl;
+      std::cerr << "ipc: rank " << rank_ << ": cannot stop the rpc server: " << without_origin(e.what()) << std::endl;
     }
     server_.join();
   }
@@ -163,7 +163,7 @@ class RpcCore {
       try {
         serve_one();
       } catch (const std::exception& e) {
-        std::cerr << "ipc: rank " << rank_ << ": rpc server: " << e.what() << std::endl;
+        std::cerr << "ipc: rank " << rank_ << ": rpc server: " << without_origin(e.what()) << std::endl;
       }
     }
   }
@@ -345,12 +345,12 @@ void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchi
       return;
     }
   } catch (const cereal::Exception& ex) {
-    throw ProtocolError("rank " + std::to_string(s.link->rank) + ": the reply of procedure '" + s.name +
-                        "' from rank " + std::to_string(s.rank) + " does not decode as the result type: " + ex.what());
+    throw ProtocolError("call to " + CommAccess::where(s.link->world, s.rank) + ": the reply of procedure '" + s.name +
+                        "' does not decode as the result type: " + ex.what());
   }
   std::string type, what;
   ar(type, what);
-  throw RemoteError(s.rank, s.name, type, what, CommAccess::where(s.link->world, s.rank));
+  throw RemoteError(s.rank, s.name, type, what, "call to " + CommAccess::where(s.link->world, s.rank));
 }
 
 }  // namespace ipc::detail
