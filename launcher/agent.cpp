@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -54,7 +56,8 @@ AgentJob AgentJob::decode(const std::vector<std::string>& p) {
     if (i >= p.size()) throw std::runtime_error("job message too short");
     return p[i++];
   };
-  auto number = [&]() {
+  // The next part, a whole number from lo to hi.
+  auto number = [&](long lo, long hi) {
     const std::string& s = next();
     std::size_t used = 0;
     long v = 0;
@@ -64,31 +67,33 @@ AgentJob AgentJob::decode(const std::vector<std::string>& p) {
       used = 0;
     }
     if (used == 0 || used != s.size()) throw std::runtime_error("job message: '" + s + "' is not a number");
+    if (v < lo || v > hi)
+      throw std::runtime_error("job message: " + s + " is not within " + std::to_string(lo) + ".." + std::to_string(hi));
     return v;
   };
   auto list = [&](std::vector<std::string>& out) {
-    long n = number();
-    if (n < 0 || static_cast<std::size_t>(n) > p.size() - i) throw std::runtime_error("job message: bad list");
+    long n = number(0, static_cast<long>(p.size() - i));
     for (long k = 0; k < n; ++k) out.push_back(next());
   };
+  constexpr long kIntMax = std::numeric_limits<int>::max();
   AgentJob j;
   j.secret_hex = next();
   j.job_id = next();
-  j.size = static_cast<int>(number());
+  j.size = static_cast<int>(number(1, kIntMax));
   j.node = next();
   j.cwd = next();
   j.program = next();
   j.tcp_addr = next();
-  j.first_cpu = static_cast<int>(number());
+  j.first_cpu = static_cast<int>(number(-1, kIntMax));
   j.tag_output = next() == "1";
   j.stdin_mode = next();
-  j.link_timeout_ms = static_cast<int>(number());
+  j.link_timeout_ms = static_cast<int>(number(0, kIntMax));
   list(j.argv);
   list(j.env);
-  std::vector<std::string> ranks;
-  list(ranks);
-  for (auto& r : ranks) j.ranks.push_back(std::stoi(r));
-  if (j.size < 1 || j.ranks.empty()) throw std::runtime_error("job message: no ranks");
+  long n = number(0, static_cast<long>(p.size() - i));
+  for (long k = 0; k < n; ++k)  // in rank order, each a rank of the job
+    j.ranks.push_back(static_cast<int>(number(j.ranks.empty() ? 0 : j.ranks.back() + 1, j.size - 1)));
+  if (j.ranks.empty()) throw std::runtime_error("job message: no ranks");
   return j;
 }
 
@@ -225,6 +230,26 @@ class Agent {
     std::shared_ptr<RankOutput> out, err;
   };
 
+  // Hang diagnosis (launcher/dump.hpp): every rank's process state, and SIGURG to
+  // those that can answer; their report lines come back through their stderr.
+  std::string dump_mark() const { return "\x1eipc-dump " + job_.job_id + " "; }
+  void dump() {
+    for (auto& rank : ranks_) {
+      std::string state = rank.running ? process_state(rank.pid) : "ended";
+      if (rank.pid <= 0) state = "not started";
+      if (rank.running && state != "T" && state != "t" && state != "Z") ::kill(rank.pid, SIGURG);
+      link_->send(LinkOp::dump_state, {std::to_string(rank.rank), state});
+    }
+  }
+  static std::string process_state(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    std::getline(f, text);
+    auto close = text.rfind(')');  // the name may hold spaces and parentheses
+    if (close == std::string::npos || close + 2 >= text.size()) return "?";
+    return text.substr(close + 2, 1);
+  }
+
   void on_message(LinkOp op, std::vector<std::string>& parts) {
     switch (op) {
       case LinkOp::job:
@@ -253,6 +278,9 @@ class Agent {
         return;
       case LinkOp::quit:
         stop_all("");
+        return;
+      case LinkOp::dump:
+        dump();
         return;
       default:
         return;  // from a newer ipcrun: ignored
@@ -288,6 +316,7 @@ class Agent {
     for (auto& e : job_.env) set_env(base_env_, e);
     set_env(base_env_, "IPC_SIZE", std::to_string(job_.size));
     set_env(base_env_, "IPC_JOB", job_.job_id);
+    set_env(base_env_, "IPC_DUMP_MARK", dump_mark());
     set_env(base_env_, "IPC_BOOTSTRAP", "127.0.0.1:" + std::to_string(kv_->port()));
     set_env(base_env_, "IPC_JOB_SECRET", job_.secret_hex);
     set_env(base_env_, "IPC_TCP_ADDR", job_.tcp_addr);
@@ -356,6 +385,9 @@ class Agent {
     };
     rank.out = std::make_shared<RankOutput>(io_, child.out_fd, out_sink_, prefix, closed);
     rank.err = std::make_shared<RankOutput>(io_, child.err_fd, err_sink_, prefix, closed);
+    rank.err->divert(dump_mark(), [this, r = rank.rank](std::string_view line) {
+      link_->send(LinkOp::dump_line, {std::to_string(r), std::string(line)});
+    });
     open_streams_ += 2;
     rank.out->start();
     rank.err->start();

@@ -38,7 +38,9 @@ struct AgentJob {
   int link_timeout_ms = 10000;
 
   std::vector<std::string> encode() const;
-  /// @throws std::runtime_error when `parts` is not a job.
+  /// @throws std::runtime_error when `parts` is not a job: too few parts, a number
+  /// that is not one or out of range (size >= 1, first_cpu >= -1, link_timeout_ms >= 0,
+  /// ranks increasing from 0 to size - 1, at least one).
   static AgentJob decode(const std::vector<std::string>& parts);
 };
 

@@ -29,12 +29,24 @@ std::optional<int> count_of(std::string_view s) {
   return static_cast<int>(v);
 }
 
-// Adds `h` to `hosts`, merging it into an earlier entry of the same name.
-void merge(std::vector<Host>& hosts, Host h) {
+// Adds `h` to `hosts`, merging it into an earlier entry of the same name: the counts
+// add up, to at most kMaxSlots, and the sums must still have max_slots >= slots.
+// @throws UsageError starting with `where`.
+void merge(std::vector<Host>& hosts, Host h, const std::string& where) {
+  auto add = [&](std::optional<int>& into, std::optional<int> more, const char* key) {
+    if (!into && !more) return;
+    long sum = long{into.value_or(0)} + more.value_or(0);
+    if (sum > kMaxSlots)
+      throw UsageError(where + "'" + h.name + "': its " + key + " add up to more than " + std::to_string(kMaxSlots));
+    into = static_cast<int>(sum);
+  };
   for (auto& e : hosts) {
     if (e.name != h.name) continue;
-    if (e.slots || h.slots) e.slots = e.slots.value_or(0) + h.slots.value_or(0);
-    if (e.max_slots || h.max_slots) e.max_slots = e.max_slots.value_or(0) + h.max_slots.value_or(0);
+    add(e.slots, h.slots, "slots");
+    add(e.max_slots, h.max_slots, "max_slots");
+    if (e.slots && e.max_slots && *e.max_slots < *e.slots)
+      throw UsageError(where + "'" + h.name + "': its max_slots add up to " + std::to_string(*e.max_slots) +
+                       ", less than its slots, " + std::to_string(*e.slots));
     return;
   }
   hosts.push_back(std::move(h));
@@ -112,7 +124,7 @@ std::vector<Host> parse_hostfile(std::string_view text, const std::string& file)
     if (h.slots && h.max_slots && *h.max_slots < *h.slots)
       throw UsageError(where + "max_slots=" + std::to_string(*h.max_slots) + " is less than slots=" +
                        std::to_string(*h.slots));
-    merge(hosts, std::move(h));
+    merge(hosts, std::move(h), where);
     if (end == text.size()) break;
   }
   if (hosts.empty()) throw UsageError(file + ": names no host");
@@ -151,7 +163,7 @@ std::vector<Host> parse_host_list(std::string_view list, std::string_view option
     } else {
       h.slots = 1;
     }
-    merge(hosts, std::move(h));
+    merge(hosts, std::move(h), std::string(option) + ": ");
     if (comma == list.size()) break;
   }
   return hosts;

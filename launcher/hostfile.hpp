@@ -5,8 +5,9 @@
 // or not). `#` starts a comment, to the end of the line; blank lines are skipped. A
 // host listed twice is one host whose slots (and max_slots) add up, as in Open MPI.
 // A host without `slots=` takes as many as the host ipcrun runs on has CPUs (ranks are
-// placed before any agent has started). --host lists are `name[:N]` separated by
-// commas, N slots (1 when not given).
+// placed before any agent has started), at most its max_slots. The lines of one host
+// must add up to at most 1048576 slots, and to max_slots >= slots when both are given.
+// --host lists are `name[:N]` separated by commas, N slots (1 when not given).
 #pragma once
 
 #include <optional>

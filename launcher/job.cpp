@@ -151,6 +151,7 @@ Job::Job(const Options& options, std::string program, double kill_grace, Placeme
       grace_timer_(io_),
       launch_timer_(io_),
       close_timer_(io_),
+      dump_timer_(io_),
       ranks_(static_cast<std::size_t>(options.np)) {
   job_id_ = make_job_id();
   agent_path_ = self_path();
@@ -174,6 +175,7 @@ Job::~Job() {
   }
   if (dev_null_ >= 0) ::close(dev_null_);
   remove_job_segments(job_id_);  // what ranks that died during start-up left
+  ::unlink(dump_path(::getpid()).c_str());
 }
 
 int Job::run() {
@@ -182,6 +184,7 @@ int Job::run() {
   stdout_sink().on_broken([this] { asio::post(io_, [this] { stdout_broken(); }); });
   signals_.add(SIGTSTP);
   signals_.add(SIGCONT);
+  signals_.add(SIGQUIT);
   wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP and SIGCONT queue up for the loop
 
   KvRoot::Sinks sinks;
@@ -380,6 +383,16 @@ void Job::on_message(Agent& agent, LinkOp op, std::vector<std::string>& parts) {
       return;
     case LinkOp::report:
       if (parts.size() == 2 && rank_of(parts[0]) >= 0) root_->report(rank_of(parts[0]), std::move(parts[1]));
+      return;
+    case LinkOp::dump_state:
+    case LinkOp::dump_line:
+      if (dump_ && parts.size() == 2 && rank_of(parts[0]) >= 0) {
+        if (op == LinkOp::dump_state)
+          dump_->state(rank_of(parts[0]), std::move(parts[1]));
+        else
+          dump_->line(rank_of(parts[0]), std::move(parts[1]));
+        if (dump_->complete()) end_dump();
+      }
       return;
     default:
       return;
@@ -636,6 +649,8 @@ void Job::wait_signals() {
       suspend();
     else if (sig == SIGCONT)
       signal_ranks(SIGCONT);  // after a stop, or harmless
+    else if (sig == SIGQUIT)
+      start_dump("asked for (SIGQUIT, ipcrun --dump)", nullptr);
     else
       interrupted(sig);
     if (!finished_) wait_signals();
@@ -768,9 +783,66 @@ void Job::timed_out() {
     return;
   }
   if (live() == 0) return;
-  say("job timed out after " + seconds_text(*options_.timeout) + " s" + stopping(live()));
-  timed_out_ = true;
-  stop(Stop::timeout, SIGTERM);
+  // First what every rank waits for: a job that ran out of time is usually stuck
+  // (when it runs the library at all: other programs cannot answer).
+  bool any_joined = false;
+  for (int r = 0; r < options_.np; ++r) any_joined |= root_ && root_->has("card/" + std::to_string(r));
+  auto stop_now = [this] {
+    if ((stop_ != Stop::none && stop_ != Stop::interrupt) || live() == 0) return;
+    say("job timed out after " + seconds_text(*options_.timeout) + " s" + stopping(live()));
+    timed_out_ = true;
+    stop(Stop::timeout, SIGTERM);
+  };
+  if (!any_joined) return stop_now();
+  start_dump("the job timed out after " + seconds_text(*options_.timeout) + " s", stop_now);
+}
+
+void Job::start_dump(const std::string& reason, std::function<void()> then) {
+  if (then) after_dump_.push_back(std::move(then));
+  if (dump_) return;
+  if (!jobs_sent_ || finished_) {
+    say("dump asked for (" + reason + "): no rank has been started yet");
+    return end_dump();
+  }
+  std::vector<Dump::RankInfo> info(ranks_.size());
+  for (std::size_t r = 0; r < ranks_.size(); ++r) {
+    int r_int = static_cast<int>(r);
+    auto& agent = agents_[static_cast<std::size_t>(placement_.host_of[r])];
+    info[r].node = node_of(r_int);
+    info[r].pid = ranks_[r].pid;
+    info[r].joined = root_ && root_->has("card/" + std::to_string(r));
+    info[r].reachable = agent.link && agent.link->is_open() && agent.hello;
+  }
+  dump_ = std::make_unique<Dump>(std::move(info));
+  dump_reason_ = reason;
+  for (auto& agent : agents_)
+    if (agent.link && agent.link->is_open() && agent.hello) agent.link->send(LinkOp::dump);
+  dump_timer_.expires_after(seconds(base::param_seconds("IPC_DUMP_WAIT")));
+  dump_timer_.async_wait([this](asio::error_code ec) {
+    if (!ec) end_dump();
+  });
+}
+
+void Job::end_dump() {
+  dump_timer_.cancel();
+  if (dump_) {
+    std::string text = "ipcrun: dump of job " + job_id_ + " (" + std::to_string(options_.np) + " ranks of " +
+                       options_.command.front() + "): " + dump_reason_ + "\n" + dump_->render();
+    dump_.reset();
+    stderr_sink().write(text);
+    // Also where `ipcrun --dump` finds it: written whole, then renamed into place.
+    auto path = dump_path(::getpid());
+    auto tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+      bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+      ::close(fd);
+      if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
+    }
+  }
+  auto then = std::move(after_dump_);
+  after_dump_.clear();
+  for (auto& f : then) f();
 }
 
 void Job::stop(Stop reason, int sig) {
@@ -817,6 +889,8 @@ void Job::finish() {
   timeout_timer_.cancel();
   grace_timer_.cancel();
   launch_timer_.cancel();
+  dump_timer_.cancel();
+  if (dump_) end_dump();  // what came so far: the job ended meanwhile
   asio::error_code ignored;
   signals_.cancel(ignored);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);  // for all of them

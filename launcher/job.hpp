@@ -51,6 +51,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "dump.hpp"
 #include "kv_root.hpp"
 #include "link.hpp"
 #include "options.hpp"
@@ -129,6 +130,10 @@ class Job {
   void stdin_acknowledged(std::size_t bytes);
   struct StdinForward;
   void pause_output();
+  /// Asks every rank what it waits for (launcher/dump.hpp); `then` runs once the
+  /// dump is printed. A dump already under way takes `then` on.
+  void start_dump(const std::string& reason, std::function<void()> then);
+  void end_dump();
 
   asio::io_context io_;
   const Options& options_;
@@ -153,6 +158,10 @@ class Job {
   asio::steady_timer grace_timer_;
   asio::steady_timer launch_timer_;
   asio::steady_timer close_timer_;
+  asio::steady_timer dump_timer_;
+  std::unique_ptr<Dump> dump_;
+  std::string dump_reason_;
+  std::vector<std::function<void()>> after_dump_;
   std::unique_ptr<KvRoot> root_;
   KvRoot::Pairs fenced_pairs_;  // the pairs last encoded for the agents
   std::shared_ptr<const std::vector<std::byte>> fenced_bytes_;

@@ -31,6 +31,8 @@ class KvRoot {
   void put(std::string key, std::string value);
   /// value(client, key, v) once the key exists (at once if it does).
   void get(int client, const std::string& key);
+  /// Whether `key` has been put (a rank's card: it has joined the job).
+  bool has(const std::string& key) const { return store_.count(key) != 0; }
   /// Rank `rank` (of `client`) is in the fence. Once every rank is, or has ended,
   /// every client with a rank in it gets fenced(all pairs), and a new generation starts.
   void fence(int client, int rank);

@@ -44,6 +44,14 @@ std::shared_ptr<const std::vector<std::byte>> encode_link_message(LinkOp op, con
   return out;
 }
 
+wire::KvDecode decode_link_message(std::span<const std::byte> in, LinkOp& op, std::vector<std::string>& parts,
+                                   std::size_t& used, std::string* why) {
+  std::uint8_t code = 0;
+  auto r = wire::decode_frame(in, kLinkLimits, code, parts, used, why);
+  if (r == wire::KvDecode::ok) op = static_cast<LinkOp>(code);
+  return r;
+}
+
 Link::Link(asio::io_context& io, int in_fd, int out_fd, Handlers handlers, std::chrono::milliseconds timeout)
     : in_(io), out_(io), handlers_(std::move(handlers)), timeout_(timeout), ticker_(io) {
   if (out_fd == in_fd) out_fd = ::fcntl(in_fd, F_DUPFD_CLOEXEC, 3);
@@ -95,16 +103,16 @@ void Link::on_readable() {
   last_heard_ = std::chrono::steady_clock::now();
   std::size_t begin = 0;
   while (open_) {
-    std::uint8_t op = 0;
+    LinkOp op{};
     std::vector<std::string> parts;
     std::size_t used = 0;
     std::string why;
-    auto r = wire::decode_frame(std::span<const std::byte>(rx_).subspan(begin), kLinkLimits, op, parts, used, &why);
+    auto r = decode_link_message(std::span<const std::byte>(rx_).subspan(begin), op, parts, used, &why);
     if (r == wire::KvDecode::need_more) break;
     if (r == wire::KvDecode::malformed) return fail("malformed message: " + why);
     begin += used;
-    if (static_cast<LinkOp>(op) == LinkOp::heartbeat) continue;
-    handlers_.message(static_cast<LinkOp>(op), parts);
+    if (op == LinkOp::heartbeat) continue;
+    handlers_.message(op, parts);
   }
   if (!open_) return;
   rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(begin));

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,8 @@
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
+
+#include "wire/kv_protocol.hpp"
 
 namespace ipc::launcher {
 
@@ -48,6 +51,8 @@ enum class LinkOp : std::uint8_t {
   fence,
   report,
   stdin_ack,
+  dump_state,  // rank, its process state (/proc: R, S, D, T, ...; "ended")
+  dump_line,   // rank, one line of its report
   job = 32,
   signal,
   stdin_data,
@@ -55,11 +60,20 @@ enum class LinkOp : std::uint8_t {
   value,
   fenced,
   quit,
+  dump,  // ask every rank for a report of what it waits for
   heartbeat = 64,
 };
 
 /// Encodes one message (for sending the same bytes on many links).
 std::shared_ptr<const std::vector<std::byte>> encode_link_message(LinkOp op, const std::vector<std::string>& parts);
+
+/// Decodes the message at the front of `in`, as a link reads them: the framing of
+/// encode_link_message, within the link's limits (256 MiB a message, 2^24 parts),
+/// with any operation byte (heartbeats and unknown ones too). ok: `op`, `parts` and
+/// `used`, its length, are set; need_more: it is not all there yet; malformed: the
+/// stream is unusable, `why` says how.
+wire::KvDecode decode_link_message(std::span<const std::byte> in, LinkOp& op, std::vector<std::string>& parts,
+                                   std::size_t& used, std::string* why = nullptr);
 
 class Link : public std::enable_shared_from_this<Link> {
  public:

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iostream>
 #include <exception>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "agent.hpp"
+#include "dump.hpp"
 #include "base/errors.hpp"
 #include "base/net.hpp"
 #include "job.hpp"
@@ -66,6 +68,14 @@ int main(int argc, char** argv) {
   // A node agent, started by an ipcrun (agent.hpp): not for users, so not in --help.
   if (argc == 2 && std::strcmp(argv[1], "--agent") == 0) return run_agent();
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout is an error to handle, not a death
+  // What a running job waits for (launcher/dump.hpp).
+  if (argc >= 2 && std::strcmp(argv[1], "--dump") == 0) {
+    if (argc > 3) {
+      std::cerr << "ipcrun: --dump takes at most one argument, the pid of the job's ipcrun" << std::endl;
+      return 2;
+    }
+    return ipc::launcher::request_dump(argc == 3 ? argv[2] : "");
+  }
 
   Options options;
   if (auto status = parse_options(argc, argv, options)) return *status;

@@ -28,13 +28,16 @@ ipcrun's stdout went away (the ranks get SIGPIPE); 255 when a host cannot be rea
 or is lost; 2 for a usage error.
 SIGINT or SIGTERM to ipcrun is forwarded to every rank; a second one kills them.
 SIGTSTP (Ctrl-Z) stops every rank, then ipcrun; SIGCONT (fg, bg) continues them.
+A job that hangs: `ipcrun --dump [PID]` from another terminal (or SIGQUIT to ipcrun,
+or a --timeout that fires) makes every rank report what it waits for; ipcrun prints
+one block per rank and a summary naming the likely cause.
 `ipcrun --list-params` lists the IPC_* environment parameters.)";
 
 /// CLI11's usage line does not know that the program ends the options.
 class Formatter : public CLI::Formatter {
  public:
   std::string make_usage(const CLI::App*, std::string name) const override {
-    return "Usage: " + name + " [options] program [args...]\n";
+    return "Usage: " + name + " [options] program [args...]\n       " + name + " --dump [PID]\n";
   }
 };
 

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -220,7 +221,21 @@ void RankOutput::close() {
 void RankOutput::consume(const char* data, std::size_t n) {
   pending_.append(data, n);
   auto last = pending_.rfind('\n');
-  if (last != std::string::npos) {
+  if (last != std::string::npos && !mark_.empty() && std::memchr(pending_.data(), mark_[0], last + 1)) {
+    // Some line may be marked: line by line, the others still in one batch.
+    batch_.clear();
+    for (std::size_t begin = 0; begin <= last;) {
+      auto end = pending_.find('\n', begin);
+      std::string_view line(pending_.data() + begin, end - begin);
+      if (line.starts_with(mark_))
+        diverted_(line.substr(mark_.size()));
+      else
+        batch_.append(prefix_).append(line).push_back('\n');
+      begin = end + 1;
+    }
+    if (!batch_.empty()) sink_.write(batch_);
+    pending_.erase(0, last + 1);
+  } else if (last != std::string::npos) {
     if (prefix_.empty()) {
       sink_.write(std::string_view(pending_).substr(0, last + 1));
     } else {

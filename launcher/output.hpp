@@ -90,6 +90,13 @@ class RankOutput : public std::enable_shared_from_this<RankOutput> {
   RankOutput(asio::io_context& io, int fd, LineSink& sink, std::string prefix,
              std::function<void()> on_closed);
   void start();
+  /// Lines that start with `mark` are not relayed: `f` gets each (without the mark).
+  /// The agent takes a rank's report of what it waits for (launcher/dump.hpp) out of
+  /// its standard error this way.
+  void divert(std::string mark, std::function<void(std::string_view)> f) {
+    mark_ = std::move(mark);
+    diverted_ = std::move(f);
+  }
   /// Relays, without waiting, whatever the pipe holds now (used when the rank has
   /// exited, so that its last words come before ipcrun's line about it).
   void drain_available();
@@ -109,6 +116,8 @@ class RankOutput : public std::enable_shared_from_this<RankOutput> {
   LineSink& sink_;
   std::string prefix_;
   std::function<void()> on_closed_;
+  std::string mark_;           // divert()
+  std::function<void(std::string_view)> diverted_;
   std::string pending_;        // bytes after the last newline relayed
   std::string batch_;          // reused output buffer
   bool closed_ = false;

@@ -1,5 +1,7 @@
 #include "placement.hpp"
 
+#include <algorithm>
+
 #include "base/errors.hpp"
 
 namespace ipc::launcher {
@@ -40,6 +42,7 @@ Placement place(const std::vector<Host>& hosts, int ranks, MapBy map_by, bool ov
   for (std::size_t i = 0; i < h; ++i) {
     slots[i] = hosts[i].slots.value_or(default_slots < 1 ? 1 : default_slots);
     cap[i] = hosts[i].max_slots.value_or(-1);  // -1: no limit
+    if (cap[i] >= 0) slots[i] = std::min(slots[i], cap[i]);  // CPUs beyond max_slots are no slots
     total += slots[i];
   }
   if (ranks > total && !oversubscribe)

@@ -4,7 +4,8 @@
 // node deals ranks to the hosts in turn, one each, while they have free slots. More
 // ranks than slots is an error unless oversubscribing is allowed; then the extra ranks
 // are dealt to the hosts in turn, skipping hosts that reached their max_slots. A host
-// whose slot count is unknown (hostfile without slots=) counts `default_slots`.
+// whose slot count is unknown (hostfile without slots=) counts `default_slots`, at most
+// its max_slots.
 #pragma once
 
 #include <optional>

@@ -1,15 +1,43 @@
 // A deterministic stand-in for libFuzzer: mutations (bit flips, byte changes,
 // truncations, extensions, splices of seeds, random bytes) of each target's seeds.
-//   <target> [inputs]
+//   <target> [inputs] [corpus directory]
+// The files of the corpus directory (tests/fuzz/corpus/<target>: seeds, and inputs
+// that once failed) run first, in name order, and join the seeds.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "fuzz.hpp"
 
+namespace {
+
+std::vector<std::vector<std::uint8_t>> read_corpus(const char* dir) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::vector<std::vector<std::uint8_t>> out;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   long runs = argc > 1 ? std::atol(argv[1]) : 10000;
   auto seeds = fuzz_seeds();
+  if (argc > 2) {
+    auto corpus = read_corpus(argv[2]);
+    std::printf("%zu corpus files\n", corpus.size());
+    seeds.insert(seeds.end(), corpus.begin(), corpus.end());
+  }
   std::mt19937_64 rng(12345);
   for (auto& s : seeds) LLVMFuzzerTestOneInput(s.data(), s.size());
   for (long i = 0; i < runs; ++i) {

@@ -58,6 +58,27 @@ TEST(AgentJob, MalformedIsRefused) {
   EXPECT_THROW(AgentJob::decode(bad), std::runtime_error);
 }
 
+TEST(AgentJob, NumbersAreWholeAndWithinTheirRanges) {
+  AgentJob j;
+  j.size = 2;
+  j.ranks = {0, 1};
+  auto parts = j.encode();  // the ranks last
+  auto refused = [&](std::size_t at, const char* text) {
+    auto bad = parts;
+    bad[at] = text;
+    EXPECT_THROW(AgentJob::decode(bad), std::runtime_error) << "part " << at << " = '" << text << "'";
+  };
+  refused(parts.size() - 1, "x");   // std::stoi threw std::invalid_argument
+  refused(parts.size() - 1, "1x");  // std::stoi took it for 1
+  refused(parts.size() - 1, "2");   // not a rank of a job of 2
+  refused(parts.size() - 1, "0");   // ranks come in rank order, once each
+  refused(2, "4294967298");         // a size that an int wraps to 2
+  refused(2, "0");
+  refused(7, "-2");  // first_cpu: -1 (no binding) or a CPU
+  refused(10, "-1");  // link_timeout_ms
+  EXPECT_EQ(AgentJob::decode(parts).ranks, (std::vector<int>{0, 1}));
+}
+
 TEST(KvRoot, RepliesOncePerClientAndFencesCarryTheNewValues) {
   std::vector<std::tuple<int, std::string, std::string>> values;
   std::vector<std::pair<int, std::vector<std::string>>> fenced;

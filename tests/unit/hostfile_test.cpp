@@ -98,3 +98,25 @@ TEST(Placement, UnknownSlotCountsTakeTheDefaultAndUnusedHostsAreLeftOut) {
   EXPECT_EQ(parse_map_by("node"), MapBy::node);
   EXPECT_EQ(error_of([] { parse_map_by("core"); }), "--map-by: 'core' is not slot or node");
 }
+
+TEST(Hostfile, LinesOfOneHostAddUpWithinTheLimits) {
+  // 2048 lines of 1048576 slots once overflowed an int; the sum is bounded now.
+  EXPECT_EQ(error_of([] { parse_hostfile("a slots=1048576\na slots=1\n", "h"); }),
+            "h:2: 'a': its slots add up to more than 1048576");
+  EXPECT_EQ(error_of([] { parse_host_list("a:1048576,b,a:1"); }), "--host: 'a': its slots add up to more than 1048576");
+  // Each line has max_slots >= slots, and so do the sums.
+  EXPECT_EQ(error_of([] { parse_hostfile("a slots=2 max_slots=2\na slots=1\n", "h"); }),
+            "h:2: 'a': its max_slots add up to 2, less than its slots, 3");
+  auto hosts = parse_hostfile("a slots=2 max_slots=2\na slots=1 max_slots=1\n", "h");
+  EXPECT_EQ(hosts[0].slots, 3);
+  EXPECT_EQ(hosts[0].max_slots, 3);
+}
+
+TEST(Placement, MaxSlotsBoundTheDefaultSlotCount) {
+  // A host without slots= counts the CPUs (4 here), but never more than its max_slots.
+  auto p = place(parse_hostfile("a max_slots=1\nb\n", "h"), 2, MapBy::slot, false, 4);
+  EXPECT_EQ(p.host_of, (std::vector<int>{0, 1}));
+  EXPECT_EQ(error_of([] { place(parse_hostfile("a max_slots=1\n", "h"), 2, MapBy::slot, false, 4); }),
+            "2 ranks, but the 1 host given have 1 slot: ask for fewer ranks, give more slots, or allow more ranks "
+            "than slots with --oversubscribe");
+}

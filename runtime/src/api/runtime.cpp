@@ -19,6 +19,7 @@
 #include "bootstrap/bootstrap.hpp"
 #include "collectives/shared.hpp"
 #include "core/context.hpp"
+#include "core/diagnostics.hpp"
 #include "core/engine.hpp"
 #include "base/errors.hpp"
 #include "base/net.hpp"
@@ -174,6 +175,7 @@ void start(RuntimeImpl& im) {
   eo.limits = cfg.limits;
   eo.doorbell = &im.doorbell;
   eo.progress_thread = base::param_bool("IPC_PROGRESS_THREAD");
+  diag::install();  // before the engine: its sleepers watch the request's eventfd
   im.engine = std::make_unique<Engine>(std::move(eo));
   im.collectives = coll.finish(kv, cards, *im.engine, im.job, im.doorbell);
   im.world = std::make_unique<Communicator>(
@@ -203,6 +205,7 @@ Runtime::Runtime() : impl_(std::make_unique<detail::RuntimeImpl>()) {
     detail::start(*impl_);
   } catch (...) {
     impl_.reset();
+    detail::diag::uninstall();
     detail::error_origin().store(nullptr, std::memory_order_release);
     detail::g_active.store(false);
     throw;
@@ -222,6 +225,7 @@ Runtime::~Runtime() {
     // rank closes connections a peer still needs. Unwinding from an error: just leave.
     if (im.engine && std::uncaught_exceptions() == 0) {
       im.engine->flush();
+      detail::diag::set_phase("has ended its program: waits in the job's last fence for the other ranks");
       if (im.job.size > 1) im.store->fence();
     }
   } catch (const std::exception& e) {
@@ -235,6 +239,7 @@ Runtime::~Runtime() {
   im.self.reset();
   im.store.reset();
   impl_.reset();
+  detail::diag::uninstall();
   detail::error_origin().store(nullptr, std::memory_order_release);
   detail::g_active.store(false);
 }

@@ -24,6 +24,7 @@ constexpr Param kParams[] = {  // the job's; collectives and transports declare 
     {"IPC_LAUNCH_AGENT", "ssh", "ipcrun: command that runs its agent on another host (--launch-agent)"},
     {"IPC_LAUNCH_TIMEOUT", "30", "ipcrun: seconds every host's agent has to answer (--launch-timeout)"},
     {"IPC_LINK_TIMEOUT", "10", "ipcrun: seconds of silence after which a host's agent counts as lost (both ways)"},
+    {"IPC_DUMP_WAIT", "2", "ipcrun: seconds a dump (ipcrun --dump, SIGQUIT, --timeout) waits for the ranks' reports"},
 };
 
 const Param& find(std::string_view name) {

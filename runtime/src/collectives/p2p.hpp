@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "base/errors.hpp"
+#include "core/diagnostics.hpp"
 #include "collectives/choice.hpp"
 #include "collectives/api.hpp"
 
@@ -18,6 +19,7 @@ namespace ipc::detail {
 /// Runs the steps of collective `op` (every entry point's body).
 template <class Steps>
 void guarded(const CollContext& c, const char* op, Steps&& steps) {
+  CollectiveNote note(*c.engine, c.context, op);
   try {
     steps();
   } catch (const PeerLost& e) {

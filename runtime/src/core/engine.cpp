@@ -48,6 +48,7 @@ Engine::Engine(Options opt)
   }
   for (auto* t : transports_)
     if (t->wait_fd() >= 0) sleeper_.watch(t->wait_fd());
+  if (diag::wake_fd() >= 0) sleeper_.watch(diag::wake_fd());  // a report asked for wakes a sleeper
   if (opt_.progress_thread && opt_.size > 1) progress_ = std::thread([this] { progress_thread_main(); });
 }
 
@@ -528,6 +529,14 @@ std::optional<Status> Engine::iprobe(std::uint32_t comm, int source, int tag) {
 
 Status Engine::probe(std::uint32_t comm, int source, int tag) {
   check_source(source, "probe for a message from");
+  OpNote& note = op_note();
+  const char* outer = note.what;
+  note.what = "probe (for a message to arrive)";
+  struct Restore {
+    OpNote& n;
+    const char* w;
+    ~Restore() { n.what = w; }
+  } restore{note, outer};
   std::optional<Status> found;
   block_until([&] {
     std::lock_guard lk(mu_);

@@ -16,6 +16,7 @@
 // writes straight into place.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "core/context.hpp"
+#include "core/diagnostics.hpp"
 #include "core/matching.hpp"
 #include "core/progress_lock.hpp"
 #include "core/protocol.hpp"
@@ -243,6 +245,11 @@ class Engine final : public transport::Sink {
   std::exception_ptr lost_error(const char* op, int peer) const;
   /// "rank 3 on node2": for messages.
   std::string where(int peer) const;
+  /// Collective `op` on context `ctx` starts: its number there, the same on every
+  /// rank (contexts share 64 counters: numbers stay equal across ranks).
+  std::uint64_t enter_collective(std::uint32_t ctx, const char* op);
+  /// Writes this rank's report when one was asked for (core/diagnostics.hpp).
+  void maybe_dump();
   /// Withdraws a receive that has not matched yet; one that has is waited for.
   void cancel_recv(RequestState& r);
   /// Abandons the collectives of context `comm` after `lost` (a rank; -1: unknown)
@@ -255,6 +262,19 @@ class Engine final : public transport::Sink {
 
  private:
   ContextSequence contexts_;
+  // Hang diagnosis (core/diagnostics.hpp): the threads blocked in the library.
+  struct Blocked {
+    OpNote* note;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex diag_mu_;
+  std::vector<Blocked> blocked_;
+  std::array<std::atomic<std::uint64_t>, 64> coll_seq_{};
+  std::atomic<const char*> last_coll_op_{nullptr};
+  std::atomic<std::uint32_t> last_coll_ctx_{0};
+  std::atomic<std::uint64_t> last_coll_seq_{0};
+  void note_blocked(OpNote* note, bool on);
+  friend struct BlockedScope;
   std::atomic<bool> stop_{false};
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;

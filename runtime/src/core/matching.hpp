@@ -160,6 +160,16 @@ class MatchQueues {
   }
 
   std::size_t posted_count() const { return posted_.size(); }
+  /// f(comm, source, tag) for each posted receive, oldest first (a report).
+  template <class F>
+  void for_each_posted(F&& f) const {
+    for (auto& e : posted_) f(e.comm, e.source, e.tag);
+  }
+  /// f(message) for each unexpected message, oldest first (a report).
+  template <class F>
+  void for_each_unexpected(F&& f) const {
+    for (auto& u : unexpected_) f(*u);
+  }
   std::size_t unexpected_count() const { return unexpected_.size(); }
 
  private:

@@ -37,6 +37,21 @@ struct WaiterScope {
 
 }  // namespace
 
+// Says what this thread waits for, while it lives.
+struct NoteWhat {
+  const char* saved;
+  explicit NoteWhat(const char* what) : saved(op_note().what) { op_note().what = what; }
+  ~NoteWhat() { op_note().what = saved; }
+};
+
+// Registers this thread as blocked (with what its note says) for the report.
+struct BlockedScope {
+  Engine& e;
+  OpNote* note;
+  explicit BlockedScope(Engine& eng) : e(eng), note(&op_note()) { e.note_blocked(note, true); }
+  ~BlockedScope() { e.note_blocked(note, false); }
+};
+
 bool Engine::progress_locked() {
   bool any = false;
   for (auto* t : transports_) any |= t->poll(*this);
@@ -93,6 +108,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     cpu_relax();
   }
   WaiterScope scope(waiters_, wait_count_);
+  BlockedScope blocked(*this);
   auto start = clock::now();
   for (bool spinning = !pol.oversubscribed;;) {
     if (spinning ? spin_done() : poll_done()) return true;
@@ -126,7 +142,9 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     auto nap = std::chrono::milliseconds(100);
     if (bounded)
       nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
-    if (sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard)) {
+    bool woken = sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard);
+    maybe_dump();
+    if (woken) {
       start = clock::now();
       spinning = !pol.oversubscribed;
     } else {
@@ -195,7 +213,17 @@ Status Engine::finish(RequestState& r) {
 }
 
 Status Engine::wait(RequestState& r) {
-  if (!r.done.load(std::memory_order_acquire)) block_until_impl([&] { return r.done.load(std::memory_order_seq_cst); });
+  if (!r.done.load(std::memory_order_acquire)) {
+    OpNote& note = op_note();
+    const RequestState* outer = note.req;
+    note.req = &r;
+    struct Restore {
+      OpNote& n;
+      const RequestState* r;
+      ~Restore() { n.req = r; }
+    } restore{note, outer};
+    block_until_impl([&] { return r.done.load(std::memory_order_seq_cst); });
+  }
   return finish(r);
 }
 
@@ -231,11 +259,13 @@ std::size_t Engine::wait_any(const std::vector<RequestState*>& rs) {
   bool any = false;
   for (auto* r : rs) any |= r != nullptr;
   if (!any) throw UsageError("wait_any: no active request");
+  NoteWhat note("wait_any (for one of several requests)");
   block_until(check);
   return found;
 }
 
 void Engine::flush() {
+  NoteWhat note("ending: sending what is still queued");
   block_until([&] {
     std::lock_guard lk(mu_);
     for (auto* t : transports_)
@@ -268,6 +298,7 @@ void Engine::shutdown() {
 void Engine::progress_thread_main() {
   std::uint64_t seen = wait_count_.load();
   while (!stop_.load()) {
+    maybe_dump();
     std::uint64_t waits = wait_count_.load(std::memory_order_relaxed);
     if (waiters_.load(std::memory_order_seq_cst) > 0 || waits != seen) {
       seen = waits;

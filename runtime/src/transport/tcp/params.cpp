@@ -9,4 +9,8 @@ IPC_PARAMS(ipc::transport::tcp,
            {"IPC_TCP_IFACE", "", "TCP: listen on this interface's address instead: a name (eth0) or an IPv4 network (10.1.0.0/16); ipcrun --iface sets it"},
            {"IPC_TCP_PORTS", "", "TCP: listen on the first free port of this range A-B ('' : any port); ipcrun --port-range sets it"},
            {"IPC_TCP_HANDSHAKE_TIMEOUT", "10", "TCP: seconds a connection to a rank has to authenticate before it is dropped"},
-           {"IPC_TCP_MAX_PENDING", "64", "TCP: connections without a handshake a rank keeps; a new one drops the oldest"});
+           {"IPC_TCP_MAX_PENDING", "64", "TCP: connections without a handshake a rank keeps; a new one drops the oldest"},
+           {"IPC_TLS", "0", "TCP: 1 runs every connection over TLS 1.3 (ipcrun --tls sets it, with the next three)"},
+           {"IPC_TLS_CERT", "", "TCP: this rank's certificate, PEM text (ipcrun --tls: the job's own)"},
+           {"IPC_TLS_KEY", "", "TCP: the certificate's private key, PEM text"},
+           {"IPC_TLS_CA", "", "TCP: the CA a peer's certificate must chain to, PEM text (ipcrun --tls: the job's certificate)"});

@@ -55,8 +55,9 @@ Connection::Connection(asio::ip::tcp::socket s, State st, int peer, const wire::
 }
 
 std::unique_ptr<Connection> Connection::outgoing(asio::ip::tcp::socket s, int peer, const wire::Secret& secret,
-                                                 int my_rank) {
+                                                 int my_rank, const TlsContext* tls) {
   std::unique_ptr<Connection> c(new Connection(std::move(s), State::connecting, peer, secret));
+  if (tls) c->tls_ = std::make_unique<TlsStream>(*tls, c->fd_, false);
   c->client_.emplace(secret, wire::Role::peer, my_rank);
   c->outgoing_ = true;
   c->my_rank_ = my_rank;
@@ -65,8 +66,13 @@ std::unique_ptr<Connection> Connection::outgoing(asio::ip::tcp::socket s, int pe
 
 std::unique_ptr<Connection> Connection::incoming(asio::ip::tcp::socket s, const wire::Secret& secret, int job_size,
                                                  std::function<bool(Connection&, int)> on_hello,
-                                                 std::function<void(Connection&)> on_open) {
+                                                 std::function<void(Connection&)> on_open, const TlsContext* tls) {
   std::unique_ptr<Connection> c(new Connection(std::move(s), State::wait_hello, -1, secret));
+  if (tls) {
+    c->tls_ = std::make_unique<TlsStream>(*tls, c->fd_, true);
+    c->after_tls_ = State::wait_hello;
+    c->state_ = State::tls;
+  }
   c->accepted_at_ = std::chrono::steady_clock::now();
   c->job_size_ = job_size;
   c->on_hello_ = std::move(on_hello);
@@ -145,14 +151,14 @@ void Connection::send(const wire::Frame& f, Completion* done, std::size_t copy_l
     std::size_t total = at + f.length;
     ssize_t n;
     do {
-      n = sys_send(fd(), buf, total);
+      n = out_send(buf, total);
     } while (n < 0 && errno == EINTR);
     if (n == static_cast<ssize_t>(total)) {
       if (done) done->complete({});
       return;
     }
     if (n < 0 && !would_block(errno)) {
-      fail(std::string("write failed: ") + std::strerror(errno));
+      fail(write_error());
       if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
       return;
     }
@@ -186,11 +192,11 @@ void Connection::enqueue(Unsent u, std::size_t sent, std::size_t copy_limit) {
 
 bool Connection::write_handshake() {
   while (!hs_out_.empty()) {
-    ssize_t n = sys_send(fd(), hs_out_.data(), hs_out_.size());
+    ssize_t n = out_send(hs_out_.data(), hs_out_.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (would_block(errno)) return false;
-      fail(std::string("write failed: ") + std::strerror(errno));
+      fail(write_error());
       return false;
     }
     hs_out_.erase(hs_out_.begin(), hs_out_.begin() + n);
@@ -219,11 +225,11 @@ void Connection::flush() {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(cnt);
-    ssize_t n = sys_sendmsg(fd(), &msg);
+    ssize_t n = out_sendmsg(&msg);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (would_block(errno)) return;
-      fail(std::string("write failed: ") + std::strerror(errno));
+      fail(write_error());
       return;
     }
     auto left = static_cast<std::size_t>(n);
@@ -251,9 +257,19 @@ void Connection::on_writable() {
       return;
     }
     set_no_delay();
+    if (tls_) {
+      state_ = State::tls;
+      after_tls_ = State::hello_sent;
+      tls_step();
+      return;
+    }
     auto hello = client_->hello();
     hs_out_.assign(hello.begin(), hello.end());
     state_ = State::hello_sent;
+  }
+  if (state_ == State::tls) {
+    tls_step();
+    return;
   }
   flush();
 }
@@ -383,12 +399,16 @@ void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
 }
 
 bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::size_t max_bytes) {
+  if (state_ == State::tls) {
+    if (!tls_step()) return closed();
+    if (state_ == State::hello_sent) return true;  // its hello is out; the answer comes later
+  }
   std::size_t total = 0;
   while (state_ != State::closed && total < max_bytes) {
     if (rd_ == wr_) rd_ = wr_ = 0;
     ssize_t n;
     if (open() && in_frame_ && place_.data && rd_ == wr_ && length_ - got_ >= kDirectRead) {
-      n = sys_recv(fd(), static_cast<std::byte*>(place_.data) + got_, length_ - got_);
+      n = in_recv(static_cast<std::byte*>(place_.data) + got_, length_ - got_);
       if (n > 0) {
         got_ += static_cast<std::size_t>(n);
         total += static_cast<std::size_t>(n);
@@ -405,14 +425,15 @@ bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
         rd_ = 0;
       }
       std::size_t room = in_.size() - wr_;
-      n = sys_recv(fd(), in_.data() + wr_, room);
+      n = in_recv(in_.data() + wr_, room);
       if (n > 0) {
         wr_ += static_cast<std::size_t>(n);
         total += static_cast<std::size_t>(n);
         process(sink, limits);
         // A short read drained the socket: skip the recv that would say EAGAIN
-        // (the next poll sees anything that arrives meanwhile).
-        if (static_cast<std::size_t>(n) < room) return true;
+        // (the next poll sees anything that arrives meanwhile). Not so with TLS: a
+        // read returns one record at most.
+        if (static_cast<std::size_t>(n) < room && !tls_) return true;
         continue;
       }
     }
@@ -423,10 +444,57 @@ bool Connection::on_readable(Sink& sink, const wire::FrameLimits& limits, std::s
     }
     if (errno == EINTR) continue;
     if (would_block(errno)) return total > 0;
-    fail(std::string("read failed: ") + std::strerror(errno));
+    fail(errno == EPROTO && tls_ ? tls_->error() : std::string("read failed: ") + std::strerror(errno));
     return true;
   }
   return total > 0;
+}
+
+ssize_t Connection::out_send(const void* data, std::size_t n) {
+  return tls_ ? tls_->send(data, n) : sys_send(fd(), data, n);
+}
+
+ssize_t Connection::out_sendmsg(const msghdr* msg) {
+  if (!tls_) return sys_sendmsg(fd(), msg);
+  // One record's worth at a time, gathered: TLS writes one buffer. A write that
+  // would block is given again from the same point with at least the same bytes.
+  constexpr std::size_t kGather = 64 * 1024;
+  gather_.resize(kGather);
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < msg->msg_iovlen && at < kGather; ++i) {
+    std::size_t take = std::min(msg->msg_iov[i].iov_len, kGather - at);
+    std::memcpy(gather_.data() + at, msg->msg_iov[i].iov_base, take);
+    at += take;
+  }
+  return tls_->send(gather_.data(), at);
+}
+
+ssize_t Connection::in_recv(void* data, std::size_t n) {
+  return tls_ ? tls_->recv(data, n) : sys_recv(fd(), data, n);
+}
+
+std::string Connection::write_error() const {
+  return errno == EPROTO && tls_ ? tls_->error() : std::string("write failed: ") + std::strerror(errno);
+}
+
+bool Connection::tls_step() {
+  switch (tls_->handshake()) {
+    case TlsStream::Step::done:
+      state_ = after_tls_;
+      if (state_ == State::hello_sent) {
+        auto hello = client_->hello();
+        hs_out_.assign(hello.begin(), hello.end());
+        flush();
+      }
+      return !closed();
+    case TlsStream::Step::again:
+      return false;
+    case TlsStream::Step::failed:
+      if (tls_->error().empty() || tls_->error().find("closed") != std::string::npos) closed_in_handshake_ = true;
+      fail(tls_->error().empty() ? "TLS handshake failed" : tls_->error());
+      return false;
+  }
+  return false;
 }
 
 }  // namespace ipc::transport::tcp

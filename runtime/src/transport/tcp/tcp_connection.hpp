@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "transport/tcp/tls.hpp"
 #include "transport/transport.hpp"
 #include "wire/frame.hpp"
 #include "wire/handshake.hpp"
@@ -27,18 +28,20 @@ namespace ipc::transport::tcp {
 
 class Connection {
  public:
-  enum class State { connecting, hello_sent, wait_hello, wait_proof, open, closed };
+  enum class State { connecting, tls, hello_sent, wait_hello, wait_proof, open, closed };
 
-  /// An outgoing connection to `peer`, connect() already started.
+  /// An outgoing connection to `peer`, connect() already started. With `tls`, TLS
+  /// comes first (transport/tcp/tls.hpp), then the job's handshake inside it.
   static std::unique_ptr<Connection> outgoing(asio::ip::tcp::socket s, int peer, const wire::Secret& secret,
-                                              int my_rank);
+                                              int my_rank, const TlsContext* tls = nullptr);
   /// An accepted connection; the peer says who it is in the handshake.
   /// `on_hello` decides, on a client's hello claiming rank `peer`, whether to go on
   /// (true) or to redirect the client to the connection this side opened (false).
   /// `on_open` runs when the handshake has authenticated a rank in [0, job_size).
   static std::unique_ptr<Connection> incoming(asio::ip::tcp::socket s, const wire::Secret& secret, int job_size,
                                               std::function<bool(Connection&, int peer)> on_hello,
-                                              std::function<void(Connection&)> on_open);
+                                              std::function<void(Connection&)> on_open,
+                                              const TlsContext* tls = nullptr);
 
   int fd() const { return fd_; }
   void set_no_delay();
@@ -49,7 +52,12 @@ class Connection {
   std::string remote() const;
   const std::string& error() const { return error_; }
   /// Whether the socket must be watched for writability.
-  bool wants_write() const { return state_ == State::connecting || !hs_out_.empty() || (open() && !outq_.empty()); }
+  bool wants_write() const {
+    return state_ == State::connecting || !hs_out_.empty() || (open() && !outq_.empty()) ||
+           (tls_ && tls_->wants_write() && (state_ == State::tls || !outq_.empty()));
+  }
+  /// Decrypted bytes wait inside TLS, where epoll does not see them: read it anyway.
+  bool buffered() const { return tls_ && tls_->pending(); }
   bool idle() const { return outq_.empty() && hs_out_.empty(); }
 
   /// A frame as it goes on the stream: prefix and head (encoded), then the payload.
@@ -84,7 +92,9 @@ class Connection {
   /// Closed by the other side before the handshake ended (no bytes were refused).
   bool closed_in_handshake() const { return closed_in_handshake_; }
   /// An accepted connection still in its handshake, and when it was accepted.
-  bool pending() const { return !outgoing_ && (state_ == State::wait_hello || state_ == State::wait_proof); }
+  bool pending() const {
+    return !outgoing_ && (state_ == State::tls || state_ == State::wait_hello || state_ == State::wait_proof);
+  }
   std::chrono::steady_clock::time_point accepted_at() const { return accepted_at_; }
   /// A frame was being read when the connection closed: hands it to the sink as
   /// aborted (once).
@@ -123,7 +133,15 @@ class Connection {
   bool write_handshake();
   void process(Sink& sink, const wire::FrameLimits& limits);
   bool handshake_step();
+  /// Advances TLS's handshake; true once it is done (the job's handshake follows).
+  bool tls_step();
   void finish_frame(Sink& sink);
+  // The socket's calls, through TLS when it is on (as send(2), sendmsg(2), recv(2)).
+  ssize_t out_send(const void* data, std::size_t n);
+  ssize_t out_sendmsg(const msghdr* msg);
+  ssize_t in_recv(void* data, std::size_t n);
+  /// Why a write failed (errno: the socket's, or TLS's).
+  std::string write_error() const;
 
   // The socket, taken from Asio at once: a descriptor Asio knows stays in its
   // reactor's epoll set, which costs every arriving segment a callback.
@@ -142,6 +160,9 @@ class Connection {
   bool closed_in_handshake_ = false;
   std::chrono::steady_clock::time_point accepted_at_{};
   int my_rank_ = -1;
+  std::unique_ptr<TlsStream> tls_;
+  State after_tls_ = State::closed;  // where the job's handshake starts once TLS is up
+  std::vector<std::byte> gather_;    // TLS: a sendmsg's pieces in one buffer
 
   std::vector<std::byte> hs_out_;
   std::deque<Out> outq_;

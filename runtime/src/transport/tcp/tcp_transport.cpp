@@ -144,6 +144,10 @@ void TcpTransport::update_all() {
 // lock held. disarm_sleep() is not: the next poll takes the hot ones out again.
 bool TcpTransport::arm_sleep() {
   if (sleeping_.fetch_add(1, std::memory_order_relaxed) == 0) update_all();
+  // Bytes TLS has decrypted already never wake an epoll: poll instead of sleeping.
+  if (opt_.tls)
+    for (auto& c : conns_)
+      if (c->buffered()) return false;
   return true;
 }
 
@@ -170,7 +174,7 @@ Connection* TcpTransport::connect_to(Peer& p) {
     if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) != 0 && errno != EINPROGRESS)
       ec = asio::error_code(errno, asio::system_category());
   }
-  auto c = Connection::outgoing(std::move(s), peer, opt_.secret, opt_.rank);
+  auto c = Connection::outgoing(std::move(s), peer, opt_.secret, opt_.rank, opt_.tls.get());
   if (ec) c->fail("cannot connect to rank " + std::to_string(peer) + " at " + addr + ": " + ec.message());
   Connection* raw = c.get();
   conns_.push_back(std::move(c));
@@ -254,7 +258,7 @@ void TcpTransport::accept_all() {
     if (ec) continue;
     auto c = Connection::incoming(
         std::move(s), opt_.secret, opt_.size, [this](Connection& conn, int peer) { return on_hello(conn, peer); },
-        [this](Connection& conn) { on_open(conn); });
+        [this](Connection& conn) { on_open(conn); }, opt_.tls.get());
     Connection* raw = c.get();
     conns_.push_back(std::move(c));
     watch(raw);
@@ -383,6 +387,12 @@ bool TcpTransport::poll(Sink& sink) {
   epoll_event evs[32];
   int n = ::epoll_wait(epfd_, evs, 32, 0);
   bool any = n > 0;
+  // TLS: what was decrypted and not yet read (a read budget ran out) waits unseen.
+  if (opt_.tls)
+    for (std::size_t i = 0; i < conns_.size(); ++i) {
+      Connection* c = conns_[i].get();
+      if (c->events != 0 && c->open() && c->buffered()) any |= c->on_readable(sink, opt_.limits, kReadBudget);
+    }
   // Hot connections are not in the set: read them here.
   for (std::size_t i = 0; i < conns_.size(); ++i) {
     Connection* c = conns_[i].get();
@@ -508,6 +518,7 @@ std::unique_ptr<Transport> open_tcp(const Config& cfg) {
   o.handshake_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(std::min(base::param_seconds("IPC_TCP_HANDSHAKE_TIMEOUT"), 1e9)));
   o.max_pending = static_cast<std::size_t>(std::max<long long>(1, base::param_int("IPC_TCP_MAX_PENDING")));
+  o.tls = TlsContext::from_params();
   return std::make_unique<TcpTransport>(o);
 }
 

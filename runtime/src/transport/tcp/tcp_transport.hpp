@@ -44,6 +44,7 @@ struct Options : Config {
   std::optional<net::PortRange> ports;  // listen on the first free port of these; none: the kernel's choice
   std::chrono::milliseconds handshake_timeout{10000};  // for a connection to authenticate
   std::size_t max_pending = 64;  // connections without a handshake kept; more drop the oldest
+  std::shared_ptr<TlsContext> tls;  // every connection over TLS (IPC_TLS); null: plain TCP
 };
 
 class TcpTransport final : public Transport {
