@@ -110,6 +110,10 @@ int main(int argc, char** argv) {
     std::string launch_agent = options.launch_agent ? *options.launch_agent : ipc::base::param("IPC_LAUNCH_AGENT");
     if (launch_agent.find_first_not_of(" \t") == std::string::npos)
       throw ipc::UsageError(options.launch_agent ? "--launch-agent is empty" : "IPC_LAUNCH_AGENT is empty");
+    // The job's certificate and key reach the ranks as -x variables do (in the
+    // environment, never on a command line).
+    if (options.tls)
+      for (auto& e : tls_environment(options)) options.exports.push_back(e);
   } catch (const std::exception& e) {
     say(e.what());
     return 2;

@@ -4,11 +4,14 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "base/errors.hpp"
 #include "base/net.hpp"
 #include "output.hpp"
+#include "wire/certificate.hpp"
 
 namespace ipc::launcher {
 namespace {
@@ -110,6 +113,13 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
                  "seconds every host's agent has to answer (default 30,\nIPC_LAUNCH_TIMEOUT)")
       ->type_name("S")
       ->check(positive_seconds);
+  app.add_flag("--tls", out.tls,
+               "the ranks' TCP connections run over TLS 1.3 with a\ncertificate made for the job (README: Security)");
+  app.add_option("--tls-cert", out.tls_cert, "with --tls: the ranks' certificate (PEM) instead of\none made for the job")
+      ->type_name("FILE");
+  app.add_option("--tls-key", out.tls_key, "with --tls-cert: its private key (PEM)")->type_name("FILE");
+  app.add_option("--tls-ca", out.tls_ca, "with --tls-cert: the CA peers' certificates must chain\nto (default: the certificate itself)")
+      ->type_name("FILE");
   app.add_option("--bind-to", out.bind_to,
                  "core: pin each rank to one CPU; none; auto (default):\ncore when each machine's ranks fit "
                  "its CPUs")
@@ -156,11 +166,44 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
     usage_error("give --hostfile or --host, not both");
     return 2;
   }
+  if ((out.tls_cert || out.tls_key || out.tls_ca) && !out.tls) {
+    usage_error("--tls-cert, --tls-key and --tls-ca go with --tls");
+    return 2;
+  }
+  if (out.tls_cert.has_value() != out.tls_key.has_value() || (out.tls_ca && !out.tls_cert)) {
+    usage_error("--tls-cert and --tls-key go together (and --tls-ca with them)");
+    return 2;
+  }
   if (out.command.empty() && !out.version && !out.list_params && !out.cleanup) {
     usage_error("no program given");
     return 2;
   }
   return std::nullopt;
+}
+
+std::vector<std::string> tls_environment(const Options& o) {
+  std::string cert, key, ca;
+  auto read = [](const std::string& path, const char* option) {
+    std::ifstream f(path, std::ios::binary);
+    std::ostringstream s;
+    if (!f || !(s << f.rdbuf())) throw UsageError(std::string(option) + " " + path + ": cannot be read");
+    return s.str();
+  };
+  if (o.tls_cert) {
+    cert = read(*o.tls_cert, "--tls-cert");
+    key = read(*o.tls_key, "--tls-key");
+    ca = o.tls_ca ? read(*o.tls_ca, "--tls-ca") : cert;
+    try {
+      wire::check_certificate(cert, key, ca);
+    } catch (const std::exception& e) {
+      throw UsageError("--tls-cert " + *o.tls_cert + ", --tls-key " + *o.tls_key +
+                       (o.tls_ca ? ", --tls-ca " + *o.tls_ca : std::string()) + ": " + e.what());
+    }
+  } else {
+    wire::make_certificate("ipc job on " + net::host_name(), 30, cert, key);
+    ca = cert;
+  }
+  return {"IPC_TLS=1", "IPC_TLS_CERT=" + cert, "IPC_TLS_KEY=" + key, "IPC_TLS_CA=" + ca};
 }
 
 void check_transports(const std::string& list, const std::string& what) {

@@ -32,6 +32,10 @@ struct Options {
   bool display_map = false;               // --display-map: one line per rank before the job
   std::optional<std::string> launch_agent;  // --launch-agent CMD: reaches other hosts (IPC_LAUNCH_AGENT, ssh)
   std::optional<double> launch_timeout;     // --launch-timeout S: for every agent to answer (IPC_LAUNCH_TIMEOUT)
+  bool tls = false;                       // --tls: the ranks' TCP connections over TLS (IPC_TLS)
+  std::optional<std::string> tls_cert;    // --tls-cert FILE: the ranks' certificate (else one made for the job)
+  std::optional<std::string> tls_key;     // --tls-key FILE: its key
+  std::optional<std::string> tls_ca;      // --tls-ca FILE: the CA peers' certificates chain to (default: --tls-cert)
   std::vector<std::string> command;       // program and its arguments
 };
 
@@ -39,6 +43,11 @@ struct Options {
 /// 0 after --help, 2 after a usage error (already reported as one line on stderr).
 /// --version and --list-params are left to the caller (flags in `out`).
 std::optional<int> parse_options(int argc, char** argv, Options& out);
+
+/// What --tls gives every rank: IPC_TLS=1 and IPC_TLS_CERT, IPC_TLS_KEY, IPC_TLS_CA as
+/// NAME=VALUE (PEM text): the files given, checked, or a certificate made now for
+/// the job. @throws ipc::UsageError naming the file and what is wrong.
+std::vector<std::string> tls_environment(const Options& options);
 
 /// Checks a list of transports (--transports, IPC_TRANSPORTS) against this build's.
 /// @throws ipc::UsageError naming `what` and the unknown transport.

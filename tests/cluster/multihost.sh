@@ -10,7 +10,10 @@
 #              --map-by node, an unknown and an unreachable host
 #   failures   a rank killed on another host; a host cut off mid-job (and under
 #              --keep-going); ipcrun killed: nothing left on any host
+#   tls        --tls across hosts: programs run, and a capture of node1's link sees a
+#              known text in the clear without --tls and never with it
 set -euo pipefail
+[ -n "${MH_TRACE:-}" ] && set -x
 ROOT=${1:?project root}
 BUILD=${2:?build directory}
 CASE=${3:?case}
@@ -142,6 +145,41 @@ programs)
   done
   on1 "$IPCRUN" --hostfile "$HF" -n 5 --map-by node "$IT/it_coll_mix" 300 5
   expect 0 "it_coll_mix, 5 ranks dealt to 3 hosts"
+  ;;
+
+tls)
+  # sniff WHAT IPCRUN-ARGS...: runs a job that sends a known text around a ring of 6
+  # ranks on 3 hosts while node1's port of the bridge is captured (the bridge itself
+  # sees only what is sent to it); $matching: frames with the text.
+  sniff() {
+    local what=$1
+    shift
+    rm -f "$TMP/stop" "$TMP/sniff"
+    ip netns exec "$IPC_VCLUSTER_PREFIX-bridge" python3 "$ROOT/tests/cluster/sniff.py" v1 "$TEXT" "$TMP/stop" 120 \
+      >"$TMP/sniff" 2>&1 &
+    local sniffer=$!
+    for _ in $(seq 500); do grep -q listening "$TMP/sniff" && break; sleep 0.01; done
+    on1 "$IPCRUN" "$@" --hostfile "$HF" -n 6 "$IT/it_marker" "$TEXT" 20
+    touch "$TMP/stop"
+    wait "$sniffer" || true
+    expect 0 "$what"
+    matching=$(sed -n 's/.*matching=\([0-9]*\).*/\1/p' "$TMP/sniff")
+    [ -n "$matching" ] || fail "$what: the capture said $(cat "$TMP/sniff")"
+  }
+  TEXT="ipc-plaintext-$RANDOM$RANDOM-"
+  sniff "without --tls"
+  [ "$matching" -gt 0 ] || fail "without --tls the capture saw no frame with the text: it does not watch the job"
+  sniff "with --tls" --tls
+  [ "$matching" = 0 ] || fail "with --tls $matching frames carried the text in the clear"
+  for p in allpairs collectives rpc; do
+    on1 "$IPCRUN" --tls --hostfile "$HF" -n 6 "$IT/it_$p"
+    expect 0 "it_$p over TLS on 3 hosts"
+  done
+  # A certificate of the user's (here: one made with openssl), given as files.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
+    -days 1 -subj "/CN=ipc multihost" -addext "basicConstraints=critical,CA:TRUE" >/dev/null 2>&1
+  on1 "$IPCRUN" --tls --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" --hostfile "$HF" -n 6 "$IT/it_ring"
+  expect 0 "--tls-cert and --tls-key across hosts"
   ;;
 
 options)

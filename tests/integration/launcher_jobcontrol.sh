@@ -41,7 +41,18 @@ wait_state() {
 # until told to finish (a file; at most 60 s): on a loaded machine a fixed count could
 # end before the test stops them.
 COUNT='echo $$ >"$PIDS/$IPC_RANK"; i=0; while [ $i -lt 3000 ] && [ ! -e "$PIDS/finish" ]; do i=$((i+1)); echo $i >"$PIDS/count.$IPC_RANK"; sleep 0.02; done; echo done'
-start_bg "$IPCRUN" -n 2 sh -c "$COUNT"
+
+# ipcrun in a process group of its own, whose parent (this shell) is in another group
+# of the same session, as a shell with job control starts it. Started otherwise, its
+# group may be orphaned (this test's shell run by a process of another session), and
+# the kernel then discards the SIGTSTP with which ipcrun stops itself: by design, as
+# nobody could continue it.
+start_job() {
+  set -m
+  start_bg "$@"
+  set +m
+}
+start_job "$IPCRUN" -n 2 sh -c "$COUNT"
 wait_for_pids 2
 wait_for_text "$PIDS/count.1" 3
 kill -TSTP "$BG_PID"
@@ -65,7 +76,7 @@ expect_ranks_gone "stopped and continued"
 rm -f "$PIDS"/*
 
 # Stopped, then SIGTERM to ipcrun: the ranks are continued to act on it.
-start_bg "$IPCRUN" -n 2 sh -c 'trap "echo got TERM; exit 3" TERM; echo $$ >"$PIDS/$IPC_RANK"; while :; do sleep 0.02; done'
+start_job "$IPCRUN" -n 2 sh -c 'trap "echo got TERM; exit 3" TERM; echo $$ >"$PIDS/$IPC_RANK"; while :; do sleep 0.02; done'
 wait_for_pids 2
 kill -TSTP "$BG_PID"
 for r in 0 1; do wait_group_stopped "$(cat "$PIDS/$r")" "rank $r after SIGTSTP"; done

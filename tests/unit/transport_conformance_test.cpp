@@ -163,7 +163,7 @@ TEST_P(Conformance, APeerLostMidFrameIsAbortedThenReportedOnce) {
   ASSERT_TRUE(r.pump([&] { return r.sink[1].started == 1; }));
   for (int i = 0; i < 4; ++i) r.t[1]->poll(r.sink[1]);
   ASSERT_TRUE(r.sink[1].got.empty()) << "the frame should still be on its way";
-  if (kind() == Kind::tcp) {
+  if (over_tcp(kind())) {
     r.t[0].reset();  // rank 0 ends: its connection breaks mid-frame
     ASSERT_TRUE(r.pump([&] { return !r.sink[1].lost.empty(); }));
   } else {
@@ -228,4 +228,5 @@ TEST_P(Conformance, CloseCompletesWhatIsQueuedWithAnError) {
   EXPECT_EQ(done.count, 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, Conformance, ::testing::Values(Kind::self, Kind::shm, Kind::tcp), param_name);
+INSTANTIATE_TEST_SUITE_P(Transports, Conformance, ::testing::Values(Kind::self, Kind::shm, Kind::tcp, Kind::tls),
+                         param_name);

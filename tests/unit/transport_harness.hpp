@@ -18,6 +18,8 @@
 #include "transport/self/self_transport.hpp"
 #include "transport/shm/shm_transport.hpp"
 #include "transport/tcp/tcp_transport.hpp"
+#include "transport/tcp/tls.hpp"
+#include "wire/certificate.hpp"
 #include "wire/secret.hpp"
 
 namespace harness {
@@ -95,8 +97,21 @@ struct Done : Completion {
   }
 };
 
-enum class Kind { self, shm, tcp };
-inline const char* name_of(Kind k) { return k == Kind::self ? "self" : k == Kind::shm ? "shm" : "tcp"; }
+enum class Kind { self, shm, tcp, tls };  // tls: the TCP transport with IPC_TLS
+inline const char* name_of(Kind k) {
+  return k == Kind::self ? "self" : k == Kind::shm ? "shm" : k == Kind::tcp ? "tcp" : "tls";
+}
+inline bool over_tcp(Kind k) { return k == Kind::tcp || k == Kind::tls; }
+
+/// One certificate for every test's ranks (making a key costs a little).
+inline std::shared_ptr<tcp::TlsContext> test_tls() {
+  static auto ctx = [] {
+    std::string cert, key;
+    ipc::wire::make_certificate("ipc test", 1, cert, key);
+    return std::make_shared<tcp::TlsContext>(cert, key, cert);
+  }();
+  return ctx;
+}
 
 /// `n` ranks of one node, each with its doorbell and one transport of kind `k`, every
 /// pair connected. Self has one rank (it reaches only itself).
@@ -123,7 +138,7 @@ struct Ranks {
       cards[r].rank = r;
       cards[r].node = "n";
       cards[r].pid = pids[r];
-      cards[r].cards[name_of(kind)] = t[r]->card();
+      cards[r].cards[std::string(t[r]->name())] = t[r]->card();
     }
     ep.resize(static_cast<std::size_t>(n), std::vector<Endpoint*>(static_cast<std::size_t>(n), nullptr));
     for (int a = 0; a < n; ++a)
@@ -146,9 +161,10 @@ struct Ranks {
       o.ring_bytes = 256 * 1024;
       return std::make_unique<shm::ShmTransport>(o);
     }
-    if (kind == Kind::tcp) {
+    if (over_tcp(kind)) {
       tcp::Options o;
       static_cast<Config&>(o) = cfg;
+      if (kind == Kind::tls) o.tls = test_tls();
       return std::make_unique<tcp::TcpTransport>(o);
     }
     return std::make_unique<self::SelfTransport>(r);

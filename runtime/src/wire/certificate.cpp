@@ -1,6 +1,7 @@
 #include "wire/certificate.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -21,6 +22,8 @@ struct Free {
 using Key = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, Free<X509, X509_free>>;
 using Bio = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
+
+void free_chain(STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); }
 
 [[noreturn]] void fail(const char* step) { throw Error(std::string("TLS certificate: ") + step + " failed"); }
 
@@ -69,6 +72,34 @@ void make_certificate(const std::string& name, int days, std::string& cert_pem, 
     fail("writing PEM");
   cert_pem = text_of(c.get());
   key_pem = text_of(k.get());
+}
+
+void check_certificate(const std::string& cert_pem, const std::string& key_pem, const std::string& ca_pem) {
+  auto bio = [](const std::string& pem) { return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))); };
+  auto cb = bio(cert_pem);
+  Cert leaf(cb ? PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!leaf) throw Error("the certificate is not a PEM certificate");
+  std::unique_ptr<STACK_OF(X509), Free<STACK_OF(X509), free_chain>> chain(sk_X509_new_null());
+  while (X509* more = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) sk_X509_push(chain.get(), more);
+  auto kb = bio(key_pem);
+  Key key(kb ? PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key) throw Error("the key is not a PEM private key (or needs a passphrase)");
+  if (X509_check_private_key(leaf.get(), key.get()) != 1) throw Error("the key is not the certificate's");
+  std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>> store(X509_STORE_new());
+  auto ab = bio(ca_pem);
+  int cas = 0;
+  while (X509* ca = ab ? PEM_read_bio_X509(ab.get(), nullptr, nullptr, nullptr) : nullptr) {
+    X509_STORE_add_cert(store.get(), ca);
+    X509_free(ca);
+    ++cas;
+  }
+  if (cas == 0) throw Error("the CA is not a PEM certificate");
+  std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>> ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), chain.get()) != 1) fail("checking the chain");
+  if (X509_verify_cert(ctx.get()) != 1)
+    throw Error(std::string("the certificate does not chain to the CA: ") +
+                X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
+  ERR_clear_error();
 }
 
 }  // namespace ipc::wire

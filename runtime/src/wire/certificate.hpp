@@ -10,4 +10,9 @@ namespace ipc::wire {
 /// hour ago for `days` days, subject CN=`name`). @throws ipc::Error.
 void make_certificate(const std::string& name, int days, std::string& cert_pem, std::string& key_pem);
 
+/// Checks what a user gives for TLS before any rank starts: `cert_pem` holds a
+/// certificate (chain), `key_pem` its private key, and the certificate chains to a
+/// CA of `ca_pem` (and is valid now). @throws ipc::Error saying what is wrong.
+void check_certificate(const std::string& cert_pem, const std::string& key_pem, const std::string& ca_pem);
+
 }  // namespace ipc::wire

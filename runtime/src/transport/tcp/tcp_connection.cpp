@@ -74,6 +74,7 @@ std::unique_ptr<Connection> Connection::incoming(asio::ip::tcp::socket s, const 
     c->state_ = State::tls;
   }
   c->accepted_at_ = std::chrono::steady_clock::now();
+  c->remote_ = c->remote();  // now: a peer that resets is no longer named by the socket
   c->job_size_ = job_size;
   c->on_hello_ = std::move(on_hello);
   c->on_open_ = std::move(on_open);
@@ -101,6 +102,7 @@ std::vector<Connection::Unsent> Connection::take_unsent() {
 Connection::~Connection() { close(); }
 
 std::string Connection::remote() const {
+  if (!remote_.empty()) return remote_;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (fd_ < 0 || ::getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "an unknown address";

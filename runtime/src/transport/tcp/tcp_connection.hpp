@@ -160,6 +160,7 @@ class Connection {
   bool closed_in_handshake_ = false;
   std::chrono::steady_clock::time_point accepted_at_{};
   int my_rank_ = -1;
+  std::string remote_;  // an accepted connection's peer address, taken at once
   std::unique_ptr<TlsStream> tls_;
   State after_tls_ = State::closed;  // where the job's handshake starts once TLS is up
   std::vector<std::byte> gather_;    // TLS: a sendmsg's pieces in one buffer

@@ -6,7 +6,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <cstdlib>
 
 #include "base/errors.hpp"
@@ -22,6 +26,52 @@ std::string openssl_error() {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   return buf;
+}
+
+// The socket under TLS: OpenSSL's own socket BIO writes with write(2), which raises
+// SIGPIPE at a peer's reset; this one sends with MSG_NOSIGNAL, as the transport does.
+int bio_write(BIO* b, const char* data, int n) {
+  ssize_t w = ::send(static_cast<int>(BIO_get_fd(b, nullptr)), data, static_cast<std::size_t>(n), MSG_NOSIGNAL);
+  BIO_clear_retry_flags(b);
+  if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+  return static_cast<int>(w);
+}
+
+int bio_read(BIO* b, char* data, int n) {
+  ssize_t r = ::recv(static_cast<int>(BIO_get_fd(b, nullptr)), data, static_cast<std::size_t>(n), 0);
+  BIO_clear_retry_flags(b);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
+  return static_cast<int>(r);
+}
+
+long bio_ctrl(BIO* b, int cmd, long num, void* ptr) {
+  switch (cmd) {
+    case BIO_C_SET_FD:
+      BIO_set_data(b, reinterpret_cast<void*>(static_cast<std::intptr_t>(*static_cast<int*>(ptr))));
+      BIO_set_init(b, 1);
+      (void)num;
+      return 1;
+    case BIO_C_GET_FD: {
+      int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b)));
+      if (ptr) *static_cast<int*>(ptr) = fd;
+      return fd;
+    }
+    case BIO_CTRL_FLUSH:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+BIO_METHOD* socket_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "ipc socket");
+    BIO_meth_set_write(bm, bio_write);
+    BIO_meth_set_read(bm, bio_read);
+    BIO_meth_set_ctrl(bm, bio_ctrl);
+    return bm;
+  }();
+  return m;
 }
 
 }  // namespace
@@ -96,10 +146,15 @@ std::shared_ptr<TlsContext> TlsContext::from_params() {
 
 TlsStream::TlsStream(const TlsContext& ctx, int fd, bool server) {
   ssl_ = SSL_new(ctx.get());
-  if (!ssl_ || SSL_set_fd(ssl_, fd) != 1) {
+  BIO* bio = ssl_ ? BIO_new(socket_method()) : nullptr;
+  if (!bio) {
     error_ = "TLS: cannot set up a connection: " + openssl_error();
+    SSL_free(ssl_);
+    ssl_ = nullptr;
     return;
   }
+  BIO_set_fd(bio, fd, BIO_NOCLOSE);
+  SSL_set_bio(ssl_, bio, bio);
   if (server)
     SSL_set_accept_state(ssl_);
   else
