@@ -74,7 +74,12 @@ int main(int argc, char** argv) {
       std::cerr << "ipcrun: --dump takes at most one argument, the pid of the job's ipcrun" << std::endl;
       return 2;
     }
-    return ipc::launcher::request_dump(argc == 3 ? argv[2] : "");
+    try {
+      return ipc::launcher::request_dump(argc == 3 ? argv[2] : "");
+    } catch (const std::exception& e) {  // a malformed IPC_DUMP_WAIT
+      say(e.what());
+      return 2;
+    }
   }
 
   Options options;
@@ -103,7 +108,7 @@ int main(int argc, char** argv) {
   try {
     kill_grace = ipc::base::param_seconds("IPC_KILL_GRACE");
     // Malformed values are reported now, not mid-start.
-    for (const char* name : {"IPC_LAUNCH_TIMEOUT", "IPC_LINK_TIMEOUT"})
+    for (const char* name : {"IPC_LAUNCH_TIMEOUT", "IPC_LINK_TIMEOUT", "IPC_DUMP_WAIT"})
       if (!(ipc::base::param_seconds(name) > 0))
         throw ipc::UsageError(std::string(name) + "='" + ipc::base::param(name) + "' must be a positive number of seconds");
     if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");

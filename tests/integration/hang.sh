@@ -77,4 +77,7 @@ expect_status 1 "--dump of pid 1"
 expect_err "^ipcrun: --dump 1: no job of yours runs under that ipcrun pid$" "--dump 1"
 run "$IPCRUN" --dump 1 2
 expect_status 2 "--dump with two arguments"
+run env IPC_DUMP_WAIT=soon "$IPCRUN" -n 1 true
+expect_status 2 "a malformed IPC_DUMP_WAIT"
+expect_err "IPC_DUMP_WAIT='soon'" "a malformed IPC_DUMP_WAIT"
 echo "ok"
