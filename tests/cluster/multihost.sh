@@ -139,7 +139,7 @@ programs)
   expect 0 "rpc_sweep"
   on1 "$IPCRUN" --hostfile "$HF" -n 6 "$EX/farm_sweep" 200
   expect 0 "farm_sweep"
-  for p in store collectives rpc farm ring order fanin; do
+  for p in store collectives rpc farm ring order fanin comms; do
     on1 "$IPCRUN" --hostfile "$HF" -n 6 "$IT/it_$p"
     expect 0 "it_$p on 3 hosts"
   done

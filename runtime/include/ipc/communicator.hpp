@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <optional>
@@ -225,6 +226,26 @@ class Communicator {
   /// @throws ipc::UsageError for a bad tag.
   std::optional<Status> iprobe(int source = any_source, Tag tag = any_tag) const;
 
+  // ---- Communicators: made collectively by every rank of this one ----
+
+  /// The ranks that pass the same `color` (0 or more) form a new communicator,
+  /// ordered by `key`, then by their rank here. Messages and collectives on it never
+  /// mix with this one's, nor with other colors'.
+  /// @throws ipc::UsageError for a negative color, ipc::PeerLost when a rank is gone.
+  Communicator split(int color, int key = 0) const;
+  /// The same ranks, with traffic of its own (a library's private communicator).
+  Communicator dup() const;
+  /// The listed ranks (of this communicator), in the list's order, as a communicator;
+  /// every rank passes the same list, and those not in it get std::nullopt.
+  /// @throws ipc::UsageError for a rank out of range, listed twice, or lists that
+  /// differ between ranks.
+  std::optional<Communicator> subset(std::span<const int> ranks) const;
+  std::optional<Communicator> subset(std::initializer_list<int> ranks) const {
+    return subset(std::span<const int>(ranks.begin(), ranks.size()));
+  }
+  /// The ranks of this communicator that run on this rank's node, in rank order.
+  Communicator split_by_node() const;
+
   // ---- Collectives: every rank calls them, in the same order, with the same sizes ----
 
   /// Returns once every rank has called it.
@@ -381,6 +402,7 @@ class Communicator {
   friend struct detail::CommAccess;
   Communicator(detail::Engine& engine, const detail::CollShared* shared, std::uint32_t context, int rank, int size);
   detail::CollContext coll() const { return {engine_, shared_, coll_context_, rank_, size_}; }
+  Communicator derive(detail::Purpose purpose, const std::vector<int>* job_ranks, int rank = -1) const;
   void check_root(int root, const char* op) const;
   void check_count(std::size_t n, const char* op) const;
   void check_blocks(std::size_t in, std::size_t out, const char* op) const;

@@ -1,5 +1,8 @@
 #include "ipc/communicator.hpp"
 
+#include <algorithm>
+
+#include "core/context.hpp"
 #include "core/engine.hpp"
 #include "base/errors.hpp"
 
@@ -28,7 +31,7 @@ Communicator CommAccess::make(Engine& engine, const CollShared* shared, std::uin
 }
 
 Communicator CommAccess::fresh(const Communicator& c, Purpose purpose) {
-  return Communicator(*c.engine_, c.shared_, c.engine_->take_contexts(purpose), c.rank_, c.size_);
+  return c.derive(purpose, nullptr);
 }
 
 Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
@@ -45,7 +48,9 @@ void CommAccess::cancel(Request& r) {
   if (r.s_) r.s_->engine->cancel_recv(*r.s_);
 }
 
-std::string CommAccess::where(const Communicator& c, int rank) { return c.engine_->where(rank); }
+std::string CommAccess::where(const Communicator& c, int rank) {
+  return c.engine_->where(c.engine_->job_rank(c.context_, rank, "rank"));
+}
 
 bool CommAccess::wait_until(const Communicator& c, const std::function<bool()>& done,
                             std::chrono::steady_clock::time_point deadline) {
@@ -74,6 +79,88 @@ void Communicator::check_recv_tag(Tag tag) {
 }
 
 void Communicator::barrier() const { detail::coll_barrier(coll()); }
+
+// A fresh context of `purpose` for `job_ranks` (the same ranks as this one when null),
+// agreed on by every rank of this communicator: the largest of their next numbers.
+Communicator Communicator::derive(detail::Purpose purpose, const std::vector<int>* job_ranks, int rank) const {
+  std::uint32_t number = allreduce(engine_->next_context(purpose), op::max{});
+  if (number > detail::kNumberMask) throw UsageError("communicators: all context numbers are used");
+  std::uint32_t ctx = engine_->take_context_at(purpose, number);
+  if (job_ranks) {
+    ctx |= detail::kGroupBit;
+    engine_->add_group(ctx, *job_ranks);
+    return Communicator(*engine_, shared_, ctx, rank, static_cast<int>(job_ranks->size()));
+  }
+  if (detail::grouped(context_)) {
+    ctx |= detail::kGroupBit;
+    engine_->add_group(ctx, engine_->group_of(context_)->job);
+  }
+  return Communicator(*engine_, shared_, ctx, rank_, size_);
+}
+
+Communicator Communicator::dup() const { return derive(detail::Purpose::user, nullptr); }
+
+namespace {
+struct SplitEntry {
+  int color;
+  int key;
+};
+}  // namespace
+
+Communicator Communicator::split(int color, int key) const {
+  if (color < 0)
+    throw UsageError("split: color " + std::to_string(color) + " is negative (colors are 0 and up)");
+  auto all = allgather(SplitEntry{color, key});
+  std::vector<std::pair<std::pair<int, int>, int>> members;  // ((key, rank here), rank here)
+  for (int r = 0; r < size_; ++r)
+    if (all[static_cast<std::size_t>(r)].color == color) members.push_back({{all[static_cast<std::size_t>(r)].key, r}, r});
+  std::sort(members.begin(), members.end());
+  std::vector<int> job;
+  int me = -1;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    if (members[i].second == rank_) me = static_cast<int>(i);
+    job.push_back(engine_->job_rank(context_, members[i].second, "split"));
+  }
+  return derive(detail::Purpose::user, &job, me);
+}
+
+std::optional<Communicator> Communicator::subset(std::span<const int> ranks) const {
+  std::vector<bool> seen(static_cast<std::size_t>(size_), false);
+  std::vector<int> job;
+  int me = -1;
+  for (int r : ranks) {
+    if (r < 0 || r >= size_)
+      throw UsageError("subset: rank " + std::to_string(r) + " is not a rank of the communicator (0 to " +
+                       std::to_string(size_ - 1) + ")");
+    if (seen[static_cast<std::size_t>(r)]) throw UsageError("subset: rank " + std::to_string(r) + " is listed twice");
+    seen[static_cast<std::size_t>(r)] = true;
+    if (r == rank_) me = static_cast<int>(job.size());
+    job.push_back(engine_->job_rank(context_, r, "subset"));
+  }
+  if (ranks.empty()) throw UsageError("subset: no ranks listed");
+  // Every rank agrees on the number (and checks that all passed the same list).
+  std::uint64_t digest = 1469598103934665603ull;
+  for (int r : ranks) digest = (digest ^ static_cast<std::uint64_t>(r)) * 1099511628211ull;
+  auto digests = allgather(digest);
+  for (int r = 0; r < size_; ++r)
+    if (digests[static_cast<std::size_t>(r)] != digest)
+      throw UsageError("subset: rank " + std::to_string(r) + " passed another list of ranks than rank " +
+                       std::to_string(rank_));
+  Communicator c = derive(detail::Purpose::user, &job, me);
+  if (me < 0) return std::nullopt;
+  return c;
+}
+
+Communicator Communicator::split_by_node() const {
+  // The color: the smallest job rank on this node (every rank of the node finds it).
+  int color = engine_->rank();
+  for (int r = 0; r < engine_->size(); ++r)
+    if (engine_->node_of(r) == engine_->node()) {
+      color = r;
+      break;
+    }
+  return split(color, rank_);
+}
 
 void Communicator::check_root(int root, const char* op) const {
   if (root < 0 || root >= size_)

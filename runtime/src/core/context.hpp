@@ -4,9 +4,15 @@
 //
 //   bit 31       set: the collectives of the communicator whose context is in bits 30..0
 //   bits 30..28  purpose of a communicator's context: the program's (0), rpc, farm
-//   bits 27..0   the program's: the communicator's number (the world is 0);
-//                rpc, farm: a sequence number of that purpose, taken collectively
-//                (every rank takes the same numbers in the same order)
+//   bit 27       set: a communicator of some of the job's ranks (split, dup of one,
+//                subset): its ranks are translated (Engine::add_group); clear: the
+//                job's ranks as they are, so the world's messages look nothing up
+//   bits 26..0   the program's: the communicator's number (the world is 0);
+//                rpc, farm: a sequence number of that purpose
+//
+// Numbers are agreed on by the ranks that make a communicator (the largest of their
+// next numbers, Engine::agree_context), so that ranks which took part in different
+// communicators' making still agree afterwards.
 //
 // So every communicator, the library's private ones included, has collectives of its
 // own, distinct from every other context. This is the only place that carves context
@@ -22,7 +28,13 @@ enum class Purpose : std::uint32_t { user = 0, rpc = 1, farm = 2 };
 
 inline constexpr std::uint32_t kCollectiveBit = 1u << 31;
 inline constexpr std::uint32_t kPurposeShift = 28;
-inline constexpr std::uint32_t kNumberMask = (1u << kPurposeShift) - 1;
+inline constexpr std::uint32_t kGroupBit = 1u << 27;
+inline constexpr std::uint32_t kNumberMask = kGroupBit - 1;
+
+/// Whether messages of context `ctx` (or its collectives) name ranks of a group.
+constexpr bool grouped(std::uint32_t ctx) { return (ctx & kGroupBit) != 0; }
+/// The communicator's context of a collective context.
+constexpr std::uint32_t base_context(std::uint32_t ctx) { return ctx & ~kCollectiveBit; }
 
 /// The context of the collectives of the communicator of context `base`.
 constexpr std::uint32_t collective_context(std::uint32_t base) { return base | kCollectiveBit; }
@@ -37,9 +49,19 @@ class ContextSequence {
     std::uint32_t first = next_[p & 3].fetch_add(n, std::memory_order_relaxed);
     return (p << kPurposeShift) | (first & kNumberMask);
   }
+  /// The next number of `purpose` (not taken).
+  std::uint32_t next(Purpose purpose) const { return next_[static_cast<std::uint32_t>(purpose) & 3].load(); }
+  /// Takes number `n` of `purpose` (agreed on with other ranks): later ones follow it.
+  std::uint32_t take_at(Purpose purpose, std::uint32_t n) {
+    auto p = static_cast<std::uint32_t>(purpose);
+    std::uint32_t cur = next_[p & 3].load();
+    while (cur < n + 1 && !next_[p & 3].compare_exchange_weak(cur, n + 1)) {
+    }
+    return (p << kPurposeShift) | (n & kNumberMask);
+  }
 
  private:
-  std::atomic<std::uint32_t> next_[4]{};
+  std::atomic<std::uint32_t> next_[4]{1, 0, 0, 0};  // the program's number 0 is the world
 };
 
 static_assert(collective_context(0) != ((static_cast<std::uint32_t>(Purpose::rpc) << kPurposeShift) | 0));

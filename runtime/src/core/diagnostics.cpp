@@ -99,10 +99,10 @@ std::string describe_context(std::uint32_t ctx) {
   std::uint32_t number = base & kNumberMask;
   switch (purpose) {
     case Purpose::user:
-      s = number == 0 ? "world" : "communicator " + std::to_string(number);
+      s = number == 0 && !grouped(base) ? "world" : "communicator " + std::to_string(number);
       break;
     case Purpose::rpc:
-      s = "rpc #" + std::to_string(number / 2) + (number % 2 ? " replies" : " requests");
+      s = "rpc #" + std::to_string(number);
       break;
     case Purpose::farm:
       s = "farm #" + std::to_string(number);

@@ -54,6 +54,32 @@ Engine::Engine(Options opt)
 
 Engine::~Engine() { shutdown(); }
 
+void Engine::add_group(std::uint32_t ctx, std::vector<int> job_ranks) {
+  auto g = std::make_unique<Group>();
+  g->local.assign(static_cast<std::size_t>(opt_.size), -1);
+  for (std::size_t i = 0; i < job_ranks.size(); ++i) g->local[static_cast<std::size_t>(job_ranks[i])] = static_cast<int>(i);
+  g->job = std::move(job_ranks);
+  std::lock_guard lk(groups_mu_);
+  groups_.try_emplace(base_context(ctx), std::move(g));
+}
+
+const Group* Engine::group_of(std::uint32_t ctx) const {
+  std::lock_guard lk(groups_mu_);
+  auto it = groups_.find(base_context(ctx));
+  return it == groups_.end() ? nullptr : it->second.get();
+}
+
+int Engine::job_rank(std::uint32_t ctx, int rank, const char* op) const {
+  if (!grouped(ctx)) return rank;
+  const Group* g = group_of(ctx);
+  if (!g) throw UsageError(std::string(op) + ": a communicator this rank does not belong to");
+  if (rank == kAnySource) return rank;
+  if (rank < 0 || rank >= g->size())
+    throw UsageError(std::string(op) + " rank " + std::to_string(rank) + ", but the communicator has ranks 0 to " +
+                     std::to_string(g->size() - 1));
+  return g->job[static_cast<std::size_t>(rank)];
+}
+
 std::string Engine::where(int peer) const {
   std::string s = "rank " + std::to_string(peer);
   if (peer >= 0 && static_cast<std::size_t>(peer) < opt_.peer_nodes.size() && !opt_.peer_nodes[peer].empty())
@@ -139,7 +165,7 @@ std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int 
 // done, and the engine's references to it do not own it (a shared_ptr without a
 // control block), so a blocking call allocates nothing.
 Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
-  if (dest >= 0 && dest < opt_.size) {
+  if (!grouped(comm) && dest >= 0 && dest < opt_.size) {  // (a group's ranks go by start_send)
     // An eager message needs no request: the transport sends or copies it before its
     // send returns (a large eager frame into a full ring excepted: waited for here).
     struct Sent final : transport::Completion {
@@ -184,6 +210,10 @@ Status Engine::recv(std::uint32_t comm, int source, int tag, const RecvTarget& d
 
 void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag,
                         SendSource src) {
+  if (grouped(comm)) [[unlikely]] {
+    dest = job_rank(comm, dest, "send to");
+    r->group = group_of(comm);
+  }
   if (dest < 0 || dest >= opt_.size)
     throw UsageError("send to rank " + std::to_string(dest) +
                      ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
@@ -235,6 +265,10 @@ void Engine::check_source(int source, const char* op) const {
 }
 
 void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {
+  if (grouped(comm)) [[unlikely]] {
+    source = job_rank(comm, source, "receive from");
+    r->group = group_of(comm);
+  }
   check_source(source, "receive from");
   note_activity();
   r->engine = this;
@@ -507,8 +541,10 @@ std::string Engine::revoke_locked(std::uint32_t comm, int lost, int reporter) {
     // The rank that saw the loss tells every other: they may wait on ranks that are
     // alive but have given up, and never hear from the lost one themselves.
     proto::Header h{proto::Type::abort, comm, rv.lost, 0, 0, 0};
+    const Group* g = grouped(comm) ? group_of(comm) : nullptr;  // only its members use the context
     for (int p = 0; p < opt_.size; ++p) {
       if (p == opt_.rank || !lost_[static_cast<std::size_t>(p)].empty()) continue;
+      if (g && g->local[static_cast<std::size_t>(p)] < 0) continue;
       try {
         send_frame(p, h, nullptr, 0, nullptr);
       } catch (const std::exception&) {
@@ -520,14 +556,23 @@ std::string Engine::revoke_locked(std::uint32_t comm, int lost, int reporter) {
 }
 
 std::optional<Status> Engine::iprobe(std::uint32_t comm, int source, int tag) {
+  source = job_rank(comm, source, "probe for a message from");
   check_source(source, "probe for a message from");
   std::lock_guard lk(mu_);
   progress_locked();
-  if (auto* u = queues_.peek_unexpected(comm, source, tag)) return Status{u->env.source, Tag{u->env.tag}, u->size};
+  if (auto* u = queues_.peek_unexpected(comm, source, tag))
+    return Status{local_rank(comm, u->env.source), Tag{u->env.tag}, u->size};
   return std::nullopt;
 }
 
+int Engine::local_rank(std::uint32_t comm, int job) const {
+  if (!grouped(comm)) return job;
+  const Group* g = group_of(comm);
+  return g && job >= 0 && job < opt_.size ? g->local[static_cast<std::size_t>(job)] : job;
+}
+
 Status Engine::probe(std::uint32_t comm, int source, int tag) {
+  source = job_rank(comm, source, "probe for a message from");
   check_source(source, "probe for a message from");
   OpNote& note = op_note();
   const char* outer = note.what;
@@ -548,6 +593,7 @@ Status Engine::probe(std::uint32_t comm, int source, int tag) {
       std::rethrow_exception(lost_error("probe for", source));
     return false;
   });
+  found->source = local_rank(comm, found->source);
   return *found;
 }
 

@@ -43,6 +43,13 @@
 
 namespace ipc::detail {
 
+/// The ranks of a communicator of some of the job's ranks (context.hpp: kGroupBit).
+struct Group {
+  std::vector<int> job;    // its rank -> the job's rank
+  std::vector<int> local;  // the job's rank -> its rank, -1 for others
+  int size() const { return static_cast<int>(job.size()); }
+};
+
 struct RequestState final : transport::Completion {
   enum class Kind : std::uint8_t { send, recv };
   explicit RequestState(Kind k) : kind(k) {}
@@ -63,6 +70,7 @@ struct RequestState final : transport::Completion {
   const RecvTarget* to = nullptr;     // the one in use: the owned one, or a blocking caller's
   void* dst = nullptr;  // null after a failed prepare(): the payload is dropped
   std::uint64_t rdv_id = 0;  // a rendezvous receive's id (its cts names it)
+  const Group* group = nullptr;  // its communicator's ranks, when not the job's (statuses are translated)
 
   // send
   SendSource src;
@@ -93,6 +101,8 @@ class Engine final : public transport::Sink {
   int rank() const { return opt_.rank; }
   int size() const { return opt_.size; }
   const std::string& node() const { return opt_.node; }
+  /// The node of the job's rank `r`.
+  const std::string& node_of(int r) const { return opt_.peer_nodes[static_cast<std::size_t>(r)]; }
 
   std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src);
   std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst);
@@ -215,6 +225,9 @@ class Engine final : public transport::Sink {
     std::string why;
   };
   std::unordered_map<std::uint32_t, Revoked> revoked_;  // abandoned contexts (Engine::revoke)
+  // Groups by base context; never removed (a Group's address stays valid).
+  mutable std::mutex groups_mu_;
+  std::unordered_map<std::uint32_t, std::unique_ptr<Group>> groups_;
   std::string revoke_locked(std::uint32_t comm, int lost, int reporter);
   /// The PeerLost of an operation on abandoned context `comm` (under the lock).
   std::exception_ptr revoked_error(const Revoked& rv) const;
@@ -239,8 +252,6 @@ class Engine final : public transport::Sink {
   void note_activity() { wait_count_.store(wait_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
  public:
-  /// The first of `n` fresh private contexts of `purpose` (see core/context.hpp).
-  std::uint32_t take_contexts(Purpose purpose, std::uint32_t n = 1) { return contexts_.take(purpose, n); }
   /// The PeerLost a `op` ("send to", "receive from", ...) on lost `peer` fails with.
   std::exception_ptr lost_error(const char* op, int peer) const;
   /// "rank 3 on node2": for messages.
@@ -252,6 +263,20 @@ class Engine final : public transport::Sink {
   void maybe_dump();
   /// Withdraws a receive that has not matched yet; one that has is waited for.
   void cancel_recv(RequestState& r);
+  /// The ranks of the communicator of (grouped) context `ctx` and of its collectives:
+  /// `job_ranks`, in its rank order. Registered once per context, for good.
+  void add_group(std::uint32_t ctx, std::vector<int> job_ranks);
+  /// The group of grouped context `ctx` (null when there is none).
+  const Group* group_of(std::uint32_t ctx) const;
+  /// A rank of context `ctx`'s communicator as a rank of the job (checked: `op` names
+  /// the operation in the error). any_source stays.
+  int job_rank(std::uint32_t ctx, int rank, const char* op) const;
+  /// A job's rank as a rank of context `ctx`'s communicator (-1: not a member).
+  int local_rank(std::uint32_t ctx, int job) const;
+  /// The next number of `purpose` this rank would take (for Engine users that agree
+  /// on one with other ranks), and taking an agreed one.
+  std::uint32_t next_context(Purpose purpose) const { return contexts_.next(purpose); }
+  std::uint32_t take_context_at(Purpose purpose, std::uint32_t n) { return contexts_.take_at(purpose, n); }
   /// Abandons the collectives of context `comm` after `lost` (a rank; -1: unknown)
   /// broke one of them: fails every receive posted on it, declines the messages
   /// announced on it, and tells every other live rank to do the same (an abort frame),

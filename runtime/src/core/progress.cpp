@@ -209,6 +209,11 @@ Status Engine::finish(RequestState& r) {
     }
   }
   if (r.error) std::rethrow_exception(r.error);
+  if (r.group) [[unlikely]] {  // the sender (or destination) as a rank of the communicator
+    Status st = r.status;
+    if (st.source >= 0 && st.source < opt_.size) st.source = r.group->local[static_cast<std::size_t>(st.source)];
+    return st;
+  }
   return r.status;
 }
 
