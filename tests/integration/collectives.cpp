@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <cstdint>
@@ -102,9 +103,32 @@ int main() {
   for (int root = 0; root < n; ++root) {
     long r = c.reduce(static_cast<long>(me + 1), root);
     if (me == root) IT_CHECK(me, r == 1L * n * (n + 1) / 2, "reduce to %d: %ld", root, r);
+    if (me != root) IT_CHECK(me, r == 0, "reduce to %d: rank %d got %ld, not T{}", root, me, r);
     auto g = c.gather(me * 3, root);
     IT_CHECK(me, me == root ? g.size() == static_cast<std::size_t>(n) : g.empty(), "gather size");
     for (int q = 0; me == root && q < n; ++q) IT_CHECK(me, g[q] == q * 3, "gather from %d", q);
+  }
+  // Containers where blocks are taken: vectors, arrays, spans of non-const elements.
+  {
+    std::vector<int> in{me, -me}, out(2 * static_cast<std::size_t>(n));
+    c.allgather(in, out);
+    for (int q = 0; q < n; ++q) IT_CHECK(me, out[2 * q] == q && out[2 * q + 1] == -q, "allgather of vectors, %d", q);
+    std::span<int> in_span(in);  // not a span of const
+    std::vector<int> out2(out.size());
+    c.allgather(in_span, std::span<int>(out2));
+    IT_CHECK(me, out2 == out, "allgather of spans");
+    std::vector<long> acc(5, me);
+    c.allreduce_inplace(acc);
+    for (long x : acc) IT_CHECK(me, x == 1L * n * (n - 1) / 2, "allreduce_inplace of a vector");
+    std::array<int, 3> arr{1, 2, 3};
+    c.allreduce_inplace(arr, ipc::op::max{});
+    IT_CHECK(me, arr[2] == 3, "allreduce_inplace of an array");
+    std::vector<int> block(static_cast<std::size_t>(n), me), back(static_cast<std::size_t>(n));
+    c.alltoall(block, back);
+    for (int q = 0; q < n; ++q) IT_CHECK(me, back[q] == q, "alltoall of vectors from %d", q);
+    std::vector<int> gathered(me == 0 ? 2 * static_cast<std::size_t>(n) : 0);
+    c.gather(in, gathered, 0);
+    if (me == 0) IT_CHECK(me, gathered == out, "gather of vectors");
   }
   auto all = c.allgather(me * 7 + 1);
   for (int q = 0; q < n; ++q) IT_CHECK(me, all[q] == q * 7 + 1, "allgather from %d", q);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -90,6 +91,13 @@ Status recv_wait(Engine& e, std::uint32_t comm, int source, int tag, const RecvT
 class Communicator;
 
 namespace detail {
+
+/// The element type of a range, without const.
+template <class R>
+using elem_t = std::remove_cv_t<std::ranges::range_value_t<R>>;
+/// A RawRange whose elements may be written (not a span of const, not a const vector).
+template <class R>
+concept WritableRawRange = RawRange<R> && !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
 
 enum class Purpose : std::uint32_t;  // core/context.hpp
 
@@ -295,14 +303,16 @@ class Communicator {
     detail::coll_allreduce(coll(), out.data(), out.size(), detail::reduction<T, Op>());
     return out;
   }
-  /// In place, element by element.
+  /// In place, element by element, over any contiguous range (a std::vector, a
+  /// std::span, a std::array...).
   /// @throws ipc::PeerLost when a rank is gone, ipc::ProtocolError when the lengths differ.
-  template <class T, class Op = op::sum>
-    requires RawValue<T>
-  void allreduce_inplace(std::span<T> values, Op = {}) const {
-    detail::coll_allreduce(coll(), values.data(), values.size(), detail::reduction<T, Op>());
+  template <detail::WritableRawRange R, class Op = op::sum>
+  void allreduce_inplace(R&& values, Op = {}) const {
+    using T = detail::elem_t<R>;
+    detail::coll_allreduce(coll(), std::ranges::data(values), std::ranges::size(values), detail::reduction<T, Op>());
   }
-  /// op over every rank's `value`, on `root` (other ranks get their partial result).
+  /// op over every rank's `value`, on `root`; other ranks get T{} (the result is the
+  /// root's only, as the vector form's is).
   /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone,
   /// ipc::ProtocolError when ranks pass other types.
   template <class T, class Op = op::sum>
@@ -311,7 +321,7 @@ class Communicator {
     check_root(root, "reduce");
     T out = value;
     detail::coll_reduce(coll(), &out, 1, detail::reduction<T, Op>(), root);
-    return out;
+    return rank_ == root ? out : T{};
   }
   /// Element-wise op over every rank's `values` (the same length everywhere), on
   /// `root`; other ranks get an empty vector.
@@ -349,32 +359,37 @@ class Communicator {
   /// Blocks of in.size() elements from every rank into `out` (size() blocks, in rank order).
   /// @throws ipc::UsageError unless out.size() == size() * in.size(), ipc::PeerLost when a rank
   /// is gone, ipc::ProtocolError when ranks pass blocks of other sizes.
-  template <class T>
-    requires RawValue<T>
-  void allgather(std::span<const T> in, std::span<T> out) const {
-    check_blocks(in.size(), out.size(), "allgather");
-    detail::coll_allgather(coll(), in.data(), in.size_bytes(), out.data());
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void allgather(const In& in, Out&& out) const {
+    using T = detail::elem_t<In>;
+    check_blocks(std::ranges::size(in), std::ranges::size(out), "allgather");
+    detail::coll_allgather(coll(), std::ranges::data(in), std::ranges::size(in) * sizeof(T), std::ranges::data(out));
   }
   /// Blocks of in.size() elements from every rank into the root's `out` (size()
   /// blocks, in rank order); `out` is not used on other ranks.
   /// @throws ipc::UsageError for a bad root or (on the root) unless out.size() == size() * in.size(),
   /// ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass blocks of other sizes.
-  template <class T>
-    requires RawValue<T>
-  void gather(std::span<const T> in, std::span<T> out, int root) const {
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void gather(const In& in, Out&& out, int root) const {
+    using T = detail::elem_t<In>;
     check_root(root, "gather");
-    if (rank_ == root) check_blocks(in.size(), out.size(), "gather");
-    detail::coll_gather(coll(), in.data(), in.size_bytes(), out.data(), root);
+    if (rank_ == root) check_blocks(std::ranges::size(in), std::ranges::size(out), "gather");
+    detail::coll_gather(coll(), std::ranges::data(in), std::ranges::size(in) * sizeof(T), std::ranges::data(out), root);
   }
   /// Block i of `in` (in.size()/size() elements) goes to rank i; block j of `out`
   /// came from rank j. `in` and `out` must not overlap.
   /// @throws ipc::UsageError unless in.size() == out.size() and both are a multiple of size(),
   /// ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass blocks of other sizes.
-  template <class T>
-    requires RawValue<T>
-  void alltoall(std::span<const T> in, std::span<T> out) const {
-    if (in.size() != out.size() || in.size() % static_cast<std::size_t>(size_) != 0) alltoall_sizes(in.size(), out.size());
-    detail::coll_alltoall(coll(), in.data(), in.size_bytes() / static_cast<std::size_t>(size_), out.data());
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void alltoall(const In& in, Out&& out) const {
+    using T = detail::elem_t<In>;
+    std::size_t n = std::ranges::size(in), m = std::ranges::size(out);
+    if (n != m || n % static_cast<std::size_t>(size_) != 0) alltoall_sizes(n, m);
+    detail::coll_alltoall(coll(), std::ranges::data(in), n * sizeof(T) / static_cast<std::size_t>(size_),
+                          std::ranges::data(out));
   }
   /// The root's buffer into every rank's buffer of the same size.
   /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone,

@@ -13,7 +13,9 @@
 #include <exception>
 #include <chrono>
 #include <iostream>
+#include <forward_list>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "bootstrap/bootstrap.hpp"
@@ -123,7 +125,14 @@ void start(RuntimeImpl& im) {
   g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
   // Every ipc::Error from now on names this rank and host first (never freed: another
   // thread may be reading it).
-  error_origin().store(new std::string(g_where.substr(5) + ": "), std::memory_order_release);
+  {
+    // Kept for the process's life (a thread may still read an older one), reachable.
+    static std::mutex mu;
+    static std::forward_list<std::string> origins;
+    std::lock_guard lk(mu);
+    origins.push_front(g_where.substr(5) + ": ");
+    error_origin().store(&origins.front(), std::memory_order_release);
+  }
   auto allowed = transport::parse_list(base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
   im.store = bootstrap::open_store(im.job);
 
