@@ -124,29 +124,11 @@ class MatchQueues {
   }
   /// Removes and returns every posted receive naming `source` exactly (peer lost).
   std::vector<Posted> take_posted_from(int source) {
-    std::vector<Posted> out;
-    for (auto it = posted_.begin(); it != posted_.end();) {
-      if (it->source == source) {
-        out.push_back(std::move(it->posted));
-        it = posted_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    return out;
+    return take_posted_where([source](const Entry& e) { return e.source == source; });
   }
   /// Takes every posted receive of context `comm` (abandoned collectives).
   std::vector<Posted> take_posted_on(std::uint32_t comm) {
-    std::vector<Posted> out;
-    for (auto it = posted_.begin(); it != posted_.end();) {
-      if (it->comm == comm) {
-        out.push_back(std::move(it->posted));
-        it = posted_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    return out;
+    return take_posted_where([comm](const Entry& e) { return e.comm == comm; });
   }
   /// Removes a posted receive (cancel); true when it was still there.
   template <class Pred>
@@ -173,6 +155,19 @@ class MatchQueues {
   std::size_t unexpected_count() const { return unexpected_.size(); }
 
  private:
+  template <class Pred>
+  std::vector<Posted> take_posted_where(Pred pred) {
+    std::vector<Posted> out;
+    for (auto it = posted_.begin(); it != posted_.end();) {
+      if (pred(*it)) {
+        out.push_back(std::move(it->posted));
+        it = posted_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
   std::deque<Entry> posted_;
   std::deque<std::unique_ptr<Unexpected>> unexpected_;
 };
