@@ -7,7 +7,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps configure build demo test fuzz install bench bench-quick clean
+.PHONY: all deps configure build demo test fuzz tsan asan install bench bench-quick clean
 
 all: build
 
@@ -37,6 +37,29 @@ fuzz:
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	bash tests/fuzz/run_libfuzzer.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# Sanitizer runs (not part of CI: each is a build of its own, and runs several times
+# slower). `make tsan`: ThreadSanitizer over the unit tests and the jobs whose ranks
+# run more than one thread (progress thread, RPC servers, the farm, hang dumps, TLS).
+# `make asan`: AddressSanitizer and UndefinedBehaviorSanitizer over the whole suite but
+# the virtual cluster. Both fail on any report; timeouts are scaled (tests/CMakeLists.txt).
+TSAN_BUILD ?= build-tsan
+ASAN_BUILD ?= build-asan
+TSAN_TESTS ?= ^unit[.]|^job[.](background|rpc|rpc_lost|coll_lost|comms|farm|hang|tls|lost_peer|error_text|idle)[.]
+tsan: deps
+	@test -f $(TSAN_BUILD)/CMakeCache.txt || cmake -S . -B $(TSAN_BUILD) -G "$(GENERATOR)" \
+	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DIPC_SANITIZE=thread -DIPC_BUILD_BENCH=OFF
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
+
+asan: deps
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || cmake -S . -B $(ASAN_BUILD) -G "$(GENERATOR)" \
+	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DIPC_SANITIZE=address -DIPC_BUILD_BENCH=OFF
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS="detect_leaks=1 $(ASAN_OPTIONS)" \
+	  UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 $(UBSAN_OPTIONS)" \
+	  ctest --output-on-failure -j $(JOBS) -E '^(multihost|cluster)[.]'
+
 # This runtime against Open MPI, side by side: bench/results/<date>/.
 bench: build
 	@bash cluster/install-deps.sh gnuplot-nox
@@ -50,4 +73,4 @@ install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX),)
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(ASAN_BUILD)

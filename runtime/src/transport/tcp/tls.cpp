@@ -81,9 +81,15 @@ TlsContext::TlsContext(const std::string& cert_pem, const std::string& key_pem, 
   if (!ctx_) throw Error("TLS: cannot make a context: " + openssl_error());
   SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
   // send() may hand over less than it was given (as a socket does), with the rest
-  // given again from a queue whose storage moves; idle connections give their
-  // buffers back.
-  SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // given again from a queue whose storage moves.
+  SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Reads take whatever the socket holds, several records per recv(), instead of a
+  // record's 5-byte header and then its body (two system calls per 16 KiB record).
+  SSL_CTX_set_read_ahead(ctx_, 1);
+  SSL_CTX_set_default_read_buffer_len(ctx_, 64 * 1024);
+  // AES-128-GCM first: as safe for a job's traffic and about a third cheaper than
+  // AES-256 (ChaCha20 stays for CPUs without AES instructions).
+  SSL_CTX_set_ciphersuites(ctx_, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
   SSL_CTX_set_options(ctx_, SSL_OP_NO_TICKET);
   auto load = [&](const std::string& pem, const char* what, auto&& use) {
     BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
