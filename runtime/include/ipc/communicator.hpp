@@ -42,6 +42,73 @@ struct max {
     return a < b ? b : a;
   }
 };
+/// Logical and, or, exclusive or: the result is 1 or 0 (of T), once two values meet.
+struct land {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return static_cast<T>(a && b);
+  }
+};
+struct lor {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return static_cast<T>(a || b);
+  }
+};
+struct lxor {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return static_cast<T>(!a != !b);
+  }
+};
+/// Bitwise and, or, exclusive or (integers).
+struct band {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return static_cast<T>(a & b);
+  }
+};
+struct bor {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return static_cast<T>(a | b);
+  }
+};
+struct bxor {
+  template <class T>
+  constexpr T operator()(const T& a, const T& b) const {
+    return static_cast<T>(a ^ b);
+  }
+};
+}  // namespace op
+
+/// A value and where it came from, for op::minloc and op::maxloc:
+/// `comm.allreduce(ipc::Loc<double>{err, comm.rank()}, ipc::op::maxloc{})` gives the
+/// largest error and the rank that has it.
+template <class T>
+struct Loc {
+  T value;
+  int rank;
+  friend constexpr bool operator==(const Loc&, const Loc&) = default;
+};
+
+namespace op {
+/// The smallest value, and with it the lowest rank among those that hold it.
+struct minloc {
+  template <class T>
+  constexpr Loc<T> operator()(const Loc<T>& a, const Loc<T>& b) const {
+    if (b.value < a.value || (!(a.value < b.value) && b.rank < a.rank)) return b;
+    return a;
+  }
+};
+/// The largest value, and with it the lowest rank among those that hold it.
+struct maxloc {
+  template <class T>
+  constexpr Loc<T> operator()(const Loc<T>& a, const Loc<T>& b) const {
+    if (a.value < b.value || (!(b.value < a.value) && b.rank < a.rank)) return b;
+    return a;
+  }
+};
 }  // namespace op
 
 namespace detail {
@@ -100,6 +167,13 @@ template <class R>
 concept WritableRawRange = RawRange<R> && !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
 
 enum class Purpose : std::uint32_t;  // core/context.hpp
+
+/// Counts and displacements of a v-collective's blocks, in bytes.
+struct Layout {
+  std::vector<std::size_t> bytes;
+  std::vector<std::size_t> displs;
+};
+[[noreturn]] void throw_lengths_differ(const char* op, std::size_t mine, std::size_t theirs);
 
 /// What the library's own layers (the runtime's start-up, rpc, the farm) do with a
 /// communicator beyond its public calls: the engine services they are built on.
@@ -413,11 +487,365 @@ class Communicator {
     return out;
   }
 
+  /// Element by element over every rank's `values`, in place on `root`; on the other
+  /// ranks `values` stays as it was.
+  /// @throws ipc::UsageError for a bad root, ipc::PeerLost when a rank is gone,
+  /// ipc::ProtocolError when the lengths differ.
+  template <detail::WritableRawRange R, class Op = op::sum>
+  void reduce_inplace(R&& values, int root, Op = {}) const {
+    using T = detail::elem_t<R>;
+    check_root(root, "reduce");
+    std::span<T> v(std::ranges::data(values), std::ranges::size(values));
+    if (rank_ == root) {
+      detail::coll_reduce(coll(), v.data(), v.size(), detail::reduction<T, Op>(), root);
+    } else {
+      std::vector<T> scratch(v.begin(), v.end());  // the tree accumulates in it
+      detail::coll_reduce(coll(), scratch.data(), scratch.size(), detail::reduction<T, Op>(), root);
+    }
+  }
+
+  /// op over every rank's `value` of any serializable type, with any callable (which
+  /// may hold state): `comm.allreduce(histogram, merge)` for a struct with a map.
+  /// When `value` is a vector and `op` takes its elements, element by element (all
+  /// vectors of one length). The values travel serialized, along a tree to rank 0
+  /// and back: use the raw forms above for numbers.
+  /// @throws ipc::PeerLost when a rank is gone, ipc::Truncation when a rank's bytes do not
+  /// deserialize as T, ipc::ProtocolError when vectors' lengths differ.
+  template <class T, class Op>
+    requires(!RawValue<T>) && (!RawRange<T>) && SerializableValue<T>
+  T allreduce(const T& value, Op op) const {
+    T out = reduce_serialized(value, 0, op);
+    bcast(out, 0);
+    return out;
+  }
+  /// The same on `root` only (other ranks get T{}).
+  /// @throws as allreduce, and ipc::UsageError for a bad root.
+  template <class T, class Op>
+    requires(!RawValue<T>) && (!RawRange<T>) && SerializableValue<T>
+  T reduce(const T& value, int root, Op op) const {
+    check_root(root, "reduce");
+    return reduce_serialized(value, root, op);
+  }
+
+  /// Block i of the root's `in` (out.size() elements each) goes to rank i's `out`;
+  /// `in` is read on the root only.
+  /// @throws ipc::UsageError for a bad root or (on the root) unless in.size() == size() *
+  /// out.size(), ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass
+  /// blocks of other sizes.
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void scatter(const In& in, Out&& out, int root) const {
+    using T = detail::elem_t<In>;
+    check_root(root, "scatter");
+    if (rank_ == root) check_blocks(std::ranges::size(out), std::ranges::size(in), "scatter");
+    detail::coll_scatter(coll(), std::ranges::data(in), std::ranges::size(out) * sizeof(T), std::ranges::data(out),
+                         root);
+  }
+  /// The root's values[i] goes to rank i (values is read on the root only).
+  /// @throws ipc::UsageError for a bad root or (on the root) unless values.size() == size().
+  template <class T>
+    requires RawValue<T>
+  T scatter(const std::vector<T>& values, int root) const {
+    check_root(root, "scatter");
+    if (rank_ == root) check_count(values.size(), "scatter");
+    T out{};
+    detail::coll_scatter(coll(), values.data(), sizeof(T), &out, root);
+    return out;
+  }
+
+  /// Every rank's `in` (its own length) into the root's `out`, in rank order:
+  /// counts[i] elements from rank i. `counts` and `out` are read on the root only.
+  /// @throws ipc::UsageError for a bad root or (on the root) counts that do not match
+  /// size(), its own in.size() or out.size(); ipc::ProtocolError when a rank's length is
+  /// not its count.
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void gatherv(const In& in, Out&& out, std::span<const std::size_t> counts, int root) const {
+    using T = detail::elem_t<In>;
+    check_root(root, "gatherv");
+    detail::Layout l;
+    if (rank_ == root) l = layout(counts, sizeof(T), std::ranges::size(in), std::ranges::size(out), "gatherv");
+    detail::coll_gatherv(coll(), std::ranges::data(in), std::ranges::size(in) * sizeof(T), std::ranges::data(out),
+                         l.bytes.data(), l.displs.data(), root);
+  }
+  /// Every rank's `in` (any lengths), one after the other in rank order, on the root
+  /// (an empty vector elsewhere); `counts`, if given, gets the lengths on the root.
+  template <RawRange In>
+  std::vector<detail::elem_t<In>> gatherv(const In& in, int root, std::vector<std::size_t>* counts = nullptr) const {
+    check_root(root, "gatherv");
+    auto n = gather(static_cast<std::uint64_t>(std::ranges::size(in)), root);
+    std::vector<std::size_t> c(n.begin(), n.end());
+    std::vector<detail::elem_t<In>> out(rank_ == root ? total(c) : 0);
+    gatherv(in, out, c, root);
+    if (counts) *counts = std::move(c);
+    return out;
+  }
+
+  /// counts[i] elements of the root's `in`, one block after the other, go to rank i's
+  /// `out` (whose length is its count). `in` and `counts` are read on the root only.
+  /// @throws ipc::UsageError for a bad root or (on the root) counts that do not match
+  /// size(), in.size() or its own out.size(); ipc::ProtocolError when a rank's out.size()
+  /// is not its count.
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void scatterv(const In& in, std::span<const std::size_t> counts, Out&& out, int root) const {
+    using T = detail::elem_t<In>;
+    check_root(root, "scatterv");
+    detail::Layout l;
+    if (rank_ == root) l = layout(counts, sizeof(T), std::ranges::size(out), std::ranges::size(in), "scatterv");
+    detail::coll_scatterv(coll(), std::ranges::data(in), l.bytes.data(), l.displs.data(), std::ranges::data(out),
+                          std::ranges::size(out) * sizeof(T), root);
+  }
+  /// The same, each rank's block returned (the counts travel first).
+  template <RawRange In>
+  std::vector<detail::elem_t<In>> scatterv(const In& in, std::span<const std::size_t> counts, int root) const {
+    check_root(root, "scatterv");
+    std::vector<std::uint64_t> c64;
+    if (rank_ == root) {
+      check_count(counts.size(), "scatterv");
+      c64.assign(counts.begin(), counts.end());
+    }
+    std::vector<detail::elem_t<In>> out(static_cast<std::size_t>(scatter(c64, root)));
+    scatterv(in, counts, out, root);
+    return out;
+  }
+
+  /// Every rank's `in` into every rank's `out`, in rank order: counts[i] elements from
+  /// rank i (every rank passes the same counts).
+  /// @throws ipc::UsageError for counts that do not match size(), in.size() or out.size(),
+  /// ipc::PeerLost when a rank is gone, ipc::ProtocolError when a rank's length is not its count.
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void allgatherv(const In& in, Out&& out, std::span<const std::size_t> counts) const {
+    using T = detail::elem_t<In>;
+    detail::Layout l = layout(counts, sizeof(T), std::ranges::size(in), std::ranges::size(out), "allgatherv");
+    detail::coll_allgatherv(coll(), std::ranges::data(in), std::ranges::size(in) * sizeof(T), std::ranges::data(out),
+                            l.bytes.data(), l.displs.data());
+  }
+  /// Every rank's `in` (any lengths), one after the other in rank order, on every
+  /// rank; `counts`, if given, gets the lengths.
+  template <RawRange In>
+  std::vector<detail::elem_t<In>> allgatherv(const In& in, std::vector<std::size_t>* counts = nullptr) const {
+    auto n = allgather(static_cast<std::uint64_t>(std::ranges::size(in)));
+    std::vector<std::size_t> c(n.begin(), n.end());
+    std::vector<detail::elem_t<In>> out(total(c));
+    allgatherv(in, out, c);
+    if (counts) *counts = std::move(c);
+    return out;
+  }
+
+  /// send_counts[i] elements of `in` (blocks one after the other) go to rank i;
+  /// recv_counts[j] elements from rank j land in `out`, one block after the other.
+  /// @throws ipc::UsageError for counts that do not match size() or the lengths of `in` and
+  /// `out`, ipc::PeerLost when a rank is gone, ipc::ProtocolError when a sender's count is
+  /// not its receiver's.
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void alltoallv(const In& in, std::span<const std::size_t> send_counts, Out&& out,
+                 std::span<const std::size_t> recv_counts) const {
+    using T = detail::elem_t<In>;
+    detail::Layout s = layout(send_counts, sizeof(T), npos, std::ranges::size(in), "alltoallv (send counts)");
+    detail::Layout r = layout(recv_counts, sizeof(T), npos, std::ranges::size(out), "alltoallv (receive counts)");
+    detail::coll_alltoallv(coll(), std::ranges::data(in), s.bytes.data(), s.displs.data(), std::ranges::data(out),
+                           r.bytes.data(), r.displs.data());
+  }
+  /// The same, the received blocks returned (the counts travel first); `recv_counts`,
+  /// if given, gets how many came from each rank.
+  template <RawRange In>
+  std::vector<detail::elem_t<In>> alltoallv(const In& in, std::span<const std::size_t> send_counts,
+                                            std::vector<std::size_t>* recv_counts = nullptr) const {
+    check_count(send_counts.size(), "alltoallv");
+    auto n = alltoall(std::vector<std::uint64_t>(send_counts.begin(), send_counts.end()));
+    std::vector<std::size_t> c(n.begin(), n.end());
+    std::vector<detail::elem_t<In>> out(total(c));
+    alltoallv(in, send_counts, out, c);
+    if (recv_counts) *recv_counts = std::move(c);
+    return out;
+  }
+
+  /// Element by element over every rank's `in` (size() blocks of out.size()
+  /// elements); block i of the result lands in rank i's `out`.
+  /// @throws ipc::UsageError unless in.size() == size() * out.size(), ipc::PeerLost when a
+  /// rank is gone, ipc::ProtocolError when ranks pass other lengths.
+  template <RawRange In, detail::WritableRawRange Out, class Op = op::sum>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void reduce_scatter_block(const In& in, Out&& out, Op = {}) const {
+    using T = detail::elem_t<In>;
+    check_blocks(std::ranges::size(out), std::ranges::size(in), "reduce_scatter_block");
+    std::vector<std::size_t> counts(static_cast<std::size_t>(size_), std::ranges::size(out));
+    std::vector<T> scratch(std::ranges::begin(in), std::ranges::end(in));
+    detail::coll_reduce_scatter(coll(), scratch.data(), counts.data(), detail::reduction<T, Op>(),
+                                std::ranges::data(out));
+  }
+  /// The same with blocks of counts[i] elements (every rank passes the same counts;
+  /// out.size() == counts[rank()]).
+  /// @throws ipc::UsageError for counts that do not match size(), in.size() or out.size().
+  template <RawRange In, detail::WritableRawRange Out, class Op = op::sum>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  void reduce_scatter(const In& in, Out&& out, std::span<const std::size_t> counts, Op = {}) const {
+    using T = detail::elem_t<In>;
+    layout(counts, sizeof(T), std::ranges::size(out), std::ranges::size(in), "reduce_scatter");
+    std::vector<T> scratch(std::ranges::begin(in), std::ranges::end(in));
+    detail::coll_reduce_scatter(coll(), scratch.data(), counts.data(), detail::reduction<T, Op>(),
+                                std::ranges::data(out));
+  }
+
+  /// op over the values of ranks 0 to rank() (inclusive prefix reduction).
+  /// @throws ipc::PeerLost when a rank is gone, ipc::ProtocolError when ranks pass other types.
+  template <class T, class Op = op::sum>
+    requires RawValue<T> && (!RawRange<T>)
+  T scan(const T& value, Op = {}) const {
+    T out = value;
+    detail::coll_scan(coll(), &value, &out, 1, detail::reduction<T, Op>(), false);
+    return out;
+  }
+  /// op over the values of ranks 0 to rank()-1; rank 0 gets T{}.
+  template <class T, class Op = op::sum>
+    requires RawValue<T> && (!RawRange<T>)
+  T exscan(const T& value, Op = {}) const {
+    T out{};
+    detail::coll_scan(coll(), &value, &out, 1, detail::reduction<T, Op>(), true);
+    return out;
+  }
+  /// Element by element, in place: values becomes the prefix over ranks 0 to rank().
+  template <detail::WritableRawRange R, class Op = op::sum>
+  void scan_inplace(R&& values, Op = {}) const {
+    using T = detail::elem_t<R>;
+    detail::coll_scan(coll(), std::ranges::data(values), std::ranges::data(values), std::ranges::size(values),
+                      detail::reduction<T, Op>(), false);
+  }
+  /// Element by element, in place: values becomes the prefix over ranks 0 to rank()-1;
+  /// rank 0's values are left as they were.
+  template <detail::WritableRawRange R, class Op = op::sum>
+  void exscan_inplace(R&& values, Op = {}) const {
+    using T = detail::elem_t<R>;
+    std::vector<T> in(std::ranges::begin(values), std::ranges::end(values));
+    detail::coll_scan(coll(), in.data(), std::ranges::data(values), in.size(), detail::reduction<T, Op>(), true);
+  }
+
+  // ---- Non-blocking collectives ----
+  //
+  // They return at once with a Request; wait(), test(), wait_all() complete them. Every
+  // rank starts the same ones in the same order on a communicator (as for the blocking
+  // ones); the buffers belong to the operation until its request has completed. They
+  // run on a thread of the runtime, one per communicator that uses them, while the
+  // program computes, apart from the blocking collectives (which may run meanwhile)
+  // and from other communicators' (which may be started in any order). Failures (a
+  // lost rank) come from the request's wait(); bad arguments throw at the start.
+
+  /// Completes once every rank has started it.
+  Request ibarrier() const {
+    return start_collective([](const Communicator& c) { c.barrier(); });
+  }
+  /// bcast(value, root), in the background; `value` is resized on the way when it is
+  /// a vector or a string.
+  /// @throws ipc::UsageError for a bad root.
+  template <class T>
+  Request ibcast(T& value, int root) const {
+    check_root(root, "ibcast");
+    return start_collective([&value, root](const Communicator& c) { c.bcast(value, root); });
+  }
+  /// `out` = op over every rank's `value` (copied at the start), on every rank.
+  template <class T, class Op = op::sum>
+    requires RawValue<T> && (!RawRange<T>)
+  Request iallreduce(const T& value, T& out, Op = {}) const {
+    return start_collective([&out, value](const Communicator& c) { out = c.allreduce(value, Op{}); });
+  }
+  /// allreduce_inplace(values, op), in the background.
+  template <detail::WritableRawRange R, class Op = op::sum>
+  Request iallreduce_inplace(R&& values, Op = {}) const {
+    std::span<detail::elem_t<R>> v(std::ranges::data(values), std::ranges::size(values));
+    return start_collective([v](const Communicator& c) { c.allreduce_inplace(v, Op{}); });
+  }
+  /// `out` = op over every rank's `value` on `root` (T{} elsewhere).
+  /// @throws ipc::UsageError for a bad root.
+  template <class T, class Op = op::sum>
+    requires RawValue<T> && (!RawRange<T>)
+  Request ireduce(const T& value, T& out, int root, Op = {}) const {
+    check_root(root, "ireduce");
+    return start_collective([&out, value, root](const Communicator& c) { out = c.reduce(value, root, Op{}); });
+  }
+  /// Element by element over every rank's `values`, in place on `root` (the other
+  /// ranks' `values` are left as they were).
+  /// @throws ipc::UsageError for a bad root.
+  template <detail::WritableRawRange R, class Op = op::sum>
+  Request ireduce_inplace(R&& values, int root, Op = {}) const {
+    check_root(root, "ireduce");
+    std::span<detail::elem_t<R>> v(std::ranges::data(values), std::ranges::size(values));
+    return start_collective([v, root](const Communicator& c) { c.reduce_inplace(v, root, Op{}); });
+  }
+  /// Every rank's `value` (copied at the start), in rank order, into `out` (resized).
+  template <class T>
+    requires RawValue<T>
+  Request iallgather(const T& value, std::vector<T>& out) const {
+    out.resize(static_cast<std::size_t>(size_));
+    return start_collective([&out, value](const Communicator& c) { c.allgather(std::span<const T>(&value, 1), out); });
+  }
+  /// allgather(in, out), in the background.
+  /// @throws ipc::UsageError unless out.size() == size() * in.size().
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  Request iallgather(const In& in, Out&& out) const {
+    using T = detail::elem_t<In>;
+    check_blocks(std::ranges::size(in), std::ranges::size(out), "iallgather");
+    std::span<const T> i(std::ranges::data(in), std::ranges::size(in));
+    std::span<T> o(std::ranges::data(out), std::ranges::size(out));
+    return start_collective([i, o](const Communicator& c) { c.allgather(i, o); });
+  }
+  /// alltoall(in, out), in the background.
+  /// @throws ipc::UsageError unless in.size() == out.size() and both are a multiple of size().
+  template <RawRange In, detail::WritableRawRange Out>
+    requires std::same_as<detail::elem_t<In>, detail::elem_t<Out>>
+  Request ialltoall(const In& in, Out&& out) const {
+    using T = detail::elem_t<In>;
+    std::size_t n = std::ranges::size(in), m = std::ranges::size(out);
+    if (n != m || n % static_cast<std::size_t>(size_) != 0) alltoall_sizes(n, m);
+    std::span<const T> i(std::ranges::data(in), n);
+    std::span<T> o(std::ranges::data(out), m);
+    return start_collective([i, o](const Communicator& c) { c.alltoall(i, o); });
+  }
+
  private:
   friend struct detail::CommAccess;
   Communicator(detail::Engine& engine, const detail::CollShared* shared, std::uint32_t context, int rank, int size);
   detail::CollContext coll() const { return {engine_, shared_, coll_context_, rank_, size_}; }
   Communicator derive(detail::Purpose purpose, const std::vector<int>* job_ranks, int rank = -1) const;
+  /// Runs `body` on this communicator's lane of non-blocking collectives, on a copy of
+  /// it whose collectives travel on their own context; the request completes with it.
+  Request start_collective(std::function<void(const Communicator&)> body) const;
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  /// Checks per-rank counts (one per rank; this rank's equal to `mine` and their sum
+  /// to `all`, npos: not checked) and gives them and their displacements in bytes.
+  detail::Layout layout(std::span<const std::size_t> counts, std::size_t elem, std::size_t mine, std::size_t all,
+                        const char* op) const;
+  static std::size_t total(const std::vector<std::size_t>& counts) {
+    std::size_t n = 0;
+    for (auto c : counts) n += c;
+    return n;
+  }
+  template <class T, class Op>
+  T reduce_serialized(const T& value, int root, Op& op) const {
+    std::vector<std::byte> bytes = std::move(*detail::serialize(value));
+    detail::SerialCombine combine = [](void* state, std::vector<std::byte>& acc, const std::vector<std::byte>& theirs) {
+      Op& f = *static_cast<Op*>(state);
+      T a{}, b{};
+      detail::deserialize_or_throw(acc, a);
+      detail::deserialize_or_throw(theirs, b);
+      if constexpr (std::is_invocable_r_v<T, Op&, const T&, const T&>) {
+        a = f(std::as_const(a), std::as_const(b));
+      } else {
+        static_assert(requires { a.size(); a[0] = f(std::as_const(a[0]), std::as_const(b[0])); },
+                      "ipc: the reduction must take two values of the type (or two elements of the vector)");
+        if (a.size() != b.size()) detail::throw_lengths_differ("allreduce", a.size(), b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = f(std::as_const(a[i]), std::as_const(b[i]));
+      }
+      acc = std::move(*detail::serialize(a));
+    };
+    detail::coll_reduce_serialized(coll(), bytes, combine, &op, root);
+    T out{};
+    if (rank_ == root) detail::deserialize_or_throw(bytes, out);
+    return out;
+  }
   void check_root(int root, const char* op) const;
   void check_count(std::size_t n, const char* op) const;
   void check_blocks(std::size_t in, std::size_t out, const char* op) const;

@@ -98,6 +98,22 @@ Communicator Communicator::derive(detail::Purpose purpose, const std::vector<int
   return Communicator(*engine_, shared_, ctx, rank_, size_);
 }
 
+Request Communicator::start_collective(std::function<void(const Communicator&)> body) const {
+  auto state = std::make_shared<detail::RequestState>(detail::RequestState::Kind::send);
+  state->engine = engine_;
+  Communicator lane = *this;
+  lane.coll_context_ = detail::nonblocking_context(context_);
+  engine_->post_async(lane.coll_context_, [lane, body = std::move(body), state] {
+    try {
+      body(lane);
+    } catch (...) {
+      state->error = std::current_exception();
+    }
+    state->engine->mark_done(*state);
+  });
+  return Request(std::move(state));
+}
+
 Communicator Communicator::dup() const { return derive(detail::Purpose::user, nullptr); }
 
 namespace {
@@ -179,6 +195,37 @@ void Communicator::check_blocks(std::size_t in, std::size_t out, const char* op)
     throw UsageError(std::string(op) + ": " + std::to_string(out) + " output elements for blocks of " +
                      std::to_string(in) + " from " + std::to_string(size_) + " ranks");
 }
+
+detail::Layout Communicator::layout(std::span<const std::size_t> counts, std::size_t elem, std::size_t mine,
+                                    std::size_t all, const char* op) const {
+  if (counts.size() != static_cast<std::size_t>(size_))
+    throw UsageError(std::string(op) + ": " + std::to_string(counts.size()) + " counts for " + std::to_string(size_) +
+                     " ranks");
+  detail::Layout l;
+  l.bytes.reserve(counts.size());
+  l.displs.reserve(counts.size());
+  std::size_t at = 0;
+  for (std::size_t c : counts) {
+    l.displs.push_back(at * elem);
+    l.bytes.push_back(c * elem);
+    at += c;
+  }
+  if (mine != npos && counts[static_cast<std::size_t>(rank_)] != mine)
+    throw UsageError(std::string(op) + ": rank " + std::to_string(rank_) + "'s count is " +
+                     std::to_string(counts[static_cast<std::size_t>(rank_)]) + " but its block has " +
+                     std::to_string(mine) + " elements");
+  if (all != npos && at != all)
+    throw UsageError(std::string(op) + ": the counts add up to " + std::to_string(at) + " elements, the buffer has " +
+                     std::to_string(all));
+  return l;
+}
+
+namespace detail {
+void throw_lengths_differ(const char* op, std::size_t mine, std::size_t theirs) {
+  throw ProtocolError(std::string(op) + ": ranks pass vectors of " + std::to_string(mine) + " and " +
+                      std::to_string(theirs) + " elements");
+}
+}  // namespace detail
 
 void Communicator::alltoall_sizes(std::size_t in, std::size_t out) const {
   throw UsageError("alltoall: " + std::to_string(in) + " input and " + std::to_string(out) +

@@ -233,6 +233,8 @@ Runtime::~Runtime() {
     // Leaving normally: deliver what is queued, then wait for every rank, so that no
     // rank closes connections a peer still needs. Unwinding from an error: just leave.
     if (im.engine && std::uncaught_exceptions() == 0) {
+      detail::diag::set_phase("has ended its program: waits for its non-blocking collectives");
+      im.engine->finish_async();
       im.engine->flush();
       detail::diag::set_phase("has ended its program: waits in the job's last fence for the other ranks");
       if (im.job.size > 1) im.store->fence();

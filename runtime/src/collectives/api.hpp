@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace ipc::detail {
 
@@ -41,6 +42,32 @@ void coll_reduce(const CollContext& c, void* data, std::size_t count, Reduction 
 void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, void* out);
 void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* out, int root);
 void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void* out);
+
+// Blocks of varying sizes: counts and displacements in bytes, one per rank (read on
+// the root only for gatherv and scatterv).
+void coll_scatter(const CollContext& c, const void* in, std::size_t bytes, void* out, int root);
+void coll_gatherv(const CollContext& c, const void* in, std::size_t bytes, void* out, const std::size_t* counts,
+                  const std::size_t* displs, int root);
+void coll_scatterv(const CollContext& c, const void* in, const std::size_t* counts, const std::size_t* displs,
+                   void* out, std::size_t bytes, int root);
+void coll_allgatherv(const CollContext& c, const void* in, std::size_t bytes, void* out, const std::size_t* counts,
+                     const std::size_t* displs);
+void coll_alltoallv(const CollContext& c, const void* in, const std::size_t* send_counts,
+                    const std::size_t* send_displs, void* out, const std::size_t* recv_counts,
+                    const std::size_t* recv_displs);
+/// `data` holds counts[0] + ... + counts[p-1] elements (and is used as scratch); block
+/// r of their reduction over every rank lands in `out`. Counts in elements.
+void coll_reduce_scatter(const CollContext& c, void* data, const std::size_t* counts, Reduction op, void* out);
+/// out = in(0) op ... op in(rank) (inclusive), or up to rank-1 (exclusive; rank 0's
+/// `out` is left as it is). `in` and `out` may be the same.
+void coll_scan(const CollContext& c, const void* in, void* out, std::size_t count, Reduction op, bool exclusive);
+
+/// acc = acc op theirs, for values serialized to bytes (a user's callable on any
+/// serializable type; `state` is the caller's).
+using SerialCombine = void (*)(void* state, std::vector<std::byte>& acc, const std::vector<std::byte>& theirs);
+/// The reduction of every rank's serialized `value` into the root's `value`.
+void coll_reduce_serialized(const CollContext& c, std::vector<std::byte>& value, SerialCombine combine, void* state,
+                            int root);
 
 }  // namespace ipc::detail
 

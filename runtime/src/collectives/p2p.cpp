@@ -62,27 +62,55 @@ void coll_sendrecv(const CollContext& c, const void* out, std::size_t out_bytes,
 }
 
 void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag) {
+  std::vector<Take> recvs;
+  std::vector<Move> sends;
+  recvs.reserve(static_cast<std::size_t>(n));
+  sends.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    recvs.push_back({xs[i].peer, xs[i].in, xs[i].bytes});
+    sends.push_back({xs[i].peer, xs[i].out, xs[i].bytes});
+  }
+  coll_post_all(c, recvs.data(), n, sends.data(), n, tag);
+}
+
+void coll_post_all(const CollContext& c, const Take* recvs, int nr, const Move* sends, int ns, int tag) {
   std::vector<std::shared_ptr<RequestState>> reqs;
-  reqs.reserve(2 * static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) reqs.push_back(c.engine->irecv(c.context, xs[i].peer, tag, exact(xs[i].in, xs[i].bytes)));
-  for (int i = 0; i < n; ++i)
-    reqs.push_back(c.engine->isend(c.context, xs[i].peer, tag, SendSource{xs[i].out, xs[i].bytes, {}}));
+  reqs.reserve(static_cast<std::size_t>(nr + ns));
+  for (int i = 0; i < nr; ++i) reqs.push_back(c.engine->irecv(c.context, recvs[i].peer, tag, exact(recvs[i].data, recvs[i].bytes)));
+  auto n = static_cast<std::size_t>(nr);
+  std::exception_ptr first;
+  try {
+    for (int i = 0; i < ns; ++i)
+      reqs.push_back(c.engine->isend(c.context, sends[i].peer, tag, SendSource{sends[i].data, sends[i].bytes, {}}));
+  } catch (...) {
+    first = std::current_exception();
+  }
   // On a failure, withdraw the other receives and let the sends finish (they read the
   // caller's buffers) before the error leaves.
-  std::exception_ptr first;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     try {
-      if (first && i < static_cast<std::size_t>(n))
+      if (first && i < n)
         c.engine->cancel_recv(*reqs[i]);
       else
         c.engine->wait(*reqs[i]);
     } catch (...) {
       if (!first) first = std::current_exception();
-      for (std::size_t k = i + 1; k < static_cast<std::size_t>(n); ++k) c.engine->cancel_recv(*reqs[k]);
-      i = std::max<std::size_t>(i, static_cast<std::size_t>(n) - 1);
+      for (std::size_t k = i + 1; k < n; ++k) c.engine->cancel_recv(*reqs[k]);
+      if (i < n) i = n - 1;
     }
   }
   if (first) std::rethrow_exception(first);
+}
+
+std::vector<std::byte> coll_recv_any(const CollContext& c, int source, int tag) {
+  std::vector<std::byte> out;
+  RecvTarget to{[&out](std::size_t n) -> void* {
+                  out.resize(n);
+                  return out.data();
+                },
+                {}};
+  c.engine->recv(c.context, source, tag, to);
+  return out;
 }
 
 }  // namespace ipc::detail

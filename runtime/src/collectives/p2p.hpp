@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "base/errors.hpp"
 #include "core/diagnostics.hpp"
@@ -42,6 +43,21 @@ struct Transfer {
   std::size_t bytes;
 };
 void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag);
+/// The same with sends and receives listed apart (sizes may differ, one side may be
+/// missing): every receive posted, then every send, then all waited for.
+struct Move {
+  int peer;
+  const void* data;
+  std::size_t bytes;
+};
+struct Take {
+  int peer;
+  void* data;
+  std::size_t bytes;
+};
+void coll_post_all(const CollContext& c, const Take* recvs, int nr, const Move* sends, int ns, int tag);
+/// A message of any size from `source` (a serialized value's bytes).
+std::vector<std::byte> coll_recv_any(const CollContext& c, int source, int tag);
 
 // One tag per algorithm: ranks call collectives in the same order, and messages of a
 // pair with one tag never overtake each other, so successive calls cannot mix.
@@ -49,7 +65,8 @@ void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag)
 // instead of mixing messages.
 enum CollTag : int {
   kBarrier = 1, kBcast, kAllreduce, kReduce, kAllgather, kGather, kAlltoall,
-  kBarrierFlat, kAllreduceFlat, kAllgatherAll, kAlltoallAll
+  kBarrierFlat, kAllreduceFlat, kAllgatherAll, kAlltoallAll,
+  kScatter, kGatherv, kScatterv, kAllgatherv, kAlltoallv, kReduceScatter, kScan, kSerialReduce
 };
 
 }  // namespace ipc::detail

@@ -2,8 +2,10 @@
 // must never match: the program's messages on each communicator, the collectives of
 // each communicator, and what the library sends for its own purposes.
 //
-//   bit 31       set: the collectives of the communicator whose context is in bits 30..0
-//   bits 30..28  purpose of a communicator's context: the program's (0), rpc, farm
+//   bit 31       set: the collectives of the communicator whose context is in bits 29..0
+//   bit 30       set (with bit 31): its non-blocking collectives, which run on a thread
+//                of their own (core/async.hpp) and so must never match the blocking ones
+//   bits 29..28  purpose of a communicator's context: the program's (0), rpc, farm
 //   bit 27       set: a communicator of some of the job's ranks (split, dup of one,
 //                subset): its ranks are translated (Engine::add_group); clear: the
 //                job's ranks as they are, so the world's messages look nothing up
@@ -27,17 +29,23 @@ namespace ipc::detail {
 enum class Purpose : std::uint32_t { user = 0, rpc = 1, farm = 2 };
 
 inline constexpr std::uint32_t kCollectiveBit = 1u << 31;
+inline constexpr std::uint32_t kNonblockingBit = 1u << 30;
 inline constexpr std::uint32_t kPurposeShift = 28;
+inline constexpr std::uint32_t kPurposeMask = 3u << kPurposeShift;
 inline constexpr std::uint32_t kGroupBit = 1u << 27;
 inline constexpr std::uint32_t kNumberMask = kGroupBit - 1;
 
 /// Whether messages of context `ctx` (or its collectives) name ranks of a group.
 constexpr bool grouped(std::uint32_t ctx) { return (ctx & kGroupBit) != 0; }
 /// The communicator's context of a collective context.
-constexpr std::uint32_t base_context(std::uint32_t ctx) { return ctx & ~kCollectiveBit; }
+constexpr std::uint32_t base_context(std::uint32_t ctx) { return ctx & ~(kCollectiveBit | kNonblockingBit); }
+/// The purpose of a context (of a communicator or of its collectives).
+constexpr Purpose purpose_of(std::uint32_t ctx) { return static_cast<Purpose>((ctx & kPurposeMask) >> kPurposeShift); }
 
 /// The context of the collectives of the communicator of context `base`.
 constexpr std::uint32_t collective_context(std::uint32_t base) { return base | kCollectiveBit; }
+/// The context of the non-blocking collectives of the communicator of context `base`.
+constexpr std::uint32_t nonblocking_context(std::uint32_t base) { return base | kCollectiveBit | kNonblockingBit; }
 
 /// Fresh contexts of a purpose, in sequence.
 class ContextSequence {
@@ -65,5 +73,7 @@ class ContextSequence {
 };
 
 static_assert(collective_context(0) != ((static_cast<std::uint32_t>(Purpose::rpc) << kPurposeShift) | 0));
+static_assert(nonblocking_context(kNumberMask | kGroupBit | kPurposeMask) != collective_context(kNumberMask | kGroupBit | kPurposeMask));
+static_assert(base_context(nonblocking_context(7)) == 7 && purpose_of(nonblocking_context(2u << kPurposeShift)) == Purpose::farm);
 
 }  // namespace ipc::detail

@@ -94,8 +94,9 @@ const char* phase() { return g_phase.load(std::memory_order_relaxed); }
 std::string describe_context(std::uint32_t ctx) {
   std::string s;
   bool coll = ctx & kCollectiveBit;
-  std::uint32_t base = ctx & ~kCollectiveBit;
-  auto purpose = static_cast<Purpose>(base >> kPurposeShift);
+  bool nonblocking = ctx & kNonblockingBit;
+  std::uint32_t base = base_context(ctx);
+  auto purpose = purpose_of(base);
   std::uint32_t number = base & kNumberMask;
   switch (purpose) {
     case Purpose::user:
@@ -110,7 +111,7 @@ std::string describe_context(std::uint32_t ctx) {
     default:
       s = "context " + std::to_string(base);
   }
-  return coll ? "collectives of " + s : s;
+  return nonblocking ? "non-blocking collectives of " + s : coll ? "collectives of " + s : s;
 }
 
 std::uint64_t Engine::enter_collective(std::uint32_t ctx, const char* op) {

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/async.hpp"
 #include "core/context.hpp"
 #include "core/diagnostics.hpp"
 #include "core/matching.hpp"
@@ -157,6 +158,10 @@ class Engine final : public transport::Sink {
   void flush();
   /// Stops the progress thread and closes the transports. Idempotent.
   void shutdown();
+  /// Runs `task` on lane `lane` (core/async.hpp), after the tasks posted to it before.
+  void post_async(std::uint32_t lane, std::function<void()> task) { lanes_.post(lane, std::move(task)); }
+  /// Waits for the lanes' tasks to end (the program ends normally).
+  void finish_async() { lanes_.stop(); }
 
   // transport::Sink
   Placement on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) override;
@@ -304,6 +309,7 @@ class Engine final : public transport::Sink {
   std::mutex pt_mu_;
   std::condition_variable pt_cv_;
   std::thread progress_;
+  Lanes lanes_;  // the non-blocking collectives (shutdown() ends them first)
 };
 
 }  // namespace ipc::detail

@@ -280,6 +280,10 @@ void Engine::flush() {
 }
 
 void Engine::shutdown() {
+  // Leaving without finish_async() (an error): a non-blocking collective still running
+  // fails here and at its peers, as if this rank were lost; those not started are dropped.
+  for (std::uint32_t lane : lanes_.abandon()) revoke(lane, opt_.rank);
+  lanes_.stop();
   if (progress_.joinable()) {
     stop_.store(true);
     sleeper_.ring(true);
