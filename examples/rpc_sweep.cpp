@@ -30,12 +30,13 @@ int main(int argc, char** argv) {
   long evaluated = 0;
   {
     ipc::Rpc rpc(world);
-    rpc.define("evaluate", [&evaluated](double x, double y) {
+    // Typed handles: calls are checked against the procedures' types when compiled.
+    // A call that reaches a rank before its definition waits for it: no barrier.
+    auto evaluate = rpc.define("evaluate", [&evaluated](double x, double y) {
       ++evaluated;
       return objective(x, y);
     });
-    rpc.define("stats", [&evaluated]() { return evaluated; });
-    world.barrier();  // every rank has defined its procedures
+    auto stats = rpc.define("stats", [&evaluated]() { return evaluated; });
 
     if (world.rank() == 0) {
       const int workers = world.size() > 1 ? world.size() - 1 : 1;
@@ -50,12 +51,12 @@ int main(int argc, char** argv) {
       };
       for (int i = 0; i < side * side; ++i) {
         double x = -3.0 + 6.0 * (i % side) / side, y = -3.0 + 6.0 * (i / side) / side;
-        inflight.emplace_back(std::make_pair(x, y), rpc.call<double>(worker(i), "evaluate", x, y));
+        inflight.emplace_back(std::make_pair(x, y), evaluate.call(worker(i), x, y));
         if (static_cast<int>(inflight.size()) >= 4 * workers) take();
       }
       while (!inflight.empty()) take();
       std::printf("best %.6f at (%.4f, %.4f) of %d points\n", best, bx, by, side * side);
-      auto counts = ipc::when_all(rpc.call_all<long>("stats")).get();
+      auto counts = ipc::when_all(stats.call_all()).get();
       for (int r = 0; r < world.size(); ++r) std::printf("rank %d evaluated %ld\n", r, counts[r]);
     }
   }

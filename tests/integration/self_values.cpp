@@ -89,6 +89,20 @@ int main() {
     IT_CHECK(me, vals[i] == static_cast<int>(i) * 10 + left, "wait_any %zu", i);
     IT_CHECK(me, !rs[i].valid(), "wait_any did not reset the handle");
   }
+  IT_CHECK(me, ipc::wait_any(rs) == rs.size(), "wait_any on a drained set did not return its size");
+  // wait_some takes what has completed, and ends with an empty list.
+  for (int k = 0; k < 3; ++k) rs[k] = c.irecv(vals[k], left, ipc::Tag{40 + k});
+  for (int k = 0; k < 3; ++k) c.send(k + 100 * me, right, ipc::Tag{40 + k});
+  std::size_t taken = 0;
+  std::vector<ipc::Status> sts;
+  for (std::vector<std::size_t> got; !(got = ipc::wait_some(rs, &sts)).empty();)
+    for (auto i : got) {
+      IT_CHECK(me, vals[i] == static_cast<int>(i) + 100 * left && sts[i].tag.value == 40 + static_cast<int>(i),
+               "wait_some %zu: %d", i, vals[i]);
+      IT_CHECK(me, !rs[i].valid(), "wait_some did not reset the handle");
+      ++taken;
+    }
+  IT_CHECK(me, taken == 3, "wait_some took %zu of 3", taken);
 
   // A message larger than the receive buffer is a Truncation error, and the next
   // message still arrives.

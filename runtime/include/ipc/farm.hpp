@@ -13,7 +13,8 @@
 /// - A worker that dies (run with `ipcrun --keep-going`) has its tasks handed to the
 ///   others; the farm fails only when no worker is left.
 /// - A task that throws stops the farm: the other tasks in flight finish, the workers
-///   stop, and rank 0 throws ipc::Error naming the task, the rank and the exception.
+///   stop, and every rank throws ipc::Error naming the task, the rank and the
+///   exception (rank 0's failure, e.g. of its journal, is every rank's as well).
 /// - `progress`: rank 0 prints done/total, the rate and the time left to stderr, at
 ///   most once a second.
 /// - `journal`: rank 0 appends every result to this file; a rerun of the same task
@@ -94,8 +95,9 @@ T from_bytes(const Bytes& b) {
 
 /// Runs `work` on every task (see the top of this file). Returns, on rank 0, the
 /// results in task order; on the other ranks an empty vector.
-/// @throws ipc::Error on rank 0 when a task failed or no worker is left, or when the journal
-/// cannot be opened, read or written or was written for another task list; ipc::UsageError
+/// @throws ipc::Error on every rank when a task failed or no worker is left, or when the
+/// journal cannot be opened, read or written or was written for another task list (the
+/// same message on every rank but for its "rank R on HOST:" origin); ipc::UsageError
 /// when opt.in_flight < 1; ipc::PeerLost on a worker when rank 0 is gone; ipc::ProtocolError
 /// for a malformed message (e.g. a result that does not match Result's size), ipc::Truncation
 /// when a serialized result does not deserialize as Result.

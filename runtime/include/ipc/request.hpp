@@ -41,16 +41,26 @@ class Request {
  private:
   friend class Communicator;  // isend, irecv
   friend std::size_t wait_any(std::span<Request> requests, Status* status);
+  friend std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Status>* statuses);
   friend struct detail::CommAccess;
   explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
   std::shared_ptr<detail::RequestState> s_;
 };
 
 /// Blocks until one of the valid requests completes; returns its index and resets that
-/// handle (so that repeated calls drain a set).
-/// @throws ipc::UsageError when none is valid; else as Request::wait() for the one that
-/// completed (that handle is reset all the same).
+/// handle, so that repeated calls drain a set. Returns requests.size() at once when no
+/// handle is valid (the set is drained):
+///
+///     for (std::size_t i; (i = ipc::wait_any(rs)) != rs.size();) use(i);
+///
+/// @throws as Request::wait() for the one that completed (that handle is reset all the same).
 std::size_t wait_any(std::span<Request> requests, Status* status = nullptr);
+/// Blocks until at least one of the valid requests completes; returns the indices of
+/// all that have completed by then, in order, and resets their handles (statuses in
+/// `statuses`, by index, when given). Empty when no handle is valid.
+/// @throws the first failure among them (as Request::wait()), after all of them were
+/// taken and reset.
+std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Status>* statuses = nullptr);
 /// Blocks until every valid request completes; statuses in the same order.
 /// @throws the first failure (as Request::wait(), in the order of `requests`), after all have
 /// completed. Empty handles are skipped (their status is a default Status).

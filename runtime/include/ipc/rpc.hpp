@@ -2,24 +2,28 @@
 /// Remote procedure calls between the ranks of a communicator.
 ///
 ///     ipc::Rpc rpc(rt.world());                   // every rank, in the same order
-///     rpc.define("square", [](double x) { return x * x; });
-///     rt.world().barrier();                        // procedures exist everywhere
-///     ipc::Future<double> f = rpc.call<double>(1, "square", 3.0);
+///     auto square = rpc.define("square", [](double x) { return x * x; });
+///     ipc::Future<double> f = square.call(1, 3);   // typed: 3 converts to double
 ///     double y = f.get();                          // 9, computed on rank 1
+///     auto g = rpc.call<double>(1, "square", 3.0); // by name: exact types
 ///     rpc.post(2, "log", std::string("hello"));    // fire and forget
 ///     auto all = ipc::when_all(rpc.call_all<double>("square", 2.0)).get();
 ///
-/// Procedures are registered by name. A call names the result type and passes the
-/// arguments; the name and the signature travel with it (as text and as a 64-bit
-/// hash), so calling with other types than the procedure takes is a clear
-/// ipc::RemoteError, not garbage. Arguments and results go through Cereal: anything
+/// Procedures are registered by name. A call by name names the result type and passes
+/// the arguments; the name and the signature travel with it (as text and as a 64-bit
+/// hash), so calling with other types than the procedure takes is refused with a clear
+/// ipc::CallRefused ("rank 1 defines it as long(long, long), called as long(int, int)"),
+/// not garbage; the typed handle define() returns converts at compile time instead. A
+/// call that arrives before its procedure is defined waits for the definition
+/// (IPC_RPC_DEFINE_WAIT, 10 s), so a new Rpc needs no barrier before its first calls. Arguments and results go through Cereal: anything
 /// Cereal can serialize (include its headers for std::string, std::vector, ...).
 /// A string literal argument travels as a std::string.
 ///
 /// Each Rpc serves its rank's procedures on a thread of its own, which sleeps while
 /// no call comes: handlers run while the program computes, one at a time, and may
 /// themselves call, send and receive. An exception a handler throws comes back to
-/// the caller as ipc::RemoteError (rank, procedure, exception type and message).
+/// the caller as ipc::RemoteError (rank, procedure, exception type and message); a
+/// call that never ran is an ipc::CallRefused (a RemoteError whose refused() is true).
 ///
 /// A handler waiting (get(), ready(), wait_for()) for a call of its own keeps serving
 /// its rank's requests meanwhile, so calls may nest and go back and forth between
@@ -64,6 +68,8 @@ template <class T>
 class Remote;
 template <class T>
 class ClassDef;
+template <class Sig>
+class Procedure;
 
 
 /// The result of a call, on its way. get() once; a Future dropped without get() lets
@@ -77,8 +83,8 @@ class Future {
   /// then() has taken it.
   bool valid() const { return impl_ != nullptr; }
   /// Waits for the result (or rethrows the remote error, ipc::PeerLost...). Once.
-  /// @throws ipc::RemoteError when the procedure threw or was refused on the remote rank
-  /// (unknown procedure, other signature), ipc::PeerLost when the rank was lost,
+  /// @throws ipc::RemoteError when the procedure threw, ipc::CallRefused (a RemoteError) when
+  /// the remote rank refused it (unknown procedure, other signature), ipc::PeerLost when the rank was lost,
   /// ipc::ProtocolError when the reply does not decode as T, ipc::UsageError on an empty
   /// future. A future of then() also throws what its function throws.
   T get() {
@@ -160,12 +166,15 @@ class Rpc {
   /// The number of ranks of the Rpc's communicator.
   int size() const;
 
-  /// Registers `f` (a function or lambda, not generic) under `name` on this rank.
-  /// Define procedures before other ranks call them (e.g. define, then barrier). Defining a
-  /// name again replaces its procedure.
+  /// Registers `f` (a function or lambda, not generic) under `name` on this rank, and
+  /// returns a typed handle of it, whose calls are checked and converted at compile
+  /// time: `auto add = rpc.define("add", f); add.call(1, 2, 3)`. A call that arrives
+  /// before the definition waits for it (IPC_RPC_DEFINE_WAIT seconds, 10), so no
+  /// barrier is needed between defining and calling. Defining a name again replaces
+  /// its procedure.
   /// @throws ipc::UsageError for an empty name.
   template <class F>
-  void define(const std::string& name, F f) {
+  Procedure<typename detail::callable<F>::type> define(const std::string& name, F f) {
     using C = detail::callable<F>;
     using R = typename C::result;
     using Args = typename C::args;
@@ -179,6 +188,7 @@ class Rpc {
         out(r);
       }
     });
+    return Procedure<typename C::type>(this, name);
   }
 
   /// Calls `name` on `rank` with `args`; the procedure must return R and take exactly
@@ -234,6 +244,33 @@ class Rpc {
   std::shared_ptr<detail::ObjectTable> objects_ = std::make_shared<detail::ObjectTable>();
   template <class T>
   friend class ClassDef;
+};
+
+/// A typed handle of a procedure (what Rpc::define returns): its calls take the
+/// procedure's own parameter types, so arguments convert as in a local call and a
+/// mismatch is a compile error. Valid as long as its Rpc.
+template <class R, class... A>
+class Procedure<R(A...)> {
+ public:
+  /// Calls it on `rank`.
+  /// @throws as Rpc::call.
+  Future<R> call(int rank, A... args) const { return rpc_->template call<R>(rank, name_, args...); }
+  /// Calls it on `rank` without a result.
+  /// @throws as Rpc::post.
+  void post(int rank, A... args) const
+    requires std::is_void_v<R>
+  {
+    rpc_->post(rank, name_, args...);
+  }
+  /// Calls it on every rank; futures in rank order.
+  std::vector<Future<R>> call_all(A... args) const { return rpc_->template call_all<R>(name_, args...); }
+  const std::string& name() const { return name_; }
+
+ private:
+  friend class Rpc;
+  Procedure(Rpc* rpc, std::string name) : rpc_(rpc), name_(std::move(name)) {}
+  Rpc* rpc_;
+  std::string name_;
 };
 
 /// A class whose objects other ranks construct here and call (Rpc::define_class).

@@ -24,12 +24,39 @@ std::size_t wait_any(std::span<Request> requests, Status* status) {
     rs.push_back(r.s_.get());
     if (r.s_) engine = r.s_->engine;
   }
-  if (!engine) throw UsageError("wait_any: no valid request");
+  if (!engine) return requests.size();
   std::size_t i = engine->wait_any(rs);
   auto s = std::move(requests[i].s_);
   Status st = engine->wait(*s);
   if (status) *status = st;
   return i;
+}
+
+std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Status>* statuses) {
+  std::vector<detail::RequestState*> rs;
+  detail::Engine* engine = nullptr;
+  for (auto& r : requests) {
+    rs.push_back(r.s_.get());
+    if (r.s_) engine = r.s_->engine;
+  }
+  std::vector<std::size_t> done;
+  if (!engine) return done;
+  engine->wait_any(rs);
+  if (statuses) statuses->resize(requests.size());
+  std::exception_ptr first;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (!requests[i].s_ || !requests[i].s_->done.load(std::memory_order_acquire)) continue;
+    auto s = std::move(requests[i].s_);
+    done.push_back(i);
+    try {
+      Status st = engine->wait(*s);
+      if (statuses) (*statuses)[i] = st;
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (first) std::rethrow_exception(first);
+  return done;
 }
 
 std::vector<Status> wait_all(std::span<Request> requests) {

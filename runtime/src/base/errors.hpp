@@ -88,31 +88,53 @@ class BootstrapError : public Error {
   using Error::Error;
 };
 
-/// A remote procedure failed on the rank that ran it (or could not run: unknown
-/// procedure, other signature). Carries the rank, the procedure, the exception's type
-/// and its message.
+/// A remote procedure failed on the rank that ran it (it threw), or the call could not
+/// run there (CallRefused). Carries the rank, the procedure, the exception's type and
+/// its message.
 class RemoteError : public Error {
  public:
   RemoteError(int rank, std::string procedure, std::string type, std::string message, const std::string& where)
-      : Error(where + ": procedure '" + procedure + "' " +
-              (type.empty() ? std::string("failed: ") : "threw " + type + ": ") + message),
-        rank_(rank),
-        procedure_(std::move(procedure)),
-        type_(std::move(type)),
-        message_(std::move(message)) {}
+      : RemoteError(rank, std::move(procedure), std::move(type), std::move(message), where, false) {}
   /// The rank the procedure ran on.
   int rank() const { return rank_; }
   const std::string& procedure() const { return procedure_; }
-  /// The exception's type as the remote rank named it (empty: the call was refused).
+  /// The exception's type as the remote rank named it (empty: refused, or not a
+  /// std::exception).
   const std::string& type() const { return type_; }
-  /// The exception's message.
+  /// The exception's message (or why the call was refused).
   const std::string& message() const { return message_; }
+  /// True when the procedure never ran (CallRefused), false when it threw.
+  bool refused() const { return refused_; }
+
+ protected:
+  RemoteError(int rank, std::string procedure, std::string type, std::string message, const std::string& where,
+              bool refused)
+      : Error(where + ": procedure '" + procedure + "' " +
+              (refused          ? std::string("refused: ")
+               : type.empty() ? std::string("failed: ")
+                              : "threw " + type + ": ") +
+              message),
+        rank_(rank),
+        procedure_(std::move(procedure)),
+        type_(std::move(type)),
+        message_(std::move(message)),
+        refused_(refused) {}
 
  private:
   int rank_;
   std::string procedure_;
   std::string type_;
   std::string message_;
+  bool refused_;
+};
+
+/// A call that never ran: no procedure of that name on the rank (after waiting
+/// IPC_RPC_DEFINE_WAIT for its definition), a definition with other types, calls
+/// nested too deep, a malformed request.
+class CallRefused : public RemoteError {
+ public:
+  CallRefused(int rank, std::string procedure, std::string message, const std::string& where)
+      : RemoteError(rank, std::move(procedure), "", std::move(message), where, true) {}
 };
 
 }  // namespace ipc

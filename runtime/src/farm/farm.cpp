@@ -180,7 +180,12 @@ void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& 
   for (;;) {
     Bytes msg;
     Status st = c.recv(msg, 0, any_tag);
-    if (st.tag.value == kStop) return;
+    if (st.tag.value == kStop) {
+      // Rank 0's failure, if any, is every rank's: a program that goes on the same
+      // way on all ranks stops on all.
+      if (!msg.empty()) throw Error(std::string(reinterpret_cast<const char*>(msg.data()), msg.size()));
+      return;
+    }
     if (msg.size() < 8) throw ProtocolError("farm: a task message of " + std::to_string(msg.size()) + " bytes");
     std::uint64_t index = get_u64(msg.data());
     Bytes task(msg.begin() + 8, msg.end());
@@ -220,12 +225,13 @@ class Dispatcher {
         results_(tasks.size()) {}
 
   // Whatever happens (a bad journal, a failed task), the workers are told to stop:
-  // they wait for nothing else.
+  // they wait for nothing else. The stop carries rank 0's failure (fail()), which the
+  // workers then throw too.
   ~Dispatcher() {
     for (int w = 1; w < c_.size(); ++w) {
       if (!alive_[static_cast<std::size_t>(w)]) continue;
       try {
-        c_.send(Bytes{}, w, Tag{kStop});
+        c_.send(failed_, w, Tag{kStop});
       } catch (const std::exception&) {
       }
     }
@@ -383,6 +389,10 @@ class Dispatcher {
   std::optional<Journal> journal_;
   std::optional<Progress> progress_;
   std::optional<Failure> failure_;
+  Bytes failed_;  // what rank 0 throws, for the workers
+
+ public:
+  void fail(const std::string& why) { failed_ = text_bytes(why); }
 };
 
 }  // namespace
@@ -396,7 +406,12 @@ std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>
     return {};
   }
   Dispatcher d(c, tasks, opt);
-  return d.run(work);
+  try {
+    return d.run(work);
+  } catch (const std::exception& e) {
+    d.fail(without_origin(e.what()));
+    throw;
+  }
 }
 
 }  // namespace ipc::detail

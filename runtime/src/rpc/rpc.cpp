@@ -4,7 +4,11 @@
 // messages and from other Rpcs (core/context.hpp), and a server thread that keeps one receive posted
 // for requests from any rank and runs them. A call is
 //   request  (tag 0: call, 1: post)  hash, id, name, signature, arguments  (Cereal)
-//   reply    (tag = id)              true, result   |   false, type, message
+//   reply    (tag = id)              true, result   |   false, refused, type, message
+// A request for a name not defined yet waits on the server (parked) until define()
+// adds it (define() wakes the server with tag 3 from its own rank) or until
+// IPC_RPC_DEFINE_WAIT has passed, so that no program needs a barrier between its
+// definitions and the first calls.
 // The caller posts the reply's receive before it sends the request, so a reply never
 // waits as an unexpected message. A handler that waits for a call of its own serves
 // the posted receive meanwhile (nested calls, calls back and forth).
@@ -18,6 +22,7 @@
 #include <cxxabi.h>
 
 #include <array>
+#include <deque>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -28,12 +33,13 @@
 #include <unordered_map>
 
 #include "base/hash.hpp"
+#include "base/params.hpp"
 #include "core/context.hpp"
 
 namespace ipc::detail {
 namespace {
 
-constexpr int kCallTag = 0, kPostTag = 1, kStopTag = 2;
+constexpr int kCallTag = 0, kPostTag = 1, kStopTag = 2, kDefinedTag = 3;
 
 std::string demangle(const char* name) {
   int status = 0;
@@ -49,6 +55,29 @@ thread_local RpcCore* t_serving = nullptr;  // the Rpc whose server runs on this
 
 }  // namespace
 
+std::string readable_type(std::string_view name) {
+  std::string s(name);
+  auto replace_all = [&s](std::string_view from, std::string_view to) {
+    for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+      s.replace(at, from.size(), to);
+  };
+  replace_all("std::__cxx11::", "std::");
+  replace_all("std::__1::", "std::");
+  replace_all("std::basic_string<char>", "std::string");
+  replace_all("std::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string");
+  replace_all("std::basic_string_view<char>", "std::string_view");
+  replace_all("std::basic_string_view<char, std::char_traits<char> >", "std::string_view");
+  replace_all(" >", ">");
+  // GCC's spellings of the integer types, as programs write them.
+  replace_all("long long unsigned int", "unsigned long long");
+  replace_all("long unsigned int", "unsigned long");
+  replace_all("short unsigned int", "unsigned short");
+  replace_all("long long int", "long long");
+  replace_all("long int", "long");
+  replace_all("short int", "short");
+  return s;
+}
+
 std::uint64_t procedure_hash(std::string_view name, std::string_view signature) {
   const unsigned char separator = 0xff;  // never in a name: "ab"+"c" differs from "a"+"bc"
   std::uint64_t h = base::fnv1a(base::kFnvBasis, name.data(), name.size());
@@ -57,6 +86,8 @@ std::uint64_t procedure_hash(std::string_view name, std::string_view signature) 
 }
 
 class RpcCore {
+  using Clock = std::chrono::steady_clock;
+
  public:
   explicit RpcCore(const Communicator& comm)
       : world_(comm),
@@ -100,8 +131,13 @@ class RpcCore {
   const std::shared_ptr<RpcLink>& link() const { return link_; }
 
   void define(const std::string& name, std::string signature, Handler h) {
-    std::lock_guard lk(procs_mu_);
-    procs_[name] = Proc{std::move(signature), std::make_shared<Handler>(std::move(h))};
+    bool waiting;
+    {
+      std::lock_guard lk(procs_mu_);
+      procs_[name] = Proc{std::move(signature), std::make_shared<Handler>(std::move(h))};
+      waiting = parked_count_ > 0;  // counted under the same lock as the lookups
+    }
+    if (waiting) requests_.send(0, rank_, Tag{kDefinedTag});  // the server retries them
   }
 
   /// On the server thread, inside a handler: waits for `r` while serving requests,
@@ -144,6 +180,10 @@ class RpcCore {
       stop_ = true;
       return;
     }
+    if (st.tag.value == kDefinedTag && st.source == rank_) {
+      retry_parked();
+      return;
+    }
     // Nested calls are served on this thread's stack, one frame set per level: past
     // kMaxNesting a request is refused with a RemoteError instead of running the
     // server out of stack (3,000 levels died of SIGSEGV; a sanitizer's frames are
@@ -153,14 +193,41 @@ class RpcCore {
       int& d;
       ~Leave() { --d; }
     } leave{depth_};
-    handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting);
-    handled_.fetch_add(1, std::memory_order_seq_cst);
+    if (handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting, Clock::now() + define_wait_))
+      handled_.fetch_add(1, std::memory_order_seq_cst);
+    else
+      parked_.push_back(Parked{st.source, st.tag.value == kCallTag, std::move(msg), Clock::now() + define_wait_});
+  }
+
+  /// Runs the parked requests whose procedure is now defined, refuses those whose
+  /// wait has ended, parks the others again.
+  void retry_parked() {
+    std::deque<Parked> again;
+    again.swap(parked_);
+    {
+      std::lock_guard lk(procs_mu_);
+      parked_count_ = 0;  // those still undefined count themselves again in handle()
+    }
+    for (auto& p : again) {
+      if (handle(p.source, p.call, *p.msg, false, p.deadline))
+        handled_.fetch_add(1, std::memory_order_seq_cst);
+      else
+        parked_.push_back(std::move(p));
+    }
   }
 
   void serve() {
     t_serving = this;
     while (!stop_) {
       try {
+        if (!parked_.empty()) {
+          auto first = parked_.front().deadline;
+          for (auto& p : parked_) first = std::min(first, p.deadline);
+          if (!CommAccess::wait_until(world_, [&] { return pending_.done(); }, first)) {
+            retry_parked();
+            continue;
+          }
+        }
         serve_one();
       } catch (const std::exception& e) {
         std::cerr << "ipc: rank " << rank_ << ": rpc server: " << without_origin(e.what()) << std::endl;
@@ -185,14 +252,16 @@ class RpcCore {
     }
   }
 
-  void handle(int source, bool call, const std::vector<std::byte>& msg, bool too_deep) {
+  // Runs or refuses a request; false (nothing done) when its procedure is not defined
+  // yet and `deadline` has not passed: the caller parks it.
+  bool handle(int source, bool call, const std::vector<std::byte>& msg, bool too_deep, Clock::time_point deadline) {
     std::uint64_t hash = 0, id = 0;
     std::string name, sig;
     SpanSource src(msg.data(), msg.size());
     std::istream is(&src);
     std::vector<std::byte> out;
     std::string type, what;
-    bool failed = false;
+    bool failed = false, refused = false;
     try {
       cereal::BinaryInputArchive in(is);
       in(hash, id, name, sig);
@@ -204,17 +273,21 @@ class RpcCore {
         if (it != procs_.end()) {
           h = it->second.handler;
           have = it->second.signature;
+        } else if (!too_deep && Clock::now() < deadline) {
+          ++parked_count_;  // under the lock: a define() from now on wakes the server
+          return false;
         }
       }
       if (too_deep) {
-        failed = true;
+        failed = refused = true;
         what = "calls nested more than " + std::to_string(kMaxNesting) + " deep on rank " + std::to_string(rank_) +
-               " (each waits for the next); '" + name + "' was refused";
+               " (each waits for the next)";
       } else if (!h) {
-        failed = true;
-        what = "no procedure '" + name + "' is defined on rank " + std::to_string(rank_);
+        failed = refused = true;
+        what = "no procedure '" + name + "' is defined on rank " + std::to_string(rank_) + " (waited " +
+               define_wait_text_ + " s for its definition: IPC_RPC_DEFINE_WAIT)";
       } else if (procedure_hash(name, have) != hash) {
-        failed = true;
+        failed = refused = true;
         what = "rank " + std::to_string(rank_) + " defines it as " + have + ", called as " + sig;
       } else {
         try {
@@ -233,7 +306,7 @@ class RpcCore {
         }
       }
     } catch (const std::exception& e) {
-      failed = true;
+      failed = refused = true;
       what = std::string("malformed request: ") + e.what();
     }
     if (failed) {
@@ -241,18 +314,19 @@ class RpcCore {
       VectorSink sink(out);
       std::ostream os(&sink);
       cereal::BinaryOutputArchive ar(os);
-      ar(false, type, what);
+      ar(false, refused, type, what);
     }
     if (!call) {
       if (failed)
         std::cerr << "ipc: rank " << rank_ << ": procedure '" << name << "' posted by rank " << source << " "
-                  << (type.empty() ? "failed: " : "threw " + type + ": ") << what << std::endl;
-      return;
+                  << (refused ? "refused: " : type.empty() ? "failed: " : "threw " + type + ": ") << what << std::endl;
+      return true;
     }
     try {
       replies_.send(out, source, Tag{reply_tag(id)});
     } catch (const std::exception&) {  // the caller is gone
     }
+    return true;
   }
 
   Communicator world_;
@@ -266,6 +340,17 @@ class RpcCore {
   std::shared_ptr<RpcLink> link_;
   std::mutex procs_mu_;
   std::unordered_map<std::string, Proc> procs_;
+  int parked_count_ = 0;  // requests waiting for their procedure's definition (procs_mu_)
+  struct Parked {
+    int source;
+    bool call;
+    std::shared_ptr<std::vector<std::byte>> msg;
+    Clock::time_point deadline;
+  };
+  std::deque<Parked> parked_;  // server thread only
+  std::string define_wait_text_ = base::param("IPC_RPC_DEFINE_WAIT");
+  Clock::duration define_wait_ = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(base::param_seconds("IPC_RPC_DEFINE_WAIT")));
   // Server thread only:
   Request pending_;  // the posted receive for requests
   std::shared_ptr<std::vector<std::byte>> buf_;
@@ -348,9 +433,12 @@ void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchi
     throw ProtocolError("call to " + CommAccess::where(s.link->world, s.rank) + ": the reply of procedure '" + s.name +
                         "' does not decode as the result type: " + ex.what());
   }
+  bool refused = false;
   std::string type, what;
-  ar(type, what);
-  throw RemoteError(s.rank, s.name, type, what, "call to " + CommAccess::where(s.link->world, s.rank));
+  ar(refused, type, what);
+  std::string where = "call to " + CommAccess::where(s.link->world, s.rank);
+  if (refused) throw CallRefused(s.rank, s.name, what, where);
+  throw RemoteError(s.rank, s.name, type, what, where);
 }
 
 }  // namespace ipc::detail

@@ -58,12 +58,16 @@ decltype(auto) as_wire(const A& a) {
     return (a);
 }
 
+/// A type's name as a program spells it: std::string, not
+/// std::__cxx11::basic_string<char>.
+std::string readable_type(std::string_view compiler_name);
+
 template <class R, class... A>
 std::string signature() {
-  std::string s(type_name<R>());
+  std::string s = readable_type(type_name<R>());
   s += '(';
   bool first = true;
-  ((s += (first ? "" : ", "), s += type_name<A>(), first = false), ...);
+  ((s += (first ? "" : ", "), s += readable_type(type_name<A>()), first = false), ...);
   s += ')';
   return s;
 }
@@ -77,6 +81,7 @@ template <class R, class... A>
 struct callable<R (*)(A...)> {
   using result = R;
   using args = std::tuple<std::decay_t<A>...>;
+  using type = R(std::decay_t<A>...);
   static std::string sig() { return signature<R, std::decay_t<A>...>(); }
 };
 template <class R, class... A>
