@@ -151,6 +151,16 @@ programs)
     on1 "$IPCRUN" --hostfile "$HF" -n 6 "$IT/it_$p"
     expect 0 "it_$p on 3 hosts"
   done
+  # The node-aware collectives (on by default across hosts), forced off and forced
+  # on where each host has one rank; the results are the same.
+  for hier in auto 0; do
+    on1 "$IPCRUN" --hostfile "$HF" -n 6 -x IPC_COLL_HIER=$hier "$IT/it_coll_matrix"
+    expect 0 "it_coll_matrix on 3 hosts, IPC_COLL_HIER=$hier"
+  done
+  on1 "$IPCRUN" --host node1,node2,node3 -n 3 -x IPC_COLL_HIER=1 "$IT/it_coll_matrix"
+  expect 0 "it_coll_matrix on 3 hosts of one rank each, IPC_COLL_HIER=1"
+  on1 "$IPCRUN" --hostfile "$HF" -n 5 --map-by node "$IT/it_coll_matrix"
+  expect 0 "it_coll_matrix, 5 ranks dealt to 3 hosts"
   on1 "$IPCRUN" --hostfile "$HF" -n 5 --map-by node "$IT/it_coll_mix" 300 5
   expect 0 "it_coll_mix, 5 ranks dealt to 3 hosts"
   ;;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "collectives/hierarchy.hpp"
 #include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
 
@@ -106,14 +107,16 @@ void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reducti
   guarded(c, "allreduce", [&] {
     if (c.size == 1 || count == 0) return;
     if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->allreduce(data, count, op);
+    if (auto* h = hierarchy(c)) return hier_allreduce(c, *h, data, count, op);
     auto* d = static_cast<std::byte*>(data);
-    std::size_t bytes = count * op.elem_size;
-    if (ring_allreduce(bytes, count, c.size))
-      ring(c, d, count, op);
-    else if (c.size > 2 && flat(c))
-      flat_allreduce(c, d, count, op);
-    else
-      recursive_doubling(c, d, count, op);
+    switch (allreduce_algorithm(c, count * op.elem_size, count)) {
+      case AllreduceAlg::ring:
+        return ring(c, d, count, op);
+      case AllreduceAlg::flat:
+        return flat_allreduce(c, d, count, op);
+      case AllreduceAlg::doubling:
+        return recursive_doubling(c, d, count, op);
+    }
   });
 }
 
@@ -121,6 +124,7 @@ void coll_reduce(const CollContext& c, void* data, std::size_t count, Reduction 
   guarded(c, "reduce", [&] {
     if (c.size == 1 || count == 0) return;
     if (auto* g = node_group(c); g && g->fits(op.elem_size)) return g->reduce(data, count, op, root);
+    if (auto* h = hierarchy(c)) return hier_reduce(c, *h, data, count, op, root);
     // Binomial tree towards the root: log2 p rounds, each rank sends once.
     int p = c.size, vr = (c.rank - root + p) % p;
     std::size_t bytes = count * op.elem_size;

@@ -4,6 +4,7 @@
 // tell rank 0, rank 0 releases all) needs two scheduling rounds instead of log2 p.
 #include <vector>
 
+#include "collectives/hierarchy.hpp"
 #include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
 #include "core/engine.hpp"
@@ -13,7 +14,8 @@ namespace ipc::detail {
 void coll_barrier(const CollContext& c) {
   guarded(c, "barrier", [&] {
     if (auto* g = node_group(c)) return g->barrier();
-    if (c.size > 2 && flat(c)) {
+    if (auto* h = hierarchy(c)) return hier_barrier(c, *h);
+    if (flat_barrier(c)) {
       if (c.rank != 0) {
         coll_sendrecv(c, nullptr, 0, 0, nullptr, 0, 0, kBarrierFlat);
         return;

@@ -7,7 +7,10 @@
 
 #include <cstddef>
 
+#include <string>
+
 #include "collectives/api.hpp"
+#include "collectives/shared.hpp"
 
 namespace ipc::detail {
 
@@ -23,12 +26,52 @@ NodeGroup* node_group(const CollContext& c);
 /// IPC_COLL_FLAT=0/1 forces). Decided once for the job, so every rank agrees.
 bool flat(const CollContext& c);
 
-inline bool ring_allreduce(std::size_t bytes, std::size_t count, int ranks) {
-  return bytes >= 16 * 1024 && count >= static_cast<std::size_t>(ranks);
+/// The algorithm IPC_COLL_<OP> forces for the job ("" when none: the choice below).
+const std::string& forced(const CollContext& c, CollOp op);
+
+enum class AllreduceAlg { doubling, ring, flat };
+inline AllreduceAlg allreduce_algorithm(const CollContext& c, std::size_t bytes, std::size_t count) {
+  const std::string& f = forced(c, CollOp::allreduce);
+  bool ring_fits = count >= static_cast<std::size_t>(c.size);  // a block per rank
+  if (f == "ring" && ring_fits) return AllreduceAlg::ring;
+  if (f == "flat") return AllreduceAlg::flat;
+  if (f == "doubling") return AllreduceAlg::doubling;
+  if (bytes >= 16 * 1024 && ring_fits) return AllreduceAlg::ring;
+  if (c.size > 2 && flat(c)) return AllreduceAlg::flat;
+  return AllreduceAlg::doubling;
 }
 
-inline bool doubling_allgather(std::size_t block_bytes, int ranks) {
-  return (ranks & (ranks - 1)) == 0 && block_bytes * static_cast<std::size_t>(ranks) <= 64 * 1024;
+enum class AllgatherAlg { all, doubling, ring };
+inline AllgatherAlg allgather_algorithm(const CollContext& c, std::size_t block_bytes) {
+  const std::string& f = forced(c, CollOp::allgather);
+  bool pow2 = (c.size & (c.size - 1)) == 0;
+  if (f == "all") return AllgatherAlg::all;
+  if (f == "doubling" && pow2) return AllgatherAlg::doubling;
+  if (f == "ring" || f == "doubling") return AllgatherAlg::ring;
+  if (flat(c) && block_bytes <= 64 * 1024) return AllgatherAlg::all;
+  if (pow2 && block_bytes * static_cast<std::size_t>(c.size) <= 64 * 1024) return AllgatherAlg::doubling;
+  return AllgatherAlg::ring;
+}
+
+inline bool all_at_once_alltoall(const CollContext& c, std::size_t block_bytes) {
+  const std::string& f = forced(c, CollOp::alltoall);
+  if (!f.empty()) return f == "all";
+  return flat(c) && block_bytes <= 64 * 1024;
+}
+
+inline bool flat_barrier(const CollContext& c) {
+  const std::string& f = forced(c, CollOp::barrier);
+  if (!f.empty()) return f == "flat";
+  return c.size > 2 && flat(c);
+}
+
+/// Scatter + allgather rather than a binomial tree: the root sends its data once
+/// instead of log2 p times (from 256 KiB, on 3 ranks or more).
+inline bool scatter_allgather_bcast(const CollContext& c, std::size_t bytes) {
+  const std::string& f = forced(c, CollOp::bcast);
+  if (c.size < 3 || bytes < static_cast<std::size_t>(c.size)) return false;
+  if (!f.empty()) return f == "scatter_allgather";
+  return bytes >= 256 * 1024;
 }
 
 }  // namespace ipc::detail

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "collectives/hierarchy.hpp"
 #include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
 #include "core/engine.hpp"
@@ -14,18 +15,21 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
   guarded(c, "allgather", [&] {
     int p = c.size, r = c.rank;
     auto* o = static_cast<std::byte*>(out);
-    if (p > 1)
+    if (p > 1) {
       if (auto* g = node_group(c)) return g->allgather(in, bytes, out);
+      if (auto* h = hierarchy(c)) return hier_allgather(c, *h, in, bytes, out);
+    }
     if (bytes) std::memmove(o + r * bytes, in, bytes);
     if (p == 1) return;
-    if (flat(c) && bytes <= 64 * 1024) {  // every block to every rank at once
+    AllgatherAlg alg = allgather_algorithm(c, bytes);
+    if (alg == AllgatherAlg::all) {  // every block to every rank at once
       std::vector<Transfer> xs;
       for (int q = 0; q < p; ++q)
         if (q != r) xs.push_back({q, o + r * bytes, o + q * bytes, bytes});
       coll_exchange_all(c, xs.data(), static_cast<int>(xs.size()), kAllgatherAll);
       return;
     }
-    if (doubling_allgather(bytes, p)) {
+    if (alg == AllgatherAlg::doubling) {
       // After round k a rank holds the 2^(k+1) blocks of its aligned group.
       for (int mask = 1; mask < p; mask <<= 1) {
         int partner = r ^ mask;
@@ -66,7 +70,7 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
     if (p > 1)
       if (auto* g = node_group(c)) return g->alltoall(in, bytes, out);
     if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
-    if (flat(c) && bytes <= 64 * 1024) {  // all pairs at once
+    if (all_at_once_alltoall(c, bytes)) {  // all pairs at once
       std::vector<Transfer> xs;
       for (int k = 1; k < p; ++k) {
         int q = (r + k) % p;

@@ -29,6 +29,11 @@ RecvTarget exact(void* data, std::size_t bytes) {
 
 bool flat(const CollContext& c) { return c.shared && c.shared->flat; }
 
+const std::string& forced(const CollContext& c, CollOp op) {
+  static const std::string none;
+  return c.shared ? c.shared->force(op) : none;
+}
+
 NodeGroup* node_group(const CollContext& c) {
   if (!c.shared || !c.shared->group) return nullptr;
   NodeGroup* g = c.shared->group.get();

@@ -66,7 +66,8 @@ std::vector<std::byte> coll_recv_any(const CollContext& c, int source, int tag);
 enum CollTag : int {
   kBarrier = 1, kBcast, kAllreduce, kReduce, kAllgather, kGather, kAlltoall,
   kBarrierFlat, kAllreduceFlat, kAllgatherAll, kAlltoallAll,
-  kScatter, kGatherv, kScatterv, kAllgatherv, kAlltoallv, kReduceScatter, kScan, kSerialReduce
+  kScatter, kGatherv, kScatterv, kAllgatherv, kAlltoallv, kReduceScatter, kScan, kSerialReduce,
+  kHierBcast, kHierReduce, kBcastScatter
 };
 
 }  // namespace ipc::detail

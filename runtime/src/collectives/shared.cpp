@@ -8,6 +8,7 @@
 #include "base/errors.hpp"
 #include "base/names.hpp"
 #include "base/params.hpp"
+#include "collectives/hierarchy.hpp"
 
 namespace ipc::detail {
 namespace {
@@ -42,21 +43,57 @@ bool use_group(const std::string* group, const std::vector<transport::PeerCard>&
   return true;
 }
 
+// "auto", "1" or "0" (any spelling param_bool takes); anything else is an error here.
+std::string tristate(const char* name) {
+  std::string v = base::param(name);
+  if (v == "auto") return v;
+  try {
+    return base::param_bool(name) ? "1" : "0";
+  } catch (const UsageError&) {
+    throw UsageError(std::string(name) + "='" + v + "' is not auto, 1 or 0");
+  }
+}
+
+// The forced algorithms, checked: "op=algorithm;..." of those not "auto".
+std::string forced_algorithms() {
+  struct Choice {
+    const char* name;
+    std::vector<const char*> algorithms;
+  };
+  static const Choice choices[] = {{"IPC_COLL_BARRIER", {"dissemination", "flat"}},
+                                   {"IPC_COLL_BCAST", {"binomial", "scatter_allgather"}},
+                                   {"IPC_COLL_ALLREDUCE", {"doubling", "ring", "flat"}},
+                                   {"IPC_COLL_ALLGATHER", {"doubling", "ring", "all"}},
+                                   {"IPC_COLL_ALLTOALL", {"pairwise", "all"}}};
+  std::string out;
+  for (std::size_t i = 0; i < std::size(choices); ++i) {
+    std::string v = base::param(choices[i].name);
+    if (v == "auto") continue;
+    bool known = false;
+    std::string list;
+    for (const char* a : choices[i].algorithms) {
+      known |= v == a;
+      list += std::string(", ") + a;
+    }
+    if (!known) throw UsageError(std::string(choices[i].name) + "='" + v + "' is not one of auto" + list);
+    out += std::to_string(i) + "=" + v + ";";
+  }
+  return out;
+}
+
 }  // namespace
 
+CollShared::CollShared() = default;
+CollShared::~CollShared() = default;
+
 void CollSetup::publish(bootstrap::Store& store, const bootstrap::JobInfo& job, bool shm) {
-  // "auto", "1" or "0" (any spelling param_bool takes); anything else is an error here.
-  std::string flat = base::param("IPC_COLL_FLAT");
-  if (flat != "auto") {
-    try {
-      flat = base::param_bool("IPC_COLL_FLAT") ? "1" : "0";
-    } catch (const UsageError&) {
-      throw UsageError("IPC_COLL_FLAT='" + flat + "' is not auto, 1 or 0");
-    }
-  }
+  std::string flat = tristate("IPC_COLL_FLAT"), hier = tristate("IPC_COLL_HIER");
+  std::string force = forced_algorithms();
   store.put("coll/" + std::to_string(job.rank), std::to_string(std::thread::hardware_concurrency()));
   if (job.rank != 0) return;
   store.put("coll/flat", flat);
+  store.put("coll/hier", hier);
+  store.put("coll/force", force);
   // No segment, no group: the collectives then run over messages.
   if (shm && job.size > 1 && job.local_size == job.size) {
     if (std::size_t slot = node_slot_bytes(job.size)) {
@@ -75,6 +112,16 @@ std::unique_ptr<CollShared> CollSetup::finish(const bootstrap::KeyValues& kv,
                                               const bootstrap::JobInfo& job, const base::Doorbell& bell) {
   auto shared = std::make_unique<CollShared>();
   shared->flat = go_flat(kv, cards);
+  if (const std::string* h = find(kv, "coll/hier")) shared->hier = *h == "1" ? 1 : *h == "0" ? 0 : -1;
+  if (const std::string* f = find(kv, "coll/force")) {
+    for (std::size_t at = 0; at < f->size();) {  // "op=algorithm;..."
+      auto eq = f->find('=', at), end = f->find(';', at);
+      if (eq == std::string::npos || end == std::string::npos || eq > end) break;
+      int op = std::atoi(f->substr(at, eq - at).c_str());
+      if (op >= 0 && op < static_cast<int>(CollOp::count)) shared->forced[op] = f->substr(eq + 1, end - eq - 1);
+      at = end + 1;
+    }
+  }
   const std::string* group = find(kv, "coll/group");
   if (use_group(group, cards)) {
     if (job.rank != 0) segment_ = NodeSegment::open(*group, job.size);

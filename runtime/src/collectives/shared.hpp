@@ -7,11 +7,15 @@
 // job's first fence and read after it:
 //   coll/<rank>   "<cpus>"                 every rank
 //   coll/flat     IPC_COLL_FLAT            rank 0's (overrides the CPU count)
+//   coll/hier     IPC_COLL_HIER            rank 0's: node-aware collectives across nodes
+//   coll/force    IPC_COLL_<OP>=ALGORITHM  rank 0's forced algorithms (checked there)
 //   coll/group    the node group's segment rank 0 made ("" : none)
 // The engine and the transports' cards know nothing of them.
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -23,10 +27,26 @@ namespace ipc::detail {
 
 class Engine;
 
+/// Algorithms a job may force (IPC_COLL_<OP>, rank 0's): "" leaves the choice to the
+/// size and rank count (collectives/choice.hpp).
+enum class CollOp { barrier, bcast, allreduce, allgather, alltoall, count };
+
+struct Hierarchy;
+
 struct CollShared {
+  CollShared();
+  ~CollShared();
   std::unique_ptr<NodeGroup> group;  // the world's node group, or null
   bool flat = false;                 // flat barrier and small allreduce, all-at-once exchanges
   std::uint32_t world = 0;           // the world's collective context (the group serves it only)
+  int hier = -1;                     // node-aware across nodes: -1 auto, 0 never, 1 whenever possible
+  std::string forced[static_cast<int>(CollOp::count)];  // per operation, "" when not forced
+  const std::string& force(CollOp op) const { return forced[static_cast<int>(op)]; }
+
+  // The node-aware layout of each communicator that spans nodes (collectives/hierarchy.hpp),
+  // made on its first collective.
+  mutable std::mutex hier_mu;
+  mutable std::unordered_map<std::uint32_t, std::unique_ptr<Hierarchy>> hierarchies;
 };
 
 /// Start-up of the collectives, around the job's first fence.

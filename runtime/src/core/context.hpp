@@ -9,7 +9,12 @@
 //   bit 27       set: a communicator of some of the job's ranks (split, dup of one,
 //                subset): its ranks are translated (Engine::add_group); clear: the
 //                job's ranks as they are, so the world's messages look nothing up
-//   bits 26..0   the program's: the communicator's number (the world is 0);
+//   bits 26, 25  with bits 31 and 27: the ranks of one node (26) or the node leaders
+//                (25) of the communicator whose collectives span nodes, for its
+//                node-aware collectives (collectives/hierarchy.hpp); derived from its
+//                collective context without agreement, as every rank computes the
+//                same groups from the job's node map
+//   bits 24..0   the program's: the communicator's number (the world is 0);
 //                rpc, farm: a sequence number of that purpose
 //
 // Numbers are agreed on by the ranks that make a communicator (the largest of their
@@ -33,7 +38,9 @@ inline constexpr std::uint32_t kNonblockingBit = 1u << 30;
 inline constexpr std::uint32_t kPurposeShift = 28;
 inline constexpr std::uint32_t kPurposeMask = 3u << kPurposeShift;
 inline constexpr std::uint32_t kGroupBit = 1u << 27;
-inline constexpr std::uint32_t kNumberMask = kGroupBit - 1;
+inline constexpr std::uint32_t kNodeBit = 1u << 26;
+inline constexpr std::uint32_t kLeadersBit = 1u << 25;
+inline constexpr std::uint32_t kNumberMask = kLeadersBit - 1;
 
 /// Whether messages of context `ctx` (or its collectives) name ranks of a group.
 constexpr bool grouped(std::uint32_t ctx) { return (ctx & kGroupBit) != 0; }
@@ -44,6 +51,12 @@ constexpr Purpose purpose_of(std::uint32_t ctx) { return static_cast<Purpose>((c
 
 /// The context of the collectives of the communicator of context `base`.
 constexpr std::uint32_t collective_context(std::uint32_t base) { return base | kCollectiveBit; }
+/// The node-aware parts of collective context `coll`: the ranks of one node, the
+/// node leaders (grouped contexts: Engine::add_group registers their ranks).
+constexpr std::uint32_t node_context(std::uint32_t coll) { return coll | kGroupBit | kNodeBit; }
+constexpr std::uint32_t leaders_context(std::uint32_t coll) { return coll | kGroupBit | kLeadersBit; }
+/// Whether `ctx` is such a part (never node-aware again itself).
+constexpr bool hierarchy_part(std::uint32_t ctx) { return (ctx & (kNodeBit | kLeadersBit)) != 0; }
 /// The context of the non-blocking collectives of the communicator of context `base`.
 constexpr std::uint32_t nonblocking_context(std::uint32_t base) { return base | kCollectiveBit | kNonblockingBit; }
 
@@ -51,7 +64,7 @@ constexpr std::uint32_t nonblocking_context(std::uint32_t base) { return base | 
 class ContextSequence {
  public:
   /// The first of `n` fresh contexts of `purpose` (the next n numbers of its sequence;
-  /// it wraps after 2^28, by when the first are long unused).
+  /// it wraps after 2^25, by when the first are long unused).
   std::uint32_t take(Purpose purpose, std::uint32_t n = 1) {
     auto p = static_cast<std::uint32_t>(purpose);
     std::uint32_t first = next_[p & 3].fetch_add(n, std::memory_order_relaxed);

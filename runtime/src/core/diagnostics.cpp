@@ -111,6 +111,8 @@ std::string describe_context(std::uint32_t ctx) {
     default:
       s = "context " + std::to_string(base);
   }
+  if (ctx & kNodeBit) s += " (the ranks of this node)";
+  if (ctx & kLeadersBit) s += " (the node leaders)";
   return nonblocking ? "non-blocking collectives of " + s : coll ? "collectives of " + s : s;
 }
 
