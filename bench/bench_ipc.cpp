@@ -36,6 +36,14 @@ class IpcBackend {
   void alltoall(const char* in, std::size_t n, char* out) {
     c_.alltoall(std::span<const char>(in, n * size()), std::span<char>(out, n * size()));
   }
+  void scatter(const char* in, std::size_t n, char* out, int root) {
+    c_.scatter(std::span<const char>(in, n * size()), std::span<char>(out, n), root);
+  }
+  void reduce_scatter(const double* in, double* out, std::size_t n) {
+    c_.reduce_scatter_block(std::span<const double>(in, n * size()), std::span<double>(out, n));
+  }
+  Req iallreduce(double* inout, std::size_t n) { return c_.iallreduce_inplace(std::span<double>(inout, n)); }
+  void wait(Req& r) { r.wait(); }
 
  private:
   ipc::Communicator& c_;

@@ -45,6 +45,18 @@ class MpiBackend {
   void alltoall(const char* in, std::size_t n, char* out) {
     MPI_Alltoall(in, static_cast<int>(n), MPI_BYTE, out, static_cast<int>(n), MPI_BYTE, MPI_COMM_WORLD);
   }
+  void scatter(const char* in, std::size_t n, char* out, int root) {
+    MPI_Scatter(in, static_cast<int>(n), MPI_BYTE, out, static_cast<int>(n), MPI_BYTE, root, MPI_COMM_WORLD);
+  }
+  void reduce_scatter(const double* in, double* out, std::size_t n) {
+    MPI_Reduce_scatter_block(in, out, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  }
+  Req iallreduce(double* inout, std::size_t n) {
+    Req r;
+    MPI_Iallreduce(MPI_IN_PLACE, inout, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &r);
+    return r;
+  }
+  void wait(Req& r) { MPI_Wait(&r, MPI_STATUS_IGNORE); }
 
  private:
   int rank_ = 0, size_ = 1;

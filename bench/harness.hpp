@@ -7,7 +7,9 @@
 //   void wait_all(std::vector<Req>&);
 //   void sync();                      // a barrier used between measurements (not timed)
 //   static constexpr bool collectives; // then also: barrier(), allreduce(double*, n),
-//                                      // bcast(char*, n, root), allgather(...), alltoall(...)
+//                                      // bcast(char*, n, root), allgather(...), alltoall(...),
+//                                      // scatter(...), reduce_scatter(...),
+//                                      // Req iallreduce(double*, n), wait(Req&)
 //
 // Results go to stdout on rank 0 as CSV lines: benchmark,bytes,value,unit.
 #pragma once
@@ -139,6 +141,49 @@ void time_collective(B& b, const Config& cfg, const char* name, std::size_t byte
   if (b.rank() == 0) emit(name, bytes, median(reps), "us");
 }
 
+// How much of a non-blocking allreduce hides behind computation (OSU's overlap): t_comm
+// is iallreduce + wait alone, t_comp a compute loop of that length (no library call),
+// t_total both (start, compute, wait); overlap = 100 (1 - (t_total - t_comp) / t_comm),
+// the median over repeats, in percent (100: entirely hidden).
+template <class B>
+void overlap(B& b, const Config& cfg, std::size_t n) {
+  std::vector<double> data(n, 1.0);
+  int iters = std::max(iterations(n * sizeof(double), cfg.scale, 1000) / 4, 5);
+  auto comm_alone = [&] {
+    b.sync();
+    double t0 = now_us();
+    for (int i = 0; i < iters; ++i) {
+      auto r = b.iallreduce(data.data(), n);
+      b.wait(r);
+    }
+    return (now_us() - t0) / iters;
+  };
+  auto compute = [](double us) {  // busy, as a program's own work would be
+    double until = now_us() + us;
+    volatile double x = 1;
+    while (now_us() < until) x = x * 1.0000001 + 1e-9;
+  };
+  std::vector<double> reps;
+  for (int r = -1; r < cfg.repeats; ++r) {
+    double t_comm = comm_alone();
+    b.sync();
+    double t0 = now_us();
+    for (int i = 0; i < iters; ++i) compute(t_comm);
+    double t_comp = (now_us() - t0) / iters;
+    b.sync();
+    t0 = now_us();
+    for (int i = 0; i < iters; ++i) {
+      auto q = b.iallreduce(data.data(), n);
+      compute(t_comm);
+      b.wait(q);
+    }
+    double t_total = (now_us() - t0) / iters;
+    double pct = 100.0 * (1.0 - (t_total - t_comp) / t_comm);
+    if (r >= 0) reps.push_back(std::clamp(pct, 0.0, 100.0));
+  }
+  if (b.rank() == 0) emit("iallreduce_overlap", n * sizeof(double), median(reps), "%");
+}
+
 template <class B>
 void collectives(B& b, const Config& cfg) {
   if constexpr (B::collectives) {
@@ -155,6 +200,14 @@ void collectives(B& b, const Config& cfg) {
         time_collective(b, cfg, "allgather", bytes, [&] { b.allgather(buf.data(), bytes, all.data()); });
       if (cfg.want("alltoall"))
         time_collective(b, cfg, "alltoall", bytes, [&] { b.alltoall(all.data(), bytes, all2.data()); });
+      if (cfg.want("scatter"))
+        time_collective(b, cfg, "scatter", bytes, [&] { b.scatter(all.data(), bytes, buf.data(), 0); });
+      if (cfg.want("reduce_scatter")) {
+        std::vector<double> blocks(n * static_cast<std::size_t>(b.size()), 1.0), mine(n);
+        time_collective(b, cfg, "reduce_scatter", n * sizeof(double),
+                        [&] { b.reduce_scatter(blocks.data(), mine.data(), n); });
+      }
+      if (cfg.want("iallreduce_overlap")) overlap(b, cfg, n);
     }
   }
 }

@@ -261,6 +261,15 @@ void nonblocking(const ipc::Communicator& c, int round) {
   rs.push_back(c.ireduce_inplace(at_root, 0));
   int blocking = c.allreduce(1);  // between start and wait
   CHECK(blocking == n, "a blocking allreduce among non-blocking ones: %d", blocking);
+  // Point-to-point traffic on the same communicator while they are in flight: a ring
+  // of 200 messages of 1 to 100,000 bytes.
+  int right = (me + 1) % n, left = (me + n - 1) % n;
+  for (int k = 0; k < 200; ++k) {
+    std::vector<char> out(static_cast<std::size_t>(1 + (k * 7919) % 100000), static_cast<char>(k + me)), in;
+    c.sendrecv(out, right, ipc::Tag{7}, in, left, ipc::Tag{7});
+    CHECK(in.size() == out.size() && (in.empty() || in[0] == static_cast<char>(k + left)), "p2p message %d among "
+          "non-blocking collectives: %zu bytes", k, in.size());
+  }
   ipc::wait_all(rs);
   CHECK((data == std::vector<int>{1, 2, 3, 4, 5}), "ibcast: %zu elements", data.size());
   CHECK(sum == static_cast<long>(n) * (n - 1) / 2, "iallreduce: %ld", sum);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
 
 namespace ipc::detail {
@@ -29,6 +30,8 @@ void copy_bytes(void* to, const void* from, std::size_t bytes) {
 
 void coll_scatter(const CollContext& c, const void* in, std::size_t bytes, void* out, int root) {
   guarded(c, "scatter", [&] {
+    if (c.size > 1)
+      if (auto* g = node_group(c)) return g->scatter(in, bytes, out, root);  // one write, each reads its block
     if (c.rank != root) return coll_recv(c, out, bytes, root, kScatter);
     auto* i = static_cast<const std::byte*>(in);
     std::vector<Move> sends;
@@ -137,6 +140,14 @@ void coll_reduce_scatter(const CollContext& c, void* data, const std::size_t* co
     for (int q = 0; q < p; ++q) {
       first[q + 1] = first[q] + counts[q];
       largest = std::max(largest, counts[q]);
+    }
+    // In a node group (a reduce-scatter in shared memory already) or when small (log2 p
+    // steps instead of p-1), an allreduce of it all, of which each rank keeps its block.
+    auto* g = p > 1 ? node_group(c) : nullptr;
+    if (p > 1 && ((g && g->fits(es)) || first[p] * es <= 16 * 1024)) {
+      coll_allreduce(c, d, first[p], op);
+      copy_bytes(out, d + first[r] * es, counts[r] * es);
+      return;
     }
     if (p > 1) {
       std::vector<std::byte> tmp(largest * es);

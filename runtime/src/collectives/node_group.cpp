@@ -243,6 +243,31 @@ void NodeGroup::bcast(void* data, std::size_t bytes, int root) {
   } while (off < bytes);
 }
 
+// As bcast, each rank copying only its own block out of each slot's worth.
+void NodeGroup::scatter(const void* in, std::size_t block, void* out, int root) {
+  op_ = "scatter with";
+  auto* i = static_cast<const std::byte*>(in);
+  auto* o = static_cast<std::byte*>(out);
+  const std::size_t total = block * static_cast<std::size_t>(size_);
+  const bool small = total <= kInline;
+  const std::size_t step = small ? kInline : slot_bytes_;
+  const std::size_t mine = block * static_cast<std::size_t>(rank_);
+  std::size_t off = 0;
+  do {
+    std::size_t n = std::min(step, total - off);
+    Phase k = next_phase();
+    if (rank_ == root) {
+      std::memcpy(open_own(k, small), i + off, n);
+      publish(k, small);
+    }
+    std::size_t lo = std::max(off, mine), hi = std::min(off + n, mine + block);
+    if (lo < hi)
+      std::memcpy(o + (lo - mine), rank_ == root ? i + lo : contribution(root, k, small) + (lo - off), hi - lo);
+    finish(k);
+    off += n;
+  } while (off < total);
+}
+
 // out[0, count) = x_0 op x_1 op ... op x_{p-1} (left to right, the same on every rank)
 // over elements [off, off + count) of the contributions of phase k.
 void NodeGroup::reduce_ranks(std::byte* out, std::size_t off, std::size_t count, Phase k, bool small,

@@ -95,6 +95,8 @@ class NodeGroup {
 
   void barrier();
   void bcast(void* data, std::size_t bytes, int root);
+  /// Block r of the root's `in` (size() blocks of `block` bytes) into rank r's `out`.
+  void scatter(const void* in, std::size_t block, void* out, int root);
   void allreduce(void* data, std::size_t count, Reduction op);
   void reduce(void* data, std::size_t count, Reduction op, int root);
   void allgather(const void* in, std::size_t bytes, void* out);
