@@ -4,6 +4,8 @@
 // any of them.
 #include <ipc/ipc.hpp>
 
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -114,6 +116,22 @@ int main() {
     if (hashes[static_cast<std::size_t>(r)] == hashes[static_cast<std::size_t>(me)]) here.push_back(r);
   IT_CHECK(me, members(node, me) == here, "split_by_node: %d ranks, expected the %zu of node %s", node.size(),
            here.size(), rt.node().c_str());
+  // A node's communicator runs its collectives through a shared segment of its own
+  // (mapped, its name already removed), unless told not to (IPC_SHM_COLL=0) or the
+  // node's ranks talk over tcp.
+  const char* coll = std::getenv("IPC_SHM_COLL");
+  const char* transports = std::getenv("IPC_TRANSPORTS");
+  bool expect_group = node.size() > 1 && !(coll && std::string(coll) == "0") &&
+                      !(transports && std::string(transports).find("shm") == std::string::npos);
+  std::ifstream maps("/proc/self/maps");
+  std::string job = std::getenv("IPC_JOB"), line;
+  int segments = 0;
+  while (std::getline(maps, line))
+    if (line.find("/ipc-" + job + "-c") != std::string::npos && line.find("-c (deleted)") == std::string::npos) ++segments;
+  IT_CHECK(me, (segments > 0) == expect_group, "communicators' node-group segments mapped: %d (expected %s)", segments,
+           expect_group ? "some" : "none");
+  long node_sum = node.allreduce(1L);
+  IT_CHECK(me, node_sum == node.size(), "allreduce on the node's communicator: %ld", node_sum);
 
   // Remote procedures and the farm on the half.
   {

@@ -86,16 +86,22 @@ Communicator Communicator::derive(detail::Purpose purpose, const std::vector<int
   std::uint32_t number = allreduce(engine_->next_context(purpose), op::max{});
   if (number > detail::kNumberMask) throw UsageError("communicators: all context numbers are used");
   std::uint32_t ctx = engine_->take_context_at(purpose, number);
-  if (job_ranks) {
-    ctx |= detail::kGroupBit;
-    engine_->add_group(ctx, *job_ranks);
-    return Communicator(*engine_, shared_, ctx, rank, static_cast<int>(job_ranks->size()));
-  }
-  if (detail::grouped(context_)) {
-    ctx |= detail::kGroupBit;
-    engine_->add_group(ctx, engine_->group_of(context_)->job);
-  }
-  return Communicator(*engine_, shared_, ctx, rank_, size_);
+  auto made = [&] {
+    if (job_ranks) {
+      ctx |= detail::kGroupBit;
+      engine_->add_group(ctx, *job_ranks);
+      return Communicator(*engine_, shared_, ctx, rank, static_cast<int>(job_ranks->size()));
+    }
+    if (detail::grouped(context_)) {
+      ctx |= detail::kGroupBit;
+      engine_->add_group(ctx, engine_->group_of(context_)->job);
+    }
+    return Communicator(*engine_, shared_, ctx, rank_, size_);
+  }();
+  // A program's communicator whose ranks share a node runs its collectives through a
+  // shared segment of its own, as the world's do (the library's private ones need none).
+  if (purpose == detail::Purpose::user && made.rank_ >= 0) detail::coll_make_node_group(made.coll());
+  return made;
 }
 
 Request Communicator::start_collective(std::function<void(const Communicator&)> body) const {

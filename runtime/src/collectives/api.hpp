@@ -43,6 +43,11 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
 void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* out, int root);
 void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void* out);
 
+/// Collective over a new communicator `c`: when all its ranks are on this node and
+/// speak shm, gives its collectives a node group (a shared segment) of their own, as
+/// the world's have; else (or when the segment cannot be made) they run over messages.
+void coll_make_node_group(const CollContext& c);
+
 // Blocks of varying sizes: counts and displacements in bytes, one per rank (read on
 // the root only for gatherv and scatterv).
 void coll_scatter(const CollContext& c, const void* in, std::size_t bytes, void* out, int root);

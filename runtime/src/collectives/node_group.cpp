@@ -110,9 +110,12 @@ std::size_t node_slot_bytes(int ranks) {
 // Group
 
 NodeGroup::NodeGroup(Engine& engine, NodeSegment segment, int rank, int size, const std::string& job,
-                     const base::Doorbell& bell)
-    : engine_(engine), seg_(std::move(segment)), rank_(rank), size_(size), bell_(bell) {
-  for (int q = 0; q < size_; ++q) bells_.push_back(base::Doorbell::Address::of(base::doorbell_name(job, q)));
+                     const base::Doorbell& bell, std::vector<int> members)
+    : engine_(engine), seg_(std::move(segment)), rank_(rank), size_(size), bell_(bell), members_(std::move(members)) {
+  for (int q = 0; q < size_; ++q) {
+    int j = members_.empty() ? q : members_[static_cast<std::size_t>(q)];
+    bells_.push_back(base::Doorbell::Address::of(base::doorbell_name(job, j)));
+  }
   slot_bytes_ = header_of(seg_.base())->slot_bytes;
   auto n = static_cast<std::size_t>(size_);
   lines_ = seg_.base() + sizeof(GroupHeader);
@@ -168,7 +171,8 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
   engine_.wait_until(
       [&] {
         if (reached(flag.load(std::memory_order_acquire), k)) return true;
-        if (engine_.gone(rank)) std::rethrow_exception(engine_.lost_error(op_, rank));
+        int j = members_.empty() ? rank : members_[static_cast<std::size_t>(rank)];
+        if (engine_.gone(j)) std::rethrow_exception(engine_.lost_error(op_, j));
         return false;
       },
       std::chrono::steady_clock::time_point::max(), &announce, 64);

@@ -79,11 +79,12 @@ std::size_t node_slot_bytes(int ranks);
 class NodeGroup {
  public:
   using Phase = std::uint64_t;
-  /// `rank` and `size`: this rank and the number of ranks (all of the job's, on this node).
-  /// `job` and `bell`: the job's id (the ranks' doorbells are named after it) and
-  /// this rank's doorbell, to ring the others with.
+  /// `rank` and `size`: this rank and the number of ranks (the job's, on this node, or
+  /// a communicator's whose ranks are all on it: `members` then gives their ranks in
+  /// the job, empty for the job's own). `job` and `bell`: the job's id (the ranks'
+  /// doorbells are named after it) and this rank's doorbell, to ring the others with.
   NodeGroup(Engine& engine, NodeSegment segment, int rank, int size, const std::string& job,
-            const base::Doorbell& bell);
+            const base::Doorbell& bell, std::vector<int> members = {});
   NodeGroup(const NodeGroup&) = delete;
   NodeGroup& operator=(const NodeGroup&) = delete;
 
@@ -140,6 +141,7 @@ class NodeGroup {
   int size_;
   const base::Doorbell& bell_;
   std::vector<base::Doorbell::Address> bells_;  // by rank
+  std::vector<int> members_;                    // by rank: its rank in the job (empty: the same)
   std::size_t slot_bytes_;
   std::byte* lines_;
   std::byte* cells_;

@@ -3,6 +3,7 @@
 
 
 #include "collectives/shared.hpp"
+#include "core/context.hpp"
 #include "core/engine.hpp"
 
 #include <algorithm>
@@ -35,10 +36,17 @@ const std::string& forced(const CollContext& c, CollOp op) {
 }
 
 NodeGroup* node_group(const CollContext& c) {
-  if (!c.shared || !c.shared->group) return nullptr;
-  NodeGroup* g = c.shared->group.get();
-  // Only the world's collective context (sub-communicators run over messages).
-  return c.context == c.shared->world && g->size() == c.size ? g : nullptr;
+  if (!c.shared) return nullptr;
+  if (c.context == c.shared->world) {
+    NodeGroup* g = c.shared->group.get();
+    return g && g->size() == c.size ? g : nullptr;
+  }
+  if (grouped(c.context) || purpose_of(c.context) == Purpose::user) {  // a communicator of its own
+    std::lock_guard lk(c.shared->groups_mu);
+    auto it = c.shared->groups.find(c.context);
+    return it == c.shared->groups.end() ? nullptr : it->second.get();
+  }
+  return nullptr;
 }
 
 void lost_in(const CollContext& c, const char* op, const PeerLost& e) {

@@ -8,6 +8,8 @@
 #include "base/errors.hpp"
 #include "base/names.hpp"
 #include "base/params.hpp"
+#include "core/context.hpp"
+#include "core/engine.hpp"
 #include "collectives/hierarchy.hpp"
 
 namespace ipc::detail {
@@ -111,6 +113,8 @@ std::unique_ptr<CollShared> CollSetup::finish(const bootstrap::KeyValues& kv,
                                               const std::vector<transport::PeerCard>& cards, Engine& engine,
                                               const bootstrap::JobInfo& job, const base::Doorbell& bell) {
   auto shared = std::make_unique<CollShared>();
+  shared->job = job.job;
+  shared->bell = &bell;
   shared->flat = go_flat(kv, cards);
   if (const std::string* h = find(kv, "coll/hier")) shared->hier = *h == "1" ? 1 : *h == "0" ? 0 : -1;
   if (const std::string* f = find(kv, "coll/force")) {
@@ -130,6 +134,66 @@ std::unique_ptr<CollShared> CollSetup::finish(const bootstrap::KeyValues& kv,
   segment_ = NodeSegment{};  // rank 0's, when the job does not use it: removed now
   shared_ = shared.get();
   return shared;
+}
+
+namespace {
+void min_int(void* inout, const void* in, std::size_t n) {
+  auto* a = static_cast<int*>(inout);
+  auto* b = static_cast<const int*>(in);
+  for (std::size_t i = 0; i < n; ++i) a[i] = std::min(a[i], b[i]);
+}
+// Whether every rank of `c` says yes (over messages: `c` has no node group yet).
+bool all_agree(const CollContext& c, bool yes) {
+  int v = yes ? 1 : 0;
+  coll_allreduce(c, &v, 1, Reduction{&min_int, sizeof(int)});
+  return v == 1;
+}
+}  // namespace
+
+// Rank 0 of the communicator makes the segment, the others map it once they know it
+// is there; when all have (or any could not), rank 0 removes its name. The name holds
+// the job, the context and the job rank of the communicator's rank 0 (the colors of a
+// split share a context), so ipcrun's clean-up finds what a crash leaves.
+void coll_make_node_group(const CollContext& c) {
+  if (!c.shared || !c.shared->bell || c.size < 2) return;
+  Engine& e = *c.engine;
+  const Group* g = grouped(c.context) ? e.group_of(c.context) : nullptr;
+  std::vector<int> members;
+  for (int r = 0; r < c.size; ++r) members.push_back(g ? g->job[static_cast<std::size_t>(r)] : r);
+  std::size_t slot = node_slot_bytes(c.size);
+  bool here = slot > 0;
+  for (int j : members)
+    if (e.node_of(j) != e.node() || (j != e.rank() && e.transport_name(j) != "shm")) here = false;
+  if (!all_agree(c, here)) return;
+  std::string name = base::group_segment_name(c.shared->job) + std::to_string(c.context & ~kCollectiveBit) + "-" +
+                     std::to_string(members.front());
+  NodeSegment segment;
+  int made = 1;
+  if (c.rank == 0) {
+    try {
+      segment = NodeSegment::create(name, c.size, slot);
+    } catch (const Error& ex) {
+      made = 0;
+      std::cerr << "ipc: a communicator's collectives run over messages: " << without_origin(ex.what()) << std::endl;
+    }
+  }
+  coll_bcast(c, &made, sizeof made, 0);
+  if (!made) return;
+  bool opened = true;
+  if (c.rank != 0) {
+    try {
+      segment = NodeSegment::open(name, c.size);
+    } catch (const Error&) {
+      opened = false;
+    }
+  }
+  bool all = all_agree(c, opened);
+  if (c.rank == 0) segment.unlink();
+  if (!all) return;
+  auto group = std::make_unique<NodeGroup>(e, std::move(segment), c.rank, c.size, c.shared->job, *c.shared->bell,
+                                           std::move(members));
+  std::lock_guard lk(c.shared->groups_mu);
+  c.shared->groups[c.context] = std::move(group);
 }
 
 void CollSetup::unlink() {

@@ -47,6 +47,13 @@ struct CollShared {
   // made on its first collective.
   mutable std::mutex hier_mu;
   mutable std::unordered_map<std::uint32_t, std::unique_ptr<Hierarchy>> hierarchies;
+
+  // Node groups of communicators other than the world whose ranks share a node
+  // (coll_make_node_group), by collective context; what they need to be made.
+  std::string job;
+  const base::Doorbell* bell = nullptr;
+  mutable std::mutex groups_mu;
+  mutable std::unordered_map<std::uint32_t, std::unique_ptr<NodeGroup>> groups;
 };
 
 /// Start-up of the collectives, around the job's first fence.

@@ -153,6 +153,10 @@ class Engine final : public transport::Sink {
                   unsigned poll_every = 1);
   /// Whether `peer` is known to be lost (any thread, no lock).
   bool gone(int peer) const { return gone_[static_cast<std::size_t>(peer)].load(std::memory_order_acquire); }
+  /// The name of the transport that reaches the job's rank `peer` ("shm", "tcp", "self").
+  std::string_view transport_name(int peer) const {
+    return opt_.route[static_cast<std::size_t>(peer)]->transport().name();
+  }
 
   /// Waits until every queued frame has left (before the job's final fence).
   void flush();
