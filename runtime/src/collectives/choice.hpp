@@ -41,15 +41,17 @@ inline AllreduceAlg allreduce_algorithm(const CollContext& c, std::size_t bytes,
   return AllreduceAlg::doubling;
 }
 
-enum class AllgatherAlg { all, doubling, ring };
+enum class AllgatherAlg { all, doubling, bruck, ring };
 inline AllgatherAlg allgather_algorithm(const CollContext& c, std::size_t block_bytes) {
   const std::string& f = forced(c, CollOp::allgather);
   bool pow2 = (c.size & (c.size - 1)) == 0;
   if (f == "all") return AllgatherAlg::all;
   if (f == "doubling" && pow2) return AllgatherAlg::doubling;
+  if (f == "bruck") return AllgatherAlg::bruck;
   if (f == "ring" || f == "doubling") return AllgatherAlg::ring;
   if (flat(c) && block_bytes <= 64 * 1024) return AllgatherAlg::all;
-  if (pow2 && block_bytes * static_cast<std::size_t>(c.size) <= 64 * 1024) return AllgatherAlg::doubling;
+  if (block_bytes * static_cast<std::size_t>(c.size) <= 64 * 1024)  // log2 p rounds for small totals
+    return pow2 ? AllgatherAlg::doubling : AllgatherAlg::bruck;
   return AllgatherAlg::ring;
 }
 

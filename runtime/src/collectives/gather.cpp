@@ -1,6 +1,7 @@
 // Allgather (recursive doubling for small totals on a power-of-two number of ranks,
 // else a ring), gather (to the root directly) and all-to-all (pairwise exchange: in
 // step k every rank sends to the rank k ahead and receives from the rank k behind).
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -37,6 +38,21 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
         coll_sendrecv(c, o + mine * bytes, mask * bytes, partner, o + theirs * bytes, mask * bytes, partner,
                       kAllgather);
       }
+      return;
+    }
+    if (alg == AllgatherAlg::bruck) {
+      // Bruck: ceil(log2 p) rounds on any number of ranks. tmp holds blocks r, r+1, ...
+      // (mod p); in round k a rank sends its first min(2^k, p - 2^k) blocks to the rank
+      // 2^k behind and appends as many from the rank 2^k ahead.
+      std::vector<std::byte> tmp(static_cast<std::size_t>(p) * bytes);
+      if (bytes) std::memcpy(tmp.data(), o + r * bytes, bytes);
+      for (int have = 1; have < p; have <<= 1) {
+        int n = std::min(have, p - have);
+        coll_sendrecv(c, tmp.data(), n * bytes, (r - have + p) % p, tmp.data() + have * bytes, n * bytes,
+                      (r + have) % p, kAllgatherBruck);
+      }
+      for (int i = 1; i < p; ++i)
+        if (bytes) std::memcpy(o + ((r + i) % p) * bytes, tmp.data() + i * bytes, bytes);
       return;
     }
     int right = (r + 1) % p, left = (r - 1 + p) % p;
