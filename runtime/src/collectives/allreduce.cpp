@@ -85,6 +85,70 @@ void ring(const CollContext& c, std::byte* data, std::size_t count, Reduction op
   }
 }
 
+// Rabenseifner: a reduce-scatter by recursive halving, then an allgather by recursive
+// doubling, over the largest power of two of ranks (the others fold in first, as in
+// recursive doubling, and get the result back at the end): the ring's volume, 2(p-1)/p
+// of the vector per rank, in 2 log2 p steps instead of 2(p-1). Each block's sum is
+// made by one rank (operands in rank order) and copied to the others, so every rank
+// holds bitwise the same result.
+void rabenseifner(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
+  int p = c.size, r = c.rank;
+  std::size_t es = op.elem_size, bytes = count * es;
+  int pof2 = 1;
+  while (pof2 * 2 <= p) pof2 *= 2;
+  int rem = p - pof2, newrank;
+  std::vector<std::byte> tmp(bytes);
+  if (r < 2 * rem) {
+    if (r % 2 == 0) {
+      coll_send(c, data, bytes, r + 1, kAllreduce);
+      newrank = -1;
+    } else {
+      coll_recv(c, tmp.data(), bytes, r - 1, kAllreduce);
+      lower_first(data, tmp.data(), count, op, false);
+      newrank = r / 2;
+    }
+  } else {
+    newrank = r - rem;
+  }
+  if (newrank >= 0) {
+    auto real = [&](int nr) { return nr < rem ? nr * 2 + 1 : nr + rem; };
+    // Block b of pof2 holds elements [first(b), first(b + 1)).
+    auto first = [&](int b) { return count / pof2 * b + std::min<std::size_t>(b, count % pof2); };
+    // Reduce-scatter: the range [lo, hi) of blocks this rank is responsible for halves
+    // each step; it keeps the half on its side of the partner and sends the other.
+    int lo = 0, hi = pof2;
+    for (int mask = pof2 / 2; mask > 0; mask /= 2) {
+      int partner = newrank ^ mask, mid = lo + (hi - lo) / 2;
+      bool lower = newrank < partner;
+      int keep_lo = lower ? lo : mid, keep_hi = lower ? mid : hi;
+      int give_lo = lower ? mid : lo, give_hi = lower ? hi : mid;
+      std::size_t keep_n = first(keep_hi) - first(keep_lo), give_n = first(give_hi) - first(give_lo);
+      coll_sendrecv(c, data + first(give_lo) * es, give_n * es, real(partner), tmp.data(), keep_n * es,
+                    real(partner), kAllreduceHalving);
+      lower_first(data + first(keep_lo) * es, tmp.data(), keep_n, op, lower);
+      lo = keep_lo;
+      hi = keep_hi;
+    }
+    // Allgather: the ranges double back, each rank sending what it has.
+    for (int mask = 1; mask < pof2; mask *= 2) {
+      int partner = newrank ^ mask;
+      int size = hi - lo;
+      int other_lo = (newrank & mask) ? lo - size : lo + size;
+      std::size_t mine_n = first(hi) - first(lo), theirs_n = first(other_lo + size) - first(other_lo);
+      coll_sendrecv(c, data + first(lo) * es, mine_n * es, real(partner), data + first(other_lo) * es, theirs_n * es,
+                    real(partner), kAllreduceHalving);
+      lo = std::min(lo, other_lo);
+      hi = lo + 2 * size;
+    }
+  }
+  if (r < 2 * rem) {
+    if (r % 2 == 0)
+      coll_recv(c, data, bytes, r + 1, kAllreduce);
+    else
+      coll_send(c, data, bytes, r - 1, kAllreduce);
+  }
+}
+
 // Oversubscribed nodes, small vectors: every rank sends to rank 0, which reduces in
 // rank order and sends the result back (two scheduling rounds instead of log2 p).
 void flat_allreduce(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
@@ -112,6 +176,8 @@ void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reducti
     switch (allreduce_algorithm(c, count * op.elem_size, count)) {
       case AllreduceAlg::ring:
         return ring(c, d, count, op);
+      case AllreduceAlg::rabenseifner:
+        return rabenseifner(c, d, count, op);
       case AllreduceAlg::flat:
         return flat_allreduce(c, d, count, op);
       case AllreduceAlg::doubling:

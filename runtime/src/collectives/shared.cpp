@@ -64,7 +64,7 @@ std::string forced_algorithms() {
   };
   static const Choice choices[] = {{"IPC_COLL_BARRIER", {"dissemination", "flat"}},
                                    {"IPC_COLL_BCAST", {"binomial", "scatter_allgather"}},
-                                   {"IPC_COLL_ALLREDUCE", {"doubling", "ring", "flat"}},
+                                   {"IPC_COLL_ALLREDUCE", {"doubling", "ring", "rabenseifner", "flat"}},
                                    {"IPC_COLL_ALLGATHER", {"doubling", "bruck", "ring", "all"}},
                                    {"IPC_COLL_ALLTOALL", {"pairwise", "all"}}};
   std::string out;
