@@ -121,7 +121,8 @@ int main() {
   // node's ranks talk over tcp.
   const char* coll = std::getenv("IPC_SHM_COLL");
   const char* transports = std::getenv("IPC_TRANSPORTS");
-  bool expect_group = node.size() > 1 && !(coll && std::string(coll) == "0") &&
+  const char* limit = std::getenv("IPC_COMM_GROUPS");
+  bool expect_group = node.size() > 1 && !(coll && std::string(coll) == "0") && !(limit && std::string(limit) == "0") &&
                       !(transports && std::string(transports).find("shm") == std::string::npos);
   std::ifstream maps("/proc/self/maps");
   std::string job = std::getenv("IPC_JOB"), line;

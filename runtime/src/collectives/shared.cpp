@@ -162,6 +162,13 @@ void coll_make_node_group(const CollContext& c) {
   for (int r = 0; r < c.size; ++r) members.push_back(g ? g->job[static_cast<std::size_t>(r)] : r);
   std::size_t slot = node_slot_bytes(c.size);
   bool here = slot > 0;
+  {
+    // A program that makes communicators in a loop would otherwise keep a segment for
+    // each until the job ends: past the limit, over messages.
+    std::lock_guard lk(c.shared->groups_mu);
+    if (c.shared->groups.size() >= static_cast<std::size_t>(std::max<std::int64_t>(0, base::param_int("IPC_COMM_GROUPS"))))
+      here = false;
+  }
   for (int j : members)
     if (e.node_of(j) != e.node() || (j != e.rank() && e.transport_name(j) != "shm")) here = false;
   if (!all_agree(c, here)) return;
