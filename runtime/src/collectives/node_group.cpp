@@ -17,6 +17,14 @@
 namespace ipc::detail {
 namespace {
 
+// memcpy and memmove that take empty ranges at null pointers (a collective of 0 bytes).
+void mem_copy(void* to, const void* from, std::size_t n) {
+  if (n) std::memcpy(to, from, n);
+}
+void mem_move(void* to, const void* from, std::size_t n) {
+  if (n) std::memmove(to, from, n);
+}
+
 constexpr std::uint64_t kMagic = 0x31707267637069ull;  // "ipcgrp1"
 constexpr std::size_t kLine = 64;
 constexpr std::uint32_t kCells = 32;  // small contributions in flight per rank
@@ -237,10 +245,10 @@ void NodeGroup::bcast(void* data, std::size_t bytes, int root) {
     std::size_t n = std::min(step, bytes - off);
     Phase k = next_phase();
     if (rank_ == root) {
-      std::memcpy(open_own(k, small), d + off, n);
+      mem_copy(open_own(k, small), d + off, n);
       publish(k, small);
     } else {
-      std::memcpy(d + off, contribution(root, k, small), n);
+      mem_copy(d + off, contribution(root, k, small), n);
     }
     finish(k);
     off += n;
@@ -261,12 +269,12 @@ void NodeGroup::scatter(const void* in, std::size_t block, void* out, int root) 
     std::size_t n = std::min(step, total - off);
     Phase k = next_phase();
     if (rank_ == root) {
-      std::memcpy(open_own(k, small), i + off, n);
+      mem_copy(open_own(k, small), i + off, n);
       publish(k, small);
     }
     std::size_t lo = std::max(off, mine), hi = std::min(off + n, mine + block);
     if (lo < hi)
-      std::memcpy(o + (lo - mine), rank_ == root ? i + lo : contribution(root, k, small) + (lo - off), hi - lo);
+      mem_copy(o + (lo - mine), rank_ == root ? i + lo : contribution(root, k, small) + (lo - off), hi - lo);
     finish(k);
     off += n;
   } while (off < total);
@@ -278,7 +286,7 @@ void NodeGroup::reduce_ranks(std::byte* out, std::size_t off, std::size_t count,
                              Reduction op) {
   std::size_t at = off * op.elem_size, n = count * op.elem_size;
   const std::byte* first = contribution(0, k, small) + at;
-  if (out != first) std::memcpy(out, first, n);
+  if (out != first) mem_copy(out, first, n);
   for (int q = 1; q < size_; ++q) op.apply(out, contribution(q, k, small) + at, count);
 }
 
@@ -291,7 +299,7 @@ void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
   if (bytes <= std::min<std::size_t>(slot_bytes_, 16 * 1024)) {
     const bool small = bytes <= kInline;
     Phase k = next_phase();
-    std::memcpy(open_own(k, small), d, bytes);
+    mem_copy(open_own(k, small), d, bytes);
     publish(k, small);
     reduce_ranks(d, 0, count, k, small, op);
     saw_all(k);
@@ -305,7 +313,7 @@ void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
   for (std::size_t off = 0; off < count; off += chunk) {
     std::size_t n = std::min(chunk, count - off);
     Phase k = next_phase();
-    std::memcpy(open_own(k, false), d + off * es, n * es);
+    mem_copy(open_own(k, false), d + off * es, n * es);
     publish(k, false);
     for (int q = 0; q < size_; ++q) contribution(q, k, false);
     saw_all(k);
@@ -315,7 +323,7 @@ void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
     post(mine.mid, k);
     for (int q = 0; q < size_; ++q)
       if (q != rank_) wait_for(line(q).mid, k, q);
-    std::memcpy(d + off * es, result(k), n * es);
+    mem_copy(d + off * es, result(k), n * es);
     finish(k);
   }
 }
@@ -332,15 +340,15 @@ void NodeGroup::reduce(void* data, std::size_t count, Reduction op, int root) {
     std::size_t n = std::min(chunk, count - off), at = off * es;
     Phase k = next_phase();
     if (rank_ != root) {
-      std::memcpy(open_own(k, small), d + at, n * es);
+      mem_copy(open_own(k, small), d + at, n * es);
       publish(k, small);
     } else {
       // The root's own contribution is read in place, never published.
       auto src = [&](int q) { return q == rank_ ? d + at : contribution(q, k, small); };
       tmp.resize(n * es);
-      std::memcpy(tmp.data(), src(0), n * es);
+      mem_copy(tmp.data(), src(0), n * es);
       for (int q = 1; q < size_; ++q) op.apply(tmp.data(), src(q), n);
-      std::memcpy(d + at, tmp.data(), n * es);
+      mem_copy(d + at, tmp.data(), n * es);
       saw_all(k);
     }
     finish(k);
@@ -369,13 +377,13 @@ void NodeGroup::collect(const std::byte* src, std::size_t bytes, std::byte* dst,
     std::size_t n = std::min(step, bytes - off);
     Phase k = next_phase();
     if (writes) {
-      std::memcpy(open_own(k, small), src + off, n);
+      mem_copy(open_own(k, small), src + off, n);
       publish(k, small);
     }
     if (reads) {
-      std::memmove(dst + static_cast<std::size_t>(rank_) * bytes + off, src + off, n);
+      mem_move(dst + static_cast<std::size_t>(rank_) * bytes + off, src + off, n);
       for (int q = 0; q < size_; ++q)
-        if (q != rank_) std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
+        if (q != rank_) mem_copy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
       saw_all(k);
     }
     finish(k);
@@ -399,12 +407,12 @@ void NodeGroup::alltoall(const void* in, std::size_t bytes, void* out) {
     Phase k = next_phase();
     std::byte* buf = open_own(k, small);
     for (std::size_t q = 0; q < p; ++q)
-      if (q != me) std::memcpy(buf + q * piece, src + q * bytes + off, n);
+      if (q != me) mem_copy(buf + q * piece, src + q * bytes + off, n);
     publish(k, small);
-    std::memcpy(dst + me * bytes + off, src + me * bytes + off, n);  // its own piece, directly
+    mem_copy(dst + me * bytes + off, src + me * bytes + off, n);  // its own piece, directly
     for (int q = 0; q < size_; ++q)
       if (static_cast<std::size_t>(q) != me)
-        std::memcpy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small) + me * piece, n);
+        mem_copy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small) + me * piece, n);
     saw_all(k);
     finish(k);
     off += n;

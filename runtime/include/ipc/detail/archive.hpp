@@ -19,6 +19,7 @@ class VectorSink : public std::streambuf {
 
  protected:
   std::streamsize xsputn(const char* s, std::streamsize n) override {
+    if (n <= 0) return 0;
     auto at = out_.size();
     out_.resize(at + static_cast<std::size_t>(n));
     std::memcpy(out_.data() + at, s, static_cast<std::size_t>(n));
