@@ -73,8 +73,10 @@ void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* 
     }
     auto* o = static_cast<std::byte*>(out);
     if (bytes) std::memmove(o + root * bytes, in, bytes);
+    std::vector<Take> recvs;  // all posted at once: they land in any order
     for (int q = 0; q < c.size; ++q)
-      if (q != root) coll_recv(c, o + q * bytes, bytes, q, kGather);
+      if (q != root) recvs.push_back({q, o + q * bytes, bytes});
+    coll_post_all(c, recvs.data(), static_cast<int>(recvs.size()), nullptr, 0, kGather);
   });
 }
 
@@ -86,7 +88,34 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
     if (p > 1)
       if (auto* g = node_group(c)) return g->alltoall(in, bytes, out);
     if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
-    if (all_at_once_alltoall(c, bytes)) {  // all pairs at once
+    AlltoallAlg alg = alltoall_algorithm(c, bytes);
+    if (alg == AlltoallAlg::bruck) {
+      // Bruck: ceil(log2 p) rounds. Rotated so that block j is for rank r + j; in the
+      // round of bit k, the blocks whose index has bit k go to rank r + k (and as many
+      // come from rank r - k into the same places); then block j came from rank r - j.
+      std::size_t n = static_cast<std::size_t>(p);
+      std::vector<std::byte> tmp(n * bytes), pack, unpack;
+      for (std::size_t j = 0; j < n; ++j)
+        if (bytes) std::memcpy(tmp.data() + j * bytes, i + ((r + j) % n) * bytes, bytes);
+      for (std::size_t k = 1; k < n; k <<= 1) {
+        pack.clear();
+        for (std::size_t j = 0; j < n; ++j)
+          if (j & k) pack.insert(pack.end(), tmp.begin() + j * bytes, tmp.begin() + (j + 1) * bytes);
+        unpack.resize(pack.size());
+        coll_sendrecv(c, pack.data(), pack.size(), static_cast<int>((r + k) % n), unpack.data(), unpack.size(),
+                      static_cast<int>((r - k + n) % n), kAlltoallBruck);
+        std::size_t at = 0;
+        for (std::size_t j = 0; j < n; ++j)
+          if (j & k) {
+            if (bytes) std::memcpy(tmp.data() + j * bytes, unpack.data() + at, bytes);
+            at += bytes;
+          }
+      }
+      for (std::size_t j = 0; j < n; ++j)
+        if (bytes) std::memcpy(o + ((r - j + n) % n) * bytes, tmp.data() + j * bytes, bytes);
+      return;
+    }
+    if (alg == AlltoallAlg::all) {  // all pairs at once
       std::vector<Transfer> xs;
       for (int k = 1; k < p; ++k) {
         int q = (r + k) % p;

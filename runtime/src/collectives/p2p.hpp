@@ -67,7 +67,7 @@ enum CollTag : int {
   kBarrier = 1, kBcast, kAllreduce, kReduce, kAllgather, kGather, kAlltoall,
   kBarrierFlat, kAllreduceFlat, kAllgatherAll, kAlltoallAll,
   kScatter, kGatherv, kScatterv, kAllgatherv, kAlltoallv, kReduceScatter, kScan, kSerialReduce,
-  kHierBcast, kHierReduce, kBcastScatter, kAllgatherBruck, kAllreduceHalving
+  kHierBcast, kHierReduce, kBcastScatter, kAllgatherBruck, kAllreduceHalving, kAlltoallBruck
 };
 
 }  // namespace ipc::detail

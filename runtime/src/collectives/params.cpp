@@ -10,4 +10,4 @@ IPC_PARAMS(ipc::detail::collectives,
            {"IPC_COLL_BCAST", "auto", "bcast over messages: auto (binomial up to 256 KiB, then scatter + allgather), binomial or scatter_allgather"},
            {"IPC_COLL_ALLREDUCE", "auto", "allreduce over messages: auto (recursive doubling up to 16 KiB, then a reduce-scatter + allgather: ring up to 4 ranks, rabenseifner beyond; flat on oversubscribed nodes), doubling, ring, rabenseifner (recursive halving + doubling) or flat"},
            {"IPC_COLL_ALLGATHER", "auto", "allgather over messages: auto, doubling (powers of two), bruck, ring or all (every block to every rank at once)"},
-           {"IPC_COLL_ALLTOALL", "auto", "alltoall over messages: auto, pairwise or all (every pair at once)"});
+           {"IPC_COLL_ALLTOALL", "auto", "alltoall over messages: auto, pairwise, bruck (small blocks) or all (every pair at once)"});

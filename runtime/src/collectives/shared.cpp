@@ -66,7 +66,7 @@ std::string forced_algorithms() {
                                    {"IPC_COLL_BCAST", {"binomial", "scatter_allgather"}},
                                    {"IPC_COLL_ALLREDUCE", {"doubling", "ring", "rabenseifner", "flat"}},
                                    {"IPC_COLL_ALLGATHER", {"doubling", "bruck", "ring", "all"}},
-                                   {"IPC_COLL_ALLTOALL", {"pairwise", "all"}}};
+                                   {"IPC_COLL_ALLTOALL", {"pairwise", "bruck", "all"}}};
   std::string out;
   for (std::size_t i = 0; i < std::size(choices); ++i) {
     std::string v = base::param(choices[i].name);
