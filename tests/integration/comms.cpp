@@ -124,13 +124,24 @@ int main() {
   const char* limit = std::getenv("IPC_COMM_GROUPS");
   bool expect_group = node.size() > 1 && !(coll && std::string(coll) == "0") && !(limit && std::string(limit) == "0") &&
                       !(transports && std::string(transports).find("shm") == std::string::npos);
+  // Named /ipc-<job>-c<context>-<rank>: a context with bit 26 is the node step of a
+  // communicator that spans nodes (its node-aware collectives), which the world is
+  // when this job spans hosts.
   std::ifstream maps("/proc/self/maps");
-  std::string job = std::getenv("IPC_JOB"), line;
-  int segments = 0;
-  while (std::getline(maps, line))
-    if (line.find("/ipc-" + job + "-c") != std::string::npos && line.find("-c (deleted)") == std::string::npos) ++segments;
+  std::string job = std::getenv("IPC_JOB"), line, mark = "/ipc-" + job + "-c";
+  int segments = 0, node_steps = 0;
+  while (std::getline(maps, line)) {
+    auto at = line.find(mark);
+    if (at == std::string::npos || line.find("-c (deleted)") != std::string::npos) continue;
+    ++segments;
+    if (std::strtoul(line.c_str() + at + mark.size(), nullptr, 10) & (1ul << 26)) ++node_steps;
+  }
   IT_CHECK(me, (segments > 0) == expect_group, "communicators' node-group segments mapped: %d (expected %s)", segments,
            expect_group ? "some" : "none");
+  const char* hier = std::getenv("IPC_COLL_HIER");
+  bool spans = static_cast<int>(here.size()) < n, hier_on = !(hier && std::string(hier) == "0");
+  IT_CHECK(me, (node_steps > 0) == (expect_group && spans && hier_on),
+           "node-group segments of node-aware collectives: %d (spans nodes: %d)", node_steps, spans);
   long node_sum = node.allreduce(1L);
   IT_CHECK(me, node_sum == node.size(), "allreduce on the node's communicator: %ld", node_sum);
 

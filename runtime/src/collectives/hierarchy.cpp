@@ -61,10 +61,20 @@ int rank_in_node(const Hierarchy& h, int r) {
 
 const Hierarchy* hierarchy(const CollContext& c) {
   if (!c.shared || c.shared->hier == 0 || c.size < 2 || hierarchy_part(c.context)) return nullptr;
+  {
+    std::lock_guard lk(c.shared->hier_mu);
+    auto it = c.shared->hierarchies.find(c.context);
+    if (it != c.shared->hierarchies.end()) return it->second->use ? it->second.get() : nullptr;
+  }
+  // Made outside the lock: making the node step's group is a collective of the node's
+  // ranks (they all make this communicator's layout in the same call), and one thread
+  // at a time runs a communicator's collectives.
+  auto h = layout(c);
+  if (h->use && h->node_size > 1) coll_make_node_group(h->node);
   std::lock_guard lk(c.shared->hier_mu);
-  auto& h = c.shared->hierarchies[c.context];
-  if (!h) h = layout(c);
-  return h->use ? h.get() : nullptr;
+  auto& slot = c.shared->hierarchies[c.context];
+  slot = std::move(h);
+  return slot->use ? slot.get() : nullptr;
 }
 
 void hier_barrier(const CollContext& c, const Hierarchy& h) {

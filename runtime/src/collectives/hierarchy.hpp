@@ -19,6 +19,9 @@
 // the step (revoking the part's context) and then the whole collective (revoking the
 // communicator's).
 //
+// The node step runs in a node group of its own (a shared segment, as a one-node
+// communicator's: coll_make_node_group) when its ranks speak shm.
+//
 // Used when the communicator spans 2 nodes or more and some node has 2 ranks or more
 // (IPC_COLL_HIER=auto; 1: whenever it spans 2 nodes; 0: never).
 #pragma once
