@@ -433,10 +433,14 @@ class Agent {
     if (sig == SIGCONT) link_->pause_watchdog(false);
     for (auto& rank : ranks_) {
       if (!rank.running) continue;
-      if (::killpg(rank.pid, sig) != 0) ::kill(rank.pid, sig);
-      // A stopped rank acts on a signal only once continued.
-      if (sig != SIGSTOP && sig != SIGCONT && sig != SIGKILL && ::killpg(rank.pid, SIGCONT) != 0)
-        ::kill(rank.pid, SIGCONT);
+      // SIGUSR1 and SIGUSR2 are for the rank itself (a program's "checkpoint now"), not
+      // for what it runs; the others for its whole group, as a terminal's signals are.
+      bool user = sig == SIGUSR1 || sig == SIGUSR2;
+      if (user || ::killpg(rank.pid, sig) != 0) ::kill(rank.pid, sig);
+      // A stopped rank acts on a signal that ends it only once continued (SIGUSR1 and
+      // SIGUSR2 wait for the job's own SIGCONT, as they would in a shell's job).
+      bool ends = sig != SIGSTOP && sig != SIGCONT && sig != SIGKILL && sig != SIGUSR1 && sig != SIGUSR2;
+      if (ends && ::killpg(rank.pid, SIGCONT) != 0) ::kill(rank.pid, SIGCONT);
     }
   }
 

@@ -185,7 +185,9 @@ int Job::run() {
   signals_.add(SIGTSTP);
   signals_.add(SIGCONT);
   signals_.add(SIGQUIT);
-  wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP and SIGCONT queue up for the loop
+  signals_.add(SIGUSR1);
+  signals_.add(SIGUSR2);
+  wait_signals();  // from here on SIGCHLD, SIGINT, SIGTERM, SIGTSTP, SIGCONT, SIGQUIT, SIGUSR1/2 queue up for the loop
 
   KvRoot::Sinks sinks;
   sinks.value = [this](int c, const std::string& key, const std::string& value) {
@@ -651,6 +653,8 @@ void Job::wait_signals() {
       signal_ranks(SIGCONT);  // after a stop, or harmless
     else if (sig == SIGQUIT)
       start_dump("asked for (SIGQUIT, ipcrun --dump)", nullptr);
+    else if (sig == SIGUSR1 || sig == SIGUSR2)
+      signal_ranks(sig);  // to every rank on every host ("write a checkpoint now")
     else
       interrupted(sig);
     if (!finished_) wait_signals();

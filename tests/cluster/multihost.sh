@@ -245,6 +245,28 @@ options)
   ;;
 
 failures)
+  # SIGUSR1 and SIGUSR2 to ipcrun reach every rank on every host (they handle them and
+  # go on); a rank that does not handle one dies of it.
+  mkdir -p "$TMP/u1"
+  "$VC" run node1 "$IPCRUN" --hostfile "$HF" -n 6 sh -c "trap 'echo usr1 >>$TMP/u1/got.\$IPC_RANK' USR1
+trap 'echo usr2 >>$TMP/u1/got.\$IPC_RANK' USR2
+echo \$\$ >$TMP/u1/\$IPC_RANK; until [ -e $TMP/u1/end ]; do sleep 0.01; done # $MARK" >"$TMP/out" 2>"$TMP/err" &
+  BG=$!
+  wait_for_files "$TMP/u1" 6 "SIGUSR1 across hosts"
+  kill -USR1 "$BG"
+  for r in 0 1 2 3 4 5; do
+    for ((i = 0; i < 1000; i++)); do grep -q usr1 "$TMP/u1/got.$r" 2>/dev/null && break; sleep 0.01; done
+    grep -q usr1 "$TMP/u1/got.$r" 2>/dev/null || fail "SIGUSR1 did not reach rank $r"
+  done
+  kill -USR2 "$BG"
+  for r in 0 1 2 3 4 5; do
+    for ((i = 0; i < 1000; i++)); do grep -q usr2 "$TMP/u1/got.$r" 2>/dev/null && break; sleep 0.01; done
+    grep -q usr2 "$TMP/u1/got.$r" 2>/dev/null || fail "SIGUSR2 did not reach rank $r"
+  done
+  touch "$TMP/u1/end"
+  set +e; wait "$BG"; status=$?; set -e; BG=
+  expect 0 "SIGUSR1 and SIGUSR2 across hosts"
+
   # A rank killed on another host: the job stops, naming the rank and its host.
   mkdir -p "$TMP/p1"
   "$VC" run node1 "$IPCRUN" --hostfile "$HF" -n 6 sh -c "echo \$\$ >$TMP/p1/\$IPC_RANK; sleep 30 # $MARK" \

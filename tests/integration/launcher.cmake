@@ -12,6 +12,7 @@ set(IPC_LAUNCHER_TESTS
   program      # program resolution (127/126) and exec failures
   interrupt    # SIGINT/SIGTERM to ipcrun, second signal
   jobcontrol   # SIGTSTP/SIGCONT to ipcrun stop and continue the ranks
+  usrsignals   # SIGUSR1/SIGUSR2 to ipcrun reach every rank
   orphans      # ipcrun killed: its ranks die too
   hosts        # --hostfile, --host, --map-by, --oversubscribe, --display-map
 )
