@@ -147,7 +147,7 @@ programs)
   cmp -s "$TMP/out" "$TMP/heat1" || fail "heat on 3 hosts printed '$(cat "$TMP/out")', on 1 rank '$(cat "$TMP/heat1")'"
   on1 "$IPCRUN" --hostfile "$HF" -n 6 -x IPC_RPC_DEFINE_WAIT=1 "$IT/it_rpc_api"
   expect 0 "it_rpc_api on 3 hosts"
-  for p in store collectives coll_more rpc farm ring order fanin comms; do
+  for p in store collectives coll_more rpc farm ring order fanin comms window; do
     on1 "$IPCRUN" --hostfile "$HF" -n 6 "$IT/it_$p"
     expect 0 "it_$p on 3 hosts"
   done

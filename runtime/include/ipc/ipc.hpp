@@ -11,3 +11,4 @@
 #include "ipc/runtime.hpp"
 #include "ipc/status.hpp"
 #include "ipc/value.hpp"
+#include "ipc/window.hpp"

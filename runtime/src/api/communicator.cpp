@@ -4,6 +4,7 @@
 
 #include "core/context.hpp"
 #include "core/engine.hpp"
+#include "collectives/shared.hpp"
 #include "base/errors.hpp"
 
 namespace ipc {
@@ -47,6 +48,9 @@ Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
 void CommAccess::cancel(Request& r) {
   if (r.s_) r.s_->engine->cancel_recv(*r.s_);
 }
+
+const std::string& CommAccess::job(const Communicator& c) { return c.shared_->job; }
+int CommAccess::job_rank(const Communicator& c, int rank) { return c.engine_->job_rank(c.context_, rank, "rank"); }
 
 std::string CommAccess::where(const Communicator& c, int rank) {
   return c.engine_->where(c.engine_->job_rank(c.context_, rank, "rank"));
