@@ -1,8 +1,9 @@
 # File-backed windows: one job writes, the next reopens and finds it; a window of
 # another type or other slices is refused, naming the file.
-#   window.sh IPCRUN WINDOW_PROGRAM
+#   window.sh IPCRUN WINDOW_PROGRAM SHARED_MATRIX_EXAMPLE
 source "$(dirname "$0")/launcher_common.sh"
-WINDOW=${2:?"usage: $0 ipcrun window-program"}
+WINDOW=${2:?"usage: $0 ipcrun window-program shared-matrix"}
+MATRIX=${3:?"usage: $0 ipcrun window-program shared-matrix"}
 FILE=$TMP/state.win
 run "$IPCRUN" -n 4 "$WINDOW" write "$FILE"
 expect_status 0 "a new file-backed window"
@@ -15,4 +16,12 @@ run "$IPCRUN" -n 3 "$WINDOW" reopen "$FILE"
 [[ $status != 0 ]] || fail "3 ranks reopened a window of 4"
 grep -q "reopening $FILE: it has 4 slices (ranks on the node), not 3" "$TMP/err" || fail "3 ranks: $(head -3 "$TMP/err")"
 ls /dev/shm | grep -q "ipc-.*-w" && fail "a window segment was left in /dev/shm"
+# examples/shared_matrix: a new file, then the next run finds it intact.
+run "$IPCRUN" -n 4 "$MATRIX" "$TMP/m.win" 64
+expect_status 0 "shared_matrix, first run"
+grep -q "^new $TMP/m.win: 64 x 64 doubles on 4 ranks$" "$TMP/out" || fail "shared_matrix, first run: $(cat "$TMP/out")"
+run "$IPCRUN" -n 4 "$MATRIX" "$TMP/m.win" 64
+expect_status 0 "shared_matrix, second run"
+grep -q "^reopened $TMP/m.win: generation 1, intact$" "$TMP/out" && grep -q "^wrote generation 2; .*: agreed$" "$TMP/out" ||
+  fail "shared_matrix, second run: $(cat "$TMP/out")"
 echo "PASS window"
