@@ -193,6 +193,8 @@ struct CommAccess {
   /// The job's id (names of its shared segments) and a rank's number in the job.
   static const std::string& job(const Communicator& c);
   static int job_rank(const Communicator& c, int rank);
+  /// Whether `rank` is gone (the transports look now).
+  static bool gone(const Communicator& c, int rank);
   /// Waits by the job's wait policy (polling, yielding, then asleep on the rank's
   /// doorbell) until `done()` or `deadline`; true when done() held.
   static bool wait_until(const Communicator& c, const std::function<bool()>& done,

@@ -10,5 +10,6 @@
 #include "ipc/rpc.hpp"
 #include "ipc/runtime.hpp"
 #include "ipc/status.hpp"
+#include "ipc/sync.hpp"
 #include "ipc/value.hpp"
 #include "ipc/window.hpp"

@@ -51,6 +51,7 @@ void CommAccess::cancel(Request& r) {
 
 const std::string& CommAccess::job(const Communicator& c) { return c.shared_->job; }
 int CommAccess::job_rank(const Communicator& c, int rank) { return c.engine_->job_rank(c.context_, rank, "rank"); }
+bool CommAccess::gone(const Communicator& c, int rank) { return c.engine_->check_gone(job_rank(c, rank)); }
 
 std::string CommAccess::where(const Communicator& c, int rank) {
   return c.engine_->where(c.engine_->job_rank(c.context_, rank, "rank"));

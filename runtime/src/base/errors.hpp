@@ -128,6 +128,18 @@ class RemoteError : public Error {
   bool refused_;
 };
 
+/// A unit of a semaphore or mutex came from a holder that died (ipc/sync.hpp): the
+/// caller holds it now; what the holder guarded may be half done.
+class OwnerLost : public Error {
+ public:
+  OwnerLost(const std::string& what, int rank) : Error(what), rank_(rank) {}
+  /// The rank (of the semaphore's communicator) that died holding it.
+  int rank() const { return rank_; }
+
+ private:
+  int rank_;
+};
+
 /// A call that never ran: no procedure of that name on the rank (after waiting
 /// IPC_RPC_DEFINE_WAIT for its definition), a definition with other types, calls
 /// nested too deep, a malformed request.

@@ -153,6 +153,13 @@ class Engine final : public transport::Sink {
                   unsigned poll_every = 1);
   /// Whether `peer` is known to be lost (any thread, no lock).
   bool gone(int peer) const { return gone_[static_cast<std::size_t>(peer)].load(std::memory_order_acquire); }
+  /// Whether the job's rank `peer` is gone, after asking the transports to look now.
+  bool check_gone(int peer) {
+    if (gone(peer)) return true;
+    std::lock_guard lk(mu_);
+    for (auto* t : transports_) t->check_peers(*this);
+    return gone(peer);
+  }
   /// The name of the transport that reaches the job's rank `peer` ("shm", "tcp", "self").
   std::string_view transport_name(int peer) const {
     return opt_.route[static_cast<std::size_t>(peer)]->transport().name();
