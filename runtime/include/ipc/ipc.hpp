@@ -2,6 +2,7 @@
 /// The whole public API of the ipc runtime.
 #pragma once
 
+#include "ipc/channel.hpp"
 #include "ipc/communicator.hpp"
 #include "ipc/config.hpp"
 #include "ipc/errors.hpp"

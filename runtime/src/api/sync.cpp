@@ -12,17 +12,12 @@
 // its pending ticket will be served (which nobody will take).
 #include "ipc/sync.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <climits>
-#include <ctime>
 #include <string>
 #include <thread>
 
 #include "base/errors.hpp"
+#include "base/futex.hpp"
 #include "ipc/window.hpp"
 
 namespace ipc::detail {
@@ -49,14 +44,9 @@ struct SemState {
   std::atomic_ref<std::uint64_t> lost() const { return word(3); }
   std::atomic_ref<std::uint64_t> rank_word(int r) const { return word(4 + static_cast<std::size_t>(r)); }
 
-  void wake() {
-    seq().fetch_add(1);
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&words[2]), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-  }
-  void sleep(std::uint32_t seen, std::chrono::nanoseconds at_most) {
-    timespec ts{static_cast<time_t>(at_most.count() / 1000000000), static_cast<long>(at_most.count() % 1000000000)};
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&words[2]), FUTEX_WAIT, seen, &ts, nullptr, 0);
-  }
+  std::uint32_t* seq_word() const { return reinterpret_cast<std::uint32_t*>(&words[2]); }
+  void wake() { base::futex_bump(seq_word()); }
+  void sleep(std::uint32_t seen, std::chrono::nanoseconds at_most) { base::futex_wait(seq_word(), seen, at_most); }
 
   // Gives back what dead ranks held or were waiting for; true when it did.
   bool reclaim() {

