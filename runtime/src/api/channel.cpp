@@ -8,9 +8,6 @@
 //   [8 ...] cells: sequence, then the item in whole words
 #include "ipc/channel.hpp"
 
-#include <algorithm>
-#include <thread>
-
 #include "base/errors.hpp"
 #include "base/futex.hpp"
 #include "ipc/window.hpp"
@@ -29,30 +26,15 @@ struct ChannelCore {
   std::atomic_ref<std::uint64_t> word(std::size_t i) const { return std::atomic_ref<std::uint64_t>(w[i]); }
   std::uint64_t* cell(std::uint64_t pos) const { return w + 8 + (pos & (cells - 1)) * cell_words; }
   std::uint32_t* futex(int which) const { return reinterpret_cast<std::uint32_t*>(&w[3 + which]); }
-  void wake(int which) {  // 0: not empty, 1: not full
-    std::atomic_ref<std::uint32_t>(*futex(which)).fetch_add(1);
-    if (word(5 + static_cast<std::size_t>(which)).load() > 0) base::futex_bump(futex(which));
-  }
+  std::uint64_t* sleepers(int which) const { return &w[5 + which]; }
+  void wake(int which) { base::futex_wake(futex(which), sleepers(which)); }
   // Waits until ready() (true) or the deadline (false); the host's loss is PeerLost.
   template <class Ready>
   bool wait(int which, Ready&& ready, std::chrono::steady_clock::time_point deadline) {
-    for (int i = 0; i < 200; ++i) {
-      if (ready()) return true;
-      if (i >= 50) std::this_thread::yield();
-    }
-    for (;;) {
-      std::uint32_t seen = std::atomic_ref<std::uint32_t>(*futex(which)).load();
-      word(5 + static_cast<std::size_t>(which)).fetch_add(1);
-      bool now = ready();
-      auto t = std::chrono::steady_clock::now();
-      if (!now && t < deadline)
-        base::futex_wait(futex(which), seen, std::min<std::chrono::nanoseconds>(deadline - t, std::chrono::milliseconds(100)));
-      word(5 + static_cast<std::size_t>(which)).fetch_sub(1);
-      if (now || ready()) return true;
-      if (std::chrono::steady_clock::now() >= deadline) return false;
+    return base::futex_await(futex(which), sleepers(which), ready, deadline, [&] {
       if (node.rank() != 0 && CommAccess::gone(node, 0))
         throw PeerLost("channel: its host, " + CommAccess::where(node, 0) + ", is gone", CommAccess::job_rank(node, 0));
-    }
+    });
   }
 };
 
@@ -135,10 +117,8 @@ int channel_pop(ChannelCore& c, void* item, std::chrono::steady_clock::time_poin
 
 void channel_close(ChannelCore& c) {
   c.word(2).store(1);
-  std::atomic_ref<std::uint32_t>(*c.futex(0)).fetch_add(1);
-  std::atomic_ref<std::uint32_t>(*c.futex(1)).fetch_add(1);
-  base::futex_bump(c.futex(0));
-  base::futex_bump(c.futex(1));
+  c.wake(0);
+  c.wake(1);
 }
 
 bool channel_closed(const ChannelCore& c) { return c.word(2).load() != 0; }

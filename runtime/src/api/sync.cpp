@@ -5,7 +5,8 @@
 //   [1] limit      initial units + units released (never decreases)
 //   [2] seq        (low 32 bits) bumped at every release: the futex sleepers wait on
 //   [3] lost       units given back by dead holders, not yet reported to a taker
-//   [4 + r]        node rank r: units held (low 32 bits), waiting with a ticket (bit 32)
+//   [4] sleepers   ranks that may be asleep on seq (base/futex.hpp)
+//   [5 + r]        node rank r: units held (low 32 bits), waiting with a ticket (bit 32)
 // A blocking acquire takes ticket t and waits until t < limit; try_acquire takes a
 // unit only while tickets < limit, by moving tickets on (so it never takes a unit a
 // ticket holder waits for). A dead rank's word gives back what it held and the unit
@@ -14,7 +15,6 @@
 
 #include <atomic>
 #include <string>
-#include <thread>
 
 #include "base/errors.hpp"
 #include "base/futex.hpp"
@@ -30,7 +30,7 @@ struct SemState {
   int me = 0;      // node rank
   int size = 1;    // node ranks
   SemState(const Communicator& c, const Communicator& n)
-      : comm(c), node(n), window(n, n.rank() == 0 ? 4 + static_cast<std::size_t>(n.size()) : 0) {
+      : comm(c), node(n), window(n, n.rank() == 0 ? 5 + static_cast<std::size_t>(n.size()) : 0) {
     words = window.slice(window.ranks_here().front()).data();
     me = n.rank();
     size = n.size();
@@ -38,15 +38,11 @@ struct SemState {
   std::atomic_ref<std::uint64_t> word(std::size_t i) const { return std::atomic_ref<std::uint64_t>(words[i]); }
   std::atomic_ref<std::uint64_t> tickets() const { return word(0); }
   std::atomic_ref<std::uint64_t> limit() const { return word(1); }
-  std::atomic_ref<std::uint32_t> seq() const {
-    return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(&words[2]));
-  }
   std::atomic_ref<std::uint64_t> lost() const { return word(3); }
-  std::atomic_ref<std::uint64_t> rank_word(int r) const { return word(4 + static_cast<std::size_t>(r)); }
+  std::atomic_ref<std::uint64_t> rank_word(int r) const { return word(5 + static_cast<std::size_t>(r)); }
 
   std::uint32_t* seq_word() const { return reinterpret_cast<std::uint32_t*>(&words[2]); }
-  void wake() { base::futex_bump(seq_word()); }
-  void sleep(std::uint32_t seen, std::chrono::nanoseconds at_most) { base::futex_wait(seq_word(), seen, at_most); }
+  void wake() { base::futex_wake(seq_word(), &words[4]); }
 
   // Gives back what dead ranks held or were waiting for; true when it did.
   bool reclaim() {
@@ -66,23 +62,10 @@ struct SemState {
     return any;
   }
 
-  // Waits until done() or the deadline: polls, yields, then sleeps on the futex,
-  // looking for dead holders every 100 ms.
+  // Waits until done() or the deadline, looking for dead holders between naps.
   template <class Done>
   bool wait(Done&& done, std::chrono::steady_clock::time_point deadline) {
-    for (int i = 0; i < 200; ++i) {
-      if (done()) return true;
-      if (i >= 50) std::this_thread::yield();
-    }
-    for (;;) {
-      std::uint32_t seen = seq().load();
-      if (done()) return true;
-      auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return false;
-      auto nap = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(100));
-      sleep(seen, nap);
-      if (!done()) reclaim();
-    }
+    return base::futex_await(seq_word(), &words[4], done, deadline, [&] { reclaim(); });
   }
 
   // This rank holds one more unit; tells it when the unit came from a dead holder.

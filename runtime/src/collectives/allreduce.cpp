@@ -29,39 +29,54 @@ void lower_first(std::byte* data, std::byte* other, std::size_t count, Reduction
   }
 }
 
+// The ranks beyond the largest power of two, pof2: the first 2 rem ranks pair up, the
+// even one of each pair hands its vector to the odd one and waits (fold_in), the odd
+// ones and the rest run the algorithm as ranks 0..pof2-1 (newrank), and the even ones
+// get the result back at the end (fold_out).
+struct Fold {
+  int pof2 = 1, rem = 0, newrank = -1;
+  int real(int nr) const { return nr < rem ? nr * 2 + 1 : nr + rem; }  // newrank -> rank
+};
+
+Fold fold_in(const CollContext& c, std::byte* data, std::byte* tmp, std::size_t count, Reduction op) {
+  Fold f;
+  int p = c.size, r = c.rank;
+  std::size_t bytes = count * op.elem_size;
+  while (f.pof2 * 2 <= p) f.pof2 *= 2;
+  f.rem = p - f.pof2;
+  if (r >= 2 * f.rem) {
+    f.newrank = r - f.rem;
+  } else if (r % 2 == 0) {
+    coll_send(c, data, bytes, r + 1, kAllreduce);
+  } else {
+    coll_recv(c, tmp, bytes, r - 1, kAllreduce);
+    lower_first(data, tmp, count, op, false);
+    f.newrank = r / 2;
+  }
+  return f;
+}
+
+void fold_out(const CollContext& c, const Fold& f, std::byte* data, std::size_t bytes) {
+  int r = c.rank;
+  if (r >= 2 * f.rem) return;
+  if (r % 2 == 0)
+    coll_recv(c, data, bytes, r + 1, kAllreduce);
+  else
+    coll_send(c, data, bytes, r - 1, kAllreduce);
+}
+
 void recursive_doubling(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
   std::size_t bytes = count * op.elem_size;
   std::vector<std::byte> tmp(bytes);
-  int p = c.size, r = c.rank;
-  int pof2 = 1;
-  while (pof2 * 2 <= p) pof2 *= 2;
-  int rem = p - pof2, newrank;
-  if (r < 2 * rem) {
-    if (r % 2 == 0) {
-      coll_send(c, data, bytes, r + 1, kAllreduce);
-      newrank = -1;
-    } else {
-      coll_recv(c, tmp.data(), bytes, r - 1, kAllreduce);
-      lower_first(data, tmp.data(), count, op, false);
-      newrank = r / 2;
-    }
-  } else {
-    newrank = r - rem;
-  }
-  if (newrank >= 0) {
-    for (int mask = 1; mask < pof2; mask <<= 1) {
-      int partner = newrank ^ mask;
-      int dst = partner < rem ? partner * 2 + 1 : partner + rem;
+  Fold f = fold_in(c, data, tmp.data(), count, op);
+  if (f.newrank >= 0) {
+    for (int mask = 1; mask < f.pof2; mask <<= 1) {
+      int dst = f.real(f.newrank ^ mask);
       coll_sendrecv(c, data, bytes, dst, tmp.data(), bytes, dst, kAllreduce);
-      lower_first(data, tmp.data(), count, op, dst > r);
+      lower_first(data, tmp.data(), count, op, dst > c.rank);
     }
   }
-  if (r < 2 * rem) {
-    if (r % 2 == 0)
-      coll_recv(c, data, bytes, r + 1, kAllreduce);
-    else
-      coll_send(c, data, bytes, r - 1, kAllreduce);
-  }
+  fold_out(c, f, data, bytes);
 }
 
 void ring(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
@@ -92,26 +107,11 @@ void ring(const CollContext& c, std::byte* data, std::size_t count, Reduction op
 // made by one rank (operands in rank order) and copied to the others, so every rank
 // holds bitwise the same result.
 void rabenseifner(const CollContext& c, std::byte* data, std::size_t count, Reduction op) {
-  int p = c.size, r = c.rank;
   std::size_t es = op.elem_size, bytes = count * es;
-  int pof2 = 1;
-  while (pof2 * 2 <= p) pof2 *= 2;
-  int rem = p - pof2, newrank;
   std::vector<std::byte> tmp(bytes);
-  if (r < 2 * rem) {
-    if (r % 2 == 0) {
-      coll_send(c, data, bytes, r + 1, kAllreduce);
-      newrank = -1;
-    } else {
-      coll_recv(c, tmp.data(), bytes, r - 1, kAllreduce);
-      lower_first(data, tmp.data(), count, op, false);
-      newrank = r / 2;
-    }
-  } else {
-    newrank = r - rem;
-  }
+  Fold f = fold_in(c, data, tmp.data(), count, op);
+  const int pof2 = f.pof2, newrank = f.newrank;
   if (newrank >= 0) {
-    auto real = [&](int nr) { return nr < rem ? nr * 2 + 1 : nr + rem; };
     // Block b of pof2 holds elements [first(b), first(b + 1)).
     auto first = [&](int b) { return count / pof2 * b + std::min<std::size_t>(b, count % pof2); };
     // Reduce-scatter: the range [lo, hi) of blocks this rank is responsible for halves
@@ -123,8 +123,8 @@ void rabenseifner(const CollContext& c, std::byte* data, std::size_t count, Redu
       int keep_lo = lower ? lo : mid, keep_hi = lower ? mid : hi;
       int give_lo = lower ? mid : lo, give_hi = lower ? hi : mid;
       std::size_t keep_n = first(keep_hi) - first(keep_lo), give_n = first(give_hi) - first(give_lo);
-      coll_sendrecv(c, data + first(give_lo) * es, give_n * es, real(partner), tmp.data(), keep_n * es,
-                    real(partner), kAllreduceHalving);
+      coll_sendrecv(c, data + first(give_lo) * es, give_n * es, f.real(partner), tmp.data(), keep_n * es,
+                    f.real(partner), kAllreduceHalving);
       lower_first(data + first(keep_lo) * es, tmp.data(), keep_n, op, lower);
       lo = keep_lo;
       hi = keep_hi;
@@ -135,18 +135,13 @@ void rabenseifner(const CollContext& c, std::byte* data, std::size_t count, Redu
       int size = hi - lo;
       int other_lo = (newrank & mask) ? lo - size : lo + size;
       std::size_t mine_n = first(hi) - first(lo), theirs_n = first(other_lo + size) - first(other_lo);
-      coll_sendrecv(c, data + first(lo) * es, mine_n * es, real(partner), data + first(other_lo) * es, theirs_n * es,
-                    real(partner), kAllreduceHalving);
+      coll_sendrecv(c, data + first(lo) * es, mine_n * es, f.real(partner), data + first(other_lo) * es, theirs_n * es,
+                    f.real(partner), kAllreduceHalving);
       lo = std::min(lo, other_lo);
       hi = lo + 2 * size;
     }
   }
-  if (r < 2 * rem) {
-    if (r % 2 == 0)
-      coll_recv(c, data, bytes, r + 1, kAllreduce);
-    else
-      coll_send(c, data, bytes, r - 1, kAllreduce);
-  }
+  fold_out(c, f, data, bytes);
 }
 
 // Oversubscribed nodes, small vectors: every rank sends to rank 0, which reduces in
