@@ -4,6 +4,7 @@
 #include <cereal/types/vector.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <span>
 
 #include "harness.hpp"
@@ -13,6 +14,7 @@ namespace {
 class IpcBackend {
  public:
   static constexpr bool collectives = true;
+  static constexpr bool tools = true;
   using Req = ipc::Request;
 
   explicit IpcBackend(ipc::Communicator& c) : c_(c) {}
@@ -44,10 +46,64 @@ class IpcBackend {
   }
   Req iallreduce(double* inout, std::size_t n) { return c_.iallreduce_inplace(std::span<double>(inout, n)); }
   void wait(Req& r) { r.wait(); }
+  void tools_begin() {
+    mutex_.emplace(c_);
+    window_.emplace(c_, c_.rank() == 0 ? 1 : 0);
+  }
+  void tools_end() {
+    window_.reset();
+    mutex_.reset();
+  }
+  void lock() { mutex_->lock(); }
+  void unlock() { mutex_->unlock(); }
+  void fence() { window_->fence(); }
 
  private:
   ipc::Communicator& c_;
+  std::optional<ipc::Mutex> mutex_;
+  std::optional<ipc::SharedWindow<long>> window_;
 };
+
+// Channels (this runtime only): channel_latency, an 8-byte item from rank 0 to rank 1
+// through one channel and back through another (half the round trip); channel_rate,
+// rank 0 pushes into a channel of 1024 that rank 1 empties (items per second).
+void channels(ipc::Communicator& c, const bench::Config& cfg) {
+  int iters = bench::iterations(8, cfg.scale, 20000);
+  if (cfg.want("channel_latency")) {
+    ipc::Channel<long> there(c, 2), back(c, 2);
+    std::vector<double> reps;
+    for (int r = -1; r < cfg.repeats; ++r) {
+      c.barrier();
+      double t0 = bench::now_us();
+      for (long i = 0; i < iters / 4; ++i) {
+        if (c.rank() == 0) {
+          there.push(i);
+          (void)back.pop();
+        } else if (c.rank() == 1) {
+          back.push(*there.pop());
+        }
+      }
+      if (r >= 0) reps.push_back((bench::now_us() - t0) / (iters / 4) / 2);
+    }
+    if (c.rank() == 0) bench::emit("channel_latency", 8, bench::median(reps), "us");
+  }
+  if (cfg.want("channel_rate")) {
+    ipc::Channel<long> ch(c, 1024);
+    std::vector<double> reps;
+    for (int r = -1; r < cfg.repeats; ++r) {
+      c.barrier();
+      double t0 = bench::now_us();
+      for (long i = 0; i < iters * 5; ++i) {
+        if (c.rank() == 0) ch.push(i);
+        if (c.rank() == 1) (void)ch.pop();
+      }
+      if (c.rank() == 1) c.send(0, 0);  // rank 0's clock stops when all are popped
+      if (c.rank() == 0) c.recv<int>(1);
+      if (r >= 0) reps.push_back(1e6 * iters * 5 / (bench::now_us() - t0));
+    }
+    if (c.rank() == 0) bench::emit("channel_rate", 8, bench::median(reps), "items/s");
+  }
+}
 
 // Remote procedure calls (this runtime only): rank 0 calls "echo" on rank 1 with a
 // vector of `bytes` and gets it back. rpc_latency: one call at a time, the whole round
@@ -96,5 +152,7 @@ int main(int argc, char** argv) {
   auto cfg = bench::parse(argc, argv);
   bench::run(b, cfg);
   if (rt.size() >= 2 && (cfg.want("rpc_latency") || cfg.want("rpc_rate"))) rpc(rt.world(), cfg);
+  if (rt.size() >= 2 && !cfg.only.empty() && (cfg.want("channel_latency") || cfg.want("channel_rate")))
+    channels(rt.world(), cfg);
   return 0;
 }

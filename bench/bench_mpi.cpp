@@ -8,6 +8,7 @@ namespace {
 class MpiBackend {
  public:
   static constexpr bool collectives = true;
+  static constexpr bool tools = true;
   using Req = MPI_Request;
 
   MpiBackend() {
@@ -57,8 +58,21 @@ class MpiBackend {
     return r;
   }
   void wait(Req& r) { MPI_Wait(&r, MPI_STATUS_IGNORE); }
+  // The counterparts of a mutex and a window: an exclusive lock of rank 0's part of a
+  // shared window (MPI_Win_allocate_shared: the ranks must share a node), its fence.
+  void tools_begin() {
+    void* base = nullptr;
+    MPI_Win_allocate_shared(rank_ == 0 ? static_cast<MPI_Aint>(sizeof(long)) : 0, sizeof(long), MPI_INFO_NULL,
+                            MPI_COMM_WORLD, &base, &win_);
+    MPI_Win_fence(0, win_);
+  }
+  void tools_end() { MPI_Win_free(&win_); }
+  void lock() { MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, win_); }
+  void unlock() { MPI_Win_unlock(0, win_); }
+  void fence() { MPI_Win_fence(0, win_); }
 
  private:
+  MPI_Win win_ = MPI_WIN_NULL;
   int rank_ = 0, size_ = 1;
 };
 

@@ -10,6 +10,8 @@
 //                                      // bcast(char*, n, root), allgather(...), alltoall(...),
 //                                      // scatter(...), reduce_scatter(...),
 //                                      // Req iallreduce(double*, n), wait(Req&)
+//   static constexpr bool tools;      // then also: tools_begin(), tools_end() (collective),
+//                                      // lock(), unlock() (one lock of the job), fence()
 //
 // Results go to stdout on rank 0 as CSV lines: benchmark,bytes,value,unit.
 #pragma once
@@ -234,6 +236,41 @@ void blocked(B& b, const Config& cfg, double seconds) {
   (void)cfg;
 }
 
+// The classic tools: one lock of the job, uncontended (rank 0 alone) and handed back
+// and forth between ranks 0 and 1 (time per acquire + release); a window's fence (all
+// ranks). Rows in us, bytes 0.
+template <class B>
+void tools(B& b, const Config& cfg) {
+  if constexpr (B::tools) {
+    if (!cfg.want("mutex_uncontended") && !cfg.want("mutex_handoff") && !cfg.want("window_fence")) return;
+    b.tools_begin();
+    int iters = iterations(8, cfg.scale, 20000);
+    // `ranks` ranks run body() `per_rank` times each; the row is the time per one of `ops`.
+    auto rows = [&](const char* name, int ranks, int per_rank, int ops, auto&& body) {
+      std::vector<double> reps;
+      for (int r = -1; r < cfg.repeats; ++r) {
+        b.sync();
+        double t0 = now_us();
+        if (b.rank() < ranks)
+          for (int i = 0; i < per_rank; ++i) body();
+        b.sync();
+        if (r >= 0) reps.push_back((now_us() - t0) / ops);
+      }
+      if (b.rank() == 0) emit(name, 0, median(reps), "us");
+    };
+    if (cfg.want("mutex_uncontended")) rows("mutex_uncontended", 1, iters, iters, [&] {
+        b.lock();
+        b.unlock();
+      });
+    if (cfg.want("mutex_handoff") && b.size() >= 2) rows("mutex_handoff", 2, iters / 4, iters / 2, [&] {
+        b.lock();
+        b.unlock();
+      });
+    if (cfg.want("window_fence")) rows("window_fence", b.size(), iters / 10, iters / 10, [&] { b.fence(); });
+    b.tools_end();
+  }
+}
+
 template <class B>
 void run(B& b, const Config& cfg) {
   if (b.size() >= 2 && !cfg.sizes.empty()) {
@@ -242,6 +279,7 @@ void run(B& b, const Config& cfg) {
     if (cfg.want("bibw")) bandwidth(b, cfg, true);
   }
   collectives(b, cfg);
+  tools(b, cfg);
   if (b.size() >= 2 && cfg.blocked_seconds > 0) blocked(b, cfg, cfg.blocked_seconds);
   b.sync();
 }

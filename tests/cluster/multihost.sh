@@ -12,6 +12,8 @@
 #              --keep-going); ipcrun killed: nothing left on any host
 #   tls        --tls across hosts: programs run, and a capture of node1's link sees a
 #              known text in the clear without --tls and never with it
+#   tools      semaphores, mutexes and channels across hosts (the home rank's queue):
+#              contention, 100,000 items, a holder, a producer and the host killed
 set -euo pipefail
 [ -n "${MH_TRACE:-}" ] && set -x
 ROOT=${1:?project root}
@@ -163,6 +165,31 @@ programs)
   expect 0 "it_coll_matrix, 5 ranks dealt to 3 hosts"
   on1 "$IPCRUN" --hostfile "$HF" -n 5 --map-by node "$IT/it_coll_mix" 300 5
   expect 0 "it_coll_mix, 5 ranks dealt to 3 hosts"
+  ;;
+
+tools)
+  on1 "$IPCRUN" --hostfile "$HF" -n 6 --report-transports "$IT/it_sync"
+  expect 0 "it_sync on 3 hosts"
+  grep -q "sync: 6 ranks ok" "$TMP/out" || fail "it_sync on 3 hosts: $(cat "$TMP/out")"
+  on1 "$IPCRUN" --hostfile "$HF" -n 6 "$IT/it_channel" all 20000
+  expect 0 "it_channel (3 x 20,000 items) on 3 hosts"
+  on1 "$IPCRUN" --hostfile "$HF" -n 6 --map-by node "$EX/pipeline"
+  expect 0 "pipeline on 3 hosts"
+  grep -q "each exactly once, in order per producer" "$TMP/out" || fail "pipeline on 3 hosts: $(cat "$TMP/out")"
+  # A mutex holder on node2 dies (SIGKILL-like _Exit); the waiter on node1 gets the
+  # mutex and is told. A producer on node3 dies: nothing it pushed is lost. The host
+  # (rank 0, node1) dies: a consumer on node2 gets PeerLost.
+  on1 "$IPCRUN" --host node1,node2,node3 -n 3 --keep-going "$IT/it_sync" owner_lost
+  expect 3 "a mutex holder dying on node2"
+  grep -q "owner_lost: rank 0 got the dead holder's mutex and was told" "$TMP/out" ||
+    fail "owner_lost across hosts: $(cat "$TMP/out" "$TMP/err")"
+  on1 "$IPCRUN" --host node1,node3 -n 2 --keep-going "$IT/it_channel" producer_dies
+  expect 3 "a producer dying on node3"
+  grep -q "producer_dies: nothing lost" "$TMP/out" || fail "producer_dies across hosts: $(cat "$TMP/out" "$TMP/err")"
+  on1 "$IPCRUN" --host node1,node2 -n 2 --keep-going "$IT/it_channel" host_dies
+  expect 3 "the channel's host dying on node1"
+  grep -q "host_dies: .*channel: its host, rank 0 on node1.* is gone" "$TMP/out" ||
+    fail "host_dies across hosts: $(cat "$TMP/out" "$TMP/err")"
   ;;
 
 tls)

@@ -1,8 +1,9 @@
 // Channels: items of many producers reach many consumers exactly once, in order per
 // producer, through a small channel (full and empty often); try and timed forms;
 // close() wakes every waiter and refuses pushes; a producer that dies loses nothing it
-// pushed; a consumer waiting when the host dies gets PeerLost.
-//   it_channel [all | producer_dies | host_dies]
+// pushed; a consumer waiting when the host dies gets PeerLost. The same program tests
+// the home's queue (IPC_TOOLS_HOME=always, or ranks on several hosts).
+//   it_channel [all [ITEMS_PER_PRODUCER] | producer_dies | host_dies]
 #include <ipc/ipc.hpp>
 
 #include <chrono>
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
   // Exactly once, in order per producer, many each way, through 4 cells.
   ipc::Channel<Item> ch(w, 4);
   CHECK(ch.capacity() == 4, "capacity %zu", ch.capacity());
-  const long per = 3000;
+  const long per = argc > 2 ? std::atol(argv[2]) : 3000;
   int producers = n == 1 ? 1 : n / 2;
   bool producer = me < producers;
   auto side = w.split(producer ? 0 : 1);
@@ -110,6 +111,28 @@ int main(int argc, char** argv) {
   }
   CHECK(refused && ch.closed(), "a push after close() was not refused");
   CHECK(!ch.pop() && !ch.try_pop_for(std::chrono::milliseconds(5)), "a closed, empty channel gave an item");
+
+  // Close while pushes wait for room (or come after it): each fails with
+  // ChannelClosed, and the items that were in stay poppable.
+  ipc::Channel<int> full(w, 2);
+  if (me == 0) CHECK(full.try_push(1) && full.try_push(2), "filling a channel of 2");
+  w.barrier();
+  if (me == 0) {
+    full.close();
+  } else {
+    bool closed = false;
+    try {
+      full.push(3);  // full: waits until the close
+    } catch (const ipc::ChannelClosed&) {
+      closed = true;
+    }
+    CHECK(closed, "a push waiting in a full channel was not ended by close()");
+  }
+  w.barrier();
+  if (me == 0) {
+    auto a = full.try_pop(), b = full.try_pop(), c = full.try_pop();
+    CHECK(a == 1 && b == 2 && !c, "the items of a closed channel");
+  }
 
   // Timed forms on a fresh channel: an empty pop and a full push time out.
   ipc::Channel<int> small(w, 1);

@@ -1,24 +1,26 @@
 /// @file channel.hpp
-/// Bounded producer–consumer channels between the ranks of a node.
+/// Bounded producer–consumer channels between the ranks of a communicator.
 ///
 ///     ipc::Channel<Task> tasks(node_comm, 1024);   // collective
 ///     tasks.push(t);                               // any rank; blocks while full
 ///     while (auto t = tasks.pop()) work(*t);       // any rank; nullopt once closed and empty
 ///     tasks.close();                               // any rank; wakes every waiter
 ///
-/// Made collectively by a communicator whose ranks share a node (an ipc::UsageError
-/// otherwise: across nodes a host rank's queue is not built yet). Items are trivially
-/// copyable values, stored in shared memory in a ring of `capacity` cells (rounded up
-/// to a power of two, at least 2): a push or a pop is a few atomic operations, no
-/// message, and a
-/// rank that waits polls briefly, then sleeps on a futex.
+/// Made collectively by a communicator's ranks. Items are trivially copyable values.
+/// When the ranks share a node, the items are stored in shared memory in a ring of
+/// `capacity` cells (rounded up to a power of two, at least 2): a push or a pop is a
+/// few atomic operations, no message, and a rank that waits polls briefly, then sleeps
+/// on a futex. When they span nodes (or IPC_TOOLS_HOME=always), the communicator's
+/// rank 0, the host, holds the items (at most capacity()) on a thread of its own, and
+/// every push or pop of another rank is a message to it and its answer; the host's
+/// own are direct calls.
 ///
 /// Every item pushed is popped exactly once; items of one producer are popped in the
 /// order it pushed them. After close(), push() throws ipc::ChannelClosed, and pop()
 /// returns what is left, then std::nullopt. A producer or consumer that dies loses
 /// nothing that was pushed and not popped (an item caught in the instant of a push or
 /// pop by a rank that dies then may be lost). When the channel's host (its
-/// communicator's rank 0, which made the ring) dies, waiters fail with ipc::PeerLost.
+/// communicator's rank 0) dies, waiters fail with ipc::PeerLost.
 #pragma once
 
 #include <chrono>
@@ -51,8 +53,8 @@ class Channel {
   static_assert(std::is_trivially_copyable_v<T>, "ipc::Channel: items must be trivially copyable");
 
  public:
-  /// Collective over `comm` (all of whose ranks share a node).
-  /// @throws ipc::UsageError when `comm` spans nodes or capacity is 0.
+  /// Collective over `comm`.
+  /// @throws ipc::UsageError when capacity is 0.
   Channel(const Communicator& comm, std::size_t capacity) : c_(detail::make_channel(comm, capacity, sizeof(T))) {}
 
   /// Pushes `item`, waiting while the channel is full.

@@ -1,5 +1,5 @@
 /// @file sync.hpp
-/// Semaphores and mutexes shared by the ranks of a node.
+/// Semaphores and mutexes of the ranks of a communicator, on one node or across nodes.
 ///
 ///     ipc::Semaphore slots(comm, 3);              // collective: 3 units
 ///     {
@@ -9,20 +9,25 @@
 ///     ipc::Mutex m(comm);                         // one holder at a time
 ///     { std::lock_guard lk(m); append_to_the_log(); }
 ///
-/// Made collectively by the ranks of a communicator whose ranks share a node (an
-/// ipc::UsageError otherwise: across nodes, a home rank's queue is not built yet).
-/// The state lives in shared memory: acquiring a free unit is one atomic operation,
-/// no message; a rank that waits polls briefly, then sleeps on a futex until a release.
+/// Made collectively by the ranks of a communicator. When they share a node, the state
+/// lives in shared memory: acquiring a free unit is one atomic operation, no message;
+/// a rank that waits polls briefly, then sleeps on a futex until a release. When they
+/// span nodes (or IPC_TOOLS_HOME=always), the communicator's rank 0, the home, keeps
+/// the state on a thread of its own: every operation of another rank is a message to
+/// it and its answer (a few microseconds on one node, a network round trip across),
+/// the home's own are direct calls (about 0.15 us).
 ///
-/// Fair: blocking acquires are served in the order they started (a ticket each).
-/// try_acquire() and try_acquire_for() take only a unit no blocked rank is waiting
-/// for, so they never overtake the queue.
+/// Fair: blocking acquires are served in the order they started (a ticket each, or
+/// the home's queue in the order its requests arrive). try_acquire() and
+/// try_acquire_for() take only a unit no blocked rank is waiting for, so they never
+/// overtake the queue.
 ///
 /// A holder that dies (under ipcrun --keep-going) gives its units back: the rank that
 /// gets one of them is told, as robust POSIX mutexes tell EOWNERDEAD: acquire() throws
 /// ipc::OwnerLost after acquiring (the caller holds the unit and must release it), a
-/// guard records it in owner_lost() instead. Waiters look for dead holders every
-/// 100 ms while they sleep.
+/// guard records it in owner_lost() instead. Waiters (or the home) look for dead
+/// holders every 100 ms. When the home dies, every operation of the others fails with
+/// ipc::PeerLost.
 #pragma once
 
 #include <chrono>
@@ -39,11 +44,10 @@ namespace detail {
 struct SemState;
 }
 
-/// A counting semaphore of the ranks of one node (see the top of this file).
+/// A counting semaphore of a communicator's ranks (see the top of this file).
 class Semaphore {
  public:
-  /// Collective over `comm` (all of whose ranks share a node): `initial` units.
-  /// @throws ipc::UsageError when `comm` spans nodes.
+  /// Collective over `comm`: `initial` units.
   Semaphore(const Communicator& comm, std::uint64_t initial);
   ~Semaphore();
   Semaphore(const Semaphore&) = delete;
@@ -73,7 +77,7 @@ class Semaphore {
   std::unique_ptr<detail::SemState> s_;
 };
 
-/// One holder at a time among the ranks of a node; std::lock_guard and
+/// One holder at a time among a communicator's ranks; std::lock_guard and
 /// std::unique_lock work with it.
 class Mutex : public Semaphore {
  public:

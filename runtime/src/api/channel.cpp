@@ -1,4 +1,6 @@
-// Channels of one node (the compiled half of channel.hpp): a bounded ring of cells in
+// Channels (the compiled half of channel.hpp).
+//
+// On one node: a bounded ring of cells in
 // shared memory, each with a sequence number (a cell at position p is free for the
 // push of p when its sequence is p, holds that push's item when it is p + 1), so that
 // pushes and pops of any ranks claim positions with one compare-and-swap and never
@@ -6,20 +8,30 @@
 //   [0] head  [1] tail  [2] closed  [3] not-empty futex  [4] not-full futex
 //   [5] sleepers on not-empty  [6] sleepers on not-full  [7] cells (a power of two)
 //   [8 ...] cells: sequence, then the item in whole words
+//
+// Across nodes the home rank's queue (api/home.hpp) holds the items (at most the
+// capacity), the pushes waiting for room (with their items) and the pops waiting for
+// an item, each in arrival order. Pops wait only while no item is held, so a push
+// hands its item straight to the first waiting pop; a pop that makes room lets the
+// first waiting push in.
 #include "ipc/channel.hpp"
 
+#include <deque>
+
+#include "api/home.hpp"
 #include "base/errors.hpp"
 #include "base/futex.hpp"
 #include "ipc/window.hpp"
+#include "wire/bytes.hpp"
 
 namespace ipc::detail {
 
-struct ChannelCore {
+struct LocalRing {
   Communicator node;
   SharedWindow<std::uint64_t> window;
   std::uint64_t* w = nullptr;
   std::size_t cells = 0, item_bytes = 0, cell_words = 0;
-  ChannelCore(const Communicator& n, std::size_t cap, std::size_t item, std::size_t words)
+  LocalRing(const Communicator& n, std::size_t cap, std::size_t item, std::size_t words)
       : node(n), window(n, n.rank() == 0 ? 8 + cap * words : 0), cells(cap), item_bytes(item), cell_words(words) {
     w = window.slice(window.ranks_here().front()).data();
   }
@@ -38,24 +50,152 @@ struct ChannelCore {
   }
 };
 
+// The home's state of a channel whose ranks span nodes.
+class ChannelHome final : public HomeState {
+ public:
+  enum Op : std::uint8_t { kPush, kPop, kClose, kClosed };
+  // Answers: a status byte (channel_push's and channel_pop's codes), then a popped item.
+
+  explicit ChannelHome(std::size_t capacity) : capacity_(capacity) {}
+
+  void request(Home& home, int rank, std::uint32_t id, std::uint8_t op, std::span<const std::byte> p) override {
+    bool wait = !p.empty() && p[0] != std::byte{0};
+    switch (op) {
+      case kPush: {
+        std::vector<std::byte> item(p.begin() + (p.empty() ? 0 : 1), p.end());
+        if (closed_) {
+          status(home, rank, id, 2);
+        } else if (!pops_.empty()) {  // nothing is held: straight to the first waiting pop
+          Waiting w = pops_.front();
+          pops_.pop_front();
+          give(home, w.rank, w.id, item);
+          status(home, rank, id, 0);
+        } else if (items_.size() < capacity_) {
+          items_.push_back(std::move(item));
+          status(home, rank, id, 0);
+        } else if (!wait) {
+          status(home, rank, id, 1);
+        } else {
+          pushes_.push_back({{rank, id}, std::move(item)});
+        }
+        break;
+      }
+      case kPop:
+        if (!items_.empty()) {
+          give(home, rank, id, items_.front());
+          items_.pop_front();
+          if (!pushes_.empty()) {  // room for the first waiting push
+            items_.push_back(std::move(pushes_.front().item));
+            status(home, pushes_.front().who.rank, pushes_.front().who.id, 0);
+            pushes_.pop_front();
+          }
+        } else if (closed_) {
+          status(home, rank, id, 2);
+        } else if (!wait) {
+          status(home, rank, id, 1);
+        } else {
+          pops_.push_back({rank, id});
+        }
+        break;
+      case kClose:
+        closed_ = true;
+        for (auto& w : pops_) status(home, w.rank, w.id, 2);
+        for (auto& w : pushes_) status(home, w.who.rank, w.who.id, 2);
+        pops_.clear();
+        pushes_.clear();
+        status(home, rank, id, 0);
+        break;
+      case kClosed:
+        status(home, rank, id, closed_ ? 1 : 0);
+        break;
+      default:
+        break;
+    }
+  }
+
+  void withdraw(Home& home, int rank, std::uint32_t id) override {
+    auto mine = [&](const Waiting& w) { return w.rank == rank && w.id == id; };
+    std::size_t n = std::erase_if(pops_, mine) + std::erase_if(pushes_, [&](const Push& p) { return mine(p.who); });
+    if (n > 0) status(home, rank, id, 3);
+  }
+
+  void gone(Home&, int rank) override {  // what it pushed stays; its waiting calls end
+    std::erase_if(pops_, [rank](const Waiting& w) { return w.rank == rank; });
+    std::erase_if(pushes_, [rank](const Push& p) { return p.who.rank == rank; });
+  }
+
+ private:
+  struct Waiting {
+    int rank;
+    std::uint32_t id;
+  };
+  struct Push {
+    Waiting who;
+    std::vector<std::byte> item;
+  };
+  static void status(Home& home, int rank, std::uint32_t id, int code) {
+    auto b = static_cast<std::byte>(code);
+    home.answer(rank, id, std::span<const std::byte>(&b, 1));
+  }
+  static void give(Home& home, int rank, std::uint32_t id, const std::vector<std::byte>& item) {
+    std::vector<std::byte> out;
+    out.reserve(1 + item.size());
+    out.push_back(std::byte{0});
+    out.insert(out.end(), item.begin(), item.end());
+    home.answer(rank, id, out);
+  }
+
+  std::size_t capacity_;
+  bool closed_ = false;
+  std::deque<std::vector<std::byte>> items_;
+  std::deque<Waiting> pops_;
+  std::deque<Push> pushes_;
+};
+
+struct ChannelCore {
+  std::size_t cells = 0, item_bytes = 0;
+  std::unique_ptr<LocalRing> ring;
+  std::unique_ptr<Home> home;
+};
+
 std::shared_ptr<ChannelCore> make_channel(const Communicator& comm, std::size_t capacity, std::size_t item_bytes) {
   if (capacity == 0) throw UsageError("Channel: a capacity of 0");
-  Communicator node = comm.split_by_node();
-  if (node.size() != comm.size())
-    throw UsageError("Channel: the communicator's " + std::to_string(comm.size()) +
-                     " ranks are not all on one node (across nodes it is not built yet)");
   std::size_t cap = 2;  // a single cell's sequence could not tell full from free
   while (cap < capacity) cap <<= 1;
-  auto c = std::make_shared<ChannelCore>(node, cap, item_bytes, 1 + (item_bytes + 7) / 8);
-  if (node.rank() == 0) {
-    c->word(7).store(cap);
-    for (std::size_t p = 0; p < cap; ++p) std::atomic_ref<std::uint64_t>(*c->cell(p)).store(p);
+  auto c = std::make_shared<ChannelCore>();
+  c->cells = cap;
+  c->item_bytes = item_bytes;
+  auto node = tools_node(comm);
+  if (!node) {
+    c->home = std::make_unique<Home>(comm, comm.rank() == 0 ? std::make_unique<ChannelHome>(cap) : nullptr, "channel");
+    return c;
   }
-  c->window.fence();
+  c->ring = std::make_unique<LocalRing>(*node, cap, item_bytes, 1 + (item_bytes + 7) / 8);
+  auto& r = *c->ring;
+  if (node->rank() == 0) {
+    r.word(7).store(cap);
+    for (std::size_t p = 0; p < cap; ++p) std::atomic_ref<std::uint64_t>(*r.cell(p)).store(p);
+  }
+  r.window.fence();
   return c;
 }
 
-int channel_push(ChannelCore& c, const void* item, std::chrono::steady_clock::time_point deadline, bool wait) {
+namespace {
+std::span<const std::byte> wait_flag(bool wait) {
+  static constexpr std::byte flags[2] = {std::byte{0}, std::byte{1}};
+  return {&flags[wait ? 1 : 0], 1};
+}
+}  // namespace
+
+int channel_push(ChannelCore& core, const void* item, std::chrono::steady_clock::time_point deadline, bool wait) {
+  if (core.home) {
+    std::vector<std::byte> p(1 + core.item_bytes);
+    p[0] = wait_flag(wait)[0];
+    if (core.item_bytes) std::memcpy(p.data() + 1, item, core.item_bytes);
+    auto a = core.home->ask(ChannelHome::kPush, p, wait ? deadline : std::chrono::steady_clock::time_point::max());
+    return a.empty() ? 2 : static_cast<int>(a[0]);
+  }
+  auto& c = *core.ring;
   for (;;) {
     if (c.word(2).load()) return 2;
     std::uint64_t pos = c.word(1).load();
@@ -83,7 +223,18 @@ int channel_push(ChannelCore& c, const void* item, std::chrono::steady_clock::ti
   }
 }
 
-int channel_pop(ChannelCore& c, void* item, std::chrono::steady_clock::time_point deadline, bool wait) {
+int channel_pop(ChannelCore& core, void* item, std::chrono::steady_clock::time_point deadline, bool wait) {
+  if (core.home) {
+    auto a = core.home->ask(ChannelHome::kPop, wait_flag(wait), wait ? deadline : std::chrono::steady_clock::time_point::max());
+    int status = a.empty() ? 2 : static_cast<int>(a[0]);
+    if (status == 0 && core.item_bytes) {
+      if (a.size() != 1 + core.item_bytes) throw ProtocolError("channel: an item of " + std::to_string(a.size() - 1) +
+                                                             " bytes from its home, not " + std::to_string(core.item_bytes));
+      std::memcpy(item, a.data() + 1, core.item_bytes);
+    }
+    return status;
+  }
+  auto& c = *core.ring;
   for (;;) {
     std::uint64_t pos = c.word(0).load();
     std::uint64_t* cell = c.cell(pos);
@@ -115,13 +266,24 @@ int channel_pop(ChannelCore& c, void* item, std::chrono::steady_clock::time_poin
   }
 }
 
-void channel_close(ChannelCore& c) {
+void channel_close(ChannelCore& core) {
+  if (core.home) {
+    core.home->ask(ChannelHome::kClose, {});
+    return;
+  }
+  auto& c = *core.ring;
   c.word(2).store(1);
   c.wake(0);
   c.wake(1);
 }
 
-bool channel_closed(const ChannelCore& c) { return c.word(2).load() != 0; }
+bool channel_closed(const ChannelCore& core) {
+  if (core.home) {
+    auto a = core.home->ask(ChannelHome::kClosed, {});
+    return !a.empty() && a[0] != std::byte{0};
+  }
+  return core.ring->word(2).load() != 0;
+}
 std::size_t channel_capacity(const ChannelCore& c) { return c.cells; }
 
 void throw_closed() { throw ChannelClosed("Channel: pushed after close()"); }

@@ -1,6 +1,7 @@
-// Semaphores and mutexes of one node (the compiled half of sync.hpp).
+// Semaphores and mutexes (the compiled half of sync.hpp).
 //
-// The state is a slice of a shared window on the node's first rank, 64-bit words:
+// On one node the state is a slice of a shared window on the node's first rank, 64-bit
+// words:
 //   [0] tickets    blocking acquires started (ticket t is served once t < limit)
 //   [1] limit      initial units + units released (never decreases)
 //   [2] seq        (low 32 bits) bumped at every release: the futex sleepers wait on
@@ -11,29 +12,37 @@
 // unit only while tickets < limit, by moving tickets on (so it never takes a unit a
 // ticket holder waits for). A dead rank's word gives back what it held and the unit
 // its pending ticket will be served (which nobody will take).
+//
+// Across nodes the home rank's queue (api/home.hpp) keeps the free units, each rank's
+// held units and a FIFO of waiting requests; every operation is a request and its
+// answer (a release too, so that it is seen by anything the releaser does after it).
 #include "ipc/sync.hpp"
 
 #include <atomic>
+#include <deque>
 #include <string>
 
+#include "api/home.hpp"
 #include "base/errors.hpp"
 #include "base/futex.hpp"
 #include "ipc/window.hpp"
+#include "wire/bytes.hpp"
 
 namespace ipc::detail {
 
-struct SemState {
-  Communicator comm;
+struct LocalSem {
   Communicator node;
   SharedWindow<std::uint64_t> window;
   std::uint64_t* words = nullptr;
   int me = 0;      // node rank
   int size = 1;    // node ranks
-  SemState(const Communicator& c, const Communicator& n)
-      : comm(c), node(n), window(n, n.rank() == 0 ? 5 + static_cast<std::size_t>(n.size()) : 0) {
+  LocalSem(const Communicator& n, std::uint64_t initial)
+      : node(n), window(n, n.rank() == 0 ? 5 + static_cast<std::size_t>(n.size()) : 0) {
     words = window.slice(window.ranks_here().front()).data();
     me = n.rank();
     size = n.size();
+    if (me == 0) limit().store(initial);
+    window.fence();
   }
   std::atomic_ref<std::uint64_t> word(std::size_t i) const { return std::atomic_ref<std::uint64_t>(words[i]); }
   std::atomic_ref<std::uint64_t> tickets() const { return word(0); }
@@ -79,30 +88,138 @@ struct SemState {
   }
 };
 
+
+// The home's state of a semaphore whose ranks span nodes.
+class SemHome final : public HomeState {
+ public:
+  enum Op : std::uint8_t { kAcquire, kTry, kRelease, kAvailable };
+  enum Answer : std::uint8_t { kGranted, kGrantedLost, kRefused };
+
+  SemHome(std::uint64_t initial, int size) : free_(initial), held_(static_cast<std::size_t>(size), 0) {}
+
+  void request(Home& home, int rank, std::uint32_t id, std::uint8_t op, std::span<const std::byte> p) override {
+    switch (op) {
+      case kAcquire:
+        queue_.push_back({rank, id});
+        serve(home);
+        break;
+      case kTry:
+        if (queue_.empty() && free_ > 0)
+          grant(home, rank, id);
+        else
+          reply(home, rank, id, kRefused);
+        break;
+      case kRelease: {
+        auto n = p.size() >= 8 ? wire::get_int<std::uint64_t>(p.data()) : 0;
+        auto& h = held_[static_cast<std::size_t>(rank)];
+        h -= std::min(h, n);
+        free_ += n;
+        serve(home);
+        reply(home, rank, id, kGranted);  // done: visible to whatever this rank does next
+        break;
+      }
+      case kAvailable: {
+        std::vector<std::byte> out;
+        wire::put_int(out, free_);
+        home.answer(rank, id, out);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  void withdraw(Home& home, int rank, std::uint32_t id) override {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it)
+      if (it->rank == rank && it->id == id) {
+        queue_.erase(it);
+        reply(home, rank, id, kRefused);
+        return;
+      }
+  }
+
+  void gone(Home& home, int rank) override {
+    auto& h = held_[static_cast<std::size_t>(rank)];
+    free_ += h;
+    lost_ += h;
+    h = 0;
+    std::erase_if(queue_, [rank](const Waiting& w) { return w.rank == rank; });
+    serve(home);
+  }
+
+ private:
+  struct Waiting {
+    int rank;
+    std::uint32_t id;
+  };
+  static void reply(Home& home, int rank, std::uint32_t id, Answer a) {
+    auto b = static_cast<std::byte>(a);
+    home.answer(rank, id, std::span<const std::byte>(&b, 1));
+  }
+  void grant(Home& home, int rank, std::uint32_t id) {
+    --free_;
+    ++held_[static_cast<std::size_t>(rank)];
+    bool lost = lost_ > 0;
+    if (lost) --lost_;
+    reply(home, rank, id, lost ? kGrantedLost : kGranted);
+  }
+  void serve(Home& home) {
+    while (free_ > 0 && !queue_.empty()) {
+      Waiting w = queue_.front();
+      queue_.pop_front();
+      grant(home, w.rank, w.id);
+    }
+  }
+
+  std::uint64_t free_;
+  std::uint64_t lost_ = 0;
+  std::vector<std::uint64_t> held_;
+  std::deque<Waiting> queue_;
+};
+
+// A semaphore through its home: every operation is a message to it.
+struct RemoteSem {
+  Home home;
+  std::atomic<std::uint64_t> held{0};  // this rank's units (for release's check)
+  RemoteSem(const Communicator& comm, std::uint64_t initial)
+      : home(comm, comm.rank() == 0 ? std::make_unique<SemHome>(initial, comm.size()) : nullptr, "semaphore") {}
+
+  // Asks for a unit; true when granted.
+  bool take(SemHome::Op op, std::chrono::steady_clock::time_point deadline) {
+    auto a = home.ask(op, {}, deadline);
+    auto answer = a.empty() ? SemHome::kRefused : static_cast<SemHome::Answer>(a[0]);
+    if (answer == SemHome::kRefused) return false;
+    held.fetch_add(1);
+    if (answer == SemHome::kGrantedLost)
+      throw OwnerLost("semaphore: this unit was held by a rank that died (what it guarded may be half done)", -1);
+    return true;
+  }
+};
+
+struct SemState {
+  std::unique_ptr<LocalSem> local;
+  std::unique_ptr<RemoteSem> remote;
+};
+
 }  // namespace ipc::detail
 
 namespace ipc {
 
-namespace {
-Communicator one_node(const Communicator& comm) {
-  Communicator node = comm.split_by_node();
-  if (node.size() != comm.size())
-    throw UsageError("Semaphore/Mutex: the communicator's " + std::to_string(comm.size()) +
-                     " ranks are not all on one node (across nodes they are not built yet)");
-  return node;
-}
-}  // namespace
-
-Semaphore::Semaphore(const Communicator& comm, std::uint64_t initial)
-    : s_(std::make_unique<detail::SemState>(comm, one_node(comm))) {
-  if (s_->me == 0) s_->limit().store(initial);
-  s_->window.fence();
+Semaphore::Semaphore(const Communicator& comm, std::uint64_t initial) : s_(std::make_unique<detail::SemState>()) {
+  if (auto node = detail::tools_node(comm))
+    s_->local = std::make_unique<detail::LocalSem>(*node, initial);
+  else
+    s_->remote = std::make_unique<detail::RemoteSem>(comm, initial);
 }
 
 Semaphore::~Semaphore() = default;
 
 void Semaphore::acquire() {
-  auto& s = *s_;
+  if (s_->remote) {
+    s_->remote->take(detail::SemHome::kAcquire, std::chrono::steady_clock::time_point::max());
+    return;
+  }
+  auto& s = *s_->local;
   s.rank_word(s.me).fetch_add(std::uint64_t{1} << 32);  // waiting with a ticket
   std::uint64_t t = s.tickets().fetch_add(1);
   s.wait([&] { return t < s.limit().load(); }, std::chrono::steady_clock::time_point::max());
@@ -110,7 +227,8 @@ void Semaphore::acquire() {
 }
 
 bool Semaphore::try_acquire() {
-  auto& s = *s_;
+  if (s_->remote) return s_->remote->take(detail::SemHome::kTry, std::chrono::steady_clock::time_point::max());
+  auto& s = *s_->local;
   std::uint64_t t = s.tickets().load();
   while (t < s.limit().load())
     if (s.tickets().compare_exchange_weak(t, t + 1)) {
@@ -121,7 +239,8 @@ bool Semaphore::try_acquire() {
 }
 
 bool Semaphore::try_acquire_until(std::chrono::steady_clock::time_point deadline) {
-  auto& s = *s_;
+  if (s_->remote) return s_->remote->take(detail::SemHome::kAcquire, deadline);
+  auto& s = *s_->local;
   bool got = false;
   // try_acquire's step inside the wait (a unit taken there is this rank's).
   s.wait(
@@ -136,18 +255,35 @@ bool Semaphore::try_acquire_until(std::chrono::steady_clock::time_point deadline
 }
 
 void Semaphore::release(std::uint64_t n) {
-  auto& s = *s_;
+  auto too_many = [n](std::uint64_t held) {
+    return UsageError("Semaphore::release: this rank holds " + std::to_string(held) + " units, not " +
+                      std::to_string(n));
+  };
+  if (s_->remote) {
+    auto& r = *s_->remote;
+    std::uint64_t h = r.held.load();
+    do {
+      if (h < n) throw too_many(h);
+    } while (!r.held.compare_exchange_weak(h, h - n));
+    std::vector<std::byte> p;
+    wire::put_int(p, n);
+    r.home.ask(detail::SemHome::kRelease, p);
+    return;
+  }
+  auto& s = *s_->local;
   std::uint64_t w = s.rank_word(s.me).load();
-  if ((w & 0xffffffffu) < n)
-    throw UsageError("Semaphore::release: this rank holds " + std::to_string(w & 0xffffffffu) + " units, not " +
-                     std::to_string(n));
+  if ((w & 0xffffffffu) < n) throw too_many(w & 0xffffffffu);
   s.rank_word(s.me).fetch_sub(n);
   s.limit().fetch_add(n);
   s.wake();
 }
 
 std::uint64_t Semaphore::available() const {
-  std::uint64_t l = s_->limit().load(), t = s_->tickets().load();
+  if (s_->remote) {
+    auto a = s_->remote->home.ask(detail::SemHome::kAvailable, {});
+    return a.size() >= 8 ? wire::get_int<std::uint64_t>(a.data()) : 0;
+  }
+  std::uint64_t l = s_->local->limit().load(), t = s_->local->tickets().load();
   return l > t ? l - t : 0;
 }
 

@@ -5,7 +5,8 @@
 //   bit 31       set: the collectives of the communicator whose context is in bits 29..0
 //   bit 30       set (with bit 31): its non-blocking collectives, which run on a thread
 //                of their own (core/async.hpp) and so must never match the blocking ones
-//   bits 29..28  purpose of a communicator's context: the program's (0), rpc, farm
+//   bits 29..28  purpose of a communicator's context: the program's (0), rpc, farm,
+//                tools (the home queues of semaphores and channels, api/home.hpp)
 //   bit 27       set: a communicator of some of the job's ranks (split, dup of one,
 //                subset): its ranks are translated (Engine::add_group); clear: the
 //                job's ranks as they are, so the world's messages look nothing up
@@ -15,7 +16,7 @@
 //                collective context without agreement, as every rank computes the
 //                same groups from the job's node map
 //   bits 24..0   the program's: the communicator's number (the world is 0);
-//                rpc, farm: a sequence number of that purpose
+//                rpc, farm, tools: a sequence number of that purpose
 //
 // Numbers are agreed on by the ranks that make a communicator (the largest of their
 // next numbers, Engine::agree_context), so that ranks which took part in different
@@ -31,7 +32,7 @@
 
 namespace ipc::detail {
 
-enum class Purpose : std::uint32_t { user = 0, rpc = 1, farm = 2 };
+enum class Purpose : std::uint32_t { user = 0, rpc = 1, farm = 2, tools = 3 };
 
 inline constexpr std::uint32_t kCollectiveBit = 1u << 31;
 inline constexpr std::uint32_t kNonblockingBit = 1u << 30;

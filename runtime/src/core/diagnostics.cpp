@@ -108,6 +108,9 @@ std::string describe_context(std::uint32_t ctx) {
     case Purpose::farm:
       s = "farm #" + std::to_string(number);
       break;
+    case Purpose::tools:
+      s = "semaphore/channel home #" + std::to_string(number);
+      break;
     default:
       s = "context " + std::to_string(base);
   }

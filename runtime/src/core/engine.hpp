@@ -151,6 +151,11 @@ class Engine final : public transport::Sink {
   /// poll to become true, and the poll would delay seeing it).
   bool wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard = nullptr,
                   unsigned poll_every = 1);
+  /// Marks the calling thread as a service of the library's (a home's queue): its
+  /// waits yield the CPU from the first poll on, as on an oversubscribed node, because
+  /// it shares the rank's CPU with the program's thread, which must not wait for a
+  /// busy-polling service to be descheduled.
+  static void yield_first_on_this_thread();
   /// Whether `peer` is known to be lost (any thread, no lock).
   bool gone(int peer) const { return gone_[static_cast<std::size_t>(peer)].load(std::memory_order_acquire); }
   /// Whether the job's rank `peer` is gone, after asking the transports to look now.

@@ -70,12 +70,19 @@ bool Engine::wait_until(Condition done, std::chrono::steady_clock::time_point de
   return block_until_impl(done, deadline, guard, poll_every);
 }
 
+namespace {
+thread_local bool t_yield_first = false;
+}  // namespace
+
+void Engine::yield_first_on_this_thread() { t_yield_first = true; }
+
 template <class Done>
 bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
                               unsigned poll_every) {
   if (done()) return true;
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
+  const bool yield_first = pol.oversubscribed || t_yield_first;
   const bool bounded = deadline != clock::time_point::max();
   // A wait whose condition needs the poll (a request: only a poll completes it) takes
   // the lock, queueing behind another thread's poll. One whose condition shared
@@ -103,19 +110,19 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     }
     return done();
   };
-  for (int i = 0; i < kPollsBeforeClock && !pol.oversubscribed && !bounded; ++i) {
+  for (int i = 0; i < kPollsBeforeClock && !yield_first && !bounded; ++i) {
     if (spin_done()) return true;
     cpu_relax();
   }
   WaiterScope scope(waiters_, wait_count_);
   BlockedScope blocked(*this);
   auto start = clock::now();
-  for (bool spinning = !pol.oversubscribed;;) {
+  for (bool spinning = !yield_first;;) {
     if (spinning ? spin_done() : poll_done()) return true;
     auto now = clock::now();
     if (now >= deadline) return false;
     auto elapsed = now - start;
-    spinning = !pol.oversubscribed && elapsed < pol.spin;
+    spinning = !yield_first && elapsed < pol.spin;
     if (spinning) {
       cpu_relax();
       continue;
@@ -146,7 +153,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     maybe_dump();
     if (woken) {
       start = clock::now();
-      spinning = !pol.oversubscribed;
+      spinning = !yield_first;
     } else {
       std::lock_guard lk(mu_);
       for (auto* t : transports_) t->check_peers(*this);
