@@ -7,7 +7,9 @@
 //   [2] seq        (low 32 bits) bumped at every release: the futex sleepers wait on
 //   [3] lost       units given back by dead holders, not yet reported to a taker
 //   [4] sleepers   ranks that may be asleep on seq (base/futex.hpp)
-//   [5 + r]        node rank r: units held (low 32 bits), waiting with a ticket (bit 32)
+//   [8 + 8r]       node rank r: units held (low 32 bits), waiting with a ticket (bit 32),
+//                  each on a cache line of its own (a holder's updates of its word do not
+//                  disturb the ranks polling limit)
 // A blocking acquire takes ticket t and waits until t < limit; try_acquire takes a
 // unit only while tickets < limit, by moving tickets on (so it never takes a unit a
 // ticket holder waits for). A dead rank's word gives back what it held and the unit
@@ -37,7 +39,7 @@ struct LocalSem {
   int me = 0;      // node rank
   int size = 1;    // node ranks
   LocalSem(const Communicator& n, std::uint64_t initial)
-      : node(n), window(n, n.rank() == 0 ? 5 + static_cast<std::size_t>(n.size()) : 0) {
+      : node(n), window(n, n.rank() == 0 ? 8 + 8 * static_cast<std::size_t>(n.size()) : 0) {
     words = window.slice(window.ranks_here().front()).data();
     me = n.rank();
     size = n.size();
@@ -48,7 +50,7 @@ struct LocalSem {
   std::atomic_ref<std::uint64_t> tickets() const { return word(0); }
   std::atomic_ref<std::uint64_t> limit() const { return word(1); }
   std::atomic_ref<std::uint64_t> lost() const { return word(3); }
-  std::atomic_ref<std::uint64_t> rank_word(int r) const { return word(5 + static_cast<std::size_t>(r)); }
+  std::atomic_ref<std::uint64_t> rank_word(int r) const { return word(8 + 8 * static_cast<std::size_t>(r)); }
 
   std::uint32_t* seq_word() const { return reinterpret_cast<std::uint32_t*>(&words[2]); }
   void wake() { base::futex_wake(seq_word(), &words[4]); }

@@ -16,15 +16,20 @@
 namespace ipc::base {
 
 // A waiter counts itself in *sleepers (a word of the same memory) while it may sleep,
-// and a waker makes the system call only when someone is counted: the bump of *word
-// and the waiter's count are both sequentially consistent, so a waiter either sees the
-// bump before it sleeps (FUTEX_WAIT returns at once) or is seen by the waker.
+// and a waker bumps *word and makes the system call only when someone is counted. The
+// waker's fence orders its change of the condition before its look at the count, and
+// the waiter's count is a sequentially consistent read-modify-write before it looks
+// at the condition: so either the waker sees the count (and bumps and wakes), or the
+// waiter sees the changed condition and does not sleep. With nobody counted a wake is
+// a fence and a load: no write to the shared word.
 
-/// Bumps *word; wakes every sleeper on it when *sleepers says there are any.
+/// Wakes every sleeper on *word (bumping it) when *sleepers says there are any.
 inline void futex_wake(std::uint32_t* word, std::uint64_t* sleepers) {
-  std::atomic_ref<std::uint32_t>(*word).fetch_add(1);
-  if (std::atomic_ref<std::uint64_t>(*sleepers).load() > 0)
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (std::atomic_ref<std::uint64_t>(*sleepers).load() > 0) {
+    std::atomic_ref<std::uint32_t>(*word).fetch_add(1);
     ::syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+  }
 }
 
 /// Waits until ready() or `deadline`: polls, yields, then sleeps on *word in naps of
