@@ -3,8 +3,15 @@
 // close() wakes every waiter and refuses pushes; a producer that dies loses nothing it
 // pushed; a consumer waiting when the host dies gets PeerLost. The same program tests
 // the home's queue (IPC_TOOLS_HOME=always, or ranks on several hosts).
-//   it_channel [all [ITEMS_PER_PRODUCER] | producer_dies | host_dies]
+// A producer killed in the middle of a push (mode "killed_mid_push"): the cell it had
+// claimed is repaired, and another producer's items behind it all arrive.
+// A consumer killed in the middle of a pop (mode "killed_mid_pop"): the cell it had
+// taken is freed, so pushes go on past the capacity.
+//   it_channel [all [ITEMS_PER_PRODUCER] | producer_dies | host_dies | killed_mid_push | killed_mid_pop]
 #include <ipc/ipc.hpp>
+
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -20,6 +27,12 @@ struct Item {
   int from;
   long seq;
 };
+struct Big {  // copying one takes long enough that a kill usually lands inside a push
+  int from;
+  long seq;
+  char pad[512 * 1024];
+};
+Big g_big;
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -42,6 +55,92 @@ int main(int argc, char** argv) {
         CHECK(it && it->seq == k, "item %ld of a dead producer: %s", k, it ? "out of order" : "lost");
       }
       std::printf("producer_dies: nothing lost\n");
+    }
+    return 0;
+  }
+  if (mode == "killed_mid_push") {  // 3 ranks: 0 consumes and kills 1; 2 pushes after
+    ipc::Channel<Big> ch(w, 8);
+    ipc::SharedWindow<long> progress(w, me == 0 ? 2 : 0);  // rank 1: pushes begun, ended
+    if (me == 1) {
+      w.send(static_cast<int>(::getpid()), 0, ipc::Tag{1});
+      for (long k = 0;; ++k) {
+        g_big.from = 1;
+        g_big.seq = k;
+        progress.store(0, 0, k + 1);
+        ch.push(g_big);
+        progress.store(0, 1, k + 1);
+      }
+    }
+    if (me == 0) {
+      auto pid = w.recv<int>(1, ipc::Tag{1});
+      for (long k = 0; k < 40; ++k) {
+        auto it = ch.pop();
+        CHECK(it && it->from == 1 && it->seq == k, "item %ld of rank 1", k);
+      }
+      ::kill(pid, SIGKILL);  // usually inside a push: rank 0 popped, so there was room
+      while (!ipc::detail::CommAccess::gone(w, 1)) ::usleep(1000);
+      long begun = progress.load(0, 0), ended = progress.load(0, 1);
+      w.send(1, 2, ipc::Tag{2});  // rank 2 may push now
+      long from1 = 40, from2 = 0;
+      while (from2 < 50) {
+        auto it = ch.pop();
+        CHECK(it.has_value(), "the channel ended");
+        if (it->from == 1) {
+          CHECK(it->seq == from1, "rank 1's item %ld came as %ld", from1, it->seq);
+          ++from1;
+        } else {
+          CHECK(it->seq == from2, "rank 2's item %ld came as %ld", from2, it->seq);
+          ++from2;
+        }
+      }
+      CHECK(from1 >= ended && from1 <= begun, "rank 1 pushed %ld (began %ld), %ld arrived", ended, begun, from1);
+      std::printf("killed_mid_push: all 50 items of rank 2 arrived; rank 1 was killed %s a push\n",
+                  begun > ended ? "inside" : "outside");
+    }
+    if (me == 2) {
+      w.recv<int>(0, ipc::Tag{2});
+      for (long k = 0; k < 50; ++k) {
+        g_big.from = 2;
+        g_big.seq = k;
+        ch.push(g_big);
+      }
+    }
+    return 0;
+  }
+  if (mode == "killed_mid_pop") {  // 3 ranks: 0 produces and kills 1; 2 consumes after
+    ipc::Channel<Big> ch(w, 8);
+    if (me == 1) {
+      w.send(static_cast<int>(::getpid()), 0, ipc::Tag{1});
+      for (;;) (void)ch.pop();
+    }
+    if (me == 0) {
+      auto pid = w.recv<int>(1, ipc::Tag{1});
+      for (long k = 0; k < 40; ++k) {
+        g_big.from = 0;
+        g_big.seq = k;
+        ch.push(g_big);
+      }
+      ::kill(pid, SIGKILL);  // usually inside a pop: rank 0 pushed, so there was an item
+      while (!ipc::detail::CommAccess::gone(w, 1)) ::usleep(1000);
+      w.send(1, 2, ipc::Tag{2});  // rank 2 may pop now
+      for (long k = 0; k < 3 * 8; ++k) {  // three times the capacity: needs every cell
+        g_big.seq = 1000 + k;
+        ch.push(g_big);
+      }
+      ch.close();
+    }
+    if (me == 2) {
+      w.recv<int>(0, ipc::Tag{2});
+      long last = -1, got = 0;
+      while (auto it = ch.pop()) {
+        if (it->seq >= 1000) {
+          CHECK(it->seq > last, "item %ld after %ld", it->seq, last);
+          last = it->seq;
+          ++got;
+        }
+      }
+      CHECK(got == 24, "%ld of the 24 items pushed after the kill arrived", got);
+      std::printf("killed_mid_pop: all 24 items pushed after the kill arrived\n");
     }
     return 0;
   }

@@ -18,8 +18,10 @@
 /// Every item pushed is popped exactly once; items of one producer are popped in the
 /// order it pushed them. After close(), push() throws ipc::ChannelClosed, and pop()
 /// returns what is left, then std::nullopt. A producer or consumer that dies loses
-/// nothing that was pushed and not popped (an item caught in the instant of a push or
-/// pop by a rank that dies then may be lost). When the channel's host (its
+/// nothing that was pushed and not popped: the item of a push it was in the middle of
+/// was never pushed, and that of a pop it was in the middle of was popped (by it). A
+/// cell such a rank leaves half claimed is repaired by the ranks waiting behind it
+/// (within about 100 ms), so nothing stalls. When the channel's host (its
 /// communicator's rank 0) dies, waiters fail with ipc::PeerLost.
 #pragma once
 

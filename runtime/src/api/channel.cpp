@@ -7,7 +7,19 @@
 // take a cell twice. Host's slice of a shared window, 64-bit words:
 //   [0] head  [1] tail  [2] closed  [3] not-empty futex  [4] not-full futex
 //   [5] sleepers on not-empty  [6] sleepers on not-full  [7] cells (a power of two)
-//   [8 ...] cells: sequence, then the item in whole words
+//   [8 + 8r]  node rank r's intent: the position it is claiming or holds, and whether
+//             to push or pop (0: none), each on a line of its own
+//   [8 + 8n ...] cells: sequence, then the item in whole words
+//
+// A rank that dies between claiming a cell and publishing it (a push's item, a pop's
+// freeing) would leave the cell stuck, and every later item behind it. A rank waiting
+// on such a cell looks, every 100 ms asleep, for a claim that no live rank's intent
+// holds: its claimant is dead, and the waiter repairs the cell with a compare-and-swap
+// (which fails, harmlessly, if the claimant did finish): an unpublished push becomes a
+// cell marked skipped (kSkip), which the next pop frees without returning it; an
+// unfreed pop's cell becomes free. A rank sets its intent before its compare-and-swap
+// and clears it after publishing (or after losing the race), so a live claimant is
+// always seen.
 //
 // Across nodes the home rank's queue (api/home.hpp) holds the items (at most the
 // capacity), the pushes waiting for room (with their items) and the pops waiting for
@@ -17,6 +29,7 @@
 #include "ipc/channel.hpp"
 
 #include <deque>
+#include <thread>
 
 #include "api/home.hpp"
 #include "base/errors.hpp"
@@ -26,26 +39,71 @@
 
 namespace ipc::detail {
 
+constexpr std::uint64_t kSkip = std::uint64_t{1} << 63;  // in a sequence: a dead push's cell
+constexpr std::uint64_t kPushing = 1, kPopping = 2;
+
 struct LocalRing {
   Communicator node;
   SharedWindow<std::uint64_t> window;
   std::uint64_t* w = nullptr;
-  std::size_t cells = 0, item_bytes = 0, cell_words = 0;
+  std::size_t cells = 0, item_bytes = 0, cell_words = 0, ranks = 0, first_cell = 0;
+  std::size_t me = 0;
   LocalRing(const Communicator& n, std::size_t cap, std::size_t item, std::size_t words)
-      : node(n), window(n, n.rank() == 0 ? 8 + cap * words : 0), cells(cap), item_bytes(item), cell_words(words) {
+      : node(n),
+        window(n, n.rank() == 0 ? 8 + 8 * static_cast<std::size_t>(n.size()) + cap * words : 0),
+        cells(cap),
+        item_bytes(item),
+        cell_words(words),
+        ranks(static_cast<std::size_t>(n.size())),
+        first_cell(8 + 8 * ranks),
+        me(static_cast<std::size_t>(n.rank())) {
     w = window.slice(window.ranks_here().front()).data();
   }
   std::atomic_ref<std::uint64_t> word(std::size_t i) const { return std::atomic_ref<std::uint64_t>(w[i]); }
-  std::uint64_t* cell(std::uint64_t pos) const { return w + 8 + (pos & (cells - 1)) * cell_words; }
+  std::uint64_t* cell(std::uint64_t pos) const { return w + first_cell + (pos & (cells - 1)) * cell_words; }
+  std::atomic_ref<std::uint64_t> seq(std::uint64_t pos) const { return std::atomic_ref<std::uint64_t>(*cell(pos)); }
+  std::atomic_ref<std::uint64_t> intent(std::size_t r) const { return word(8 + 8 * r); }
+  void intend(std::uint64_t pos, std::uint64_t what) { intent(me).store(pos << 2 | what, std::memory_order_relaxed); }
+  void done_intending() { intent(me).store(0, std::memory_order_relaxed); }
+
+  // Whether a rank that is alive holds (or is claiming) position `pos` for `what`.
+  bool live_claimant(std::uint64_t pos, std::uint64_t what) const {
+    for (std::size_t r = 0; r < ranks; ++r)
+      if (intent(r).load() == (pos << 2 | what) && !CommAccess::gone(node, static_cast<int>(r))) return true;
+    return false;
+  }
+  // A waiting pop's repair: the cell at the head, claimed by a push that no live rank
+  // holds, becomes skipped.
+  void repair_push() {
+    std::uint64_t pos = word(0).load();
+    std::uint64_t s = seq(pos).load();
+    if (s != pos || word(1).load() <= pos || live_claimant(pos, kPushing)) return;
+    if (seq(pos).compare_exchange_strong(s, (pos + 1) | kSkip)) wake(0);
+  }
+  // A waiting push's repair: the cell at the tail, taken by a pop that no live rank
+  // holds, becomes free.
+  void repair_pop() {
+    std::uint64_t pos = word(1).load();
+    if (pos < cells) return;
+    std::uint64_t taken = pos - cells, s = seq(pos).load();
+    if (s != taken + 1 || word(0).load() <= taken || live_claimant(taken, kPopping)) return;
+    if (seq(pos).compare_exchange_strong(s, pos)) wake(1);
+  }
   std::uint32_t* futex(int which) const { return reinterpret_cast<std::uint32_t*>(&w[3 + which]); }
   std::uint64_t* sleepers(int which) const { return &w[5 + which]; }
   void wake(int which) { base::futex_wake(futex(which), sleepers(which)); }
   // Waits until ready() (true) or the deadline (false); the host's loss is PeerLost.
+  // Between naps, repairs what a dead rank left stuck (which: 0 waits for an item,
+  // 1 for room).
   template <class Ready>
   bool wait(int which, Ready&& ready, std::chrono::steady_clock::time_point deadline) {
     return base::futex_await(futex(which), sleepers(which), ready, deadline, [&] {
       if (node.rank() != 0 && CommAccess::gone(node, 0))
         throw PeerLost("channel: its host, " + CommAccess::where(node, 0) + ", is gone", CommAccess::job_rank(node, 0));
+      if (which == 0)
+        repair_push();
+      else
+        repair_pop();
     });
   }
 };
@@ -174,7 +232,7 @@ std::shared_ptr<ChannelCore> make_channel(const Communicator& comm, std::size_t 
   auto& r = *c->ring;
   if (node->rank() == 0) {
     r.word(7).store(cap);
-    for (std::size_t p = 0; p < cap; ++p) std::atomic_ref<std::uint64_t>(*r.cell(p)).store(p);
+    for (std::size_t p = 0; p < cap; ++p) r.seq(p).store(p);
   }
   r.window.fence();
   return c;
@@ -200,12 +258,17 @@ int channel_push(ChannelCore& core, const void* item, std::chrono::steady_clock:
     if (c.word(2).load()) return 2;
     std::uint64_t pos = c.word(1).load();
     std::uint64_t* cell = c.cell(pos);
-    auto seq = std::atomic_ref<std::uint64_t>(*cell).load(std::memory_order_acquire);
+    auto seq = c.seq(pos).load(std::memory_order_acquire) & ~kSkip;
     auto dif = static_cast<std::int64_t>(seq - pos);
     if (dif == 0) {
-      if (!c.word(1).compare_exchange_weak(pos, pos + 1)) continue;
+      c.intend(pos, kPushing);
+      if (!c.word(1).compare_exchange_weak(pos, pos + 1)) {
+        c.done_intending();
+        continue;
+      }
       std::memcpy(cell + 1, item, c.item_bytes);
-      std::atomic_ref<std::uint64_t>(*cell).store(pos + 1, std::memory_order_release);
+      c.seq(pos).store(pos + 1, std::memory_order_release);
+      c.done_intending();
       c.wake(0);
       return 0;
     }
@@ -215,8 +278,7 @@ int channel_push(ChannelCore& core, const void* item, std::chrono::steady_clock:
         1,
         [&] {
           std::uint64_t p = c.word(1).load();
-          return c.word(2).load() != 0 ||
-                 std::atomic_ref<std::uint64_t>(*c.cell(p)).load(std::memory_order_acquire) == p;
+          return c.word(2).load() != 0 || c.seq(p).load(std::memory_order_acquire) == p;
         },
         deadline);
     if (!room) return 3;
@@ -238,19 +300,29 @@ int channel_pop(ChannelCore& core, void* item, std::chrono::steady_clock::time_p
   for (;;) {
     std::uint64_t pos = c.word(0).load();
     std::uint64_t* cell = c.cell(pos);
-    auto seq = std::atomic_ref<std::uint64_t>(*cell).load(std::memory_order_acquire);
-    auto dif = static_cast<std::int64_t>(seq - (pos + 1));
+    auto raw = c.seq(pos).load(std::memory_order_acquire);
+    auto dif = static_cast<std::int64_t>((raw & ~kSkip) - (pos + 1));
     if (dif == 0) {
-      if (!c.word(0).compare_exchange_weak(pos, pos + 1)) continue;
-      std::memcpy(item, cell + 1, c.item_bytes);
-      std::atomic_ref<std::uint64_t>(*cell).store(pos + c.cells, std::memory_order_release);
+      c.intend(pos, kPopping);
+      if (!c.word(0).compare_exchange_weak(pos, pos + 1)) {
+        c.done_intending();
+        continue;
+      }
+      bool skipped = raw & kSkip;  // a dead push's cell: freed, nothing returned
+      if (!skipped) std::memcpy(item, cell + 1, c.item_bytes);
+      c.seq(pos).store(pos + c.cells, std::memory_order_release);
+      c.done_intending();
       c.wake(1);
+      if (skipped) continue;
       return 0;
     }
     if (dif > 0) continue;
-    if (c.word(2).load()) {  // closed: empty for good unless a push was under way
+    if (c.word(2).load()) {  // closed: empty for good unless a push is under way
       std::uint64_t p = c.word(0).load();
-      if (std::atomic_ref<std::uint64_t>(*c.cell(p)).load(std::memory_order_acquire) != p + 1) return 2;
+      if ((c.seq(p).load(std::memory_order_acquire) & ~kSkip) == p + 1) continue;  // published now
+      if (c.word(1).load() <= p) return 2;  // nothing claimed beyond the head
+      c.repair_push();  // claimed: wait for its push to publish (or repair, if it died)
+      std::this_thread::yield();
       continue;
     }
     if (!wait) return 1;  // empty
@@ -258,8 +330,7 @@ int channel_pop(ChannelCore& core, void* item, std::chrono::steady_clock::time_p
         0,
         [&] {
           std::uint64_t p = c.word(0).load();
-          return c.word(2).load() != 0 ||
-                 std::atomic_ref<std::uint64_t>(*c.cell(p)).load(std::memory_order_acquire) == p + 1;
+          return c.word(2).load() != 0 || (c.seq(p).load(std::memory_order_acquire) & ~kSkip) == p + 1;
         },
         deadline);
     if (!some) return 3;
