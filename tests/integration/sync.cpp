@@ -1,10 +1,12 @@
 // Semaphores and mutexes: a mutex that 8 ranks contend 10,000 times each never has two
 // holders (their logged times do not overlap) and, on one node, guards a plain counter
 // in a shared window (no increment lost); a semaphore of 3 never lets more than 3 in;
-// try and timed acquires; a holder that dies gives its unit to the next, who is told
-// (mode "owner_lost", under --keep-going). On one node, or across hosts and with
+// try and timed acquires; waiters are served in the order they came (FIFO); a holder
+// killed (SIGKILL) gives its unit to the next, who is told (mode "owner_lost", under
+// --keep-going). On one node, or across hosts and with
 // IPC_TOOLS_HOME=always through the home rank's queue.
 #include <ipc/ipc.hpp>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -35,8 +37,8 @@ int main(int argc, char** argv) {
     ipc::Mutex m(w);
     if (w.rank() == 1) {
       m.lock();
-      w.send(1, 0, ipc::Tag{1});  // rank 0 may now wait for it
-      std::_Exit(3);              // dies holding it
+      w.send(1, 0, ipc::Tag{1});    // rank 0 may now wait for it
+      ::kill(::getpid(), SIGKILL);  // dies holding it
     }
     if (w.rank() == 0) {
       w.recv<int>(1, ipc::Tag{1});
@@ -125,6 +127,31 @@ int main(int argc, char** argv) {
     refused = true;
   }
   CHECK(refused, "a release without a unit was not refused");
+  // FIFO: rank 0 holds a mutex; ranks 1..n-1 queue one after another (rank k starts
+  // once rank 0 sees k waiting); each, holding it, reports to rank 0 and waits for
+  // the answer before it releases, so rank 0 hears them in the order they got it.
+  ipc::Mutex fifo(w);
+  const int me = w.rank();
+  if (me == 0) {
+    fifo.lock();
+    for (int k = 1; k < n; ++k) {
+      w.send(1, k, ipc::Tag{5});
+      while (fifo.waiting() < static_cast<std::uint64_t>(k)) ::usleep(200);
+    }
+    fifo.unlock();
+    for (int k = 1; k < n; ++k) {
+      ipc::Status st;
+      int who = w.recv<int>(ipc::any_source, ipc::Tag{6}, &st);
+      CHECK(who == k, "mutex: rank %d got it in turn %d (FIFO order: rank %d)", who, k, k);
+      w.send(1, st.source, ipc::Tag{7});
+    }
+    CHECK(fifo.waiting() == 0, "mutex: %llu still waiting", static_cast<unsigned long long>(fifo.waiting()));
+  } else {
+    w.recv<int>(0, ipc::Tag{5});
+    std::lock_guard lk(fifo);
+    w.send(me, 0, ipc::Tag{6});
+    w.recv<int>(0, ipc::Tag{7});
+  }
   w.barrier();
   if (g_me == 0) std::printf("sync: %d ranks ok\n", n);
   return 0;

@@ -72,6 +72,8 @@ class Semaphore {
   void release(std::uint64_t n = 1);
   /// Units free now (a snapshot).
   std::uint64_t available() const;
+  /// Blocking acquires waiting now, in the job (a snapshot).
+  std::uint64_t waiting() const;
 
  protected:
   std::unique_ptr<detail::SemState> s_;

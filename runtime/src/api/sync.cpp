@@ -94,7 +94,7 @@ struct LocalSem {
 // The home's state of a semaphore whose ranks span nodes.
 class SemHome final : public HomeState {
  public:
-  enum Op : std::uint8_t { kAcquire, kTry, kRelease, kAvailable };
+  enum Op : std::uint8_t { kAcquire, kTry, kRelease, kAvailable, kWaiting };
   enum Answer : std::uint8_t { kGranted, kGrantedLost, kRefused };
 
   SemHome(std::uint64_t initial, int size) : free_(initial), held_(static_cast<std::size_t>(size), 0) {}
@@ -120,9 +120,10 @@ class SemHome final : public HomeState {
         reply(home, rank, id, kGranted);  // done: visible to whatever this rank does next
         break;
       }
-      case kAvailable: {
+      case kAvailable:
+      case kWaiting: {
         std::vector<std::byte> out;
-        wire::put_int(out, free_);
+        wire::put_int(out, op == kAvailable ? free_ : static_cast<std::uint64_t>(queue_.size()));
         home.answer(rank, id, out);
         break;
       }
@@ -186,6 +187,11 @@ struct RemoteSem {
   RemoteSem(const Communicator& comm, std::uint64_t initial)
       : home(comm, comm.rank() == 0 ? std::make_unique<SemHome>(initial, comm.size()) : nullptr, "semaphore") {}
 
+  // A count the home keeps (kAvailable, kWaiting).
+  std::uint64_t count(SemHome::Op op) {
+    auto a = home.ask(op, {});
+    return a.size() >= 8 ? wire::get_int<std::uint64_t>(a.data()) : 0;
+  }
   // Asks for a unit; true when granted.
   bool take(SemHome::Op op, std::chrono::steady_clock::time_point deadline) {
     auto a = home.ask(op, {}, deadline);
@@ -281,12 +287,15 @@ void Semaphore::release(std::uint64_t n) {
 }
 
 std::uint64_t Semaphore::available() const {
-  if (s_->remote) {
-    auto a = s_->remote->home.ask(detail::SemHome::kAvailable, {});
-    return a.size() >= 8 ? wire::get_int<std::uint64_t>(a.data()) : 0;
-  }
+  if (s_->remote) return s_->remote->count(detail::SemHome::kAvailable);
   std::uint64_t l = s_->local->limit().load(), t = s_->local->tickets().load();
   return l > t ? l - t : 0;
+}
+
+std::uint64_t Semaphore::waiting() const {
+  if (s_->remote) return s_->remote->count(detail::SemHome::kWaiting);
+  std::uint64_t l = s_->local->limit().load(), t = s_->local->tickets().load();
+  return t > l ? t - l : 0;
 }
 
 }  // namespace ipc
