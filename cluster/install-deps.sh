@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ make pkg-config python3 libasio-dev libcereal-dev libcli11-dev libssl-dev libgtest-dev
-          openmpi-bin libopenmpi-dev "$@")
+          openmpi-bin libopenmpi-dev libpmix-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do

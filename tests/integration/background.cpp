@@ -25,12 +25,11 @@ namespace {
 // library. The progress thread must move them, so that rank 1, which starts receiving
 // a little later, gets everything while rank 0 still computes. Rank 1 says so outside
 // the library, with a file; rank 0 computes until it appears (30 s at most).
-int backlog(ipc::Communicator& c) {
+int backlog(ipc::Communicator& c, const std::string& job) {
   constexpr int kCount = 12000;  // 96 MiB (loopback TCP may buffer 36 MiB) in messages
                                  // that each fit one shm ring record
   std::vector<char> msg(8 * 1024, 'b');
-  const char* job = std::getenv("IPC_JOB");
-  std::string done = std::string("/tmp/ipc-backlog-") + (job ? job : "none");
+  std::string done = "/tmp/ipc-backlog-" + job;
   if (c.rank() == 0) {
     c.recv<int>(1, ipc::Tag{1});
     for (int i = 0; i < kCount; ++i) c.send(msg, 1, ipc::Tag{2});
@@ -64,7 +63,7 @@ int main(int argc, char** argv) {
   ipc::Runtime rt;
   auto& c = rt.world();
   if (c.size() != 2) return 2;
-  if (argc > 1 && std::string(argv[1]) == "backlog") return backlog(c);
+  if (argc > 1 && std::string(argv[1]) == "backlog") return backlog(c, rt.job());
   std::vector<char> big(32u << 20, 'p');
   if (c.rank() == 0) {
     c.recv<int>(1, ipc::Tag{1});  // rank 1 is ready

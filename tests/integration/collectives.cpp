@@ -24,7 +24,7 @@ int main() {
   int me = c.rank(), n = c.size();
 
   // Barrier: nobody leaves before everyone has arrived (each leaves a file first).
-  std::string dir = std::string("/tmp/ipc-it-barrier-") + std::getenv("IPC_JOB");
+  std::string dir = std::string("/tmp/ipc-it-barrier-") + rt.job();
   if (me == 0) ::mkdir(dir.c_str(), 0700);
   c.barrier();
   for (int round = 0; round < 3; ++round) {

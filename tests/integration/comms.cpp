@@ -128,7 +128,7 @@ int main() {
   // communicator that spans nodes (its node-aware collectives), which the world is
   // when this job spans hosts.
   std::ifstream maps("/proc/self/maps");
-  std::string job = std::getenv("IPC_JOB"), line, mark = "/ipc-" + job + "-c";
+  std::string job = rt.job(), line, mark = "/ipc-" + job + "-c";
   int segments = 0, node_steps = 0;
   while (std::getline(maps, line)) {
     auto at = line.find(mark);

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
 
   // A task that throws: every rank throws naming it; then the same task list resumes
   // from the journal and runs only what is missing.
-  std::string journal = std::string("/tmp/ipc-it-farm-") + std::getenv("IPC_JOB") + ".journal";
+  std::string journal = std::string("/tmp/ipc-it-farm-") + rt.job() + ".journal";
   int runs = 0;
   auto flaky = [&](const long& x) -> long {
     ++runs;

@@ -63,10 +63,12 @@ grep -q "^ipcrun: -n 50 needs about 214 open files (3 a rank), but ipcrun may op
   fail "descriptor limit: $(cat "$TMP/err")"
 
 # Transports this build does not have: ipcrun's usage error, before any rank starts.
+have="self, shm, tcp"
+"$IPCRUN" --list-params | grep -q "^IPC_MPI_EAGER " && have="self, shm, mpi, tcp"
 run "$IPCRUN" -n 2 --transports shm,carrier-pigeon true
 expect_status 2 "--transports carrier-pigeon"
-expect_file "$TMP/err" "ipcrun: --transports: unknown transport 'carrier-pigeon' (this build has: self, shm, tcp) (see 'ipcrun --help')" "--transports carrier-pigeon"
+expect_file "$TMP/err" "ipcrun: --transports: unknown transport 'carrier-pigeon' (this build has: $have) (see 'ipcrun --help')" "--transports carrier-pigeon"
 run env IPC_TRANSPORTS=pigeon "$IPCRUN" -n 2 true
 expect_status 2 "IPC_TRANSPORTS=pigeon"
-expect_file "$TMP/err" "ipcrun: IPC_TRANSPORTS: unknown transport 'pigeon' (this build has: self, shm, tcp)" "IPC_TRANSPORTS=pigeon"
+expect_file "$TMP/err" "ipcrun: IPC_TRANSPORTS: unknown transport 'pigeon' (this build has: $have)" "IPC_TRANSPORTS=pigeon"
 echo "PASS $TEST_NAME"

@@ -46,8 +46,11 @@ class Runtime {
   int rank() const;
   /// The number of ranks in the job.
   int size() const;
-  /// The node (host) this rank runs on, as ipcrun placed it.
+  /// The node (host) this rank runs on, as ipcrun (or mpirun, srun) placed it.
   const std::string& node() const;
+  /// The job's id, the same on every rank and different for every job running at the
+  /// same time (for naming a job's files).
+  const std::string& job() const;
   /// The name of the transport used to reach `peer` ("self", "tcp", ...).
   /// @throws ipc::UsageError for a peer outside the job.
   std::string transport_to(int peer) const;

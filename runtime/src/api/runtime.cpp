@@ -259,6 +259,7 @@ Communicator& Runtime::world() { return *impl_->world; }
 int Runtime::rank() const { return impl_->job.rank; }
 int Runtime::size() const { return impl_->job.size; }
 const std::string& Runtime::node() const { return impl_->job.node; }
+const std::string& Runtime::job() const { return impl_->job.job; }
 
 std::string Runtime::transport_to(int peer) const {
   if (peer < 0 || peer >= size()) throw UsageError("transport_to: no rank " + std::to_string(peer));

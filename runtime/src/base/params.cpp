@@ -11,7 +11,7 @@ namespace ipc::base {
 namespace {
 
 constexpr Param kParams[] = {  // the job's; collectives and transports declare their own (*/params.cpp)
-    {"IPC_TRANSPORTS", "shm,tcp", "transports a rank may use, in order of preference (self is always on)"},
+    {"IPC_TRANSPORTS", IPC_DEFAULT_TRANSPORTS, "transports a rank may use, in order of preference (self is always on; mpi only under mpirun or srun)"},
     {"IPC_REPORT_TRANSPORTS", "0", "print the transport chosen for every ordered pair of ranks at start-up"},
     {"IPC_WAIT_SPIN_US", "50", "a blocked call busy-polls this long before it starts yielding the CPU"},
     {"IPC_WAIT_YIELD_US", "2000", "then polls with sched_yield() between polls this long before it sleeps"},

@@ -36,9 +36,34 @@ int require_int(const char* name, int lo, int hi) {
 
 }  // namespace
 
+// An engine's job whose processes cannot learn their places (no PMIx) would run as
+// many singletons, each computing alone: refused with what to do instead.
+void refuse_engine_without_pmix() {
+  auto many = [](const char* var) {
+    const char* v = env(var);
+    return v && std::atoi(v) > 1;
+  };
+  const char* how = nullptr;
+  if (many("SLURM_NTASKS") && env("SLURM_PROCID"))
+    how = "srun started it without PMIx: run it with srun --mpi=pmix (or SLURM_MPI_TYPE=pmix)";
+  else if (many("OMPI_COMM_WORLD_SIZE"))
+    how = "mpirun started it, but PMIx is not set (PMIX_NAMESPACE)";
+  if (!how) return;
+#if IPC_WITH_PMIX
+  throw BootstrapError(std::string("bootstrap: this process is one of a job of several ranks, but ") + how);
+#else
+  throw BootstrapError(std::string("bootstrap: this process is one of a job of several ranks (") + how +
+                       "), and this build of ipc has no PMIx (libpmix-dev; see the README): start it with ipcrun");
+#endif
+}
+
 JobInfo read_environment() {
   JobInfo j;
+#if IPC_WITH_PMIX
+  if (!env("IPC_BOOTSTRAP") && under_engine()) return engine_job();
+#endif
   if (!env("IPC_BOOTSTRAP")) {
+    refuse_engine_without_pmix();
     j.node = net::host_name();
     // Unique on the host even across pid namespaces that share a network namespace
     // (the doorbell's abstract name is per network namespace).
@@ -49,6 +74,7 @@ JobInfo read_environment() {
     return j;
   }
   j.singleton = false;
+  j.launcher = base::Launcher::ipcrun;
   j.server = require("IPC_BOOTSTRAP");
   j.size = require_int("IPC_SIZE", 1, 1 << 24);
   j.rank = require_int("IPC_RANK", 0, j.size - 1);
@@ -64,6 +90,9 @@ JobInfo read_environment() {
 
 std::unique_ptr<Store> open_store(const JobInfo& job) {
   if (job.singleton) return std::make_unique<MemoryStore>(1);
+#if IPC_WITH_PMIX
+  if (job.launcher == base::Launcher::engine) return engine_store(job);
+#endif
   auto timeout = std::chrono::milliseconds(static_cast<long long>(base::param_seconds("IPC_BOOTSTRAP_TIMEOUT") * 1000));
   return std::make_unique<TcpStore>(job.server, job.secret, job.rank, timeout);
 }

@@ -39,7 +39,10 @@ Engine::Engine(Options opt)
       sleeper_(*opt_.doorbell) {
   // Self's transport first: a rank's messages to itself are looked at first.
   auto add = [&](transport::Transport* t) {
-    if (std::find(transports_.begin(), transports_.end(), t) == transports_.end()) transports_.push_back(t);
+    if (std::find(transports_.begin(), transports_.end(), t) == transports_.end()) {
+      transports_.push_back(t);
+      nap_ = std::max(std::chrono::milliseconds(1), std::min(nap_, t->sleep_poll()));
+    }
   };
   add(&opt_.route.at(static_cast<std::size_t>(opt_.rank))->transport());
   for (auto* ep : opt_.route) {

@@ -233,6 +233,10 @@ class Engine final : public transport::Sink {
 
   Options opt_;
   std::vector<transport::Transport*> transports_;  // distinct, self's first
+  // The longest nap of a sleeping thread: 100 ms, less when a transport cannot wake
+  // sleepers (Transport::sleep_poll).
+  std::chrono::milliseconds nap_{100};
+  std::chrono::steady_clock::time_point naps_checked_{};  // peers last looked at after a nap
   std::vector<std::size_t> eager_;                 // by peer: its route's eager limit
   ProgressLock mu_;
   MatchQueues<Posted> queues_;

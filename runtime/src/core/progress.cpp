@@ -145,8 +145,8 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     }
     // After a wake-up, poll busily again: more usually follows. After a timeout,
     // sleep again at once (re-spinning every 100 ms would cost 2% of a core), but
-    // first look for peers that died silently.
-    auto nap = std::chrono::milliseconds(100);
+    // first look for peers that died silently (every 100 ms, however short the naps).
+    auto nap = nap_;
     if (bounded)
       nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
     bool woken = sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard);
@@ -156,7 +156,10 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       spinning = !yield_first;
     } else {
       std::lock_guard lk(mu_);
-      for (auto* t : transports_) t->check_peers(*this);
+      if (auto t = clock::now(); t - naps_checked_ >= std::chrono::milliseconds(100)) {
+        naps_checked_ = t;
+        for (auto* tr : transports_) tr->check_peers(*this);
+      }
     }
   }
 }
@@ -333,7 +336,7 @@ void Engine::progress_thread_main() {
       }
       continue;
     }
-    sleep_once([this] { return stop_.load(); }, std::chrono::milliseconds(100), false);
+    sleep_once([this] { return stop_.load(); }, nap_, false);
     if (stop_.load()) continue;
     if (waiters_.load(std::memory_order_seq_cst) > 0) {
       // A waiter came meanwhile and may sleep in the same set; the doorbell that woke

@@ -21,6 +21,7 @@
 // Sink::on_peer_lost, after the frame it was delivering, if any, was aborted.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -183,6 +184,11 @@ class Transport {
   /// epoll; -1 when the transport has none (it wakes sleepers through the rank's
   /// doorbell instead).
   virtual int wait_fd() const { return -1; }
+  /// How long a sleeping thread may go without polling it. A transport that wakes
+  /// sleepers (its descriptor, the doorbell) needs a poll only for peers that died
+  /// silently; one that cannot (mpi: MPI has no descriptor) names how often it must be
+  /// polled, which bounds the latency of a message to a rank asleep. Any thread.
+  virtual std::chrono::milliseconds sleep_poll() const { return std::chrono::milliseconds(100); }
   /// True when nothing is queued to send. Never blocks.
   virtual bool idle() const = 0;
   /// Every peer has connected to its peers (a fence has passed since): a transport

@@ -509,6 +509,14 @@ std::unique_ptr<Transport> open_tcp(const Config& cfg) {
   // host resolves it to its own address there.
   std::string iface = base::param("IPC_TCP_IFACE");
   o.bind_address = iface.empty() ? base::param("IPC_TCP_ADDR") : net::interface_address(iface, "IPC_TCP_IFACE");
+  // Under an engine nobody sets the address per host (ipcrun does): unless told, a
+  // rank listens on its host's first address beyond loopback, which other hosts reach.
+  if (cfg.launcher == base::Launcher::engine && iface.empty() && !std::getenv("IPC_TCP_ADDR"))
+    for (auto& a : net::ipv4_addresses())
+      if ((a.value >> 24) != 127) {
+        o.bind_address = a.address;
+        break;
+      }
   if (std::string ports = base::param("IPC_TCP_PORTS"); !ports.empty())
     o.ports = net::parse_port_range(ports, "IPC_TCP_PORTS");
   o.eager_limit = static_cast<std::size_t>(base::param_int("IPC_TCP_EAGER"));
