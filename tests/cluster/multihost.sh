@@ -14,6 +14,8 @@
 #              known text in the clear without --tls and never with it
 #   tools      semaphores, mutexes and channels across hosts (the home rank's queue):
 #              contention, 100,000 items, a holder, a producer and the host killed
+#   engines    the same programs under Open MPI's mpirun across hosts (PMIx start-up):
+#              remote pairs take the mpi transport, pairs of one host shm; tcp when chosen
 set -euo pipefail
 [ -n "${MH_TRACE:-}" ] && set -x
 ROOT=${1:?project root}
@@ -190,6 +192,31 @@ tools)
   expect 3 "the channel's host dying on node1"
   grep -q "host_dies: .*channel: its host, rank 0 on node1.* is gone" "$TMP/out" ||
     fail "host_dies across hosts: $(cat "$TMP/out" "$TMP/err")"
+  ;;
+
+engines)
+  command -v mpirun >/dev/null || { echo "SKIP: no mpirun"; exit 0; }
+  "$IPCRUN" --list-params | grep -q "^IPC_MPI_EAGER " || { echo "SKIP: built without the mpi transport"; exit 0; }
+  # mpirun on node1 reaches node2 through the cluster's ssh; Open MPI's own TCP on eth0.
+  mpirun_on() {
+    on1 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+      mpirun --mca plm_rsh_agent "ssh -F $("$VC" ssh-config)" --mca btl vader,tcp,self \
+      --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 --bind-to none "$@"
+  }
+  mpirun_on --host node1:2,node2:2 -n 4 -x IPC_REPORT_TRANSPORTS=1 "$EX/hello"
+  expect 0 "hello under mpirun on 2 hosts"
+  [ "$(grep -c 'hello from rank' "$TMP/out")" = 4 ] || fail "hello under mpirun: $(cat "$TMP/out")"
+  for pair in "0 -> 1: shm" "0 -> 2: mpi" "1 -> 3: mpi" "2 -> 3: shm" "3 -> 0: mpi"; do
+    grep -q "transport $pair" "$TMP/err" || fail "under mpirun, expected 'transport $pair': $(grep transport "$TMP/err" | head -16)"
+  done
+  for p in ring allpairs collectives coll_matrix rpc farm sync channel; do
+    mpirun_on --host node1:2,node2:2 -n 4 -x IPC_RPC_DEFINE_WAIT=1 "$IT/it_$p"
+    expect 0 "it_$p under mpirun on 2 hosts"
+  done
+  # TCP when chosen: each rank listens on its host's address (no ipcrun to set it).
+  mpirun_on --host node1:2,node2:2 -n 4 -x IPC_TRANSPORTS=shm,tcp -x IPC_REPORT_TRANSPORTS=1 "$IT/it_allpairs"
+  expect 0 "it_allpairs under mpirun, IPC_TRANSPORTS=shm,tcp"
+  grep -q "transport 0 -> 2: tcp" "$TMP/err" || fail "IPC_TRANSPORTS=shm,tcp: $(grep transport "$TMP/err" | head -8)"
   ;;
 
 tls)
