@@ -15,6 +15,7 @@
 
 #include "agent.hpp"
 #include "dump.hpp"
+#include "engine.hpp"
 #include "base/errors.hpp"
 #include "base/net.hpp"
 #include "job.hpp"
@@ -99,6 +100,20 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (options.engine != "ipcrun") {  // mpirun or srun places and starts the ranks
+    try {
+      auto command = engine_command(options);
+      if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
+      return run_engine(command, options.timeout, ipc::base::param_seconds("IPC_KILL_GRACE"));
+    } catch (const ipc::UsageError& e) {
+      say(e.what());
+      return 2;
+    } catch (const std::exception& e) {
+      say(e.what());
+      return 127;
+    }
+  }
+
   auto program = resolve_program(options.command.front());
   if (auto* error = std::get_if<ProgramError>(&program)) {
     say(error->message);
@@ -126,6 +141,13 @@ int main(int argc, char** argv) {
 
   Placement placement;
   try {
+    // Inside a Slurm allocation, without hosts of its own, the job runs on the allocation's.
+    if (!options.hostfile && !options.host)
+      if (auto hosts = slurm_allocation()) {
+        std::string list;
+        for (auto& h : *hosts) list += (list.empty() ? "" : ",") + h.name + (h.slots ? ":" + std::to_string(*h.slots) : "");
+        options.host = list;
+      }
     placement = plan_job(options.hostfile, options.host, options.np, options.map_by, options.oversubscribe,
                          ipc::net::host_name(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   } catch (const std::exception& e) {

@@ -120,6 +120,11 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   app.add_option("--tls-key", out.tls_key, "with --tls-cert: its private key (PEM)")->type_name("FILE");
   app.add_option("--tls-ca", out.tls_ca, "with --tls-cert: the CA peers' certificates must chain\nto (default: the certificate itself)")
       ->type_name("FILE");
+  app.add_option("--engine", out.engine,
+                 "ipcrun (default): ipcrun starts the ranks; mpirun or\nslurm: hand the job to Open MPI's mpirun or "
+                 "Slurm's srun\n(the ranks start through PMIx; README: Engines)")
+      ->type_name("WHO")
+      ->check(CLI::IsMember({"ipcrun", "mpirun", "slurm"}));
   app.add_option("--bind-to", out.bind_to,
                  "core: pin each rank to one CPU; none; auto (default):\ncore when each machine's ranks fit "
                  "its CPUs")

@@ -36,6 +36,7 @@ struct Options {
   std::optional<std::string> tls_cert;    // --tls-cert FILE: the ranks' certificate (else one made for the job)
   std::optional<std::string> tls_key;     // --tls-key FILE: its key
   std::optional<std::string> tls_ca;      // --tls-ca FILE: the CA peers' certificates chain to (default: --tls-cert)
+  std::string engine = "ipcrun";          // --engine ipcrun|mpirun|slurm: who places and starts the ranks
   std::vector<std::string> command;       // program and its arguments
 };
 
