@@ -70,7 +70,8 @@ EngineCommand engine_command(const Options& o) {
     if (o.hostfile) a.insert(a.end(), {"--hostfile", *o.hostfile});
     if (o.host) a.insert(a.end(), {"--host", *o.host});
     if (o.map_by == "node") a.insert(a.end(), {"--map-by", "node"});
-    if (o.oversubscribe) a.emplace_back("--oversubscribe");
+    // Without hosts, ipcrun runs any number of ranks on this host: so does mpirun then.
+    if (o.oversubscribe || (!o.hostfile && !o.host)) a.emplace_back("--oversubscribe");
     if (o.bind_to != "auto") a.insert(a.end(), {"--bind-to", o.bind_to});
     if (o.display_map) a.emplace_back("--display-map");
     if (o.tag_output) a.emplace_back("--tag-output");
