@@ -138,6 +138,10 @@ seen" ] || fail "ipcrun --engine slurm -x: $(cat "$TMP/out")"
   run salloc -n 4 "$IPCRUN" -n 4 --display-map "$EX/hello"
   expect 0 "salloc -n 4 ipcrun -n 4"
   grep -q "rank 3 on $HOST" "$TMP/out" "$TMP/err" || fail "ipcrun inside an allocation: $(cat "$TMP/out" "$TMP/err")"
+  # The batch recipe (cluster/recipes/slurm-job.sh), on this one node.
+  run sbatch --wait --nodes=1 --ntasks-per-node=4 --output="$TMP/job.out" "$ROOT/cluster/recipes/slurm-job.sh" "$EX/hello"
+  expect 0 "sbatch cluster/recipes/slurm-job.sh"
+  [ "$(grep -c "hello from rank .* of 4" "$TMP/job.out")" = 4 ] || fail "the batch recipe: $(cat "$TMP/job.out")"
   # srun without PMIx: refused with what to do, not run as 2 singletons.
   run srun -n 2 --mpi=none "$EX/hello"
   [ "$status" != 0 ] || fail "srun --mpi=none ran"

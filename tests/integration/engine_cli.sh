@@ -34,4 +34,10 @@ run "$IPCRUN" --engine pigeon -n 2 "$HELLO"
 run env PATH=/nonexistent "$IPCRUN" --engine slurm -n 2 "$HELLO"
 [ "$status" = 127 ] && grep -q "^ipcrun: cannot run srun (--engine): No such file or directory" "$TMP/err" ||
   fail "srun missing: $status $(cat "$TMP/err")"
+# The recipe cluster/recipes/mpirun.sh, with a hostfile of this host.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+printf 'localhost slots=4\n' >"$TMP/hosts"
+run env IPC_REPORT_TRANSPORTS=1 bash "$ROOT/cluster/recipes/mpirun.sh" "$TMP/hosts" 3 "$HELLO"
+[ "$status" = 0 ] && [ "$(grep -c 'of 3' "$TMP/out")" = 3 ] && grep -q "transport 0 -> 2: shm" "$TMP/err" ||
+  fail "cluster/recipes/mpirun.sh: $status $(cat "$TMP/out" "$TMP/err")"
 echo "engine_cli: ok"
