@@ -39,18 +39,23 @@ case $CASE in
 up)
   bash "$ROOT/cluster/install-deps.sh" slurm-wlm munge
   stop
+  [ -f "$DIR/munge-dir" ] && rm -rf "$(cat "$DIR/munge-dir")"
   rm -rf "$DIR"
-  mkdir -p "$DIR/munge" "$DIR/state" "$DIR/spool"
-  # munged runs as its own user, with everything in a directory of its own.
-  chown munge: "$DIR/munge"
-  chmod 755 "$DIR/munge"
-  head -c 1024 /dev/urandom >"$DIR/munge/key"
-  chown munge: "$DIR/munge/key"
-  chmod 400 "$DIR/munge/key"
-  runuser -u munge -- munged --socket="$DIR/munge/sock" --key-file="$DIR/munge/key" \
-    --log-file="$DIR/munge/log" --pid-file="$DIR/munge/pid" --seed-file="$DIR/munge/seed"
-  for _ in $(seq 100); do [ -S "$DIR/munge/sock" ] && break; sleep 0.05; done
-  cp "$DIR/munge/pid" "$DIR/munged.pid"
+  mkdir -p "$DIR/state" "$DIR/spool"
+  # munged runs as its own user, with everything in a directory of its own under /tmp
+  # (the build directory may sit where that user cannot go).
+  M=$(mktemp -d /tmp/ipc-munge.XXXXXX)
+  echo "$M" >"$DIR/munge-dir"
+  chown munge: "$M"
+  chmod 755 "$M"
+  head -c 1024 /dev/urandom >"$M/key"
+  chown munge: "$M/key"
+  chmod 400 "$M/key"
+  runuser -u munge -- munged --socket="$M/sock" --key-file="$M/key" \
+    --log-file="$M/log" --pid-file="$M/pid" --seed-file="$M/seed"
+  for _ in $(seq 100); do [ -S "$M/sock" ] && break; sleep 0.05; done
+  [ -S "$M/sock" ] || fail "munged did not start: $(cat "$M/log" 2>/dev/null)"
+  cp "$M/pid" "$DIR/munged.pid"
   # Ports of our own (a Slurm of the machine's, if any, keeps its own).
   base=$((20000 + RANDOM % 20000))
   cat >"$SLURM_CONF" <<EOF
@@ -60,7 +65,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$DIR/munge/sock
+AuthInfo=socket=$M/sock
 SlurmctldPort=$base
 SlurmdPort=$((base + 1))
 StateSaveLocation=$DIR/state
@@ -91,6 +96,7 @@ EOF
 
 down)
   stop
+  [ -f "$DIR/munge-dir" ] && rm -rf "$(cat "$DIR/munge-dir")"
   rm -rf "$DIR"
   echo "slurm: down"
   ;;
