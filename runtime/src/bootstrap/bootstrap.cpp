@@ -43,17 +43,21 @@ void refuse_engine_without_pmix() {
     const char* v = env(var);
     return v && std::atoi(v) > 1;
   };
-  const char* how = nullptr;
+  std::string who;
   if (many("SLURM_NTASKS") && env("SLURM_PROCID"))
-    how = "srun started it without PMIx: run it with srun --mpi=pmix (or SLURM_MPI_TYPE=pmix)";
-  else if (many("OMPI_COMM_WORLD_SIZE"))
-    how = "mpirun started it, but PMIx is not set (PMIX_NAMESPACE)";
-  if (!how) return;
+    who = "srun";
+  else if (many("OMPI_COMM_WORLD_SIZE") || env("PMIX_NAMESPACE"))
+    who = "mpirun";
+  if (who.empty()) return;
 #if IPC_WITH_PMIX
-  throw BootstrapError(std::string("bootstrap: this process is one of a job of several ranks, but ") + how);
+  throw BootstrapError("bootstrap: this process is one of a job of several ranks, but " +
+                       (who == "srun" ? std::string("srun started it without PMIx: run it with srun --mpi=pmix (or "
+                                                    "SLURM_MPI_TYPE=pmix)")
+                                      : std::string("mpirun started it without PMIx (PMIX_NAMESPACE is not set)")));
 #else
-  throw BootstrapError(std::string("bootstrap: this process is one of a job of several ranks (") + how +
-                       "), and this build of ipc has no PMIx (libpmix-dev; see the README): start it with ipcrun");
+  throw BootstrapError("bootstrap: this process is one of a job of several ranks started by " + who +
+                       ", but this build of ipc has no PMIx (it was built without libpmix-dev): start the job with "
+                       "ipcrun, or build ipc with PMIx (README: Engines)");
 #endif
 }
 
