@@ -4,7 +4,9 @@
 //
 // A frame is one MPI message on tag kFrame: a 12-byte prefix (kind, head size, payload
 // length), the head, and, for a payload of at most IPC_MPI_INLINE bytes, the payload
-// (copied). A larger payload follows as messages of its own on tag kPayload, sent from
+// (copied). Eight receives for frames are always posted (any source, each as large as
+// the largest frame), so a frame lands in one as it arrives; they are taken in the
+// order they were posted, which is the order MPI matches them in. A larger payload follows as messages of its own on tag kPayload, sent from
 // and received into the engine's buffers without a copy (in pieces of at most 1 GiB,
 // MPI's counts being ints). MPI keeps messages of one sender and one tag in order, so
 // the receiver, which posts a peer's payload receives when it reads the frame that
@@ -31,6 +33,7 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -91,6 +94,14 @@ class MpiTransport final : public Transport {
                   ", the job rank " + std::to_string(cfg.rank) + " of " + std::to_string(cfg.size) +
                   " (the engine that started the job is not the one MPI sees)");
     peers_.resize(static_cast<std::size_t>(size));
+    // Receives for frames, posted ahead (any source), so that a frame lands in one as
+    // it arrives instead of waiting in MPI's unexpected queue for a probe.
+    frame_bytes_ = kPrefix + wire::kMaxHead + inline_;
+    posted_.resize(kPosted);
+    for (auto& r : posted_) {
+      r.buffer.resize(frame_bytes_);
+      post(r);
+    }
   }
 
   ~MpiTransport() override {
@@ -120,22 +131,33 @@ class MpiTransport final : public Transport {
     if (closed_) return false;
     bool did = finish_sends();
     did |= finish_payloads(sink);
-    for (;;) {  // new frames
+    for (;;) {  // new frames, in the order their receives were posted (MPI's matching order)
+      auto& r = posted_[next_];
       int flag = 0;
-      MPI_Message msg;
       MPI_Status st;
-      if (MPI_Improbe(MPI_ANY_SOURCE, kFrame, comm_, &flag, &msg, &st) != MPI_SUCCESS || !flag) break;
+      int rc = MPI_Test(&r.request, &flag, &st);
+      if (rc != MPI_SUCCESS && st.MPI_SOURCE >= 0 && st.MPI_SOURCE < static_cast<int>(peers_.size())) {
+        drop(sink, st.MPI_SOURCE, "a frame larger than IPC_MPI_INLINE allows here (every rank needs the same): " +
+                                      mpi_error(rc));
+        post(r);
+        next_ = (next_ + 1) % posted_.size();
+        did = true;
+        continue;
+      }
+      if (rc != MPI_SUCCESS || !flag) break;
       int count = 0;
       MPI_Get_count(&st, MPI_BYTE, &count);
-      std::vector<std::byte> frame(static_cast<std::size_t>(count));
-      MPI_Mrecv(frame.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
       did = true;
       auto& p = peers_[static_cast<std::size_t>(st.MPI_SOURCE)];
-      if (p.lost) continue;
-      if (!p.pieces.empty() || !p.waiting.empty())
-        p.waiting.push_back(std::move(frame));  // after the payload still coming
-      else
-        deliver(sink, st.MPI_SOURCE, frame);
+      std::span<const std::byte> frame(r.buffer.data(), static_cast<std::size_t>(count));
+      if (!p.lost) {
+        if (!p.pieces.empty() || !p.waiting.empty())
+          p.waiting.emplace_back(frame.begin(), frame.end());  // after the payload still coming
+        else
+          deliver(sink, st.MPI_SOURCE, frame);
+      }
+      post(r);
+      next_ = (next_ + 1) % posted_.size();
     }
     return did;
   }
@@ -158,6 +180,11 @@ class MpiTransport final : public Transport {
           MPI_Cancel(&r);
           MPI_Request_free(&r);
         }
+    for (auto& r : posted_)
+      if (r.request != MPI_REQUEST_NULL) {
+        MPI_Cancel(&r.request);
+        MPI_Wait(&r.request, MPI_STATUS_IGNORE);
+      }
   }
 
   // Called by the endpoint (under the progress lock).
@@ -215,6 +242,15 @@ class MpiTransport final : public Transport {
     int peer;
     std::string why;
   };
+  struct Posted {
+    std::vector<std::byte> buffer;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  static constexpr std::size_t kPosted = 8;
+
+  void post(Posted& r) {
+    MPI_Irecv(r.buffer.data(), static_cast<int>(frame_bytes_), MPI_BYTE, MPI_ANY_SOURCE, kFrame, comm_, &r.request);
+  }
 
   bool finish_sends() {
     bool did = false;
@@ -250,13 +286,13 @@ class MpiTransport final : public Transport {
       while (!p.lost && p.pieces.empty() && !p.waiting.empty()) {
         auto frame = std::move(p.waiting.front());
         p.waiting.pop_front();
-        deliver(sink, static_cast<int>(r), frame);
+        deliver(sink, static_cast<int>(r), std::span<const std::byte>(frame));
       }
     }
     return did;
   }
 
-  void deliver(Sink& sink, int peer, const std::vector<std::byte>& frame) {
+  void deliver(Sink& sink, int peer, std::span<const std::byte> frame) {
     auto& p = peers_[static_cast<std::size_t>(peer)];
     if (frame.size() < kPrefix) return drop(sink, peer, "a frame shorter than its prefix");
     auto kind = static_cast<unsigned>(frame[0]);
@@ -307,6 +343,9 @@ class MpiTransport final : public Transport {
   std::vector<Peer> peers_;
   std::list<Send> sends_;
   std::vector<Lost> lost_reports_;
+  std::size_t frame_bytes_ = 0;  // the largest frame message: prefix, head, inlined payload
+  std::vector<Posted> posted_;
+  std::size_t next_ = 0;  // the oldest posted receive
 };
 
 MpiEndpoint::MpiEndpoint(MpiTransport& t, int peer) : Endpoint(t, peer), t_(t) {}
