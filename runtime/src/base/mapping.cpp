@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,7 +32,38 @@ void* map_fd(int fd, std::size_t size, bool populate, const std::string& name) {
   return base;
 }
 
+// The error of a /dev/shm without room for `size` bytes of segment `name`.
+std::string space_error(const std::string& name, std::size_t size) {
+  struct statvfs vfs {};
+  std::string room;
+  if (::statvfs("/dev/shm", &vfs) == 0)
+    room = ", which has " + mib(static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize)) + " free of " +
+           mib(static_cast<double>(vfs.f_blocks) * static_cast<double>(vfs.f_frsize));
+  return "shm: segment " + name + " needs " + mib(static_cast<double>(size)) + " in /dev/shm" + room +
+         ": give /dev/shm more room (a container's --shm-size, mount -o remount,size=...), start fewer ranks per "
+         "host, or leave shared memory out (--transports tcp)";
+}
+
 }  // namespace
+
+void Mapping::require_space(const std::string& name, std::size_t size, std::size_t total) {
+  struct statvfs vfs {};
+  if (::statvfs("/dev/shm", &vfs) != 0) return;  // nothing to tell by
+  if (static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize) < static_cast<double>(total))
+    throw Error(space_error(name, size));
+}
+
+std::string Mapping::prefault(std::size_t offset, std::size_t len) const {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14
+#endif
+  if (len == 0) return {};
+  auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::size_t from = offset / page * page, to = std::min(size_, (offset + len + page - 1) / page * page);
+  if (::madvise(static_cast<char*>(base_) + from, to - from, MADV_POPULATE_WRITE) == 0) return {};
+  if (errno == EINVAL || errno == ENOSYS) return {};  // an older kernel: pages come at first touch
+  return space_error(name_, to - from);
+}
 
 Mapping& Mapping::operator=(Mapping&& o) noexcept {
   std::swap(base_, o.base_);
@@ -70,14 +102,7 @@ Mapping Mapping::create(const std::string& name, std::size_t size, bool populate
     int e = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
     if (e == ENOSPC || e == ENOMEM) {
       ::close(fd);
-      struct statvfs vfs {};
-      std::string room;
-      if (::statvfs("/dev/shm", &vfs) == 0)
-        room = ", which has " + mib(static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize)) +
-               " free of " + mib(static_cast<double>(vfs.f_blocks) * static_cast<double>(vfs.f_frsize));
-      throw Error("shm: segment " + name + " needs " + mib(static_cast<double>(size)) + " in /dev/shm" + room +
-                  ": give /dev/shm more room (a container's --shm-size, mount -o remount,size=...), start fewer "
-                  "ranks per host, or leave shared memory out (--transports tcp)");
+      throw Error(space_error(name, size));
     }
   }
   m.base_ = map_fd(fd, size, populate, name);

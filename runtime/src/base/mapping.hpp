@@ -16,6 +16,15 @@ class Mapping {
   static Mapping create(const std::string& name, std::size_t size, bool populate);
   /// Maps an existing `name` whole (at least `min_size` bytes). @throws ipc::Error.
   static Mapping open(const std::string& name, std::size_t min_size, bool populate);
+  /// Checks that /dev/shm has `total` bytes free for segments like `name` (of `size`
+  /// bytes each), without taking them. @throws ipc::Error naming /dev/shm, the bytes
+  /// needed and what to do.
+  static void require_space(const std::string& name, std::size_t size, std::size_t total);
+  /// Makes the pages of [offset, offset + len) present and writable now (taking them
+  /// from /dev/shm), so that no later touch faults; "" when done (or when the kernel
+  /// cannot say: older than Linux 5.14, the pages then come at first touch), else why
+  /// not (/dev/shm is full: a touch would have been SIGBUS).
+  std::string prefault(std::size_t offset, std::size_t len) const;
   Mapping(Mapping&& o) noexcept { *this = std::move(o); }
   Mapping& operator=(Mapping&& o) noexcept;
   ~Mapping();

@@ -4,8 +4,11 @@
 //
 // The receiving rank creates it (O_EXCL, mode 0600, name from the unguessable job id),
 // every sender on the node maps it, and it is unlinked as soon as they all have (or
-// when the rank ends); a mapping outlives the name. Mappings are populated at once
-// (MAP_POPULATE): a page fault on a ring's first lap would cost more than the message.
+// when the rank ends); a mapping outlives the name. A segment is sparse: its header and
+// the rings' controls are present from the start, a ring's data pages from the first
+// send on that ring, when the sender makes them all present at once (prefault_ring: a
+// page fault on a ring's first lap would cost more than the message). So shared memory
+// grows with the pairs that talk, not with the square of the node's ranks.
 #pragma once
 
 #include <atomic>
@@ -46,6 +49,8 @@ class Segment {
   RingControl* control(std::uint32_t ring) const;
   std::byte* data(std::uint32_t ring) const;
   std::size_t ring_bytes() const { return header()->ring_bytes; }
+  /// Makes ring `ring`'s data pages present; "" when done, else why not (/dev/shm full).
+  std::string prefault_ring(std::uint32_t ring) const;
   const std::string& name() const { return map_.name(); }
 
  private:

@@ -36,6 +36,11 @@ ShmTransport::ShmTransport(Options opt)
     throw Error("shm: IPC_SHM_CHUNK=" + std::to_string(opt_.chunk) + " must be at least 256 bytes");
   if (!opt_.doorbell) throw Error("shm: no doorbell to ring peers with");
   try {
+    // Room for every ring of the node, should every pair talk: a job that cannot have
+    // it is refused now, not stopped mid-way when a ring finds /dev/shm full.
+    std::size_t one = segment_bytes(static_cast<std::uint32_t>(opt_.local_size), opt_.ring_bytes);
+    base::Mapping::require_space(base::segment_name(opt_.job, opt_.rank), one,
+                                 one * static_cast<std::size_t>(opt_.local_size));
     own_ = Segment::create(base::segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
                            opt_.ring_bytes);
   } catch (const Error& e) {
@@ -171,6 +176,14 @@ bool ShmTransport::push(Peer& p) {
 void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
   Peer& p = *this;
   ShmTransport& t = shm;
+  if (!p.faulted) [[unlikely]] {
+    p.faulted = true;
+    p.full = p.segment.prefault_ring(static_cast<std::uint32_t>(t.opt_.local_rank));
+  }
+  if (!p.full.empty()) [[unlikely]] {  // reported as the peer's loss by check_peers
+    if (done) done->complete(std::make_error_code(std::errc::no_space_on_device));
+    return;
+  }
   bool was_empty = p.queue.empty();
   if (was_empty && f.head.size() + f.length <= std::min(p.out.max_body(), t.opt_.chunk)) {
     std::size_t need = 0;
@@ -343,7 +356,8 @@ void ShmTransport::disarm_sleep() { own_.header()->sleepers.fetch_sub(1, std::me
 void ShmTransport::check_peers(Sink& sink) {
   for (auto& p : peers_) {
     if (!p || p->lost || p->pid <= 0) continue;
-    if (::kill(p->pid, 0) == 0 || errno != ESRCH) continue;
+    bool full = !p->full.empty();
+    if (!full && (::kill(p->pid, 0) == 0 || errno != ESRCH)) continue;
     p->lost = true;
     for (auto& in : inbound_)
       if (in.rank == p->rank && in.in_frame) {
@@ -355,7 +369,8 @@ void ShmTransport::check_peers(Sink& sink) {
     if (!q.empty()) --pending_peers_;  // else flush() would wait for it forever
     for (auto& o : q)
       if (o.done) o.done->complete(std::make_error_code(std::errc::connection_aborted));
-    sink.on_peer_lost(p->rank, "its process (pid " + std::to_string(p->pid) + ") is gone");
+    sink.on_peer_lost(p->rank, full ? "no room for its ring: " + p->full
+                                    : "its process (pid " + std::to_string(p->pid) + ") is gone");
   }
 }
 

@@ -98,6 +98,8 @@ class ShmTransport final : public Transport {
     std::deque<Out> queue;
     base::Doorbell::Address bell;
     bool lost = false;
+    bool faulted = false;   // its ring's pages are present (the first send makes them)
+    std::string full;       // why they could not be (reported as the peer's loss)
     std::atomic<std::size_t> stalled{0};         // body bytes of the record that found no room
     std::atomic<std::uint64_t> stalled_tail{0};  // the producer's position then
   };
