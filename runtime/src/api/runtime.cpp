@@ -121,6 +121,12 @@ void check_nodes(const std::vector<transport::PeerCard>& cards, int me) {
 // their cards, the collectives their keys), reads the others' after it, and a second
 // fence tells everyone that all have mapped what they need.
 void start(RuntimeImpl& im) {
+  // Until the job is known, an engine's own rank number names this process in errors.
+  for (const char* var : {"IPC_RANK", "PMIX_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"})
+    if (const char* v = std::getenv(var); v && *v) {
+      g_where = std::string("ipc: rank ") + v + " (" + var + ")";
+      break;
+    }
   im.job = bootstrap::read_environment();
   g_where = "ipc: rank " + std::to_string(im.job.rank) + " on " + im.job.node;
   // Every ipc::Error from now on names this rank and host first (never freed: another
