@@ -87,13 +87,8 @@ struct Rank {
 };
 
 void every_size(Rank& r) {
-  std::vector<std::size_t> sizes{0, 1, 35, 36, 37, 63, 64, 4096, 16383, 16384, 16385, 65536, 65537, 200000, 1u << 20,
-                                 64u << 20};
-  std::vector<std::vector<std::byte>> payloads, heads;
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    payloads.push_back(pattern(sizes[i], static_cast<std::uint32_t>(i)));
-    heads.push_back(head(static_cast<std::uint32_t>(i), std::size_t{4} + (i * 3) % (ipc::wire::kMaxHead - 3)));
-  }
+  EverySize frames;
+  auto& [sizes, payloads, heads] = frames;
   Done done;
   if (r.me == 0)
     for (std::size_t i = 0; i < sizes.size(); ++i) r.send(1, heads[i], payloads[i].data(), sizes[i], &done);

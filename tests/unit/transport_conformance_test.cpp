@@ -29,13 +29,8 @@ std::string param_name(const ::testing::TestParamInfo<Kind>& info) { return name
 TEST_P(Conformance, FramesOfEverySizeArriveInOrderAndIntact) {
   Ranks r(kind(), 2);
   const int to = peer();
-  std::vector<std::size_t> sizes{0, 1, 35, 36, 37, 63, 64, 4096, 16383, 16384, 65535, 65536, 65537, 200000, 1u << 20,
-                                 64u << 20};
-  std::vector<std::vector<std::byte>> payloads, heads;
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    payloads.push_back(pattern(sizes[i], static_cast<std::uint32_t>(i)));
-    heads.push_back(head(static_cast<std::uint32_t>(i), std::size_t{4} + (i * 3) % (ipc::wire::kMaxHead - 3)));
-  }
+  EverySize frames;
+  auto& [sizes, payloads, heads] = frames;
   Done done;
   for (std::size_t i = 0; i < sizes.size(); ++i) r.send(0, to, heads[i], payloads[i].data(), sizes[i], &done);
   ASSERT_TRUE(r.pump([&] { return r.sink[to].got.size() == sizes.size() && done.count == int(sizes.size()); }))

@@ -46,6 +46,20 @@ inline std::vector<std::byte> pattern(std::size_t n, std::uint32_t salt) {
   return b;
 }
 
+/// The frames of the every-size check: payloads from 0 B to 64 MiB across every
+/// transport's thresholds, each with a head of its own size.
+struct EverySize {
+  std::vector<std::size_t> sizes{0, 1, 35, 36, 37, 63, 64, 4096, 16383, 16384, 16385, 65535, 65536, 65537, 200000,
+                                 1u << 20, 64u << 20};
+  std::vector<std::vector<std::byte>> payloads, heads;
+  EverySize() {
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      payloads.push_back(pattern(sizes[i], static_cast<std::uint32_t>(i)));
+      heads.push_back(head(static_cast<std::uint32_t>(i), std::size_t{4} + (i * 3) % (ipc::wire::kMaxHead - 3)));
+    }
+  }
+};
+
 /// Records every frame (each in a buffer of its own, so frames from many peers may
 /// interleave), losses and aborts. `on_done` runs after a frame is recorded (a test's
 /// re-entrant sends).
