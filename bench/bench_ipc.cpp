@@ -31,6 +31,10 @@ class IpcBackend {
     std::copy(in, in + n, out);
     c_.allreduce_inplace(std::span<double>(out, n));
   }
+  void allreduce_chars(const char* in, char* out, std::size_t n) {
+    std::copy(in, in + n, out);
+    c_.allreduce_inplace(std::span<char>(out, n));
+  }
   void bcast(char* p, std::size_t n, int root) { c_.bcast(std::span<char>(p, n), root); }
   void allgather(const char* in, std::size_t n, char* out) {
     c_.allgather(std::span<const char>(in, n), std::span<char>(out, n * size()));
@@ -144,6 +148,23 @@ void rpc(ipc::Communicator& c, const bench::Config& cfg) {
   }
 }
 
+// The task farm (this runtime only): 20,000 trivial tasks (an int in, an int out)
+// with the default options, rank 0 handing them to the others; time per task.
+void farm(ipc::Communicator& c, const bench::Config& cfg) {
+  int tasks = std::max(100, static_cast<int>(20000 * cfg.scale));
+  std::vector<int> in(c.rank() == 0 ? static_cast<std::size_t>(tasks) : 0);
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<int>(i);
+  std::vector<double> reps;
+  for (int r = -1; r < cfg.repeats; ++r) {
+    c.barrier();
+    double t0 = bench::now_us();
+    auto out = ipc::farm<int>(c, in, [](int x) { return x + 1; });
+    if (r >= 0) reps.push_back((bench::now_us() - t0) / tasks);
+    if (c.rank() == 0 && (out.size() != in.size() || out.back() != tasks)) std::abort();
+  }
+  if (c.rank() == 0) bench::emit("farm", 0, bench::median(reps), "us");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -152,6 +173,7 @@ int main(int argc, char** argv) {
   auto cfg = bench::parse(argc, argv);
   bench::run(b, cfg);
   if (rt.size() >= 2 && (cfg.want("rpc_latency") || cfg.want("rpc_rate"))) rpc(rt.world(), cfg);
+  if (!cfg.only.empty() && cfg.want("farm")) farm(rt.world(), cfg);
   if (rt.size() >= 2 && !cfg.only.empty() && (cfg.want("channel_latency") || cfg.want("channel_rate")))
     channels(rt.world(), cfg);
   return 0;

@@ -39,6 +39,9 @@ class MpiBackend {
   void allreduce(const double* in, double* out, std::size_t n) {
     MPI_Allreduce(in, out, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   }
+  void allreduce_chars(const char* in, char* out, std::size_t n) {
+    MPI_Allreduce(in, out, static_cast<int>(n), MPI_CHAR, MPI_SUM, MPI_COMM_WORLD);
+  }
   void bcast(char* p, std::size_t n, int root) { MPI_Bcast(p, static_cast<int>(n), MPI_BYTE, root, MPI_COMM_WORLD); }
   void allgather(const char* in, std::size_t n, char* out) {
     MPI_Allgather(in, static_cast<int>(n), MPI_BYTE, out, static_cast<int>(n), MPI_BYTE, MPI_COMM_WORLD);

@@ -7,6 +7,7 @@
 //   void wait_all(std::vector<Req>&);
 //   void sync();                      // a barrier used between measurements (not timed)
 //   static constexpr bool collectives; // then also: barrier(), allreduce(double*, n),
+//                                      // allreduce_chars(const char*, char*, n) (sum),
 //                                      // bcast(char*, n, root), allgather(...), alltoall(...),
 //                                      // scatter(...), reduce_scatter(...),
 //                                      // Req iallreduce(double*, n), wait(Req&)
@@ -17,6 +18,7 @@
 #pragma once
 
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +26,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,11 +71,28 @@ inline void emit(const char* bench, std::size_t bytes, double value, const char*
   std::fflush(stdout);
 }
 
+// A buffer as OSU's: page-aligned, its own (send and receive buffers are separate),
+// filled with `fill`.
+struct Buffer {
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> p;
+  Buffer(std::size_t n, char fill) {
+    std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::size_t len = (std::max<std::size_t>(n, 1) + page - 1) / page * page;
+    p.reset(static_cast<char*>(std::aligned_alloc(page, len)));
+    if (!p) std::abort();
+    std::memset(p.get(), fill, len);
+  }
+  char* data() const { return p.get(); }
+};
+
 // Half round trip between ranks 0 and 1 (others wait).
 template <class B>
 void pingpong(B& b, const Config& cfg) {
   for (std::size_t bytes : cfg.sizes) {
-    std::vector<char> buf(std::max<std::size_t>(bytes, 1), 'a');
+    Buffer sbuf(bytes, 'a'), rbuf(bytes, 'b');
     int iters = iterations(bytes, cfg.scale);
     std::vector<double> reps;
     for (int r = -1; r < cfg.repeats; ++r) {  // r = -1: warm-up
@@ -79,13 +100,13 @@ void pingpong(B& b, const Config& cfg) {
       double t0 = now_us();
       if (b.rank() == 0) {
         for (int i = 0; i < iters; ++i) {
-          b.send(buf.data(), bytes, 1);
-          b.recv(buf.data(), bytes, 1);
+          b.send(sbuf.data(), bytes, 1);
+          b.recv(rbuf.data(), bytes, 1);
         }
       } else if (b.rank() == 1) {
         for (int i = 0; i < iters; ++i) {
-          b.recv(buf.data(), bytes, 0);
-          b.send(buf.data(), bytes, 0);
+          b.recv(rbuf.data(), bytes, 0);
+          b.send(sbuf.data(), bytes, 0);
         }
       }
       if (r >= 0) reps.push_back((now_us() - t0) / iters / 2);
@@ -100,7 +121,7 @@ void bandwidth(B& b, const Config& cfg, bool both_ways) {
   const int window = 64;
   for (std::size_t bytes : cfg.sizes) {
     if (bytes == 0) continue;
-    std::vector<char> sbuf(bytes, 's'), rbuf(bytes, 'r');
+    Buffer sbuf(bytes, 's'), rbuf(bytes, 'r');
     char ack = 0;
     int iters = std::max(2, iterations(bytes, cfg.scale, 200) / 4);
     std::vector<double> reps;
@@ -186,9 +207,39 @@ void overlap(B& b, const Config& cfg, std::size_t n) {
   if (b.rank() == 0) emit("iallreduce_overlap", n * sizeof(double), median(reps), "%");
 }
 
+// OSU's way (osu_allreduce, osu_bcast): every call timed alone between barriers, on
+// chars (allreduce: sum), the average over the ranks of each rank's mean; rows
+// osu_allreduce, osu_bcast, beside published OSU figures.
+template <class B, class F>
+void time_collective_osu(B& b, const Config& cfg, const char* name, std::size_t bytes, F&& op) {
+  int iters = iterations(bytes, cfg.scale, 1000);
+  std::vector<double> reps;
+  for (int r = -1; r < cfg.repeats; ++r) {
+    b.sync();
+    double total = 0;
+    for (int i = 0; i < iters; ++i) {
+      double t0 = now_us();
+      op();
+      total += now_us() - t0;
+      b.barrier();
+    }
+    double mean = total / iters, sum = 0;
+    b.allreduce(&mean, &sum, 1);
+    if (r >= 0) reps.push_back(sum / b.size());
+  }
+  if (b.rank() == 0) emit(name, bytes, median(reps), "us");
+}
+
 template <class B>
 void collectives(B& b, const Config& cfg) {
   if constexpr (B::collectives) {
+    for (std::size_t bytes : cfg.sizes) {
+      if (bytes == 0) continue;
+      Buffer in(bytes, 1), out(bytes, 0);
+      if (cfg.want("osu_allreduce"))
+        time_collective_osu(b, cfg, "osu_allreduce", bytes, [&] { b.allreduce_chars(in.data(), out.data(), bytes); });
+      if (cfg.want("osu_bcast")) time_collective_osu(b, cfg, "osu_bcast", bytes, [&] { b.bcast(in.data(), bytes, 0); });
+    }
     if (cfg.want("barrier")) time_collective(b, cfg, "barrier", 0, [&] { b.barrier(); });
     for (std::size_t bytes : cfg.sizes) {
       std::size_t n = std::max<std::size_t>(bytes / sizeof(double), 1);
@@ -271,6 +322,42 @@ void tools(B& b, const Config& cfg) {
   }
 }
 
+// Memory (asked for by name only): every rank exchanges 8 B and 64 KiB messages with
+// its two neighbours in a ring (the pairs a stencil uses), then reports its peak
+// resident size (VmHWM, the mean over ranks: memory_rank, MiB) and rank 0 what /dev/shm
+// holds now (shm_used, MiB: bench/compare subtracts what it held before the job).
+template <class B>
+void memory(B& b, const Config& cfg) {
+  int n = b.size(), me = b.rank();
+  if (n >= 2) {
+    Buffer sbuf(1 << 16, 's'), left(1 << 16, 0), right(1 << 16, 0);
+    for (std::size_t bytes : {std::size_t{8}, std::size_t{1} << 16})
+      for (int i = 0; i < 10; ++i) {
+        std::vector<typename B::Req> reqs;
+        reqs.push_back(b.irecv(left.data(), bytes, (me + n - 1) % n));
+        reqs.push_back(b.irecv(right.data(), bytes, (me + 1) % n));
+        reqs.push_back(b.isend(sbuf.data(), bytes, (me + 1) % n));
+        reqs.push_back(b.isend(sbuf.data(), bytes, (me + n - 1) % n));
+        b.wait_all(reqs);
+      }
+  }
+  b.sync();
+  double hwm_kib = 0;
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) hwm_kib = std::strtod(line.c_str() + 6, nullptr);
+  double sum = 0;
+  b.allreduce(&hwm_kib, &sum, 1);
+  if (me == 0) {
+    struct statvfs v {};
+    double used = ::statvfs("/dev/shm", &v) == 0 ? static_cast<double>(v.f_blocks - v.f_bfree) * v.f_frsize : 0;
+    emit("memory_rank", 0, sum / n / 1024, "MiB");
+    emit("shm_used", 0, used / (1 << 20), "MiB");
+  }
+  b.sync();
+  (void)cfg;
+}
+
 template <class B>
 void run(B& b, const Config& cfg) {
   if (b.size() >= 2 && !cfg.sizes.empty()) {
@@ -280,6 +367,8 @@ void run(B& b, const Config& cfg) {
   }
   collectives(b, cfg);
   tools(b, cfg);
+  if constexpr (B::collectives)
+    if (!cfg.only.empty() && cfg.want("memory")) memory(b, cfg);
   if (b.size() >= 2 && cfg.blocked_seconds > 0) blocked(b, cfg, cfg.blocked_seconds);
   b.sync();
 }
