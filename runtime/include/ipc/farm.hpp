@@ -8,8 +8,8 @@
 ///     }, {.progress = true, .journal = "sweep.journal"});
 ///     // rank 0: results[i] belongs to tasks[i]; other ranks: empty
 ///
-/// - Dynamic load balancing: each worker has `in_flight` tasks at a time and gets the
-///   next one as soon as it returns a result, so fast workers do more.
+/// - Dynamic load balancing: each worker has `in_flight` tasks at a time (adaptive by
+///   default) and gets the next one as soon as it returns a result, so fast workers do more.
 /// - A worker that dies (run with `ipcrun --keep-going`) has its tasks handed to the
 ///   others; the farm fails only when no worker is left.
 /// - A task that throws stops the farm: the other tasks in flight finish, the workers
@@ -46,8 +46,10 @@ struct FarmOptions {
   bool progress = false;
   /// File that keeps results across runs ("": none).
   std::string journal;
-  /// Tasks a worker holds at once (the next one is there when it finishes one).
-  int in_flight = 2;
+  /// Tasks a worker holds at once (the next one is there when it finishes one); 0:
+  /// adaptive, per worker, from 2 (tasks of milliseconds and more) up to 64 (tasks
+  /// shorter than a message's round trip), so that no worker waits for rank 0.
+  int in_flight = 0;
 };
 
 namespace detail {
@@ -98,7 +100,7 @@ T from_bytes(const Bytes& b) {
 /// @throws ipc::Error on every rank when a task failed or no worker is left, or when the
 /// journal cannot be opened, read or written or was written for another task list (the
 /// same message on every rank but for its "rank R on HOST:" origin); ipc::UsageError
-/// when opt.in_flight < 1; ipc::PeerLost on a worker when rank 0 is gone; ipc::ProtocolError
+/// when opt.in_flight < 0; ipc::PeerLost on a worker when rank 0 is gone; ipc::ProtocolError
 /// for a malformed message (e.g. a result that does not match Result's size), ipc::Truncation
 /// when a serialized result does not deserialize as Result.
 template <class Result, class Task, class F>

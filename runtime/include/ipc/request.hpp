@@ -26,6 +26,25 @@ class Request {
  public:
   /// An empty handle (valid() is false), e.g. to fill a vector for wait_any.
   Request() = default;
+  Request(const Request&) = default;
+  Request(Request&&) noexcept = default;
+  Request& operator=(const Request& o) {
+    if (this != &o) {
+      if (s_) release();
+      s_ = o.s_;
+    }
+    return *this;
+  }
+  Request& operator=(Request&& o) noexcept {
+    if (this != &o) {
+      if (s_) release();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  ~Request() {
+    if (s_) release();
+  }
   /// Blocks until the operation completes; for a receive, the value is then in place.
   /// @throws the operation's failure (ipc::PeerLost when the peer is gone, ipc::Truncation when
   /// a received message does not fit), ipc::UsageError on an empty request.
@@ -44,6 +63,8 @@ class Request {
   friend std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Status>* statuses);
   friend struct detail::CommAccess;
   explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
+  /// Lets go of the operation: one that has not completed keeps itself until it does.
+  void release() noexcept;
   std::shared_ptr<detail::RequestState> s_;
 };
 

@@ -112,6 +112,7 @@ Communicator Communicator::derive(detail::Purpose purpose, const std::vector<int
 Request Communicator::start_collective(std::function<void(const Communicator&)> body) const {
   auto state = std::make_shared<detail::RequestState>(detail::RequestState::Kind::send);
   state->engine = engine_;
+  state->background = true;  // the task below owns it too
   Communicator lane = *this;
   lane.coll_context_ = detail::nonblocking_context(context_);
   engine_->post_async(lane.coll_context_, [lane, body = std::move(body), state] {

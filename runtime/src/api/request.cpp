@@ -15,6 +15,16 @@ std::optional<Status> Request::test() {
   return s_->engine->test(*s_);
 }
 
+void Request::release() noexcept {
+  auto s = std::move(s_);
+  if (!s->done.load(std::memory_order_acquire) && !s->background) {
+    try {
+      s->engine->adopt(std::move(s));
+    } catch (...) {  // adopt() allocates nothing: not reached
+    }
+  }
+}
+
 bool Request::done() const { return s_ && s_->done.load(std::memory_order_acquire); }
 
 std::size_t wait_any(std::span<Request> requests, Status* status) {

@@ -148,6 +148,7 @@ void start(RuntimeImpl& im) {
   cfg.limits.max_payload = static_cast<std::uint64_t>(base::param_int("IPC_MAX_MESSAGE"));
   im.doorbell = base::Doorbell(base::doorbell_name(im.job.job, im.job.rank));
   cfg.doorbell = &im.doorbell;
+  cfg.oversubscribed = WaitPolicy::from_params(im.job.local_size).oversubscribed;
   im.self = transport::open_self(cfg);
   if (im.job.size > 1) im.transports = transport::open(cfg, allowed);
 

@@ -24,7 +24,6 @@ static_assert(alignof(RequestState) >= 4 && alignof(Unexpected) >= 4);
 }  // namespace
 
 void RequestState::complete(const std::error_code& ec) {
-  auto hold = std::move(keep);
   if (ec && !error)
     error = std::make_exception_ptr(PeerLost(
         "send to " + engine->where(dest) + " failed: " + ec.message(), dest));
@@ -107,7 +106,11 @@ void Engine::send_frame(int dest, const proto::Header& h, const void* payload, s
 // Marks `r` done, then wakes a sleeping waiter. The store must be ordered before the
 // load of the sleeper count (a waiter counts itself, then checks `done`): a full
 // barrier per completion, unless sleepers pay for it with a membarrier (see Sleeper).
-void Engine::mark_done(RequestState& r) { signal_done(r.done); }
+// A request whose handle was dropped (adopt()) is freed here, once marked.
+void Engine::mark_done(RequestState& r) {
+  auto hold = std::move(r.keep);
+  signal_done(r.done);
+}
 
 void Engine::signal_done(std::atomic<bool>& done) {
   if (asymmetric_) {
@@ -121,7 +124,6 @@ void Engine::signal_done(std::atomic<bool>& done) {
 
 void Engine::fail(RequestState& r, std::exception_ptr e) {
   if (!r.error) r.error = std::move(e);
-  r.keep.reset();
   mark_done(r);
 }
 
@@ -150,9 +152,14 @@ std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestStat
   }
 }
 
+// A non-blocking operation's request is owned by its handle (ipc::Request); the
+// engine's references to it (match queues, rendezvous tables) own nothing, so that
+// they cost no atomic reference counting on the way of every message. A handle
+// dropped before its request completes hands its ownership to the request itself
+// (adopt(): `keep`), and mark_done() lets go of that when it completes.
 std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src) {
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
-  start_send(r, comm, dest, tag, std::move(src));
+  start_send(Posted(Posted(), r.get()), comm, dest, tag, std::move(src));
   return r;
 }
 
@@ -160,8 +167,13 @@ std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int 
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
   r->target.emplace(std::move(dst));
   r->to = &*r->target;
-  start_recv(r, comm, source, tag);
+  start_recv(Posted(Posted(), r.get()), comm, source, tag);
   return r;
+}
+
+void Engine::adopt(std::shared_ptr<RequestState> r) {
+  std::lock_guard lk(mu_);  // completions happen under it: done cannot change meanwhile
+  if (!r->done.load(std::memory_order_acquire) && !r->keep) r->keep = std::move(r);
 }
 
 // Blocking calls keep their request on the stack: nothing refers to it once it is
@@ -241,10 +253,9 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
     }
   }
   if (r->src.size <= eager_[p]) {
+    // Not done at once (queued): the transport completes it later, under this lock
+    // (a handle dropped meanwhile hands the request its own ownership: adopt()).
     send_eager(dest, comm, tag, r->src, r.get());
-    // Not done at once (queued): the transport completes it later, under this lock,
-    // and the request must live until then.
-    if (!r->done.load(std::memory_order_relaxed)) r->keep = r;
   } else {
     // cookie2: the sender's buffer, for single-copy reads
     proto::Header h{proto::Type::rts, comm, tag, r->src.size, next_id_++, reinterpret_cast<std::uintptr_t>(r->src.data)};
@@ -354,7 +365,6 @@ transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte>
         RequestState& r = **p;
         r.status = Status{peer, Tag{h.tag}, length};
         place(r, length);
-        r.keep = std::move(*p);
         return {r.dst, token_of(&r, Into::posted)};
       }
       auto* u = Unexpected::eager(e, length).release();
@@ -406,7 +416,6 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
       auto r = take_rendezvous_send(h.cookie, peer);
       if (!r) return "clear-to-send for no request of this rank";
       RequestState* raw = r.get();
-      raw->keep = std::move(r);
       proto::Header d{proto::Type::data, h.comm, raw->tag, raw->src.size, h.cookie2, 0};
       send_frame(peer, d, raw->src.data, raw->src.size, raw);
       return nullptr;
@@ -433,12 +442,9 @@ void Engine::on_frame_done(int peer, void* token) {
     return;
   }
   switch (kind_of(token)) {
-    case Into::posted: {
-      auto* r = object_of<RequestState>(token);
-      auto hold = std::move(r->keep);
-      mark_done(*r);
+    case Into::posted:
+      mark_done(*object_of<RequestState>(token));
       return;
-    }
     case Into::unexpected: {
       std::unique_ptr<Unexpected> u(object_of<Unexpected>(token));
       if (auto p = queues_.take_posted(u->env))
@@ -466,7 +472,6 @@ void Engine::on_frame_aborted(int peer, void* token) {
       return;
     case Into::posted: {  // a posted receive matched at its header
       auto* r = object_of<RequestState>(token);
-      auto hold = std::move(r->keep);
       fail(*r, std::make_exception_ptr(PeerLost(
                    "receive from " + where(peer) + " failed: the rank was lost during the message",
                    peer)));

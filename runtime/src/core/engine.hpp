@@ -61,7 +61,10 @@ struct RequestState final : transport::Completion {
   Status status;
   std::exception_ptr error;
   class Engine* engine = nullptr;
-  std::shared_ptr<RequestState> keep;  // self-reference while a transport or the engine holds it
+  // Its own ownership, once its handle was dropped before it completed (Engine::adopt;
+  // mark_done lets go of it).
+  std::shared_ptr<RequestState> keep;
+  bool background = false;  // completed by a task that owns it too (a non-blocking collective)
 
   // receive
   std::uint32_t comm = 0;
@@ -107,6 +110,8 @@ class Engine final : public transport::Sink {
 
   std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src);
   std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst);
+  /// A handle of `r` is dropped before `r` completed: `r` keeps itself until then.
+  void adopt(std::shared_ptr<RequestState> r);
   /// Blocking forms: no allocation.
   Status send(std::uint32_t comm, int dest, int tag, SendSource src);
   Status recv(std::uint32_t comm, int source, int tag, const RecvTarget& dst);

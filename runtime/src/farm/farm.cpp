@@ -18,9 +18,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <optional>
@@ -35,6 +37,9 @@ namespace ipc::detail {
 namespace {
 
 constexpr int kTask = 1, kResult = 2, kStop = 3;
+// A result's flags byte: the task ran (else the rest is its exception's text); the worker
+// waited for it (Dispatcher::Pace).
+constexpr unsigned kOk = 1, kStarved = 2;
 constexpr char kMagic[8] = {'I', 'P', 'C', 'F', 'A', 'R', 'M', '1'};
 
 using clock = std::chrono::steady_clock;
@@ -177,8 +182,11 @@ std::string describe_current() {
 }
 
 void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& work) {
-  for (;;) {
+  for (bool first = true;; first = false) {
     Bytes msg;
+    // Whether this task was not there yet when the last one was done (rank 0 then
+    // sends more at once: Dispatcher::Pace). The first one is always waited for.
+    bool starved = !first && !c.iprobe(0, any_tag);
     Status st = c.recv(msg, 0, any_tag);
     if (st.tag.value == kStop) {
       // Rank 0's failure, if any, is every rank's: a program that goes on the same
@@ -193,7 +201,7 @@ void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& 
     put_u64(reply, index);
     try {
       Bytes result = work(task);
-      reply.push_back(std::byte{1});
+      reply.push_back(static_cast<std::byte>(kOk | (starved ? kStarved : 0u)));
       reply.insert(reply.end(), result.begin(), result.end());
     } catch (...) {
       std::string what = describe_current();
@@ -220,6 +228,7 @@ class Dispatcher {
         workers_(c.size() - 1),
         alive_(static_cast<std::size_t>(c.size()), true),
         held_(static_cast<std::size_t>(c.size())),
+        pace_(static_cast<std::size_t>(c.size())),
         pending_(static_cast<std::size_t>(c.size())),
         inbox_(static_cast<std::size_t>(c.size())),
         results_(tasks.size()) {}
@@ -329,7 +338,8 @@ class Dispatcher {
   // stays posted while it holds any task.
   void feed(int w) {
     auto uw = static_cast<std::size_t>(w);
-    while (alive_[uw] && !failure_ && !queue_.empty() && held_[uw].size() < static_cast<std::size_t>(opt_.in_flight)) {
+    auto limit = static_cast<std::size_t>(opt_.in_flight > 0 ? opt_.in_flight : pace_[uw].limit);
+    while (alive_[uw] && !failure_ && !queue_.empty() && held_[uw].size() < limit) {
       if (!pending_[uw].valid()) post_result_receive(w);
       std::uint64_t i = queue_.front();
       Bytes msg;
@@ -360,7 +370,9 @@ class Dispatcher {
     std::uint64_t i = held_[uw].front();
     held_[uw].pop_front();
     Bytes body(msg.begin() + 9, msg.end());
-    if (msg[8] == std::byte{0}) {
+    auto flags = static_cast<unsigned>(msg[8]);
+    if (flags & kStarved) pace_[uw].starved();
+    if (!(flags & kOk)) {
       if (!failure_) failure_ = Failure{i, w, std::move(body)};
     } else {
       results_[i] = std::move(body);
@@ -375,12 +387,23 @@ class Dispatcher {
     progress_->update(++done_);
   }
 
+  // The adaptive number of tasks in flight with one worker (FarmOptions::in_flight 0):
+  // 2 to start with (the next task waits at the worker while it runs one), doubled,
+  // up to 64, whenever the worker says it had to wait for a task (its result's flag):
+  // the tasks are then shorter than a message's way there and back. Long tasks stay at
+  // 2, which keeps the balance at the end of the list; trivial ones grow to dozens.
+  struct Pace {
+    int limit = 2;
+    void starved() { limit = std::min(64, limit * 2); }
+  };
+
   const Communicator& c_;
   const std::vector<Bytes>& tasks_;
   const FarmOptions& opt_;
   const int workers_;
   std::vector<bool> alive_;
   std::vector<std::deque<std::uint64_t>> held_;  // tasks in flight, per rank
+  std::vector<Pace> pace_;
   std::vector<Request> pending_;                 // result receives, per worker
   std::vector<std::shared_ptr<Bytes>> inbox_;
   std::vector<std::optional<Bytes>> results_;
@@ -399,7 +422,8 @@ class Dispatcher {
 
 std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>& tasks,
                               const std::function<Bytes(const Bytes&)>& work, const FarmOptions& opt) {
-  if (opt.in_flight < 1) throw UsageError("farm: in_flight must be at least 1");
+  if (opt.in_flight < 0)
+    throw UsageError("farm: in_flight must be 0 (adaptive) or a number of tasks, not " + std::to_string(opt.in_flight));
   Communicator c = CommAccess::fresh(comm, Purpose::farm);
   if (c.rank() != 0) {
     work_loop(c, work);

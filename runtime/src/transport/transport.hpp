@@ -116,6 +116,10 @@ struct Config : base::JobPlace {
   wire::Secret secret{};
   wire::FrameLimits limits{};
   const base::Doorbell* doorbell = nullptr;
+  // Ranks outnumber CPUs on this node: waiters sleep often, so the shared-memory
+  // handshakes keep a full fence on both sides (base/fences.hpp: the heavy side would
+  // then interrupt the other CPUs at every sleep).
+  bool oversubscribed = false;
 };
 
 class Transport;

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/fences.hpp"
+
 namespace ipc::transport::shm {
 
 inline constexpr std::size_t kLine = 64;
@@ -25,6 +27,9 @@ struct RingControl {
   alignas(kLine) std::atomic<std::uint64_t> head{0};  // written by the consumer
   // The producer sleeps waiting for room: the consumer rings its doorbell on release.
   alignas(kLine) std::atomic<std::uint32_t> producer_waiting{0};
+  // 1: that producer pays a heavy fence before it sleeps (want_room), so the consumer
+  // may look at producer_waiting after a light one. Set before its first record.
+  std::atomic<std::uint32_t> producer_heavy{0};
 };
 static_assert(sizeof(RingControl) == 2 * kLine);
 
@@ -33,6 +38,7 @@ static_assert(sizeof(RingControl) == 2 * kLine);
 inline void init_ring(RingControl* c, std::size_t capacity) {
   c->head.store(capacity, std::memory_order_relaxed);
   c->producer_waiting.store(0, std::memory_order_relaxed);
+  c->producer_heavy.store(0, std::memory_order_relaxed);
 }
 
 // whole: a frame's head and all its payload; first: the payload's total length (8
@@ -94,6 +100,8 @@ class RingProducer {
   /// meanwhile (do not sleep). `tail` is the producer's published position.
   static bool want_room(RingControl* c, std::size_t capacity, std::uint64_t tail, std::size_t body) {
     c->producer_waiting.store(1, std::memory_order_seq_cst);
+    if (c->producer_heavy.load(std::memory_order_relaxed))
+      base::heavy_fence();  // the consumer may release with a light fence only (release())
     std::uint64_t head = c->head.load(std::memory_order_seq_cst);
     return tail + 2 * record_size(body) - head > capacity;
   }
@@ -147,7 +155,14 @@ class RingConsumer {
   /// Hands consumed space back to the producer. True when the producer asked to be
   /// woken for it (the caller rings its doorbell).
   bool release() {
-    c_->head.store(head_, std::memory_order_seq_cst);
+    if (!light_) [[unlikely]]
+      light_ = c_->producer_heavy.load(std::memory_order_acquire) && base::light_fences();
+    if (light_) {
+      c_->head.store(head_, std::memory_order_release);
+      base::light_fence();  // the heavy side: want_room()
+    } else {
+      c_->head.store(head_, std::memory_order_seq_cst);
+    }
     if (c_->producer_waiting.load(std::memory_order_seq_cst) == 0) return false;
     return c_->producer_waiting.exchange(0, std::memory_order_seq_cst) != 0;
   }
@@ -164,6 +179,7 @@ class RingConsumer {
   std::byte* data_ = nullptr;
   std::size_t cap_ = 0;
   std::uint64_t head_ = 0;
+  bool light_ = false;  // the producer pays the heavy fence: releases use a light one
 };
 
 }  // namespace ipc::transport::shm

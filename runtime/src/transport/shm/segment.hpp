@@ -29,6 +29,9 @@ struct SegmentHeader {
   std::uint32_t owner_pid;
   std::uint64_t ring_bytes;
   alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: ring the owner's doorbell
+  // 1: the owner pays a heavy fence before it sleeps (base/fences.hpp), so senders
+  // may look at `sleepers` after a light one. Set at creation, never changed.
+  std::uint32_t heavy_sleep;
 };
 static_assert(sizeof(SegmentHeader) == 2 * kLine);
 
@@ -39,7 +42,8 @@ class Segment {
  public:
   Segment() = default;
   /// Creates and maps a new segment. @throws ipc::Error naming it on failure.
-  static Segment create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes);
+  /// `heavy_sleep`: the owner pays a heavy fence before it sleeps (SegmentHeader).
+  static Segment create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes, bool heavy_sleep);
   /// Maps an existing one and checks its header. @throws ipc::Error naming it.
   static Segment open(const std::string& name);
 
