@@ -22,7 +22,7 @@ TEST(Sleeper, OneRingWakesEveryThreadAsleep) {
   for (int round = 0; round < 20; ++round) {
     std::atomic<int> woken{0}, timed_out{0};
     auto sleep = [&] {
-      sleeper.enter();
+      int slot = sleeper.enter();
       sleeper.begin_sleep();
       // 20 s: only a lost wake-up (or a machine stalled that long) runs it out.
       if (sleeper.sleep(std::chrono::milliseconds(20000)))
@@ -30,7 +30,7 @@ TEST(Sleeper, OneRingWakesEveryThreadAsleep) {
       else
         ++timed_out;
       sleeper.end_sleep();
-      sleeper.leave();
+      sleeper.leave(slot);
     };
     std::thread a(sleep), b(sleep);
     while (sleeper.sleeping() < 2) std::this_thread::yield();
@@ -40,4 +40,36 @@ TEST(Sleeper, OneRingWakesEveryThreadAsleep) {
     EXPECT_EQ(woken.load(), 2) << "round " << round;
     EXPECT_EQ(timed_out.load(), 0) << "round " << round << ": a thread slept through the ring";
   }
+}
+
+// A sleeper with a key (the one completion flag it waits for) is woken by that flag's
+// completion or a plain ring, not by another flag's; one without a key by any.
+TEST(Sleeper, AKeyedSleeperWakesOnlyForItsFlag) {
+  std::string job = "unit" + std::to_string(::getpid()) + "k" + std::to_string(std::random_device{}());
+  base::Doorbell bell(base::doorbell_name(job, 0));
+  detail::Sleeper sleeper(bell);
+  std::atomic<bool> mine{false}, other{false};
+  auto sleep_for = [&](const void* key, std::chrono::milliseconds max) {
+    int slot = sleeper.enter(key);
+    sleeper.begin_sleep();
+    bool woken = sleeper.sleep(max);
+    sleeper.end_sleep();
+    sleeper.leave(slot);
+    return woken;
+  };
+  auto round = [&](const void* key, const void* rung, std::chrono::milliseconds max) {
+    bool woken = false;
+    std::thread t([&] { woken = sleep_for(key, max); });
+    while (sleeper.sleeping() < 1) std::this_thread::yield();
+    sleeper.ring_for(rung);
+    t.join();
+    return woken;
+  };
+  // Another flag's completion: it sleeps on to its end (300 ms; it could only wake early
+  // by the ring this test says must not come).
+  EXPECT_FALSE(round(&mine, &other, std::chrono::milliseconds(300)));
+  // Its own flag's: woken (20 s: only a lost wake-up runs it out).
+  EXPECT_TRUE(round(&mine, &mine, std::chrono::milliseconds(20000)));
+  // No key: any completion wakes it.
+  EXPECT_TRUE(round(nullptr, &other, std::chrono::milliseconds(20000)));
 }

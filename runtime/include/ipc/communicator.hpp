@@ -188,6 +188,8 @@ struct CommAccess {
   static Request irecv_bytes(const Communicator& c, int source, Tag tag, std::shared_ptr<std::vector<std::byte>> into);
   /// Withdraws a receive that has not matched yet (one that has is waited for).
   static void cancel(Request& r);
+  /// The calling thread serves peers' requests (Engine::poll_for_peers_on_this_thread).
+  static void poll_for_peers_on_this_thread();
   /// "rank 3 on node2": for messages.
   static std::string where(const Communicator& c, int rank);
   /// The job's id (names of its shared segments) and a rank's number in the job.

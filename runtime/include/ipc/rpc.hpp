@@ -197,7 +197,7 @@ class Rpc {
   /// ipc::PeerLost when `rank` is gone, ...) comes from the future's get().
   template <class R = void, class... A>
   Future<R> call(int rank, const std::string& name, const A&... args) {
-    std::string sig = detail::signature<R, detail::wire_arg_t<A>...>();
+    const std::string& sig = detail::signature<R, detail::wire_arg_t<A>...>();
     std::uint64_t id = detail::next_call_id(*core_);
     auto body = detail::request_body(detail::procedure_hash(name, sig), name, sig, id, args...);
     return Future<R>(
@@ -210,7 +210,7 @@ class Rpc {
   /// reported).
   template <class... A>
   void post(int rank, const std::string& name, const A&... args) {
-    std::string sig = detail::signature<void, detail::wire_arg_t<A>...>();
+    const std::string& sig = detail::signature<void, detail::wire_arg_t<A>...>();
     auto body = detail::request_body(detail::procedure_hash(name, sig), name, sig, 0, args...);
     detail::start_post(*core_, rank, std::move(body));
   }

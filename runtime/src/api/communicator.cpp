@@ -45,6 +45,8 @@ Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
   return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target)));
 }
 
+void CommAccess::poll_for_peers_on_this_thread() { Engine::poll_for_peers_on_this_thread(); }
+
 void CommAccess::cancel(Request& r) {
   if (r.s_) r.s_->engine->cancel_recv(*r.s_);
 }

@@ -183,7 +183,9 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
         if (engine_.gone(j)) std::rethrow_exception(engine_.lost_error(op_, j));
         return false;
       },
-      std::chrono::steady_clock::time_point::max(), &announce, 64);
+      // No completion makes it true (writers ring: post()): keyed on the flag, which
+      // nothing completes, so that the rank's completions do not wake it.
+      std::chrono::steady_clock::time_point::max(), &announce, 64, &flag);
 }
 
 void NodeGroup::before_write(Phase k, bool small) {

@@ -119,7 +119,7 @@ void Engine::signal_done(std::atomic<bool>& done) {
   } else {
     done.store(true, std::memory_order_seq_cst);
   }
-  sleeper_.ring();
+  sleeper_.ring_for(&done);
 }
 
 void Engine::fail(RequestState& r, std::exception_ptr e) {

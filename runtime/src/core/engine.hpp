@@ -154,8 +154,16 @@ class Engine final : public transport::Sink {
   /// silently (gone() then tells). While it spins it polls the transports on every
   /// `poll_every`-th round only (a condition that shared memory makes true needs no
   /// poll to become true, and the poll would delay seeing it).
+  /// `key`: the one completion flag `done` depends on, if any (only its completion
+  /// then wakes the thread: Sleeper::enter); a condition that no completion makes true
+  /// (shared-memory flags whose writers ring, as a node group's) may name any address
+  /// that is never completed.
   bool wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard = nullptr,
-                  unsigned poll_every = 1);
+                  unsigned poll_every = 1, const void* key = nullptr);
+  /// Marks the calling thread as a service that polls for peers' messages (an RPC
+  /// server): its waits count as polling (Transport::polling) from their first poll,
+  /// so that peers do not ring a sleeping thread of this rank for what it will see.
+  static void poll_for_peers_on_this_thread();
   /// Marks the calling thread as a service of the library's (a home's queue): its
   /// waits yield the CPU from the first poll on, as on an oversubscribed node, because
   /// it shares the rank's CPU with the program's thread, which must not wait for a
@@ -216,10 +224,11 @@ class Engine final : public transport::Sink {
   bool progress_locked();
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
   void block_until(Condition done);
+  /// `key`: the completion flag `done` reads, when it reads no other (Sleeper::enter).
   template <class Done>
   bool block_until_impl(Done&& done,
                         std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
-                        SleepGuard* guard = nullptr, unsigned poll_every = 1);
+                        SleepGuard* guard = nullptr, unsigned poll_every = 1, const void* key = nullptr);
   void progress_thread_main();
   void deliver_eager(RequestState& r, const Unexpected& u);
   void accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t sender_cookie,
@@ -228,7 +237,7 @@ class Engine final : public transport::Sink {
   /// `max`), unless `done()` already holds once every transport is armed.
   /// False when it slept the whole of `max` with nothing to wake for.
   bool sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
-                  SleepGuard* guard = nullptr);
+                  SleepGuard* guard = nullptr, const void* key = nullptr);
   void place(RequestState& r, std::size_t size);
   /// An error of `r`'s target (the message does not fit or does not deserialize) with
   /// the receive it concerns named: "receive from rank 1 on n2 (tag 5): ...".

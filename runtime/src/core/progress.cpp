@@ -66,19 +66,21 @@ void Engine::block_until(Condition done) { block_until_impl(done); }
 // calling (start_send/start_recv note activity), and the count costs two atomic
 // read-modify-writes on the way of every message.
 bool Engine::wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
-                        unsigned poll_every) {
-  return block_until_impl(done, deadline, guard, poll_every);
+                        unsigned poll_every, const void* key) {
+  return block_until_impl(done, deadline, guard, poll_every, key);
 }
 
 namespace {
 thread_local bool t_yield_first = false;
+thread_local bool t_polls_for_peers = false;
 }  // namespace
 
 void Engine::yield_first_on_this_thread() { t_yield_first = true; }
+void Engine::poll_for_peers_on_this_thread() { t_polls_for_peers = true; }
 
 template <class Done>
 bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
-                              unsigned poll_every) {
+                              unsigned poll_every, const void* key) {
   if (done()) return true;
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
@@ -110,12 +112,40 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     }
     return done();
   };
+  // Counted as polling while it polls (Transport::polling); when it stops (it sleeps
+  // or leaves) it polls once more after its count is gone, so that a message sent by
+  // a peer that saw the count is never left for a nap. A short wait is not counted
+  // (two atomic updates on the way of a message), unless this thread is a service.
+  struct Polling {
+    Engine& e;
+    bool on = false;
+    void set(bool v) {
+      if (v == on) return;
+      on = v;
+      for (auto* t : e.transports_) t->polling(v ? 1 : -1);
+      if (!v) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        std::lock_guard lk(e.mu_);
+        e.progress_locked();
+      }
+    }
+    ~Polling() {
+      try {
+        set(false);
+      } catch (...) {  // a poll reports through the sink: not reached
+      }
+    }
+  } polling{*this};
+  // Counted from the first poll in a service's waits, and whenever another thread of
+  // this rank sleeps (peers would otherwise ring it, for this thread's messages).
+  if (t_polls_for_peers || sleeping_waiters_.load(std::memory_order_relaxed) > 0) polling.set(true);
   for (int i = 0; i < kPollsBeforeClock && !yield_first && !bounded; ++i) {
     if (spin_done()) return true;
     cpu_relax();
   }
   WaiterScope scope(waiters_, wait_count_);
   BlockedScope blocked(*this);
+  polling.set(true);
   auto start = clock::now();
   for (bool spinning = !yield_first;;) {
     if (spinning ? spin_done() : poll_done()) return true;
@@ -149,11 +179,19 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     auto nap = nap_;
     if (bounded)
       nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
-    bool woken = sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard);
+    polling.set(false);
+    bool woken = sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard, key);
+    polling.set(true);
     maybe_dump();
     if (woken) {
-      start = clock::now();
-      spinning = !yield_first;
+      // A thread waiting for one completion (keyed) that is woken and finds it not
+      // done was woken for another thread's message: it polls once (the loop's next
+      // round: that completes the other's request) and sleeps again, instead of
+      // spinning on the CPU the other thread needs.
+      if (!key) {
+        start = clock::now();
+        spinning = !yield_first;
+      }
     } else {
       std::lock_guard lk(mu_);
       if (auto t = clock::now(); t - naps_checked_ >= std::chrono::milliseconds(100)) {
@@ -165,25 +203,26 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
 }
 
 bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
-                        SleepGuard* guard) {
+                        SleepGuard* guard, const void* key) {
   bool woken = true;
-  if (waiter) sleeper_.enter();  // completions ring the doorbell for waiters only
+  int slot = waiter ? sleeper_.enter(key) : -1;  // completions ring the doorbell for waiters only
   std::size_t armed = 0;
   // Whatever happens (done() may throw: probe), every armed transport is disarmed.
   struct Disarm {
     Engine& e;
     std::size_t& armed;
     bool waiter;
+    int slot;
     SleepGuard* guard = nullptr;  // set once armed
     ~Disarm() {
       // Without the lock: a thread that wakes while the program polls would otherwise
       // spin for it on the program's core.
       if (guard) guard->disarm();
       for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
-      if (waiter) e.sleeper_.leave();
+      if (waiter) e.sleeper_.leave(slot);
       e.sleeper_.end_sleep();
     }
-  } disarm{*this, armed, waiter};
+  } disarm{*this, armed, waiter, slot};
   sleeper_.begin_sleep();  // before arming: an arrival after the check is then seen
   bool ok = true;
   {
@@ -237,7 +276,8 @@ Status Engine::wait(RequestState& r) {
       const RequestState* r;
       ~Restore() { n.req = r; }
     } restore{note, outer};
-    block_until_impl([&] { return r.done.load(std::memory_order_seq_cst); });
+    block_until_impl([&] { return r.done.load(std::memory_order_seq_cst); }, std::chrono::steady_clock::time_point::max(),
+                     nullptr, 1, &r.done);
   }
   return finish(r);
 }

@@ -42,10 +42,18 @@ bool asymmetric_barriers() {
 
 // The heavy side of the pairing with Engine::mark_done: after this, a completion that
 // stored `done` before is visible here, and one that loads `sleepers_` after sees it.
-void Sleeper::enter() {
+int Sleeper::enter(const void* key) {
+  int slot = -1;
+  for (std::size_t i = 0; key && slot < 0 && i < kSlots; ++i) {
+    const void* none = nullptr;
+    if (keys_[i].compare_exchange_strong(none, key, std::memory_order_relaxed)) slot = static_cast<int>(i);
+  }
+  if (slot < 0) any_.fetch_add(1, std::memory_order_relaxed);
+  // The key is stored before the count: a completer that sees the count sees the key.
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
   if (asymmetric_barriers() && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
     std::atomic_thread_fence(std::memory_order_seq_cst);  // not reached once registered
+  return slot;
 }
 
 Sleeper::Sleeper(const base::Doorbell& bell) : bell_(bell) {

@@ -8,6 +8,7 @@
 // the node group ring, and on the descriptors of transports that have their own.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -49,8 +50,10 @@ class Sleeper {
   void watch(int fd);
   /// Sleeps until a watched fd is readable, ring() is called or `max` passes. The
   /// caller registers as a sleeper first (enter) and re-checks its condition between
-  /// enter() and sleep(), so that a ring() in between is never lost.
-  void enter();
+  /// enter() and sleep(), so that a ring() in between is never lost. `key`: the one
+  /// completion flag its condition depends on (ring_for wakes it only for that one),
+  /// or null (any completion does). Returns what leave() takes.
+  int enter(const void* key = nullptr);
   /// Returns false when `max` passed with nothing to wake for. One thread at a time
   /// sleeps in epoll; others of the process wait until it wakes, because the one that
   /// wakes drains the doorbell, and a ring meant for another thread (a node group's
@@ -59,9 +62,25 @@ class Sleeper {
   /// Around sleep(): the first thread in adds the transports' fds, the last out removes them.
   void begin_sleep();
   void end_sleep();
-  void leave() { sleepers_.fetch_sub(1, std::memory_order_seq_cst); }
+  void leave(int slot) {
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    if (slot >= 0)
+      keys_[static_cast<std::size_t>(slot)].store(nullptr, std::memory_order_relaxed);
+    else
+      any_.fetch_sub(1, std::memory_order_relaxed);
+  }
   /// Wakes the sleepers, if any (a syscall only then); `always` rings regardless.
   void ring(bool always = false);
+  /// Completion flag `key` was set: wakes the sleepers if one waits for it or for any
+  /// completion. (A thread asleep for its own request must not be woken, and then
+  /// spin on the rank's CPU, by every completion of another thread's: an RPC server
+  /// asleep beside a program that calls.)
+  void ring_for(const void* key) {
+    if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+    bool wake = any_.load(std::memory_order_relaxed) > 0;
+    for (std::size_t i = 0; !wake && i < kSlots; ++i) wake = keys_[i].load(std::memory_order_relaxed) == key;
+    if (wake) bell_.ring();
+  }
   /// Threads inside sleep() now (for tests).
   int sleeping() {
     std::lock_guard lk(mu_);
@@ -79,6 +98,9 @@ class Sleeper {
   int asleep_ = 0;                 // threads inside sleep()
   int in_sleep_ = 0;
   std::atomic<int> sleepers_{0};
+  static constexpr std::size_t kSlots = 8;  // sleepers with a key; more count as `any_`
+  std::array<std::atomic<const void*>, kSlots> keys_{};
+  std::atomic<int> any_{0};  // sleepers woken by any completion
 };
 
 }  // namespace ipc::detail

@@ -218,6 +218,7 @@ class RpcCore {
 
   void serve() {
     t_serving = this;
+    CommAccess::poll_for_peers_on_this_thread();
     while (!stop_) {
       try {
         if (!parked_.empty()) {

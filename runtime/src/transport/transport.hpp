@@ -118,7 +118,7 @@ struct Config : base::JobPlace {
   const base::Doorbell* doorbell = nullptr;
   // Ranks outnumber CPUs on this node: waiters sleep often, so the shared-memory
   // handshakes keep a full fence on both sides (base/fences.hpp: the heavy side would
-  // then interrupt the other CPUs at every sleep).
+  // then interrupt the other CPUs often).
   bool oversubscribed = false;
 };
 
@@ -206,6 +206,11 @@ class Transport {
   /// (atomics only; what needs the lock waits for the next poll).
   virtual bool arm_sleep() { return true; }
   virtual void disarm_sleep() {}
+  /// A thread of this rank starts (+1) or stops (-1) polling in a wait: while one does,
+  /// peers need not wake a sleeping thread of this rank (it polls for it, and its
+  /// completions wake the sleeper). Any thread, without the lock; after a -1 the engine
+  /// fences and polls once more, so that nothing sent meanwhile waits for a nap.
+  virtual void polling(int delta) { (void)delta; }
   /// Looks for peers that died without a word (shared memory has no connection to
   /// break); reports them with sink.on_peer_lost. Called while a waiter sleeps, about
   /// every 100 ms, with the progress lock held.

@@ -62,14 +62,18 @@ decltype(auto) as_wire(const A& a) {
 /// std::__cxx11::basic_string<char>.
 std::string readable_type(std::string_view compiler_name);
 
+/// Made once per signature (on the way of every call otherwise).
 template <class R, class... A>
-std::string signature() {
-  std::string s = readable_type(type_name<R>());
-  s += '(';
-  bool first = true;
-  ((s += (first ? "" : ", "), s += readable_type(type_name<A>()), first = false), ...);
-  s += ')';
-  return s;
+const std::string& signature() {
+  static const std::string sig = [] {
+    std::string s = readable_type(type_name<R>());
+    s += '(';
+    bool first = true;
+    ((s += (first ? "" : ", "), s += readable_type(type_name<A>()), first = false), ...);
+    s += ')';
+    return s;
+  }();
+  return sig;
 }
 
 /// 64-bit FNV-1a of name and signature: what a call is matched by.

@@ -21,7 +21,7 @@ std::byte* Segment::data(std::uint32_t ring) const {
   return reinterpret_cast<std::byte*>(control(ring)) + sizeof(RingControl);
 }
 
-Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes, bool heavy_sleep) {
+Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes) {
   Segment s;
   // Sparse: the header and the rings' controls are taken now, a ring's data when a
   // sender first uses it (prefault_ring), so that pairs that never talk cost nothing.
@@ -36,7 +36,7 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
   h->owner_pid = static_cast<std::uint32_t>(::getpid());
   h->ring_bytes = ring_bytes;
   h->sleepers.store(0);
-  h->heavy_sleep = heavy_sleep ? 1 : 0;
+  h->awake.store(0);
   for (std::uint32_t r = 0; r < rings; ++r) {
     init_ring(new (s.control(r)) RingControl{}, ring_bytes);
   }

@@ -28,10 +28,8 @@ struct SegmentHeader {
   std::uint32_t rings;
   std::uint32_t owner_pid;
   std::uint64_t ring_bytes;
-  alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: ring the owner's doorbell
-  // 1: the owner pays a heavy fence before it sleeps (base/fences.hpp), so senders
-  // may look at `sleepers` after a light one. Set at creation, never changed.
-  std::uint32_t heavy_sleep;
+  alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: ring the owner's doorbell...
+  std::atomic<std::int32_t> awake;                     // ...unless > 0: its threads polling
 };
 static_assert(sizeof(SegmentHeader) == 2 * kLine);
 
@@ -42,8 +40,7 @@ class Segment {
  public:
   Segment() = default;
   /// Creates and maps a new segment. @throws ipc::Error naming it on failure.
-  /// `heavy_sleep`: the owner pays a heavy fence before it sleeps (SegmentHeader).
-  static Segment create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes, bool heavy_sleep);
+  static Segment create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes);
   /// Maps an existing one and checks its header. @throws ipc::Error naming it.
   static Segment open(const std::string& name);
 

@@ -43,7 +43,7 @@ ShmTransport::ShmTransport(Options opt)
     base::Mapping::require_space(base::segment_name(opt_.job, opt_.rank), one,
                                  one * static_cast<std::size_t>(opt_.local_size));
     own_ = Segment::create(base::segment_name(opt_.job, opt_.rank), static_cast<std::uint32_t>(opt_.local_size),
-                           opt_.ring_bytes, heavy_);
+                           opt_.ring_bytes);
   } catch (const Error& e) {
     std::string what = e.what();
     if (what.find(" in /dev/shm") == std::string::npos) throw;
@@ -95,13 +95,15 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
   return ep;
 }
 
-// The light side of the sleeper handshake (base/fences.hpp): arm_sleep() is the heavy one.
+// A full fence on both sides (arm_sleep, polling(-1)): threads sleep and wake too often
+// (a program's thread waiting beside an RPC server) for a heavy fence on their side.
+// No ring while a thread of the peer polls: it sees the message, and a completion it
+// makes wakes the peer's sleeping thread through the engine.
 void ShmTransport::ring_bell(Peer& p) {
-  if (p.light)
-    base::light_fence();
-  else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (p.segment.header()->sleepers.load(std::memory_order_relaxed) > 0) opt_.doorbell->ring(p.bell);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  auto* h = p.segment.header();
+  if (h->sleepers.load(std::memory_order_relaxed) > 0 && h->awake.load(std::memory_order_relaxed) == 0)
+    opt_.doorbell->ring(p.bell);
 }
 
 // Writes the first record of a frame (a `whole` one when head and payload fit one
@@ -186,7 +188,6 @@ void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
     p.full = p.segment.prefault_ring(static_cast<std::uint32_t>(t.opt_.local_rank));
     // This rank, as the ring's producer, pays the heavy fence before it sleeps for room.
     if (t.heavy_) p.out.control()->producer_heavy.store(1, std::memory_order_release);
-    p.light = t.heavy_ && p.segment.header()->heavy_sleep;
   }
   if (!p.full.empty()) [[unlikely]] {  // reported as the peer's loss by check_peers
     if (done) done->complete(std::make_error_code(std::errc::no_space_on_device));
@@ -344,7 +345,6 @@ bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
 
 bool ShmTransport::arm_sleep() {
   own_.header()->sleepers.fetch_add(1, std::memory_order_seq_cst);
-  if (heavy_) base::heavy_fence();  // senders may publish with a light fence only (ring_bell)
   for (auto& in : inbound_)
     if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return false;
   // Frames waiting for room: the receivers ring when they free some. (Called under
@@ -359,6 +359,8 @@ bool ShmTransport::arm_sleep() {
       }
   return true;
 }
+
+void ShmTransport::polling(int delta) { own_.header()->awake.fetch_add(delta, std::memory_order_seq_cst); }
 
 void ShmTransport::disarm_sleep() { own_.header()->sleepers.fetch_sub(1, std::memory_order_seq_cst); }
 

@@ -22,10 +22,12 @@
 // before it sleeps and re-checks its rings; a sender that sees sleepers > 0 after
 // publishing rings the receiver's doorbell (base/doorbell.hpp: the rank's one
 // doorbell, which its waiter sleeps on). Both sides order their store before their
-// load, so a wake-up is never lost: the sender with a light fence, the receiver about
-// to sleep with a heavy one that covers both (base/fences.hpp: no full fence on the
-// way of a message). A producer waiting for room is woken the same way by the
-// consumer's release (the producer about to sleep pays the heavy fence).
+// load (seq_cst), so a wake-up is never lost. While a thread of the receiver polls (its
+// segment's `awake` count) nobody rings: it will see the record, or see it when it
+// stops polling (it counts itself out, fences and polls once more), and a completion it
+// makes wakes the receiver's sleeping threads through the engine. A producer waiting
+// for room is woken by the consumer's release, whose fence is a light one when the
+// producer pays a heavy one before it sleeps (base/fences.hpp).
 #pragma once
 
 #include <atomic>
@@ -65,6 +67,7 @@ class ShmTransport final : public Transport {
   void ready() override { own_.unlink(); }
   bool arm_sleep() override;
   void disarm_sleep() override;
+  void polling(int delta) override;
   void check_peers(Sink& sink) override;
   void close() override;
 
@@ -101,7 +104,6 @@ class ShmTransport final : public Transport {
     base::Doorbell::Address bell;
     bool lost = false;
     bool faulted = false;   // its ring's pages are present (the first send makes them)
-    bool light = false;     // its owner pays the heavy fence before it sleeps (ring_bell)
     std::string full;       // why they could not be (reported as the peer's loss)
     std::atomic<std::size_t> stalled{0};         // body bytes of the record that found no room
     std::atomic<std::uint64_t> stalled_tail{0};  // the producer's position then
@@ -132,10 +134,10 @@ class ShmTransport final : public Transport {
   void refused(Inbound& in, Sink& sink, const char* why);
 
   Options opt_;
-  // Sleepers of this rank (and its producers waiting for room) pay a heavy fence, so
-  // that its senders (and consumers) use light ones: not when oversubscribed, where
-  // sleeping is frequent and each heavy fence interrupts the other CPUs.
-  bool heavy_ = !opt_.oversubscribed && base::light_fences();
+  // This rank's producers waiting for room pay a heavy fence, so that its consumers
+  // release space with a light one (RingConsumer::release): not when oversubscribed,
+  // where waiting for room is frequent and each heavy fence interrupts the other CPUs.
+  bool heavy_ = false && !opt_.oversubscribed && base::light_fences();
   Segment own_;
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
