@@ -28,6 +28,8 @@
 #include <cstring>
 #include <iostream>
 #include <mutex>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <typeinfo>
 #include <unordered_map>
@@ -134,7 +136,8 @@ class RpcCore {
     bool waiting;
     {
       std::lock_guard lk(procs_mu_);
-      procs_[name] = Proc{std::move(signature), std::make_shared<Handler>(std::move(h))};
+      std::uint64_t hash = procedure_hash(name, signature);
+      procs_[name] = Proc{std::move(signature), hash, std::make_shared<Handler>(std::move(h))};
       waiting = parked_count_ > 0;  // counted under the same lock as the lookups
     }
     if (waiting) requests_.send(0, rank_, Tag{kDefinedTag});  // the server retries them
@@ -160,6 +163,7 @@ class RpcCore {
  private:
   struct Proc {
     std::string signature;
+    std::uint64_t hash;  // of name and signature: what a call names
     std::shared_ptr<Handler> handler;
   };
 
@@ -257,23 +261,43 @@ class RpcCore {
   // yet and `deadline` has not passed: the caller parks it.
   bool handle(int source, bool call, const std::vector<std::byte>& msg, bool too_deep, Clock::time_point deadline) {
     std::uint64_t hash = 0, id = 0;
-    std::string name, sig;
-    SpanSource src(msg.data(), msg.size());
-    std::istream is(&src);
+    std::uint32_t nlen = 0, slen = 0;
+    std::string name;
+    std::string_view sig;
+    std::size_t args_at = kRequestHead;
+    if (msg.size() >= kRequestHead) {
+      std::memcpy(&hash, msg.data(), 8);
+      std::memcpy(&id, msg.data() + 8, 8);
+      std::memcpy(&nlen, msg.data() + 16, 4);
+      std::memcpy(&slen, msg.data() + 20, 4);
+      if (static_cast<std::uint64_t>(nlen) + slen <= msg.size() - kRequestHead) {
+        const char* text = reinterpret_cast<const char*>(msg.data()) + kRequestHead;
+        name.assign(text, nlen);
+        sig = std::string_view(text + nlen, slen);
+        args_at += static_cast<std::size_t>(nlen) + slen;
+      } else {
+        args_at = msg.size() + 1;  // malformed, below
+      }
+    }
+    SpanSource src(msg.data() + std::min(args_at, msg.size()), msg.size() - std::min(args_at, msg.size()));
+    InStream is(&src);
     std::vector<std::byte> out;
     std::string type, what;
     bool failed = false, refused = false;
     try {
-      cereal::BinaryInputArchive in(is);
-      in(hash, id, name, sig);
+      if (args_at > msg.size())
+        throw std::runtime_error("a request of " + std::to_string(msg.size()) + " bytes, its head names more");
+      cereal::BinaryInputArchive in(*is);
       std::shared_ptr<Handler> h;
-      std::string have;
+      std::string have;  // its signature here, when the call's differs
+      bool same = false;
       {
         std::lock_guard lk(procs_mu_);
         auto it = procs_.find(name);
         if (it != procs_.end()) {
           h = it->second.handler;
-          have = it->second.signature;
+          same = it->second.hash == hash;
+          if (!same) have = it->second.signature;
         } else if (!too_deep && Clock::now() < deadline) {
           ++parked_count_;  // under the lock: a define() from now on wakes the server
           return false;
@@ -287,14 +311,15 @@ class RpcCore {
         failed = refused = true;
         what = "no procedure '" + name + "' is defined on rank " + std::to_string(rank_) + " (waited " +
                define_wait_text_ + " s for its definition: IPC_RPC_DEFINE_WAIT)";
-      } else if (procedure_hash(name, have) != hash) {
+      } else if (!same) {
         failed = refused = true;
-        what = "rank " + std::to_string(rank_) + " defines it as " + have + ", called as " + sig;
+        what = "rank " + std::to_string(rank_) + " defines it as " + have + ", called as " + std::string(sig);
       } else {
         try {
+          out.reserve(64);
           VectorSink sink(out);
-          std::ostream os(&sink);
-          cereal::BinaryOutputArchive ar(os);
+          OutStream os(&sink);
+          cereal::BinaryOutputArchive ar(*os);
           ar(true);
           (*h)(in, ar);
         } catch (const std::exception& e) {
@@ -313,8 +338,8 @@ class RpcCore {
     if (failed) {
       out.clear();
       VectorSink sink(out);
-      std::ostream os(&sink);
-      cereal::BinaryOutputArchive ar(os);
+      OutStream os(&sink);
+      cereal::BinaryOutputArchive ar(*os);
       ar(false, refused, type, what);
     }
     if (!call) {
@@ -421,8 +446,8 @@ void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchi
   }
   const auto& bytes = *s.reply_bytes;
   SpanSource src(bytes.data(), bytes.size());
-  std::istream is(&src);
-  cereal::BinaryInputArchive ar(is);
+  InStream is(&src);
+  cereal::BinaryInputArchive ar(*is);
   bool ok = false;
   try {
     ar(ok);

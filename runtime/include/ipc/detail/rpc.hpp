@@ -142,15 +142,25 @@ bool call_wait_until(CallState& s, std::chrono::steady_clock::time_point deadlin
 std::uint64_t next_call_id(RpcCore& core);
 const std::shared_ptr<RpcLink>& link_of(RpcCore& core);
 
+/// A request: hash (8 bytes), id (8), the name's and the signature's lengths (4 + 4),
+/// name, signature, then the arguments (Cereal). The server finds the procedure by
+/// the hash and reads the texts only for what it reports.
+inline constexpr std::size_t kRequestHead = 24;
 template <class... A>
 std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name, const std::string& sig,
                                     std::uint64_t id, const A&... args) {
-  std::vector<std::byte> body;
+  std::vector<std::byte> body(kRequestHead + name.size() + sig.size());
+  auto nlen = static_cast<std::uint32_t>(name.size()), slen = static_cast<std::uint32_t>(sig.size());
+  std::memcpy(body.data(), &hash, 8);
+  std::memcpy(body.data() + 8, &id, 8);
+  std::memcpy(body.data() + 16, &nlen, 4);
+  std::memcpy(body.data() + 20, &slen, 4);
+  std::memcpy(body.data() + kRequestHead, name.data(), nlen);
+  std::memcpy(body.data() + kRequestHead + nlen, sig.data(), slen);
   VectorSink sink(body);
-  std::ostream os(&sink);
+  OutStream os(&sink);
   {
-    cereal::BinaryOutputArchive ar(os);
-    ar(hash, id, name, sig);
+    cereal::BinaryOutputArchive ar(*os);
     (ar(as_wire(args)), ...);
   }
   return body;
