@@ -2,9 +2,14 @@
 //
 // Messages, on a private context of the farm's own (core/context.hpp; every rank
 // takes the same, farms being collective):
-//   task    rank 0 -> worker   tag 1   u64 index, task bytes
-//   result  worker -> rank 0   tag 2   u64 index, u8 ok, result bytes | error text
+//   tasks   rank 0 -> worker   tag 1   (u64 index, u64 length, task bytes)...
+//   results worker -> rank 0   tag 2   u8 starved, (u64 index, u8 ok, u64 length,
+//                                       result bytes | error text)...
 //   stop    rank 0 -> worker   tag 3   (empty)
+// A message carries a batch of tasks, answered by one message with their results in
+// the same order: one task at a time when tasks are long, more when they are shorter
+// than a message's way there and back (Dispatcher::Pace), so that a trivial task costs
+// a share of a message, not a whole one.
 // Rank 0 keeps one receive posted per busy worker, naming that worker: a receive that
 // names a rank fails with PeerLost when the rank dies, which is how rank 0 learns
 // that the worker's tasks must go to the others. A worker answers its tasks in the
@@ -37,9 +42,11 @@ namespace ipc::detail {
 namespace {
 
 constexpr int kTask = 1, kResult = 2, kStop = 3;
-// A result's flags byte: the task ran (else the rest is its exception's text); the worker
-// waited for it (Dispatcher::Pace).
+// A result's byte: the task ran (else the rest is its exception's text). A results
+// message's first byte: the worker waited for the batch (Dispatcher::Pace).
 constexpr unsigned kOk = 1, kStarved = 2;
+// A batch grows past one task up to this many bytes of tasks (a large task goes alone).
+constexpr std::size_t kBatchBytes = 32 * 1024;
 constexpr char kMagic[8] = {'I', 'P', 'C', 'F', 'A', 'R', 'M', '1'};
 
 using clock = std::chrono::steady_clock;
@@ -182,9 +189,9 @@ std::string describe_current() {
 }
 
 void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& work) {
+  Bytes msg, task, reply;
   for (bool first = true;; first = false) {
-    Bytes msg;
-    // Whether this task was not there yet when the last one was done (rank 0 then
+    // Whether this batch was not there yet when the last one was done (rank 0 then
     // sends more at once: Dispatcher::Pace). The first one is always waited for.
     bool starved = !first && !c.iprobe(0, any_tag);
     Status st = c.recv(msg, 0, any_tag);
@@ -194,20 +201,29 @@ void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& 
       if (!msg.empty()) throw Error(std::string(reinterpret_cast<const char*>(msg.data()), msg.size()));
       return;
     }
-    if (msg.size() < 8) throw ProtocolError("farm: a task message of " + std::to_string(msg.size()) + " bytes");
-    std::uint64_t index = get_u64(msg.data());
-    Bytes task(msg.begin() + 8, msg.end());
-    Bytes reply;
-    put_u64(reply, index);
-    try {
-      Bytes result = work(task);
-      reply.push_back(static_cast<std::byte>(kOk | (starved ? kStarved : 0u)));
-      reply.insert(reply.end(), result.begin(), result.end());
-    } catch (...) {
-      std::string what = describe_current();
-      reply.push_back(std::byte{0});
-      reply.insert(reply.end(), reinterpret_cast<const std::byte*>(what.data()),
-                   reinterpret_cast<const std::byte*>(what.data()) + what.size());
+    reply.assign(1, static_cast<std::byte>(starved ? kStarved : 0u));
+    for (std::size_t at = 0; at < msg.size();) {
+      if (msg.size() - at < 16 || get_u64(msg.data() + at + 8) > msg.size() - at - 16)
+        throw ProtocolError("farm: a malformed task message of " + std::to_string(msg.size()) + " bytes");
+      std::uint64_t index = get_u64(msg.data() + at), length = get_u64(msg.data() + at + 8);
+      auto from = msg.begin() + static_cast<std::ptrdiff_t>(at + 16);
+      task.assign(from, from + static_cast<std::ptrdiff_t>(length));
+      at += 16 + length;
+      put_u64(reply, index);
+      std::size_t mark = reply.size();
+      try {
+        Bytes result = work(task);
+        reply.push_back(static_cast<std::byte>(kOk));
+        put_u64(reply, result.size());
+        reply.insert(reply.end(), result.begin(), result.end());
+      } catch (...) {
+        std::string what = describe_current();
+        reply.resize(mark);
+        reply.push_back(std::byte{0});
+        put_u64(reply, what.size());
+        reply.insert(reply.end(), reinterpret_cast<const std::byte*>(what.data()),
+                     reinterpret_cast<const std::byte*>(what.data()) + what.size());
+      }
     }
     c.send(reply, 0, Tag{kResult});
   }
@@ -336,21 +352,28 @@ class Dispatcher {
   // Gives worker w tasks up to in_flight, without waiting for them to arrive (a worker
   // may be sending a large result meanwhile); its result receive is posted first and
   // stays posted while it holds any task.
+  // In batches of half the limit (adaptive in-flight; one task at a time when the
+  // program set in_flight), up to kBatchBytes of tasks but at least one.
   void feed(int w) {
     auto uw = static_cast<std::size_t>(w);
     auto limit = static_cast<std::size_t>(opt_.in_flight > 0 ? opt_.in_flight : pace_[uw].limit);
+    std::size_t batch = opt_.in_flight > 0 ? 1 : std::max<std::size_t>(1, limit / 2);
     while (alive_[uw] && !failure_ && !queue_.empty() && held_[uw].size() < limit) {
       if (!pending_[uw].valid()) post_result_receive(w);
-      std::uint64_t i = queue_.front();
       Bytes msg;
-      msg.reserve(8 + tasks_[i].size());
-      put_u64(msg, i);
-      msg.insert(msg.end(), tasks_[i].begin(), tasks_[i].end());
+      msg.reserve(std::min(kBatchBytes, batch * (16 + tasks_[queue_.front()].size())) + 16);
+      for (std::size_t n = 0; n < batch && !queue_.empty() && held_[uw].size() < limit; ++n) {
+        std::uint64_t i = queue_.front();
+        if (n > 0 && msg.size() + tasks_[i].size() > kBatchBytes) break;
+        put_u64(msg, i);
+        put_u64(msg, tasks_[i].size());
+        msg.insert(msg.end(), tasks_[i].begin(), tasks_[i].end());
+        queue_.pop_front();
+        held_[uw].push_back(i);
+      }
       // The request owns the bytes and completes in the background; a worker that
       // is gone shows up through its result receive.
       c_.isend(std::move(msg), w, Tag{kTask});
-      queue_.pop_front();
-      held_[uw].push_back(i);
     }
   }
 
@@ -365,18 +388,26 @@ class Dispatcher {
   void take_result(int w) {
     auto uw = static_cast<std::size_t>(w);
     Bytes& msg = *inbox_[uw];
-    IPC_ENFORCE(msg.size() >= 9 && !held_[uw].empty() && get_u64(msg.data()) == held_[uw].front(),
-                "farm: rank " + std::to_string(w) + " answered a task it was not given");
-    std::uint64_t i = held_[uw].front();
-    held_[uw].pop_front();
-    Bytes body(msg.begin() + 9, msg.end());
-    auto flags = static_cast<unsigned>(msg[8]);
-    if (flags & kStarved) pace_[uw].starved();
-    if (!(flags & kOk)) {
-      if (!failure_) failure_ = Failure{i, w, std::move(body)};
-    } else {
-      results_[i] = std::move(body);
-      record(i);
+    IPC_ENFORCE(msg.size() >= 1 + 17, "farm: rank " + std::to_string(w) + " sent a results message of " +
+                                          std::to_string(msg.size()) + " bytes");
+    if (static_cast<unsigned>(msg[0]) & kStarved) pace_[uw].starved();
+    for (std::size_t at = 1; at < msg.size();) {
+      IPC_ENFORCE(msg.size() - at >= 17 && get_u64(msg.data() + at + 9) <= msg.size() - at - 17,
+                  "farm: rank " + std::to_string(w) + " sent a malformed results message");
+      IPC_ENFORCE(!held_[uw].empty() && get_u64(msg.data() + at) == held_[uw].front(),
+                  "farm: rank " + std::to_string(w) + " answered a task it was not given");
+      std::uint64_t i = held_[uw].front(), length = get_u64(msg.data() + at + 9);
+      bool ok = static_cast<unsigned>(msg[at + 8]) & kOk;
+      auto from = msg.begin() + static_cast<std::ptrdiff_t>(at + 17);
+      Bytes body(from, from + static_cast<std::ptrdiff_t>(length));
+      at += 17 + length;
+      held_[uw].pop_front();
+      if (!ok) {
+        if (!failure_) failure_ = Failure{i, w, std::move(body)};
+      } else {
+        results_[i] = std::move(body);
+        record(i);
+      }
     }
     if (!held_[uw].empty()) post_result_receive(w);
     feed(w);
@@ -389,12 +420,14 @@ class Dispatcher {
 
   // The adaptive number of tasks in flight with one worker (FarmOptions::in_flight 0):
   // 2 to start with (the next task waits at the worker while it runs one), doubled,
-  // up to 64, whenever the worker says it had to wait for a task (its result's flag):
-  // the tasks are then shorter than a message's way there and back. Long tasks stay at
-  // 2, which keeps the balance at the end of the list; trivial ones grow to dozens.
+  // up to 256, whenever the worker says it had to wait for a batch (its results'
+  // flag): the tasks are then shorter than a message's way there and back. Long tasks
+  // stay at 2, one per message, which keeps the balance at the end of the list;
+  // trivial ones grow to batches of 128 (at most a few milliseconds of work).
+  static constexpr int kMaxInFlight = 256;
   struct Pace {
     int limit = 2;
-    void starved() { limit = std::min(64, limit * 2); }
+    void starved() { limit = std::min(kMaxInFlight, limit * 2); }
   };
 
   const Communicator& c_;
