@@ -208,9 +208,13 @@ class Transport {
   virtual void disarm_sleep() {}
   /// A thread of this rank starts (+1) or stops (-1) polling in a wait: while one does,
   /// peers need not wake a sleeping thread of this rank (it polls for it, and its
-  /// completions wake the sleeper). Any thread, without the lock; after a -1 the engine
-  /// fences and polls once more, so that nothing sent meanwhile waits for a nap.
-  virtual void polling(int delta) { (void)delta; }
+  /// completions wake the sleeper). Any thread, without the lock. After a -1, true when
+  /// the thread must poll once more (a peer may have left a message unannounced
+  /// because of its count, for a thread of this rank that sleeps).
+  virtual bool polling(int delta) {
+    (void)delta;
+    return false;
+  }
   /// Looks for peers that died without a word (shared memory has no connection to
   /// break); reports them with sink.on_peer_lost. Called while a waiter sleeps, about
   /// every 100 ms, with the progress lock held.

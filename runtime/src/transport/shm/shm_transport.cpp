@@ -360,7 +360,13 @@ bool ShmTransport::arm_sleep() {
   return true;
 }
 
-void ShmTransport::polling(int delta) { own_.header()->awake.fetch_add(delta, std::memory_order_seq_cst); }
+// Counted out, the look at `sleepers` is ordered after the count (the RMW is a full
+// fence): with nobody asleep, no sender skipped a ring for this count.
+bool ShmTransport::polling(int delta) {
+  auto* h = own_.header();
+  h->awake.fetch_add(delta, std::memory_order_seq_cst);
+  return delta < 0 && h->sleepers.load(std::memory_order_seq_cst) > 0;
+}
 
 void ShmTransport::disarm_sleep() { own_.header()->sleepers.fetch_sub(1, std::memory_order_seq_cst); }
 

@@ -67,7 +67,7 @@ class ShmTransport final : public Transport {
   void ready() override { own_.unlink(); }
   bool arm_sleep() override;
   void disarm_sleep() override;
-  void polling(int delta) override;
+  bool polling(int delta) override;
   void check_peers(Sink& sink) override;
   void close() override;
 
@@ -137,7 +137,7 @@ class ShmTransport final : public Transport {
   // This rank's producers waiting for room pay a heavy fence, so that its consumers
   // release space with a light one (RingConsumer::release): not when oversubscribed,
   // where waiting for room is frequent and each heavy fence interrupts the other CPUs.
-  bool heavy_ = false && !opt_.oversubscribed && base::light_fences();
+  bool heavy_ = !opt_.oversubscribed && base::light_fences();
   Segment own_;
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
