@@ -44,12 +44,12 @@ fuzz:
 # the virtual cluster. Both fail on any report; timeouts are scaled (tests/CMakeLists.txt).
 TSAN_BUILD ?= build-tsan
 ASAN_BUILD ?= build-asan
-TSAN_TESTS ?= ^unit[.]|^job[.](background|rpc|rpc_api|rpc_lost|coll_lost|coll_more|comms|farm|hang|tls|lost_peer|error_text|idle|window|sync|channel)([.]|$$)
+TSAN_TESTS ?= ^unit[.]|^job[.](background|rpc|rpc_api|rpc_lost|coll_lost|coll_more|comms|farm|hang|tls|lost_peer|error_text|idle|window|sync|channel|dropped)([.]|$$)
 tsan: deps
 	@test -f $(TSAN_BUILD)/CMakeCache.txt || cmake -S . -B $(TSAN_BUILD) -G "$(GENERATOR)" \
 	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DIPC_SANITIZE=thread -DIPC_BUILD_BENCH=OFF
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
 	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
 asan: deps
