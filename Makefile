@@ -7,7 +7,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps configure build demo test fuzz tsan asan install bench bench-quick clean
+.PHONY: all deps test-deps configure build demo test fuzz tsan asan install bench bench-quick clean
 
 all: build
 
@@ -24,7 +24,12 @@ build: configure
 demo: build
 	$(BUILD)/launcher/ipcrun -n 4 $(BUILD)/examples/pi
 
-test: build
+# What only the tests use (valgrind: job.dropped.memcheck), before the build's
+# configuration looks for it.
+test-deps:
+	@bash cluster/install-deps.sh valgrind
+
+test: test-deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 # The fuzz targets under libFuzzer (ASan and UBSan), over copies of tests/fuzz/corpus/:

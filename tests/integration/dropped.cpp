@@ -6,7 +6,9 @@
 //     of the same pair, which cannot overtake them, show when they have landed;
 //   - rank 0 drops a large send (rendezvous) and an eager one right after starting them;
 //   - a pending receive's handle is overwritten by another's (move assignment);
-//   - a copy of a pending handle is waited for after the original was dropped.
+//   - a copy of a pending handle is waited for after the original was dropped;
+//   - a handle of a receive that never completes outlives the runtime (the runtime
+//     ends it: its handle must not reach for the engine when it goes).
 #include <ipc/ipc.hpp>
 
 #include <cstdint>
@@ -29,6 +31,8 @@ bool filled(const std::vector<char>& v, char c) {
 }  // namespace
 
 int main() {
+  std::vector<char> never(16);
+  ipc::Request outlives;  // destroyed after the runtime
   ipc::Runtime rt;
   auto& c = rt.world();
   if (c.size() != 2) return 2;
@@ -89,5 +93,6 @@ int main() {
     }
   }
   c.barrier();
+  outlives = c.irecv(std::span<char>(never), 1 - me, ipc::Tag{99});  // nobody sends it
   return 0;
 }

@@ -130,6 +130,10 @@ class MatchQueues {
   std::vector<Posted> take_posted_on(std::uint32_t comm) {
     return take_posted_where([comm](const Entry& e) { return e.comm == comm; });
   }
+  /// Takes every posted receive (the engine shuts down).
+  std::vector<Posted> take_all_posted() {
+    return take_posted_where([](const Entry&) { return true; });
+  }
   /// Removes a posted receive (cancel); true when it was still there.
   template <class Pred>
   bool remove_posted_if(Pred pred) {

@@ -351,6 +351,16 @@ void Engine::shutdown() {
   std::lock_guard lk(mu_);
   if (shut_) return;
   shut_ = true;
+  // What is still pending ends now, with an error: a request's handle may outlive the
+  // runtime, and one that is done never looks at the engine again (Request::release),
+  // while a pending one would hand itself to it (adopt). Queued sends end as the
+  // transports close.
+  auto ended = [] { return std::make_exception_ptr(UsageError("the runtime ended before this operation completed")); };
+  for (auto& r : queues_.take_all_posted()) fail(*r, ended());
+  for (auto& [id, r] : rdv_sends_) fail(*r, ended());
+  rdv_sends_.clear();
+  for (auto& [id, r] : rdv_recvs_) fail(*r, ended());
+  rdv_recvs_.clear();
   for (auto* t : transports_) t->close();
 }
 
