@@ -159,7 +159,7 @@ class RingConsumer {
       light_ = c_->producer_heavy.load(std::memory_order_acquire) && base::light_fences();
     if (light_) {
       c_->head.store(head_, std::memory_order_release);
-      base::light_fence();  // the heavy side: want_room()
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the heavy side: want_room()
     } else {
       c_->head.store(head_, std::memory_order_seq_cst);
     }

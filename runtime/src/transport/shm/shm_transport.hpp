@@ -24,7 +24,8 @@
 // doorbell, which its waiter sleeps on). Both sides order their store before their
 // load (seq_cst), so a wake-up is never lost. While a thread of the receiver polls (its
 // segment's `awake` count) nobody rings: it will see the record, or see it when it
-// stops polling (it counts itself out, fences and polls once more), and a completion it
+// stops polling (it counts itself out and, if a thread of its rank still sleeps, polls
+// once more), and a completion it
 // makes wakes the receiver's sleeping threads through the engine. A producer waiting
 // for room is woken by the consumer's release, whose fence is a light one when the
 // producer pays a heavy one before it sleeps (base/fences.hpp).
