@@ -178,16 +178,34 @@ class Rpc {
     using C = detail::callable<F>;
     using R = typename C::result;
     using Args = typename C::args;
-    define_erased(name, C::sig(), [f = std::move(f)](cereal::BinaryInputArchive& in, cereal::BinaryOutputArchive& out) mutable {
-      Args args;
-      std::apply([&](auto&... a) { (in(a), ...); }, args);
-      if constexpr (std::is_void_v<R>) {
-        std::apply(f, std::move(args));
-      } else {
-        R r = std::apply(f, std::move(args));
-        out(r);
-      }
-    });
+    auto fp = std::make_shared<F>(std::move(f));
+    detail::DirectHandler direct;
+    if constexpr (detail::direct_args<Args>::value && (std::is_void_v<R> || detail::direct_wire_v<R>)) {
+      direct = [fp](std::span<const std::byte> in, std::vector<std::byte>& out) -> bool {
+        Args args;
+        if (!std::apply([&](auto&... a) { return (detail::direct_get(in, a) && ...); }, args)) return false;
+        if constexpr (std::is_void_v<R>) {
+          std::apply(*fp, std::move(args));
+        } else {
+          R r = std::apply(*fp, std::move(args));
+          detail::direct_put(out, r);
+        }
+        return true;
+      };
+    }
+    define_erased(
+        name, C::sig(),
+        [fp](cereal::BinaryInputArchive& in, cereal::BinaryOutputArchive& out) {
+          Args args;
+          std::apply([&](auto&... a) { (in(a), ...); }, args);
+          if constexpr (std::is_void_v<R>) {
+            std::apply(*fp, std::move(args));
+          } else {
+            R r = std::apply(*fp, std::move(args));
+            out(r);
+          }
+        },
+        std::move(direct));
     return Procedure<typename C::type>(this, name);
   }
 
@@ -199,9 +217,10 @@ class Rpc {
   Future<R> call(int rank, const std::string& name, const A&... args) {
     const std::string& sig = detail::signature<R, detail::wire_arg_t<A>...>();
     std::uint64_t id = detail::next_call_id(*core_);
-    auto body = detail::request_body(detail::procedure_hash(name, sig), name, sig, id, args...);
-    return Future<R>(
-        std::make_shared<detail::CallFuture<R>>(detail::start_call(*core_, rank, name, std::move(body), id)));
+    auto body = detail::request_body(detail::call_hash<R, detail::wire_arg_t<A>...>(name), name, sig, id, args...);
+    auto f = std::make_shared<detail::CallFuture<R>>();
+    detail::start_call(f->s, *core_, rank, name, std::move(body), id);
+    return Future<R>(std::move(f));
   }
 
   /// Calls `name` on `rank` without waiting for, or getting, a result. A failure is
@@ -211,7 +230,7 @@ class Rpc {
   template <class... A>
   void post(int rank, const std::string& name, const A&... args) {
     const std::string& sig = detail::signature<void, detail::wire_arg_t<A>...>();
-    auto body = detail::request_body(detail::procedure_hash(name, sig), name, sig, 0, args...);
+    auto body = detail::request_body(detail::call_hash<void, detail::wire_arg_t<A>...>(name), name, sig, 0, args...);
     detail::start_post(*core_, rank, std::move(body));
   }
 
@@ -239,7 +258,8 @@ class Rpc {
   }
 
  private:
-  void define_erased(const std::string& name, std::string signature, detail::Handler h);
+  void define_erased(const std::string& name, std::string signature, detail::Handler h,
+                     detail::DirectHandler direct = {});
   std::unique_ptr<detail::RpcCore> core_;
   std::shared_ptr<detail::ObjectTable> objects_ = std::make_shared<detail::ObjectTable>();
   template <class T>

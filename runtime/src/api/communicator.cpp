@@ -37,12 +37,15 @@ Communicator CommAccess::fresh(const Communicator& c, Purpose purpose) {
 
 Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
                                 std::shared_ptr<std::vector<std::byte>> into) {
-  RecvTarget target{[into = std::move(into)](std::size_t n) -> void* {
-                      into->resize(n);
-                      return into->data();
+  // The request holds the buffer; the callable only points at it (small enough for
+  // std::function to keep without an allocation).
+  std::vector<std::byte>* v = into.get();
+  RecvTarget target{[v](std::size_t n) -> void* {
+                      v->resize(n);
+                      return v->data();
                     },
                     {}};
-  return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target)));
+  return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target), std::move(into)));
 }
 
 void CommAccess::poll_for_peers_on_this_thread() { Engine::poll_for_peers_on_this_thread(); }

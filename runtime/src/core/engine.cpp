@@ -163,9 +163,11 @@ std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int ta
   return r;
 }
 
-std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst) {
+std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst,
+                                            std::shared_ptr<void> hold) {
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
   r->target.emplace(std::move(dst));
+  r->hold = std::move(hold);
   r->to = &*r->target;
   start_recv(Posted(Posted(), r.get()), comm, source, tag);
   return r;

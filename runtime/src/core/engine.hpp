@@ -71,6 +71,7 @@ struct RequestState final : transport::Completion {
   int source = 0;
   int tag = 0;
   std::optional<RecvTarget> target;   // owned (non-blocking receives; sends have none)
+  std::shared_ptr<void> hold;         // what the target writes into, when the request owns it
   const RecvTarget* to = nullptr;     // the one in use: the owned one, or a blocking caller's
   void* dst = nullptr;  // null after a failed prepare(): the payload is dropped
   std::uint64_t rdv_id = 0;  // a rendezvous receive's id (its cts names it)
@@ -109,7 +110,9 @@ class Engine final : public transport::Sink {
   const std::string& node_of(int r) const { return opt_.peer_nodes[static_cast<std::size_t>(r)]; }
 
   std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src);
-  std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst);
+  /// `hold`: kept alive with the request (the memory `dst` writes into).
+  std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst,
+                                      std::shared_ptr<void> hold = nullptr);
   /// A handle of `r` is dropped before `r` completed: `r` keeps itself until then.
   void adopt(std::shared_ptr<RequestState> r);
   /// Blocking forms: no allocation.

@@ -132,12 +132,13 @@ class RpcCore {
   void uncount_sent() { sent_.fetch_sub(1, std::memory_order_seq_cst); }
   const std::shared_ptr<RpcLink>& link() const { return link_; }
 
-  void define(const std::string& name, std::string signature, Handler h) {
+  void define(const std::string& name, std::string signature, Handler h, DirectHandler direct = {}) {
     bool waiting;
     {
       std::lock_guard lk(procs_mu_);
       std::uint64_t hash = procedure_hash(name, signature);
-      procs_[name] = Proc{std::move(signature), hash, std::make_shared<Handler>(std::move(h))};
+      procs_[name] = Proc{std::move(signature), hash,
+                          std::make_shared<Handlers>(Handlers{std::move(h), std::move(direct)})};
       waiting = parked_count_ > 0;  // counted under the same lock as the lookups
     }
     if (waiting) requests_.send(0, rank_, Tag{kDefinedTag});  // the server retries them
@@ -161,14 +162,23 @@ class RpcCore {
   }
 
  private:
+  struct Handlers {
+    Handler archived;
+    DirectHandler direct;  // empty unless its types allow (detail::direct_wire)
+  };
   struct Proc {
     std::string signature;
     std::uint64_t hash;  // of name and signature: what a call names
-    std::shared_ptr<Handler> handler;
+    std::shared_ptr<Handlers> handler;
   };
 
+  // The buffer of a request handled before is used again when nothing else holds it
+  // (a parked request keeps its own).
   void post_receive() {
-    buf_ = std::make_shared<std::vector<std::byte>>();
+    if (spare_ && spare_.use_count() == 1)
+      buf_ = std::move(spare_);
+    else
+      buf_ = std::make_shared<std::vector<std::byte>>();
     pending_ = CommAccess::irecv_bytes(requests_, any_source, any_tag, buf_);
   }
 
@@ -197,10 +207,13 @@ class RpcCore {
       int& d;
       ~Leave() { --d; }
     } leave{depth_};
-    if (handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting, Clock::now() + define_wait_))
+    if (handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting, Clock::now() + define_wait_)) {
       handled_.fetch_add(1, std::memory_order_seq_cst);
-    else
+      req = Request();  // lets go of its hold on the buffer
+      spare_ = std::move(msg);
+    } else {
       parked_.push_back(Parked{st.source, st.tag.value == kCallTag, std::move(msg), Clock::now() + define_wait_});
+    }
   }
 
   /// Runs the parked requests whose procedure is now defined, refuses those whose
@@ -279,16 +292,13 @@ class RpcCore {
         args_at = msg.size() + 1;  // malformed, below
       }
     }
-    SpanSource src(msg.data() + std::min(args_at, msg.size()), msg.size() - std::min(args_at, msg.size()));
-    InStream is(&src);
     std::vector<std::byte> out;
     std::string type, what;
     bool failed = false, refused = false;
     try {
       if (args_at > msg.size())
         throw std::runtime_error("a request of " + std::to_string(msg.size()) + " bytes, its head names more");
-      cereal::BinaryInputArchive in(*is);
-      std::shared_ptr<Handler> h;
+      std::shared_ptr<Handlers> h;
       std::string have;  // its signature here, when the call's differs
       bool same = false;
       {
@@ -317,11 +327,20 @@ class RpcCore {
       } else {
         try {
           out.reserve(64);
-          VectorSink sink(out);
-          OutStream os(&sink);
-          cereal::BinaryOutputArchive ar(*os);
-          ar(true);
-          (*h)(in, ar);
+          std::span<const std::byte> args(msg.data() + args_at, msg.size() - args_at);
+          if (h->direct) {
+            out.push_back(std::byte{1});  // as Cereal writes `true`
+            if (!h->direct(args, out)) throw std::runtime_error("its arguments do not decode as " + std::string(sig));
+          } else {
+            SpanSource src(args.data(), args.size());
+            InStream is(&src);
+            cereal::BinaryInputArchive in(*is);
+            VectorSink sink(out);
+            OutStream os(&sink);
+            cereal::BinaryOutputArchive ar(*os);
+            ar(true);
+            h->archived(in, ar);
+          }
         } catch (const std::exception& e) {
           failed = true;
           type = demangle(typeid(e).name());
@@ -380,6 +399,7 @@ class RpcCore {
   // Server thread only:
   Request pending_;  // the posted receive for requests
   std::shared_ptr<std::vector<std::byte>> buf_;
+  std::shared_ptr<std::vector<std::byte>> spare_;  // a handled request's buffer, for the next
   bool stop_ = false;
   std::thread server_;
   static constexpr int kMaxNesting = 400;  // requests served inside handlers, on the server's stack
@@ -389,23 +409,21 @@ class RpcCore {
 std::uint64_t next_call_id(RpcCore& core) { return core.next_id(); }
 const std::shared_ptr<RpcLink>& link_of(RpcCore& core) { return core.link(); }
 
-std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
-                                      std::uint64_t id) {
-  auto s = std::make_shared<CallState>();
-  s->link = core.link();
-  s->rank = rank;
-  s->name = name;
+void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
+                std::uint64_t id) {
+  s.link = core.link();
+  s.rank = rank;
+  s.name = name;
   // The receive holds its buffer: a future dropped early leaves nothing dangling.
-  s->reply = CommAccess::irecv_bytes(core.replies(), rank, Tag{reply_tag(id)}, s->reply_bytes);
+  s.reply = CommAccess::irecv_bytes(core.replies(), rank, Tag{reply_tag(id)}, s.reply_bytes);
   core.count_sent();
   try {
-    s->request = core.requests().isend(std::move(body), rank, Tag{kCallTag});
+    s.request = core.requests().isend(std::move(body), rank, Tag{kCallTag});
   } catch (...) {
     core.uncount_sent();
-    CommAccess::cancel(s->reply);
+    CommAccess::cancel(s.reply);
     throw;
   }
-  return s;
 }
 
 void start_post(RpcCore& core, int rank, std::vector<std::byte> body) {
@@ -436,7 +454,14 @@ bool call_wait_until(CallState& s, std::chrono::steady_clock::time_point deadlin
   return CommAccess::wait_until(s.link->world, [&] { return s.reply.done(); }, deadline);
 }
 
-void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read) {
+void undecodable_reply(const CallState& s, const char* why) {
+  throw ProtocolError("call to " + CommAccess::where(s.link->world, s.rank) + ": the reply of procedure '" + s.name +
+                      "' does not decode as the result type: " + why);
+}
+
+// A reply is a bool (Cereal's one byte: whether the call ran), then the result, or
+// whether it was refused, the exception's type and its message.
+std::span<const std::byte> await_reply(CallState& s) {
   RpcCore* core = s.link->core.load();
   if (core && core->serving_here()) core->wait_serving(s.reply, std::chrono::steady_clock::time_point::max());
   s.reply.wait();
@@ -444,27 +469,34 @@ void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchi
     s.request.wait();
   } catch (const std::exception&) {  // the reply came: the request arrived
   }
-  const auto& bytes = *s.reply_bytes;
-  SpanSource src(bytes.data(), bytes.size());
-  InStream is(&src);
-  cereal::BinaryInputArchive ar(*is);
-  bool ok = false;
-  try {
-    ar(ok);
-    if (ok) {
-      read(ar);
-      return;
-    }
-  } catch (const cereal::Exception& ex) {
-    throw ProtocolError("call to " + CommAccess::where(s.link->world, s.rank) + ": the reply of procedure '" + s.name +
-                        "' does not decode as the result type: " + ex.what());
-  }
+  std::span<const std::byte> bytes(*s.reply_bytes);
+  if (bytes.empty()) undecodable_reply(s, "the reply is empty");
+  if (bytes[0] == std::byte{1}) return bytes.subspan(1);
   bool refused = false;
   std::string type, what;
-  ar(refused, type, what);
+  try {
+    SpanSource src(bytes.data() + 1, bytes.size() - 1);
+    InStream is(&src);
+    cereal::BinaryInputArchive ar(*is);
+    ar(refused, type, what);
+  } catch (const cereal::Exception& ex) {
+    undecodable_reply(s, ex.what());
+  }
   std::string where = "call to " + CommAccess::where(s.link->world, s.rank);
   if (refused) throw CallRefused(s.rank, s.name, what, where);
   throw RemoteError(s.rank, s.name, type, what, where);
+}
+
+void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read) {
+  std::span<const std::byte> bytes = await_reply(s);
+  SpanSource src(bytes.data(), bytes.size());
+  InStream is(&src);
+  cereal::BinaryInputArchive ar(*is);
+  try {
+    read(ar);
+  } catch (const cereal::Exception& ex) {
+    undecodable_reply(s, ex.what());
+  }
 }
 
 }  // namespace ipc::detail
@@ -476,9 +508,10 @@ Rpc::~Rpc() = default;
 int Rpc::rank() const { return core_->rank(); }
 int Rpc::size() const { return core_->size(); }
 
-void Rpc::define_erased(const std::string& name, std::string signature, detail::Handler h) {
+void Rpc::define_erased(const std::string& name, std::string signature, detail::Handler h,
+                        detail::DirectHandler direct) {
   if (name.empty()) throw UsageError("Rpc::define: a procedure needs a name");
-  core_->define(name, std::move(signature), std::move(h));
+  core_->define(name, std::move(signature), std::move(h), std::move(direct));
 }
 
 }  // namespace ipc

@@ -9,7 +9,10 @@
 #include <istream>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <streambuf>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 namespace ipc::detail {
@@ -79,6 +82,68 @@ class SpanSource : public std::streambuf {
     setg(p, p, p + size);
   }
 };
+
+// ---- the same bytes without an archive ----------------------------------------------
+//
+// The values most calls carry (numbers, std::string, std::vector of numbers) are
+// written and read here directly, byte for byte as Cereal's binary archives do: a
+// number as its bytes, a string or vector as its length (cereal::size_type) and then
+// its elements. Building an archive over a stream costs more than the call's own
+// bytes; the other side may use either (tests/unit/rpc_wire checks that they agree).
+
+template <class T>
+struct direct_wire : std::bool_constant<std::is_arithmetic_v<T>> {};
+template <>
+struct direct_wire<std::string> : std::true_type {};
+template <class E>
+struct direct_wire<std::vector<E>> : std::bool_constant<std::is_arithmetic_v<E> && !std::is_same_v<E, bool>> {};
+template <class... T>
+inline constexpr bool direct_wire_v = (direct_wire<std::remove_cvref_t<T>>::value && ...);
+
+template <class T>
+std::size_t direct_size(const T& v) {
+  if constexpr (std::is_arithmetic_v<T>)
+    return sizeof(T);
+  else
+    return sizeof(cereal::size_type) + v.size() * sizeof(typename T::value_type);
+}
+
+/// Appends `v` to `out`, as Cereal's binary archive would.
+template <class T>
+void direct_put(std::vector<std::byte>& out, const T& v) {
+  std::size_t at = out.size();
+  out.resize(at + direct_size(v));
+  std::byte* p = out.data() + at;
+  if constexpr (std::is_arithmetic_v<T>) {
+    std::memcpy(p, &v, sizeof(T));
+  } else {
+    auto n = static_cast<cereal::size_type>(v.size());
+    std::memcpy(p, &n, sizeof n);
+    if (n) std::memcpy(p + sizeof n, v.data(), v.size() * sizeof(typename T::value_type));
+  }
+}
+
+/// Reads a `v` from the front of `in` (which moves past it). False when `in` is too
+/// short for it.
+template <class T>
+bool direct_get(std::span<const std::byte>& in, T& v) {
+  if constexpr (std::is_arithmetic_v<T>) {
+    if (in.size() < sizeof(T)) return false;
+    std::memcpy(&v, in.data(), sizeof(T));
+    in = in.subspan(sizeof(T));
+  } else {
+    using E = typename T::value_type;
+    cereal::size_type n = 0;
+    if (in.size() < sizeof n) return false;
+    std::memcpy(&n, in.data(), sizeof n);
+    in = in.subspan(sizeof n);
+    if (n > in.size() / sizeof(E)) return false;
+    v.resize(static_cast<std::size_t>(n));
+    if (n) std::memcpy(v.data(), in.data(), static_cast<std::size_t>(n) * sizeof(E));
+    in = in.subspan(static_cast<std::size_t>(n) * sizeof(E));
+  }
+  return true;
+}
 
 template <class T>
 std::shared_ptr<std::vector<std::byte>> serialize(const T& value) {

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <span>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
@@ -79,6 +80,21 @@ const std::string& signature() {
 /// 64-bit FNV-1a of name and signature: what a call is matched by.
 std::uint64_t procedure_hash(std::string_view name, std::string_view signature);
 
+/// procedure_hash(name, signature<R, A...>()), remembered per thread for the name
+/// called last with this signature (a loop of calls hashes its name once).
+template <class R, class... A>
+std::uint64_t call_hash(const std::string& name) {
+  thread_local std::string last;
+  thread_local std::uint64_t hash = 0;
+  thread_local bool known = false;
+  if (!known || name != last) {
+    hash = procedure_hash(name, signature<R, A...>());
+    last = name;
+    known = true;
+  }
+  return hash;
+}
+
 template <class F>
 struct callable : callable<decltype(&F::operator())> {};
 template <class R, class... A>
@@ -103,6 +119,15 @@ struct callable<R (C::*)(A...) noexcept> : callable<R (*)(A...)> {};
 
 /// A procedure, type-erased: reads its arguments from `in`, writes its result to `out`.
 using Handler = std::function<void(cereal::BinaryInputArchive& in, cereal::BinaryOutputArchive& out)>;
+/// The same procedure without archives, for arguments and result of direct_wire
+/// types: reads the arguments from `in`, appends the result to `out`; false when the
+/// arguments do not decode.
+using DirectHandler = std::function<bool(std::span<const std::byte> in, std::vector<std::byte>& out)>;
+
+template <class T>
+struct direct_args : std::false_type {};
+template <class... A>
+struct direct_args<std::tuple<A...>> : std::bool_constant<direct_wire_v<A...>> {};
 
 class RpcCore;
 
@@ -126,13 +151,17 @@ struct CallState {
   std::shared_ptr<std::vector<std::byte>> reply_bytes = std::make_shared<std::vector<std::byte>>();
 };
 
-/// Starts a call: `body` holds the name, signature, id and the arguments.
+/// Starts a call into `s` (fresh): `body` holds the name, signature, id and the
+/// arguments.
 /// @throws ipc::UsageError for a rank outside the job (a lost rank fails the future).
-std::shared_ptr<CallState> start_call(RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
-                                      std::uint64_t id);
+void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
+                std::uint64_t id);
 void start_post(RpcCore& core, int rank, std::vector<std::byte> body);
-/// Waits for the reply; returns the archive positioned at the result, or throws the
-/// remote error.
+/// Waits for the reply; returns the bytes of its result, or throws the remote error.
+std::span<const std::byte> await_reply(CallState& s);
+/// Throws the ProtocolError of a reply whose result does not decode (`why`).
+[[noreturn]] void undecodable_reply(const CallState& s, const char* why);
+/// Waits for the reply and reads its result with `read` (through Cereal).
 void finish_call(CallState& s, const std::function<void(cereal::BinaryInputArchive&)>& read);
 /// Polls once: whether the reply is there (or the call failed: get() rethrows).
 bool call_ready(CallState& s);
@@ -149,7 +178,10 @@ inline constexpr std::size_t kRequestHead = 24;
 template <class... A>
 std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name, const std::string& sig,
                                     std::uint64_t id, const A&... args) {
-  std::vector<std::byte> body(kRequestHead + name.size() + sig.size());
+  std::vector<std::byte> body;
+  // Room for small arguments too: their bytes then go in without a reallocation.
+  body.reserve(kRequestHead + name.size() + sig.size() + 64);
+  body.resize(kRequestHead + name.size() + sig.size());
   auto nlen = static_cast<std::uint32_t>(name.size()), slen = static_cast<std::uint32_t>(sig.size());
   std::memcpy(body.data(), &hash, 8);
   std::memcpy(body.data() + 8, &id, 8);
@@ -157,9 +189,11 @@ std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name,
   std::memcpy(body.data() + 20, &slen, 4);
   std::memcpy(body.data() + kRequestHead, name.data(), nlen);
   std::memcpy(body.data() + kRequestHead + nlen, sig.data(), slen);
-  VectorSink sink(body);
-  OutStream os(&sink);
-  {
+  if constexpr (direct_wire_v<wire_arg_t<A>...>) {
+    (direct_put(body, as_wire(args)), ...);
+  } else {
+    VectorSink sink(body);
+    OutStream os(&sink);
     cereal::BinaryOutputArchive ar(*os);
     (ar(as_wire(args)), ...);
   }
@@ -213,18 +247,22 @@ struct FutureImpl {
 
 template <class T>
 struct CallFuture final : FutureImpl<T> {
-  std::shared_ptr<CallState> s;
-  explicit CallFuture(std::shared_ptr<CallState> st) : s(std::move(st)) {}
-  bool ready() override { return call_ready(*s); }
-  bool wait_until(std::chrono::steady_clock::time_point deadline) override { return call_wait_until(*s, deadline); }
+  CallState s;  // one allocation per call: the future and its call's state together
+  bool ready() override { return call_ready(s); }
+  bool wait_until(std::chrono::steady_clock::time_point deadline) override { return call_wait_until(s, deadline); }
   T get() override {
     if constexpr (std::is_void_v<T>) {
-      finish_call(*s, [](cereal::BinaryInputArchive&) {});
+      await_reply(s);
+    } else if constexpr (direct_wire_v<T>) {
+      std::span<const std::byte> in = await_reply(s);
+      T out{};
+      if (!direct_get(in, out)) undecodable_reply(s, "the reply is shorter than the result");
+      return out;
     } else {
       // A default-constructible T is read in place; others need a Cereal
       // load_and_construct and go through std::optional.
       std::optional<T> out;
-      finish_call(*s, [&](cereal::BinaryInputArchive& ar) {
+      finish_call(s, [&](cereal::BinaryInputArchive& ar) {
         out.emplace();
         ar(*out);
       });

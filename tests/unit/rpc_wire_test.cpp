@@ -1,0 +1,91 @@
+// Calls carry numbers, strings and vectors of numbers without Cereal's archives
+// (detail/archive.hpp: direct_put / direct_get); the other side may read or write them
+// through Cereal, so both must produce the same bytes.
+#include <gtest/gtest.h>
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ipc/detail/archive.hpp"
+
+using namespace ipc::detail;
+
+namespace {
+
+template <class... T>
+std::vector<std::byte> with_cereal(const T&... v) {
+  std::vector<std::byte> out;
+  VectorSink sink(out);
+  OutStream os(&sink);
+  cereal::BinaryOutputArchive ar(*os);
+  (ar(v), ...);
+  return out;
+}
+
+template <class... T>
+std::vector<std::byte> direct(const T&... v) {
+  std::vector<std::byte> out;
+  (direct_put(out, v), ...);
+  return out;
+}
+
+template <class T>
+T read_direct(std::span<const std::byte>& in) {
+  T v{};
+  EXPECT_TRUE(direct_get(in, v));
+  return v;
+}
+
+}  // namespace
+
+TEST(RpcWire, WhichTypesGoDirect) {
+  static_assert(direct_wire_v<int, double, char, bool, std::uint64_t>);
+  static_assert(direct_wire_v<std::string, std::vector<char>, std::vector<double>>);
+  static_assert(!direct_wire_v<std::vector<bool>>);  // Cereal packs it otherwise
+  static_assert(!direct_wire_v<std::vector<std::string>>);
+  static_assert(!direct_wire_v<int, std::vector<std::vector<int>>>);
+  static_assert(direct_wire_v<>);
+}
+
+TEST(RpcWire, SameBytesAsCereal) {
+  std::string s = "hello, world";
+  std::vector<double> d{1.5, -2.25, std::numeric_limits<double>::infinity()};
+  std::vector<char> empty;
+  std::vector<std::int64_t> big(1000, -7);
+  EXPECT_EQ(direct(42, s, d), with_cereal(42, s, d));
+  EXPECT_EQ(direct(true, 'x', 3.0f, std::uint16_t{65535}), with_cereal(true, 'x', 3.0f, std::uint16_t{65535}));
+  EXPECT_EQ(direct(empty, std::string()), with_cereal(empty, std::string()));
+  EXPECT_EQ(direct(big), with_cereal(big));
+}
+
+TEST(RpcWire, ReadsWhatCerealWrote) {
+  std::vector<int> v{1, 2, 3};
+  auto bytes = with_cereal(std::string("abc"), v, 2.5);
+  std::span<const std::byte> in(bytes);
+  EXPECT_EQ(read_direct<std::string>(in), "abc");
+  EXPECT_EQ(read_direct<std::vector<int>>(in), v);
+  EXPECT_EQ(read_direct<double>(in), 2.5);
+  EXPECT_TRUE(in.empty());
+}
+
+TEST(RpcWire, RefusesShortInput) {
+  auto bytes = direct(std::vector<int>{1, 2, 3});
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    std::span<const std::byte> in(bytes.data(), n);
+    std::vector<int> v;
+    EXPECT_FALSE(direct_get(in, v)) << n << " bytes";
+  }
+  // A length that claims more than there is (or would overflow the byte count).
+  auto huge = direct(std::uint64_t{~0ull / 2});
+  std::span<const std::byte> in(huge);
+  std::vector<std::uint32_t> v;
+  EXPECT_FALSE(direct_get(in, v));
+  int x = 0;
+  std::span<const std::byte> none;
+  EXPECT_FALSE(direct_get(none, x));
+}
