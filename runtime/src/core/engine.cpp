@@ -109,6 +109,8 @@ void Engine::send_frame(int dest, const proto::Header& h, const void* payload, s
 // A request whose handle was dropped (adopt()) is freed here, once marked.
 void Engine::mark_done(RequestState& r) {
   auto hold = std::move(r.keep);
+  bool* waiter = r.waiter.load(std::memory_order_relaxed);
+  if (waiter && waiter != &woke_other_) woke_other_ = true;  // another thread waits for it
   signal_done(r.done);
 }
 
@@ -119,7 +121,7 @@ void Engine::signal_done(std::atomic<bool>& done) {
   } else {
     done.store(true, std::memory_order_seq_cst);
   }
-  sleeper_.ring_for(&done);
+  if (sleeper_.ring_for(&done)) woke_other_ = true;
 }
 
 void Engine::fail(RequestState& r, std::exception_ptr e) {

@@ -57,6 +57,7 @@ struct RequestState final : transport::Completion {
 
   Kind kind;
   std::atomic<bool> done{false};
+  std::atomic<bool*> waiter{nullptr};  // the thread waiting for it (its Engine::woke_other_)
   bool finished = false;  // the waiting thread has run target.finish and taken the status
   Status status;
   std::exception_ptr error;
@@ -256,6 +257,10 @@ class Engine final : public transport::Sink {
   std::chrono::steady_clock::time_point naps_checked_{};  // peers last looked at after a nap
   std::vector<std::size_t> eager_;                 // by peer: its route's eager limit
   ProgressLock mu_;
+  // This thread completed a request another thread of its rank waits for, or rang the
+  // doorbell for a sleeping one (mark_done, signal_done): on one CPU, a waiter then
+  // steps aside (block_until_impl).
+  static inline thread_local bool woke_other_ = false;
   MatchQueues<Posted> queues_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_sends_;  // awaiting cts

@@ -1,6 +1,7 @@
 #include "core/waiting.hpp"
 
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,6 +27,9 @@ WaitPolicy WaitPolicy::from_params(int local_size) {
   } else {
     p.oversubscribed = base::param_bool("IPC_OVERSUBSCRIBED");
   }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  p.one_cpu = ::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
   return p;
 }
 
@@ -51,9 +55,13 @@ int Sleeper::enter(const void* key) {
   if (slot < 0) any_.fetch_add(1, std::memory_order_relaxed);
   // The key is stored before the count: a completer that sees the count sees the key.
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  if (asymmetric_barriers() && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // not reached once registered
+  process_barrier();
   return slot;
+}
+
+void process_barrier() {
+  if (asymmetric_barriers() && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // not reached once registered
 }
 
 Sleeper::Sleeper(const base::Doorbell& bell) : bell_(bell) {

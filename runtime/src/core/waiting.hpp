@@ -24,9 +24,10 @@ struct WaitPolicy {
   std::chrono::nanoseconds spin{std::chrono::microseconds(50)};
   std::chrono::nanoseconds yield{std::chrono::microseconds(2000)};
   bool oversubscribed = false;
+  bool one_cpu = false;  // the process may run on one CPU only (ipcrun --bind-to core)
 
-  /// From IPC_WAIT_SPIN_US, IPC_WAIT_YIELD_US, IPC_OVERSUBSCRIBED and the number of
-  /// ranks on this node.
+  /// From IPC_WAIT_SPIN_US, IPC_WAIT_YIELD_US, IPC_OVERSUBSCRIBED, the number of ranks
+  /// on this node and the process's CPU affinity.
   static WaitPolicy from_params(int local_size);
 };
 
@@ -35,6 +36,9 @@ struct WaitPolicy {
 /// request done needs none of its own. Decided once (registration can fail: old
 /// kernel, seccomp); without it both sides use full barriers.
 bool asymmetric_barriers();
+/// Makes every running thread of the process execute a full barrier (a full fence
+/// here without asymmetric_barriers()).
+void process_barrier();
 
 /// An epoll set over the rank's doorbell and the transports' wait fds.
 class Sleeper {
@@ -75,11 +79,13 @@ class Sleeper {
   /// completion. (A thread asleep for its own request must not be woken, and then
   /// spin on the rank's CPU, by every completion of another thread's: an RPC server
   /// asleep beside a program that calls.)
-  void ring_for(const void* key) {
-    if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  /// True when it rang (a sleeping thread of this process will want the CPU).
+  bool ring_for(const void* key) {
+    if (sleepers_.load(std::memory_order_seq_cst) == 0) return false;
     bool wake = any_.load(std::memory_order_relaxed) > 0;
     for (std::size_t i = 0; !wake && i < kSlots; ++i) wake = keys_[i].load(std::memory_order_relaxed) == key;
     if (wake) bell_.ring();
+    return wake;
   }
   /// Threads inside sleep() now (for tests).
   int sleeping() {
