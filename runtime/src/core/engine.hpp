@@ -1,6 +1,7 @@
 // The engine: matching, the eager/rendezvous protocol, progress and waiting.
 //
-// Concurrency. One lock, the progress lock (a spin lock: core/progress_lock.hpp),
+// Concurrency. One lock, the progress lock (a spin lock biased to the program's
+// thread, which takes it without an atomic read-modify-write: core/progress_lock.hpp),
 // guards all engine and transport state. Whoever holds it may post operations and
 // poll the transports; a poll never blocks, so the lock is held for microseconds. A
 // thread blocked in the library polls under the lock itself (busy, then yielding,

@@ -1,13 +1,27 @@
-// The progress lock: a test-and-set lock, held for microseconds at most (polls never
-// block). Unlocking is a plain store, so a lock/unlock pair costs one atomic
-// read-modify-write instead of a mutex's two: the shared-memory fast path takes it
-// several times per message. A thread that finds it taken spins briefly, then yields
-// (the holder may be descheduled on an oversubscribed node).
+// The progress lock: held for microseconds at most (polls never block), taken several
+// times per message on the shared-memory fast path.
+//
+// Most programs call the library from one thread. That thread (the one that built the
+// engine: the lock's owner) takes the lock without an atomic read-modify-write: it
+// says it is inside with a plain store and checks that no other thread has claimed
+// the lock, with a compiler barrier only between the two. Another thread (a guest:
+// the progress thread, every few milliseconds) takes a test-and-set lock, claims the
+// lock, and makes every running thread of the process execute a full barrier
+// (membarrier), after which it sees the owner inside, and waits for it to leave, or
+// the owner sees the claim and queues on the test-and-set lock too. A claim costs the
+// guest a system call; when guests come often (an RPC server, a program's second
+// thread), the bias ends for good and every thread takes the test-and-set lock, whose
+// unlock is a plain store: one atomic exchange per lock.
+//
+// Without membarrier (old kernel, seccomp) or under ThreadSanitizer (which cannot see
+// the barrier), there is no bias.
 #pragma once
 
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 
 namespace ipc::detail {
 
@@ -20,22 +34,53 @@ inline void cpu_relax() {
 
 class ProgressLock {
  public:
+  /// The constructing thread becomes the owner (when a bias is possible).
+  ProgressLock();
+
   void lock() {
-    while (held_.exchange(true, std::memory_order_acquire)) {
-      for (int i = 0; held_.load(std::memory_order_relaxed); i = i < 64 ? i + 1 : i) {
-        if (i < 64) {
-          cpu_relax();
-        } else {
-          ::sched_yield();
-        }
-      }
-    }
+    if (owner_.load(std::memory_order_relaxed) == self() && enter_biased()) return;
+    lock_shared();
   }
-  bool try_lock() { return !held_.load(std::memory_order_relaxed) && !held_.exchange(true, std::memory_order_acquire); }
-  void unlock() { held_.store(false, std::memory_order_release); }
+  bool try_lock() {
+    if (owner_.load(std::memory_order_relaxed) == self() && enter_biased()) return true;
+    return try_lock_shared();
+  }
+  void unlock() {
+    if (owner_.load(std::memory_order_relaxed) == self() && inside_.load(std::memory_order_relaxed)) {
+      inside_.store(false, std::memory_order_release);
+      return;
+    }
+    unlock_shared();
+  }
 
  private:
-  std::atomic<bool> held_{false};
+  static const void* self() {
+    static thread_local char tag;
+    return &tag;
+  }
+  // The owner: inside, then no claim (the guest's membarrier orders the two).
+  bool enter_biased() {
+    inside_.store(true, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (!claimed_.load(std::memory_order_acquire)) [[likely]]
+      return true;
+    inside_.store(false, std::memory_order_release);
+    return false;
+  }
+  void lock_shared();
+  bool try_lock_shared();
+  void unlock_shared();
+  void spin_tas();
+  void claim();  // with the test-and-set lock held: waits until the owner is out
+
+  alignas(64) std::atomic<bool> inside_{false};  // written by the owner only
+  std::atomic<const void*> owner_{nullptr};      // null: no bias (any more)
+  alignas(64) std::atomic<bool> held_{false};    // the test-and-set lock
+  std::atomic<bool> claimed_{false};             // a guest holds (or wants) the lock
+  // Guests' claims in quick succession (each within a millisecond of the last): past a
+  // few, the bias ends.
+  std::chrono::steady_clock::time_point last_claim_{};
+  int rapid_ = 0;
 };
 
 }  // namespace ipc::detail

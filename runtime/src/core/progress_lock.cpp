@@ -1,0 +1,78 @@
+#include "core/progress_lock.hpp"
+
+#include "core/waiting.hpp"
+
+namespace ipc::detail {
+namespace {
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizingThreads = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kSanitizingThreads = true;
+#else
+constexpr bool kSanitizingThreads = false;
+#endif
+#else
+constexpr bool kSanitizingThreads = false;
+#endif
+
+// Claims closer together than this count as rapid; this many in a row end the bias.
+constexpr auto kRapid = std::chrono::milliseconds(1);
+constexpr int kRapidClaims = 16;
+
+}  // namespace
+
+ProgressLock::ProgressLock() {
+  if (!kSanitizingThreads && asymmetric_barriers()) owner_.store(self(), std::memory_order_relaxed);
+}
+
+void ProgressLock::spin_tas() {
+  while (held_.exchange(true, std::memory_order_acquire)) {
+    for (int i = 0; held_.load(std::memory_order_relaxed); i = i < 64 ? i + 1 : i) {
+      if (i < 64)
+        cpu_relax();
+      else
+        ::sched_yield();
+    }
+  }
+}
+
+void ProgressLock::lock_shared() {
+  spin_tas();
+  const void* owner = owner_.load(std::memory_order_relaxed);
+  if (owner && owner != self()) claim();
+}
+
+bool ProgressLock::try_lock_shared() {
+  if (held_.load(std::memory_order_relaxed) || held_.exchange(true, std::memory_order_acquire)) return false;
+  const void* owner = owner_.load(std::memory_order_relaxed);
+  if (owner && owner != self()) claim();
+  return true;
+}
+
+void ProgressLock::unlock_shared() {
+  const void* owner = owner_.load(std::memory_order_relaxed);
+  if (owner && owner != self()) claimed_.store(false, std::memory_order_release);  // a guest's claim ends
+  held_.store(false, std::memory_order_release);
+}
+
+// After the barrier, either the owner's `inside` is visible here, or its next look at
+// `claimed` sees the claim: it then waits on the test-and-set lock this guest holds.
+void ProgressLock::claim() {
+  claimed_.store(true, std::memory_order_relaxed);
+  process_barrier();
+  for (int i = 0; inside_.load(std::memory_order_acquire); i = i < 64 ? i + 1 : i) {
+    if (i < 64)
+      cpu_relax();
+    else
+      ::sched_yield();
+  }
+  auto now = std::chrono::steady_clock::now();
+  rapid_ = now - last_claim_ < kRapid ? rapid_ + 1 : 0;
+  last_claim_ = now;
+  // For good: `claimed` stays set, so that an owner that read the old owner sees it.
+  if (rapid_ >= kRapidClaims) owner_.store(nullptr, std::memory_order_relaxed);
+}
+
+}  // namespace ipc::detail
