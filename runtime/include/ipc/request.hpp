@@ -27,11 +27,12 @@ class Request {
   /// An empty handle (valid() is false), e.g. to fill a vector for wait_any.
   Request() = default;
   Request(const Request&) = default;
-  Request(Request&&) noexcept = default;
+  Request(Request&& o) noexcept : s_(std::move(o.s_)), now_(o.now_) { o.now_ = Status{}; }
   Request& operator=(const Request& o) {
     if (this != &o) {
       if (s_) release();
       s_ = o.s_;
+      now_ = o.now_;
     }
     return *this;
   }
@@ -39,6 +40,8 @@ class Request {
     if (this != &o) {
       if (s_) release();
       s_ = std::move(o.s_);
+      now_ = o.now_;
+      o.now_ = Status{};
     }
     return *this;
   }
@@ -53,7 +56,7 @@ class Request {
   /// @throws as wait() when it failed; ipc::UsageError on an empty request.
   std::optional<Status> test();
   /// Whether this handle refers to an operation.
-  bool valid() const { return s_ != nullptr; }
+  bool valid() const { return s_ != nullptr || done_now(); }
   /// Whether the operation has completed (without making progress).
   bool done() const;
 
@@ -63,9 +66,18 @@ class Request {
   friend std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Status>* statuses);
   friend struct detail::CommAccess;
   explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
+  /// An operation that completed as it started (a small send into shared memory).
+  explicit Request(const Status& done) : now_(done) {}
   /// Lets go of the operation: one that has not completed keeps itself until it does.
   void release() noexcept;
+  /// Empties the handle (wait_any, wait_some).
+  void reset() {
+    s_.reset();
+    now_ = Status{};
+  }
+  bool done_now() const { return now_.source >= 0; }
   std::shared_ptr<detail::RequestState> s_;
+  Status now_{};  // its status (a rank, not -1) when it completed as it started; s_ is then null
 };
 
 /// Blocks until one of the valid requests completes; returns its index and resets that

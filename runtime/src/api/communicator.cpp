@@ -11,8 +11,9 @@ namespace ipc {
 
 namespace detail {
 
-std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src) {
-  return e.isend(comm, dest, tag, std::move(src));
+std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src,
+                                        Status* done_now) {
+  return e.isend(comm, dest, tag, std::move(src), done_now);
 }
 
 std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst) {

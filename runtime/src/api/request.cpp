@@ -6,12 +6,18 @@
 namespace ipc {
 
 Status Request::wait() {
-  if (!s_) throw UsageError("wait on an empty request");
+  if (!s_) {
+    if (done_now()) return now_;
+    throw UsageError("wait on an empty request");
+  }
   return s_->engine->wait(*s_);
 }
 
 std::optional<Status> Request::test() {
-  if (!s_) throw UsageError("test on an empty request");
+  if (!s_) {
+    if (done_now()) return now_;
+    throw UsageError("test on an empty request");
+  }
   return s_->engine->test(*s_);
 }
 
@@ -25,9 +31,15 @@ void Request::release() noexcept {
   }
 }
 
-bool Request::done() const { return s_ && s_->done.load(std::memory_order_acquire); }
+bool Request::done() const { return s_ ? s_->done.load(std::memory_order_acquire) : done_now(); }
 
 std::size_t wait_any(std::span<Request> requests, Status* status) {
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].done_now()) {  // completed as it started
+      if (status) *status = requests[i].now_;
+      requests[i].reset();
+      return i;
+    }
   std::vector<detail::RequestState*> rs;
   detail::Engine* engine = nullptr;
   for (auto& r : requests) {
@@ -50,11 +62,19 @@ std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Stat
     if (r.s_) engine = r.s_->engine;
   }
   std::vector<std::size_t> done;
-  if (!engine) return done;
-  engine->wait_any(rs);
+  bool any_now = false;
+  for (auto& r : requests) any_now |= r.done_now();
+  if (!engine && !any_now) return done;
+  if (!any_now) engine->wait_any(rs);
   if (statuses) statuses->resize(requests.size());
   std::exception_ptr first;
   for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (requests[i].done_now()) {
+      if (statuses) (*statuses)[i] = requests[i].now_;
+      requests[i].reset();
+      done.push_back(i);
+      continue;
+    }
     if (!requests[i].s_ || !requests[i].s_->done.load(std::memory_order_acquire)) continue;
     auto s = std::move(requests[i].s_);
     done.push_back(i);

@@ -159,7 +159,25 @@ std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestStat
 // they cost no atomic reference counting on the way of every message. A handle
 // dropped before its request completes hands its ownership to the request itself
 // (adopt(): `keep`), and mark_done() lets go of that when it completes.
-std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src) {
+std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src,
+                                            Status* done_now) {
+  if (done_now && !grouped(comm) && dest >= 0 && dest < opt_.size) {
+    auto p = static_cast<std::size_t>(dest);
+    std::lock_guard lk(mu_);
+    if (lost_[p].empty() && revoked_.empty() && src.size <= eager_[p]) {
+      proto::Header h;
+      h.type = proto::Type::eager;
+      h.comm = comm;
+      h.tag = tag;
+      proto::Encoded head;
+      proto::encode(h, head);
+      if (opt_.route[p]->send_now(wire::Frame{head.span(), src.data, src.size})) {
+        note_activity();
+        *done_now = Status{dest, Tag{tag}, src.size};
+        return nullptr;
+      }
+    }
+  }
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
   start_send(Posted(Posted(), r.get()), comm, dest, tag, std::move(src));
   return r;

@@ -111,7 +111,10 @@ class Engine final : public transport::Sink {
   /// The node of the job's rank `r`.
   const std::string& node_of(int r) const { return opt_.peer_nodes[static_cast<std::size_t>(r)]; }
 
-  std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src);
+  /// With `done_now`: a send that completes at once (a small message into shared
+  /// memory) needs no request: null is returned and its status is in *done_now.
+  std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src,
+                                      Status* done_now = nullptr);
   /// `hold`: kept alive with the request (the memory `dst` writes into).
   std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst,
                                       std::shared_ptr<void> hold = nullptr);

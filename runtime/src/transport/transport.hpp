@@ -145,6 +145,14 @@ class Endpoint {
   /// eager_limit() bytes that cannot leave at once is copied (its completion then
   /// comes at once), except where a transport says otherwise.
   virtual void send(const wire::Frame& f, Completion* done) = 0;
+  /// Sends frame `f` now when the transport can be done with its payload before
+  /// returning (written out, in order behind what is queued), and returns true; else
+  /// does nothing and returns false (send() then). What lets the engine complete a
+  /// small non-blocking send at once, without a request.
+  virtual bool send_now(const wire::Frame& f) {
+    (void)f;
+    return false;
+  }
   /// With kOneSidedRead: copies `n` bytes at address `remote` of the peer's process to
   /// `dst`, and returns when they are there (it waits for the copy, never for the
   /// peer). False when the kernel refuses (the engine then falls back to sending the

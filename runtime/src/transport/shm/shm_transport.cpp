@@ -215,6 +215,17 @@ void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
   if (last.done && !last.started && last.length <= t.opt_.eager_limit) detach_payload(last);  // waits for room
 }
 
+// One record straight into the ring, or nothing (the ring's pages not made yet, frames
+// queued before it, no room, more than a record).
+bool ShmTransport::Peer::send_now(const wire::Frame& f) {
+  if (!faulted || !full.empty() || !queue.empty()) return false;
+  if (f.head.size() + f.length > std::min(out.max_body(), shm.opt_.chunk)) return false;
+  std::size_t need = 0;
+  if (shm.start_frame(*this, f.head, static_cast<const std::byte*>(f.payload), f.length, need) == npos) return false;
+  shm.ring_bell(*this);
+  return true;
+}
+
 void ShmTransport::release(Inbound& in) {
   if (in.ring.release()) {
     auto& p = peers_[static_cast<std::size_t>(in.rank)];

@@ -92,6 +92,7 @@ class ShmTransport final : public Transport {
   struct Peer final : Endpoint {
     Peer(ShmTransport& t, int rank) : Endpoint(t, rank), shm(t), rank(rank) {}
     void send(const wire::Frame& f, Completion* done) override;
+    bool send_now(const wire::Frame& f) override;
     bool read(std::uint64_t remote, void* dst, std::size_t n) override;
     void disable_read() { caps_ &= ~kOneSidedRead; }
     void enable_read() { caps_ |= kOneSidedRead; }
