@@ -164,18 +164,10 @@ std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int ta
   if (done_now && !grouped(comm) && dest >= 0 && dest < opt_.size) {
     auto p = static_cast<std::size_t>(dest);
     std::lock_guard lk(mu_);
-    if (lost_[p].empty() && revoked_.empty() && src.size <= eager_[p]) {
-      proto::Header h;
-      h.type = proto::Type::eager;
-      h.comm = comm;
-      h.tag = tag;
-      proto::Encoded head;
-      proto::encode(h, head);
-      if (opt_.route[p]->send_now(wire::Frame{head.span(), src.data, src.size})) {
-        note_activity();
-        *done_now = Status{dest, Tag{tag}, src.size};
-        return nullptr;
-      }
+    if (lost_[p].empty() && revoked_.empty() && src.size <= eager_[p] && eager_now(dest, comm, tag, src)) {
+      note_activity();
+      *done_now = Status{dest, Tag{tag}, src.size};
+      return nullptr;
     }
   }
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
@@ -216,16 +208,18 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
     } sent;
     sent.engine = this;
     auto p = static_cast<std::size_t>(dest);
-    bool eager = false;
+    bool eager = false, now = false;
     {
       std::lock_guard lk(mu_);
       if (lost_[p].empty() && src.size <= eager_[p]) {
         eager = true;
         note_activity();
-        send_eager(dest, comm, tag, src, &sent);
+        now = eager_now(dest, comm, tag, src);
+        if (!now) send_eager(dest, comm, tag, src, &sent);
       }
     }
     if (eager) {
+      if (now) return Status{dest, Tag{tag}, src.size};
       if (!sent.done.load(std::memory_order_acquire))
         block_until([&] { return sent.done.load(std::memory_order_seq_cst); });
       if (sent.ec)
@@ -286,6 +280,16 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   }
 }
 
+bool Engine::eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src) {
+  proto::Header h;
+  h.type = proto::Type::eager;
+  h.comm = comm;
+  h.tag = tag;
+  proto::Encoded head;
+  proto::encode(h, head);
+  return opt_.route[static_cast<std::size_t>(dest)]->send_now(wire::Frame{head.span(), src.data, src.size});
+}
+
 void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done) {
   proto::Header h;
   h.type = proto::Type::eager;
@@ -294,10 +298,9 @@ void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource&
   send_frame(dest, h, src.data, src.size, done);
 }
 
-void Engine::check_source(int source, const char* op) const {
-  if (source != kAnySource && (source < 0 || source >= opt_.size))
-    throw UsageError(std::string(op) + " rank " + std::to_string(source) +
-                     ", but the job has ranks 0 to " + std::to_string(opt_.size - 1));
+void Engine::bad_source(int source, const char* op) const {
+  throw UsageError(std::string(op) + " rank " + std::to_string(source) + ", but the job has ranks 0 to " +
+                   std::to_string(opt_.size - 1));
 }
 
 void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {

@@ -215,6 +215,9 @@ class Engine final : public transport::Sink {
   using Posted = std::shared_ptr<RequestState>;
 
   void start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag, SendSource src);
+  /// `src` as one eager frame to `dest` now, without a completion (under the lock):
+  /// false when the transport cannot (Endpoint::send_now); nothing is sent then.
+  bool eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src);
   /// `src` as one eager frame to `dest` (under the lock); `done` told as the transport says.
   void send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done);
   /// Encodes `h` and sends it with `length` bytes at `payload` to `dest` (under the lock).
@@ -226,7 +229,11 @@ class Engine final : public transport::Sink {
   /// A payload-less control frame (rts, cts, fin) has arrived; null, or what is wrong.
   const char* on_control(int peer, const proto::Header& h);
   /// @throws ipc::UsageError unless `source` is a rank of the job or any_source.
-  void check_source(int source, const char* op) const;
+  void check_source(int source, const char* op) const {
+    if (source != kAnySource && static_cast<unsigned>(source) >= static_cast<unsigned>(opt_.size)) [[unlikely]]
+      bad_source(source, op);
+  }
+  [[noreturn]] void bad_source(int source, const char* op) const;
   /// The receive of `r`, whose target (its own, or a blocking caller's) is in place.
   void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag);
   bool progress_locked();
