@@ -49,7 +49,7 @@ fuzz:
 # the virtual cluster. Both fail on any report; timeouts are scaled (tests/CMakeLists.txt).
 TSAN_BUILD ?= build-tsan
 ASAN_BUILD ?= build-asan
-TSAN_TESTS ?= ^unit[.]|^job[.](background|rpc|rpc_api|rpc_lost|coll_lost|coll_more|comms|farm|hang|tls|lost_peer|error_text|idle|window|sync|channel|dropped)([.]|$$)
+TSAN_TESTS ?= ^unit[.]|^job[.](background|rpc|rpc_api|rpc_lost|coll_lost|coll_more|comms|farm|hang|tls|lost_peer|error_text|idle|window|sync|channel|dropped|sent_at_once)([.]|$$)
 tsan: deps
 	@test -f $(TSAN_BUILD)/CMakeCache.txt || cmake -S . -B $(TSAN_BUILD) -G "$(GENERATOR)" \
 	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DIPC_SANITIZE=thread -DIPC_BUILD_BENCH=OFF

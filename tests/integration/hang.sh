@@ -10,11 +10,11 @@ expect_err() {  # pattern (grep -E), what
   grep -Eq -- "$1" "$TMP/err" || fail "$2: no line matching '$1'"
 }
 
-# wait_out N: until N ranks have printed "blocking" (at most 20 s).
+# wait_out N: until N ranks have printed their whole "blocking" line (at most 20 s).
 wait_out() {
   local i
   for ((i = 0; i < 2000; i++)); do
-    (($(grep -c blocking "$TMP/out" 2>/dev/null || true) >= $1)) && return 0
+    (($(grep -cE '^rank [0-9]+ blocking \(pid [0-9]+\)$' "$TMP/out" 2>/dev/null || true) >= $1)) && return 0
     kill -0 "$BG_PID" 2>/dev/null || fail "the job ended before blocking"
     sleep 0.01
   done
