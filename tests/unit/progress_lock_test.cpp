@@ -81,3 +81,23 @@ TEST(ProgressLock, AGuestOnlyLock) {
   for (auto& t : ts) t.join();
   EXPECT_EQ(counter, 200000);
 }
+
+TEST(ProgressLock, AGuestsTryDoesNotWaitForTheOwner) {
+  ProgressLock lock;  // this thread: the owner
+  lock.lock();
+  std::atomic<int> result{-1};
+  std::thread guest([&] { result = lock.try_lock() ? 1 : 0; });
+  // The owner keeps the lock until the guest's try has answered (10 s: only a try that
+  // waits for the owner runs it out).
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (result.load() < 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  int answered = result.load();
+  lock.unlock();
+  guest.join();
+  EXPECT_EQ(answered, 0) << "the guest's try_lock waited for the owner, or took the lock it holds";
+  // The lock is still usable by both afterwards.
+  std::thread([&] {
+    std::lock_guard lk(lock);
+  }).join();
+  std::lock_guard lk(lock);
+}

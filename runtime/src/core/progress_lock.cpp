@@ -1,5 +1,8 @@
 #include "core/progress_lock.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/waiting.hpp"
 
 namespace ipc::detail {
@@ -44,10 +47,19 @@ void ProgressLock::lock_shared() {
   if (owner && owner != self()) claim();
 }
 
+// A guest that finds the owner inside backs off (a try never waits for a holder).
 bool ProgressLock::try_lock_shared() {
   if (held_.load(std::memory_order_relaxed) || held_.exchange(true, std::memory_order_acquire)) return false;
   const void* owner = owner_.load(std::memory_order_relaxed);
-  if (owner && owner != self()) claim();
+  if (owner && owner != self()) {
+    announce();
+    if (inside_.load(std::memory_order_acquire)) {
+      claimed_.store(false, std::memory_order_release);
+      held_.store(false, std::memory_order_release);
+      return false;
+    }
+    count_claim();
+  }
   return true;
 }
 
@@ -60,14 +72,26 @@ void ProgressLock::unlock_shared() {
 // After the barrier, either the owner's `inside` is visible here, or its next look at
 // `claimed` sees the claim: it then waits on the test-and-set lock this guest holds.
 void ProgressLock::claim() {
-  claimed_.store(true, std::memory_order_relaxed);
-  process_barrier();
+  announce();
   for (int i = 0; inside_.load(std::memory_order_acquire); i = i < 64 ? i + 1 : i) {
     if (i < 64)
       cpu_relax();
     else
       ::sched_yield();
   }
+  count_claim();
+}
+
+void ProgressLock::announce() {
+  claimed_.store(true, std::memory_order_relaxed);
+  // Registered when the bias began: a failure now would leave the owner unfenced.
+  if (!process_barrier()) {
+    std::fprintf(stderr, "ipc: membarrier failed after it was registered: the progress lock cannot exclude\n");
+    std::abort();
+  }
+}
+
+void ProgressLock::count_claim() {
   auto now = std::chrono::steady_clock::now();
   rapid_ = now - last_claim_ < kRapid ? rapid_ + 1 : 0;
   last_claim_ = now;

@@ -72,6 +72,8 @@ class ProgressLock {
   void unlock_shared();
   void spin_tas();
   void claim();  // with the test-and-set lock held: waits until the owner is out
+  void announce();     // sets the claim and makes the owner's threads fence
+  void count_claim();  // rapid claims end the bias
 
   alignas(64) std::atomic<bool> inside_{false};  // written by the owner only
   std::atomic<const void*> owner_{nullptr};      // null: no bias (any more)

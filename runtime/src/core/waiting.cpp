@@ -55,13 +55,14 @@ int Sleeper::enter(const void* key) {
   if (slot < 0) any_.fetch_add(1, std::memory_order_relaxed);
   // The key is stored before the count: a completer that sees the count sees the key.
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  process_barrier();
+  if (!process_barrier()) std::atomic_thread_fence(std::memory_order_seq_cst);  // not seen once registered
   return slot;
 }
 
-void process_barrier() {
-  if (asymmetric_barriers() && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // not reached once registered
+bool process_barrier() {
+  if (asymmetric_barriers()) return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return true;
 }
 
 Sleeper::Sleeper(const base::Doorbell& bell) : bell_(bell) {

@@ -36,9 +36,10 @@ struct WaitPolicy {
 /// request done needs none of its own. Decided once (registration can fail: old
 /// kernel, seccomp); without it both sides use full barriers.
 bool asymmetric_barriers();
-/// Makes every running thread of the process execute a full barrier (a full fence
-/// here without asymmetric_barriers()).
-void process_barrier();
+/// Makes every running thread of the process execute a full barrier; without
+/// asymmetric_barriers(), a full fence here only. False when the system call failed
+/// although registered (not seen).
+bool process_barrier();
 
 /// An epoll set over the rank's doorbell and the transports' wait fds.
 class Sleeper {

@@ -210,7 +210,7 @@ class RpcCore {
     if (handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting, Clock::now() + define_wait_)) {
       handled_.fetch_add(1, std::memory_order_seq_cst);
       req = Request();  // lets go of its hold on the buffer
-      spare_ = std::move(msg);
+      if (msg->capacity() <= kSpareBytes) spare_ = std::move(msg);  // a large one is not kept
     } else {
       parked_.push_back(Parked{st.source, st.tag.value == kCallTag, std::move(msg), Clock::now() + define_wait_});
     }
@@ -400,6 +400,7 @@ class RpcCore {
   Request pending_;  // the posted receive for requests
   std::shared_ptr<std::vector<std::byte>> buf_;
   std::shared_ptr<std::vector<std::byte>> spare_;  // a handled request's buffer, for the next
+  static constexpr std::size_t kSpareBytes = 64 * 1024;
   bool stop_ = false;
   std::thread server_;
   static constexpr int kMaxNesting = 400;  // requests served inside handlers, on the server's stack

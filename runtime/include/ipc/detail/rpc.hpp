@@ -88,8 +88,9 @@ std::uint64_t call_hash(const std::string& name) {
   thread_local std::uint64_t hash = 0;
   thread_local bool known = false;
   if (!known || name != last) {
-    hash = procedure_hash(name, signature<R, A...>());
+    known = false;  // until both are in (the copy may throw)
     last = name;
+    hash = procedure_hash(name, signature<R, A...>());
     known = true;
   }
   return hash;
