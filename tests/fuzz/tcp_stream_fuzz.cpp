@@ -60,8 +60,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   asio::ip::tcp::socket s(io);
   auto card = fx.t->card();
   auto colon = card.rfind(':');
-  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(card.substr(0, colon)),
-                                    static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
+  auto server = asio::ip::make_address(card.substr(0, colon));
+  // This side closes first, so each input leaves a connection in TIME_WAIT for a
+  // minute: thousands of inputs a second would use up the ephemeral ports of one
+  // address (connect then fails). Over loopback, each input comes from another of
+  // 127.0.0.0/8's addresses, each with ports of its own.
+  if (server.is_v4() && server.is_loopback()) {
+    static unsigned n = 0;
+    ++n;
+    asio::ip::address_v4::bytes_type from{127, static_cast<unsigned char>(1 + (n / 250) % 250),
+                                          static_cast<unsigned char>(1 + n % 250), 1};
+    s.open(asio::ip::tcp::v4());
+    s.bind(asio::ip::tcp::endpoint(asio::ip::address_v4(from), 0));
+  }
+  s.connect(asio::ip::tcp::endpoint(server, static_cast<unsigned short>(std::stoi(card.substr(colon + 1)))));
   wire::ClientHandshake hs(fx.secret, wire::Role::peer, 0);
   asio::write(s, asio::buffer(hs.hello().data(), hs.hello().size()));
   std::array<std::byte, wire::kServerHelloSize> reply;
