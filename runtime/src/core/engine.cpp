@@ -280,22 +280,24 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   }
 }
 
-bool Engine::eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src) {
+namespace {
+proto::Header eager_header(std::uint32_t comm, int tag) {
   proto::Header h;
   h.type = proto::Type::eager;
   h.comm = comm;
   h.tag = tag;
+  return h;
+}
+}  // namespace
+
+bool Engine::eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src) {
   proto::Encoded head;
-  proto::encode(h, head);
+  proto::encode(eager_header(comm, tag), head);
   return opt_.route[static_cast<std::size_t>(dest)]->send_now(wire::Frame{head.span(), src.data, src.size});
 }
 
 void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done) {
-  proto::Header h;
-  h.type = proto::Type::eager;
-  h.comm = comm;
-  h.tag = tag;
-  send_frame(dest, h, src.data, src.size, done);
+  send_frame(dest, eager_header(comm, tag), src.data, src.size, done);
 }
 
 void Engine::bad_source(int source, const char* op) const {

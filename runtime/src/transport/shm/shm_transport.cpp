@@ -193,15 +193,11 @@ void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
     if (done) done->complete(std::make_error_code(std::errc::no_space_on_device));
     return;
   }
-  bool was_empty = p.queue.empty();
-  if (was_empty && f.head.size() + f.length <= std::min(p.out.max_body(), t.opt_.chunk)) {
-    std::size_t need = 0;
-    if (t.start_frame(p, f.head, static_cast<const std::byte*>(f.payload), f.length, need) != npos) {
-      t.ring_bell(p);
-      if (done) done->complete({});
-      return;
-    }
+  if (send_now(f)) {
+    if (done) done->complete({});
+    return;
   }
+  bool was_empty = p.queue.empty();
   Out o;
   o.head_size = static_cast<std::uint8_t>(std::min(f.head.size(), wire::kMaxHead));
   std::memcpy(o.head, f.head.data(), o.head_size);
