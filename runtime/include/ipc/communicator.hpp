@@ -188,6 +188,9 @@ struct CommAccess {
   /// Receives a message of any size into `into` (resized to it); the request keeps
   /// `into` alive, so a handle dropped early leaves nothing dangling.
   static Request irecv_bytes(const Communicator& c, int source, Tag tag, std::shared_ptr<std::vector<std::byte>> into);
+  /// Sends `bytes`: when the message leaves at once, `bytes` stays the caller's (to
+  /// use again); otherwise the request takes it (moved from).
+  static Request isend_reusing(const Communicator& c, std::vector<std::byte>& bytes, int dest, Tag tag);
   /// Withdraws a receive that has not matched yet (one that has is waited for).
   static void cancel(Request& r);
   /// The calling thread serves peers' requests (Engine::poll_for_peers_on_this_thread).

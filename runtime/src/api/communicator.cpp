@@ -49,6 +49,14 @@ Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
   return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target), std::move(into)));
 }
 
+Request CommAccess::isend_reusing(const Communicator& c, std::vector<std::byte>& bytes, int dest, Tag tag) {
+  Status now;
+  // (A communicator of some of the job's ranks goes by isend: send_now takes none.)
+  if (c.engine_->send_now(c.context_, dest, tag.value, SendSource{bytes.data(), bytes.size(), nullptr}, now))
+    return Request(now);
+  return c.isend(std::move(bytes), dest, tag);
+}
+
 void CommAccess::poll_for_peers_on_this_thread() { Engine::poll_for_peers_on_this_thread(); }
 
 void CommAccess::cancel(Request& r) {

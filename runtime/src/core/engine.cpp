@@ -159,17 +159,21 @@ std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestStat
 // they cost no atomic reference counting on the way of every message. A handle
 // dropped before its request completes hands its ownership to the request itself
 // (adopt(): `keep`), and mark_done() lets go of that when it completes.
+bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done) {
+  if (grouped(comm) || dest < 0 || dest >= opt_.size) return false;
+  auto p = static_cast<std::size_t>(dest);
+  std::lock_guard lk(mu_);
+  if (lost_[p].empty() && revoked_.empty() && src.size <= eager_[p] && eager_now(dest, comm, tag, src)) {
+    note_activity();
+    done = Status{dest, Tag{tag}, src.size};
+    return true;
+  }
+  return false;
+}
+
 std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src,
                                             Status* done_now) {
-  if (done_now && !grouped(comm) && dest >= 0 && dest < opt_.size) {
-    auto p = static_cast<std::size_t>(dest);
-    std::lock_guard lk(mu_);
-    if (lost_[p].empty() && revoked_.empty() && src.size <= eager_[p] && eager_now(dest, comm, tag, src)) {
-      note_activity();
-      *done_now = Status{dest, Tag{tag}, src.size};
-      return nullptr;
-    }
-  }
+  if (done_now && send_now(comm, dest, tag, src, *done_now)) return nullptr;
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
   start_send(Posted(Posted(), r.get()), comm, dest, tag, std::move(src));
   return r;

@@ -115,6 +115,10 @@ class Engine final : public transport::Sink {
   /// memory) needs no request: null is returned and its status is in *done_now.
   std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src,
                                       Status* done_now = nullptr);
+  /// Only the send that completes at once (isend's with `done_now`): true, its status
+  /// in `done`, when the message has left; false when nothing was sent (`src` need
+  /// only be valid during the call).
+  bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
   /// `hold`: kept alive with the request (the memory `dst` writes into).
   std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst,
                                       std::shared_ptr<void> hold = nullptr);

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
@@ -139,6 +140,7 @@ class RpcCore {
       std::uint64_t hash = procedure_hash(name, signature);
       procs_[name] = Proc{std::move(signature), hash,
                           std::make_shared<Handlers>(Handlers{std::move(h), std::move(direct)})};
+      defs_version_.fetch_add(1, std::memory_order_release);  // the server's cached lookup is stale
       waiting = parked_count_ > 0;  // counted under the same lock as the lookups
     }
     if (waiting) requests_.send(0, rank_, Tag{kDefinedTag});  // the server retries them
@@ -207,7 +209,9 @@ class RpcCore {
       int& d;
       ~Leave() { --d; }
     } leave{depth_};
-    if (handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting, Clock::now() + define_wait_)) {
+    // The definition's wait starts now; the clock is read only for a request whose
+    // procedure is not defined (handle()).
+    if (handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting, std::nullopt)) {
       handled_.fetch_add(1, std::memory_order_seq_cst);
       req = Request();  // lets go of its hold on the buffer
       if (msg->capacity() <= kSpareBytes) spare_ = std::move(msg);  // a large one is not kept
@@ -271,12 +275,13 @@ class RpcCore {
   }
 
   // Runs or refuses a request; false (nothing done) when its procedure is not defined
-  // yet and `deadline` has not passed: the caller parks it.
-  bool handle(int source, bool call, const std::vector<std::byte>& msg, bool too_deep, Clock::time_point deadline) {
+  // yet and `deadline` (now + the definition's wait, when none) has not passed: the
+  // caller parks it.
+  bool handle(int source, bool call, const std::vector<std::byte>& msg, bool too_deep,
+              std::optional<Clock::time_point> deadline) {
     std::uint64_t hash = 0, id = 0;
     std::uint32_t nlen = 0, slen = 0;
-    std::string name;
-    std::string_view sig;
+    std::string_view name, sig;
     std::size_t args_at = kRequestHead;
     if (msg.size() >= kRequestHead) {
       std::memcpy(&hash, msg.data(), 8);
@@ -285,14 +290,24 @@ class RpcCore {
       std::memcpy(&slen, msg.data() + 20, 4);
       if (static_cast<std::uint64_t>(nlen) + slen <= msg.size() - kRequestHead) {
         const char* text = reinterpret_cast<const char*>(msg.data()) + kRequestHead;
-        name.assign(text, nlen);
+        name = std::string_view(text, nlen);
         sig = std::string_view(text + nlen, slen);
         args_at += static_cast<std::size_t>(nlen) + slen;
       } else {
         args_at = msg.size() + 1;  // malformed, below
       }
     }
-    std::vector<std::byte> out;
+    // The reply's buffer: the one of the request handled before (taken, so that a
+    // nested request handled meanwhile uses its own).
+    std::vector<std::byte> out = std::move(out_spare_);
+    out.clear();
+    struct GiveBack {
+      std::vector<std::byte>& out;
+      std::vector<std::byte>& spare;
+      ~GiveBack() {
+        if (out.capacity() <= kSpareBytes && out.capacity() > spare.capacity()) spare = std::move(out);
+      }
+    } give_back{out, out_spare_};
     std::string type, what;
     bool failed = false, refused = false;
     try {
@@ -301,14 +316,27 @@ class RpcCore {
       std::shared_ptr<Handlers> h;
       std::string have;  // its signature here, when the call's differs
       bool same = false;
-      {
+      // The procedure called last, while no definition changed since: without the
+      // lock and the name's lookup (a loop of calls to one procedure).
+      std::uint64_t version = defs_version_.load(std::memory_order_acquire);
+      if (cached_ && version == cached_version_ && hash == cached_hash_ && name == cached_name_) {
+        h = cached_;
+        same = true;
+      } else {
         std::lock_guard lk(procs_mu_);
-        auto it = procs_.find(name);
+        auto it = procs_.find(std::string(name));
         if (it != procs_.end()) {
           h = it->second.handler;
           same = it->second.hash == hash;
-          if (!same) have = it->second.signature;
-        } else if (!too_deep && Clock::now() < deadline) {
+          if (!same) {
+            have = it->second.signature;
+          } else {
+            cached_ = h;
+            cached_hash_ = hash;
+            cached_name_ = name;
+            cached_version_ = defs_version_.load(std::memory_order_relaxed);  // under the lock: current
+          }
+        } else if (!too_deep && Clock::now() < deadline.value_or(Clock::now() + define_wait_)) {
           ++parked_count_;  // under the lock: a define() from now on wakes the server
           return false;
         }
@@ -319,7 +347,7 @@ class RpcCore {
                " (each waits for the next)";
       } else if (!h) {
         failed = refused = true;
-        what = "no procedure '" + name + "' is defined on rank " + std::to_string(rank_) + " (waited " +
+        what = "no procedure '" + std::string(name) + "' is defined on rank " + std::to_string(rank_) + " (waited " +
                define_wait_text_ + " s for its definition: IPC_RPC_DEFINE_WAIT)";
       } else if (!same) {
         failed = refused = true;
@@ -386,6 +414,7 @@ class RpcCore {
   std::mutex procs_mu_;
   std::unordered_map<std::string, Proc> procs_;
   int parked_count_ = 0;  // requests waiting for their procedure's definition (procs_mu_)
+  std::atomic<std::uint64_t> defs_version_{0};  // how many define()s so far
   struct Parked {
     int source;
     bool call;
@@ -398,6 +427,12 @@ class RpcCore {
       std::chrono::duration<double>(base::param_seconds("IPC_RPC_DEFINE_WAIT")));
   // Server thread only:
   Request pending_;  // the posted receive for requests
+  std::vector<std::byte> out_spare_;  // the last reply's buffer, for the next
+  // The procedure found last (handle()), valid while defs_version_ is cached_version_.
+  std::shared_ptr<Handlers> cached_;
+  std::uint64_t cached_hash_ = 0;
+  std::string cached_name_;
+  std::uint64_t cached_version_ = 0;
   std::shared_ptr<std::vector<std::byte>> buf_;
   std::shared_ptr<std::vector<std::byte>> spare_;  // a handled request's buffer, for the next
   static constexpr std::size_t kSpareBytes = 64 * 1024;
@@ -410,6 +445,44 @@ class RpcCore {
 std::uint64_t next_call_id(RpcCore& core) { return core.next_id(); }
 const std::shared_ptr<RpcLink>& link_of(RpcCore& core) { return core.link(); }
 
+namespace {
+// Per thread: buffers of ended calls (replies) and the last request's bytes.
+constexpr std::size_t kKeptBufferBytes = 4096;  // larger ones are not kept
+constexpr std::size_t kKeptReplies = 64;
+thread_local std::vector<std::shared_ptr<std::vector<std::byte>>> t_replies;
+thread_local std::vector<std::byte> t_request;
+}  // namespace
+
+std::shared_ptr<std::vector<std::byte>> reply_buffer() {
+  if (t_replies.empty()) return std::make_shared<std::vector<std::byte>>();
+  auto b = std::move(t_replies.back());
+  t_replies.pop_back();
+  return b;
+}
+
+void recycle_reply_buffer(std::shared_ptr<std::vector<std::byte>> b) noexcept {
+  if (!b || b.use_count() != 1 || b->capacity() > kKeptBufferBytes || t_replies.size() >= kKeptReplies) return;
+  if (t_replies.capacity() < kKeptReplies) {
+    try {
+      t_replies.reserve(kKeptReplies);
+    } catch (...) {
+      return;
+    }
+  }
+  b->clear();
+  t_replies.push_back(std::move(b));
+}
+
+std::vector<std::byte> request_buffer() noexcept {
+  std::vector<std::byte> b = std::move(t_request);
+  b.clear();
+  return b;
+}
+
+void recycle_request_buffer(std::vector<std::byte>&& b) noexcept {
+  if (b.capacity() <= kKeptBufferBytes && b.capacity() > t_request.capacity()) t_request = std::move(b);
+}
+
 void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
                 std::uint64_t id) {
   s.link = core.link();
@@ -419,23 +492,26 @@ void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, 
   s.reply = CommAccess::irecv_bytes(core.replies(), rank, Tag{reply_tag(id)}, s.reply_bytes);
   core.count_sent();
   try {
-    s.request = core.requests().isend(std::move(body), rank, Tag{kCallTag});
+    // Sent at once (the common case), the bytes stay here for the next request.
+    s.request = CommAccess::isend_reusing(core.requests(), body, rank, Tag{kCallTag});
   } catch (...) {
     core.uncount_sent();
     CommAccess::cancel(s.reply);
     throw;
   }
+  recycle_request_buffer(std::move(body));
 }
 
 void start_post(RpcCore& core, int rank, std::vector<std::byte> body) {
   // Completes in the background; the request owns the bytes.
   core.count_sent();
   try {
-    core.requests().isend(std::move(body), rank, Tag{kPostTag});
+    CommAccess::isend_reusing(core.requests(), body, rank, Tag{kPostTag});
   } catch (...) {
     core.uncount_sent();
     throw;
   }
+  recycle_request_buffer(std::move(body));
 }
 
 bool call_ready(CallState& s) {
