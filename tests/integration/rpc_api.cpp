@@ -79,6 +79,33 @@ int main() {
     rpc.define("late", [](int x) { return x * 10; });
     IT_CHECK(me, f.get() == me * 10, "a call made before the definition");
   }
+  {
+    // A procedure defined again: calls made after the new definition run it, also
+    // right after many calls of the old one (the server remembers the procedure it
+    // found last); replies of other sizes in a row, and futures dropped unread between
+    // them (their buffers are used again by later calls).
+    ipc::Rpc rpc(w);
+    rpc.define("twice", [](std::vector<int> v) {
+      for (auto& x : v) x *= 2;
+      return v;
+    });
+    rpc.define("version", [] { return 1; });
+    w.barrier();
+    for (std::size_t len : {100u, 3u, 0u, 1000u, 1u, 57u}) {
+      std::vector<int> v(len);
+      for (std::size_t i = 0; i < len; ++i) v[i] = static_cast<int>(i + len);
+      rpc.call<std::vector<int>>(next, "twice", v);  // dropped
+      auto got = rpc.call<std::vector<int>>(next, "twice", v).get();
+      IT_CHECK(me, got.size() == len, "a reply of %zu ints has %zu", len, got.size());
+      for (std::size_t i = 0; i < got.size(); ++i)
+        IT_CHECK(me, got[i] == 2 * v[i], "reply %zu: element %zu is %d", len, i, got[i]);
+    }
+    for (int i = 0; i < 200; ++i) IT_CHECK(me, rpc.call<int>(next, "version").get() == 1, "version 1");
+    w.barrier();  // every rank's calls of version 1 are answered
+    rpc.define("version", [] { return 2; });
+    w.barrier();
+    IT_CHECK(me, rpc.call<int>(next, "version").get() == 2, "a procedure defined again still runs its old definition");
+  }
 
   // A failed farm fails on every rank, with rank 0's message.
   std::vector<int> tasks(20);
