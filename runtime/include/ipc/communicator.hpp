@@ -149,7 +149,7 @@ struct CommAccess;
 /// Null when the send completed at once (its status then in *done_now).
 std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src,
                                         Status* done_now);
-std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst);
+std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst);
 /// Blocking forms: return when done, allocate nothing.
 Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
 /// `dst` is used in place (it outlives the call): no copy on the way of a message.

@@ -218,7 +218,7 @@ class Rpc {
     const std::string& sig = detail::signature<R, detail::wire_arg_t<A>...>();
     std::uint64_t id = detail::next_call_id(*core_);
     auto body = detail::request_body(detail::call_hash<R, detail::wire_arg_t<A>...>(name), name, sig, id, args...);
-    auto f = std::make_shared<detail::CallFuture<R>>();
+    auto f = std::allocate_shared<detail::CallFuture<R>>(detail::CallAllocator<detail::CallFuture<R>>{});
     detail::start_call(f->s, *core_, rank, name, std::move(body), id);
     return Future<R>(std::move(f));
   }

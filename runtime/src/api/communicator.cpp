@@ -16,7 +16,7 @@ std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest,
   return e.isend(comm, dest, tag, std::move(src), done_now);
 }
 
-std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget dst) {
+std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst) {
   return e.irecv(comm, source, tag, std::move(dst));
 }
 
@@ -38,14 +38,9 @@ Communicator CommAccess::fresh(const Communicator& c, Purpose purpose) {
 
 Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
                                 std::shared_ptr<std::vector<std::byte>> into) {
-  // The request holds the buffer; the callable only points at it (small enough for
-  // std::function to keep without an allocation).
-  std::vector<std::byte>* v = into.get();
-  RecvTarget target{[v](std::size_t n) -> void* {
-                      v->resize(n);
-                      return v->data();
-                    },
-                    {}};
+  // The request holds the buffer; the target only points at it.
+  RecvTarget target;
+  target.bytes_into = into.get();
   return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target), std::move(into)));
 }
 

@@ -160,6 +160,12 @@ std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestStat
 // dropped before its request completes hands its ownership to the request itself
 // (adopt(): `keep`), and mark_done() lets go of that when it completes.
 bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done) {
+  return try_send_now(comm, dest, tag, src, done);
+}
+
+// On the way of every isend: inlined there.
+[[gnu::always_inline]] inline bool Engine::try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src,
+                                                        Status& done) {
   if (grouped(comm) || dest < 0 || dest >= opt_.size) return false;
   auto p = static_cast<std::size_t>(dest);
   std::lock_guard lk(mu_);
@@ -173,17 +179,17 @@ bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& s
 
 std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src,
                                             Status* done_now) {
-  if (done_now && send_now(comm, dest, tag, src, *done_now)) return nullptr;
+  if (done_now && try_send_now(comm, dest, tag, src, *done_now)) return nullptr;
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
   start_send(Posted(Posted(), r.get()), comm, dest, tag, std::move(src));
   return r;
 }
 
-std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget dst,
+std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst,
                                             std::shared_ptr<void> hold) {
   auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
   r->target.emplace(std::move(dst));
-  r->hold = std::move(hold);
+  if (hold) r->hold = std::move(hold);
   r->to = &*r->target;
   start_recv(Posted(Posted(), r.get()), comm, source, tag);
   return r;

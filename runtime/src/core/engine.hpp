@@ -119,8 +119,13 @@ class Engine final : public transport::Sink {
   /// in `done`, when the message has left; false when nothing was sent (`src` need
   /// only be valid during the call).
   bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
+
+ private:
+  bool try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
+
+ public:
   /// `hold`: kept alive with the request (the memory `dst` writes into).
-  std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget dst,
+  std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst,
                                       std::shared_ptr<void> hold = nullptr);
   /// A handle of `r` is dropped before `r` completed: `r` keeps itself until then.
   void adopt(std::shared_ptr<RequestState> r);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 namespace ipc::detail {
 
@@ -43,10 +44,17 @@ struct RecvTarget {
   void* fixed = nullptr;
   std::size_t fixed_bytes = 0;
   bool exact = false;
+  /// Instead of both (a message of any size as bytes): resized to the payload, which
+  /// goes to its data. Costs no callable either.
+  std::vector<std::byte>* bytes_into = nullptr;
 
   /// Where a payload of `bytes` goes. @throws Truncation when it does not fit.
   void* destination(std::size_t bytes) const {
     if (prepare) return prepare(bytes);
+    if (bytes_into) {
+      bytes_into->resize(bytes);
+      return bytes_into->data();
+    }
     if (exact ? bytes == fixed_bytes : bytes <= fixed_bytes) return fixed;
     throw_size_mismatch(bytes, fixed_bytes, exact ? "exactly" : "at most");
   }

@@ -38,6 +38,7 @@
 #include "base/hash.hpp"
 #include "base/params.hpp"
 #include "core/context.hpp"
+#include "core/pool.hpp"
 
 namespace ipc::detail {
 namespace {
@@ -452,6 +453,9 @@ constexpr std::size_t kKeptReplies = 64;
 thread_local std::vector<std::shared_ptr<std::vector<std::byte>>> t_replies;
 thread_local std::vector<std::byte> t_request;
 }  // namespace
+
+void* call_block_get() { return FreeList<kCallBlock, alignof(std::max_align_t)>::get(); }
+void call_block_put(void* p) noexcept { FreeList<kCallBlock, alignof(std::max_align_t)>::put(p); }
 
 std::shared_ptr<std::vector<std::byte>> reply_buffer() {
   if (t_replies.empty()) return std::make_shared<std::vector<std::byte>>();

@@ -269,7 +269,7 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
       }
       std::uint64_t length = n - h;
       if (!begin_frame(in, sink, body, h, length)) break;
-      if (length && in.place.data) std::memcpy(in.place.data, body + h, length);
+      if (length && in.place.data) base::copy_small(in.place.data, body + h, length);
       in.ring.pop(r);
       // Space goes back once per drain for one-line records (a release is a full
       // barrier); a larger one's before the engine reacts (it may send back).
