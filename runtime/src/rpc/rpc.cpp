@@ -9,9 +9,9 @@
 // adds it (define() wakes the server with tag 3 from its own rank) or until
 // IPC_RPC_DEFINE_WAIT has passed, so that no program needs a barrier between its
 // definitions and the first calls.
-// The caller posts the reply's receive before it sends the request, so a reply never
-// waits as an unexpected message. A handler that waits for a call of its own serves
-// the posted receive meanwhile (nested calls, calls back and forth).
+// The caller posts the reply's receive right after it sends the request (a reply
+// that comes first waits as an unexpected message). A handler that waits for a call
+// of its own serves the posted receive meanwhile (nested calls, calls back and forth).
 //
 // Ending is collective: every rank counts the requests it sent and the requests it
 // handled to the end; the destructor sums both over the world (allreduce) until two
@@ -492,18 +492,20 @@ void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, 
   s.link = core.link();
   s.rank = rank;
   s.name = name;
-  // The receive holds its buffer: a future dropped early leaves nothing dangling.
-  s.reply = CommAccess::irecv_bytes(core.replies(), rank, Tag{reply_tag(id)}, s.reply_bytes);
   core.count_sent();
   try {
     // Sent at once (the common case), the bytes stay here for the next request.
     s.request = CommAccess::isend_reusing(core.requests(), body, rank, Tag{kCallTag});
   } catch (...) {
     core.uncount_sent();
-    CommAccess::cancel(s.reply);
     throw;
   }
   recycle_request_buffer(std::move(body));
+  // The reply's receive is posted once the request has left, while it travels and
+  // runs (its few hundred instructions were on the way of every call); a reply that
+  // comes first waits as an unexpected message, which the post finds at once. The
+  // receive holds its buffer: a future dropped early leaves nothing dangling.
+  s.reply = CommAccess::irecv_bytes(core.replies(), rank, Tag{reply_tag(id)}, s.reply_bytes);
 }
 
 void start_post(RpcCore& core, int rank, std::vector<std::byte> body) {
