@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -56,28 +57,48 @@ namespace detail {
 
 using Bytes = std::vector<std::byte>;
 
-/// The farm over bytes: on rank 0 returns the results of `tasks` in order; on the
-/// other ranks runs `work` on what rank 0 sends and returns nothing.
-std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>& tasks,
-                              const std::function<Bytes(const Bytes&)>& work, const FarmOptions& opt);
+/// The farm's tasks and results as bytes, for farm_bytes: the typed farm converts each
+/// task straight into the message that carries it and each result straight out of the
+/// one that brought it (no vector per task, which cost a trivial task most of its
+/// instructions).
+struct FarmIo {
+  std::size_t count = 0;  // tasks (rank 0)
+  /// Appends the bytes of task `i` to `out` (rank 0).
+  std::function<void(std::size_t i, Bytes& out)> put_task;
+  /// Takes the result of task `i` (rank 0; once per task, in any order).
+  std::function<void(std::size_t i, std::span<const std::byte> result)> take_result;
+  /// Runs a task and appends its result's bytes to `out` (the workers; rank 0 alone).
+  std::function<void(std::span<const std::byte> task, Bytes& out)> work;
+};
 
+void farm_bytes(const Communicator& comm, const FarmIo& io, const FarmOptions& opt);
+
+/// Appends the bytes `v` travels as.
 template <class T>
-Bytes to_bytes(const T& v) {
-  if constexpr (is_resizable<T>::value) {
-    Bytes b(std::ranges::size(v) * sizeof(typename T::value_type));
-    if (!b.empty()) std::memcpy(b.data(), std::ranges::data(v), b.size());
-    return b;
-  } else if constexpr (RawValue<T>) {
-    Bytes b(sizeof(T));
-    std::memcpy(b.data(), &v, sizeof(T));
-    return b;
+void append_bytes(Bytes& out, const T& v) {
+  if constexpr (is_resizable<T>::value || RawValue<T>) {
+    const void* from;
+    std::size_t n;
+    if constexpr (is_resizable<T>::value) {
+      from = std::ranges::data(v);
+      n = std::ranges::size(v) * sizeof(typename T::value_type);
+    } else {
+      from = &v;
+      n = sizeof(T);
+    }
+    std::size_t at = out.size();
+    out.resize(at + n);
+    if (n) std::memcpy(out.data() + at, from, n);
   } else {
-    return std::move(*serialize(v));
+    VectorSink sink(out);
+    OutStream os(&sink);
+    cereal::BinaryOutputArchive ar(*os);
+    ar(v);
   }
 }
 
 template <class T>
-T from_bytes(const Bytes& b) {
+T from_bytes(std::span<const std::byte> b) {
   T v{};
   if constexpr (is_resizable<T>::value) {
     using E = typename T::value_type;
@@ -88,7 +109,14 @@ T from_bytes(const Bytes& b) {
     if (b.size() != sizeof(T)) throw ProtocolError("farm: a value of " + std::to_string(b.size()) + " bytes");
     std::memcpy(&v, b.data(), sizeof(T));
   } else {
-    deserialize_or_throw(b, v);
+    try {
+      SpanSource src(b.data(), b.size());
+      InStream is(&src);
+      cereal::BinaryInputArchive ar(*is);
+      ar(v);
+    } catch (const std::exception& e) {  // cereal::Exception, or a length_error on a huge count
+      throw_deserialize_failed(e);
+    }
   }
   return v;
 }
@@ -100,23 +128,28 @@ T from_bytes(const Bytes& b) {
 /// @throws ipc::Error on every rank when a task failed or no worker is left, or when the
 /// journal cannot be opened, read or written or was written for another task list (the
 /// same message on every rank but for its "rank R on HOST:" origin); ipc::UsageError
-/// when opt.in_flight < 0; ipc::PeerLost on a worker when rank 0 is gone; ipc::ProtocolError
-/// for a malformed message (e.g. a result that does not match Result's size), ipc::Truncation
-/// when a serialized result does not deserialize as Result.
+/// when opt.in_flight < 0; ipc::PeerLost on a worker when rank 0 is gone; on rank 0,
+/// ipc::ProtocolError for a malformed message (e.g. a result that does not match Result's
+/// size) and ipc::Truncation when a serialized result does not deserialize as Result (results
+/// are read as they arrive: the farm then stops, and the other ranks throw ipc::Error with
+/// that message).
 template <class Result, class Task, class F>
 std::vector<Result> farm(const Communicator& comm, const std::vector<Task>& tasks, F work, FarmOptions opt = {}) {
   static_assert(std::is_invocable_r_v<Result, F&, const Task&>, "ipc::farm: work must take a task and return a Result");
-  std::vector<detail::Bytes> in;
-  if (comm.rank() == 0) {
-    in.reserve(tasks.size());
-    for (auto& t : tasks) in.push_back(detail::to_bytes(t));
-  }
-  auto out = detail::farm_bytes(
-      comm, in,
-      [&work](const detail::Bytes& b) { return detail::to_bytes<Result>(work(detail::from_bytes<Task>(b))); }, opt);
   std::vector<Result> results;
-  results.reserve(out.size());
-  for (auto& b : out) results.push_back(detail::from_bytes<Result>(b));
+  detail::FarmIo io;
+  if (comm.rank() == 0) {
+    io.count = tasks.size();
+    results.resize(tasks.size());
+  }
+  io.put_task = [&tasks](std::size_t i, detail::Bytes& out) { detail::append_bytes(out, tasks[i]); };
+  io.take_result = [&results](std::size_t i, std::span<const std::byte> b) {
+    results[i] = detail::from_bytes<Result>(b);
+  };
+  io.work = [&work](std::span<const std::byte> t, detail::Bytes& out) {
+    detail::append_bytes<Result>(out, work(detail::from_bytes<Task>(t)));
+  };
+  detail::farm_bytes(comm, io, opt);
   return results;
 }
 

@@ -53,9 +53,12 @@ using clock = std::chrono::steady_clock;
 void put_u64(Bytes& b, std::uint64_t v) { wire::put_int(b, v); }
 std::uint64_t get_u64(const std::byte* p) { return wire::get_int<std::uint64_t>(p); }
 
-std::uint64_t hash_tasks(const std::vector<Bytes>& tasks) {
+std::uint64_t hash_tasks(const FarmIo& io) {
   std::uint64_t h = base::kFnvBasis;
-  for (auto& t : tasks) {
+  Bytes t;
+  for (std::size_t i = 0; i < io.count; ++i) {
+    t.clear();
+    io.put_task(i, t);
     std::uint64_t n = t.size();
     h = base::fnv1a(h, &n, sizeof n);
     h = base::fnv1a(h, t.data(), t.size());
@@ -63,18 +66,17 @@ std::uint64_t hash_tasks(const std::vector<Bytes>& tasks) {
   return h;
 }
 
-// Results that a previous run of the same task list left in the journal; the file is
-// then open for appending.
+// Results that a previous run of the same task list left in the journal (handed to
+// io.take_result, marked in `have`); the file is then open for appending.
 class Journal {
  public:
-  Journal(const std::string& path, const std::vector<Bytes>& tasks, std::vector<std::optional<Bytes>>& results)
-      : path_(path) {
+  Journal(const std::string& path, const FarmIo& io, std::vector<bool>& have) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error("farm: cannot open journal " + path + ": " + std::strerror(errno));
     Bytes head;
     head.insert(head.end(), reinterpret_cast<const std::byte*>(kMagic), reinterpret_cast<const std::byte*>(kMagic) + 8);
-    put_u64(head, tasks.size());
-    put_u64(head, hash_tasks(tasks));
+    put_u64(head, io.count);
+    put_u64(head, hash_tasks(io));
     Bytes file = read_all();
     if (file.empty()) {
       write_all(head);
@@ -92,11 +94,13 @@ class Journal {
     std::size_t at = head.size();
     while (at + 16 <= file.size()) {
       std::uint64_t index = get_u64(file.data() + at), len = get_u64(file.data() + at + 8);
-      if (index >= tasks.size() || len > file.size() - at - 16) break;
-      results[index] = Bytes(file.begin() + static_cast<std::ptrdiff_t>(at + 16),
-                             file.begin() + static_cast<std::ptrdiff_t>(at + 16 + len));
+      if (index >= io.count || len > file.size() - at - 16) break;
+      if (!have[index]) {
+        io.take_result(index, std::span<const std::byte>(file.data() + at + 16, len));
+        have[index] = true;
+        ++resumed_;
+      }
       at += 16 + len;
-      ++resumed_;
     }
     if (at < file.size() && ::ftruncate(fd_, static_cast<off_t>(at)) != 0) {
       ::close(fd_);
@@ -112,7 +116,7 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  void record(std::uint64_t index, const Bytes& result) {
+  void record(std::uint64_t index, std::span<const std::byte> result) {
     Bytes rec;
     rec.reserve(16 + result.size());
     put_u64(rec, index);
@@ -187,8 +191,8 @@ std::string describe_current() {
               std::string(reinterpret_cast<const char*>(what.data()), what.size()));
 }
 
-void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& work) {
-  Bytes msg, task, reply;
+void work_loop(const Communicator& c, const FarmIo& io) {
+  Bytes msg, reply;
   for (bool first = true;; first = false) {
     // Whether this batch was not there yet when the last one was done (rank 0 then
     // sends more at once: Dispatcher::Pace). The first one is always waited for.
@@ -205,16 +209,17 @@ void work_loop(const Communicator& c, const std::function<Bytes(const Bytes&)>& 
       if (msg.size() - at < 16 || get_u64(msg.data() + at + 8) > msg.size() - at - 16)
         throw ProtocolError("farm: a malformed task message of " + std::to_string(msg.size()) + " bytes");
       std::uint64_t index = get_u64(msg.data() + at), length = get_u64(msg.data() + at + 8);
-      auto from = msg.begin() + static_cast<std::ptrdiff_t>(at + 16);
-      task.assign(from, from + static_cast<std::ptrdiff_t>(length));
+      std::span<const std::byte> task(msg.data() + at + 16, length);
       at += 16 + length;
       put_u64(reply, index);
       std::size_t mark = reply.size();
       try {
-        Bytes result = work(task);
+        // The result goes straight into the reply; its length is filled in after.
         reply.push_back(static_cast<std::byte>(kOk));
-        put_u64(reply, result.size());
-        reply.insert(reply.end(), result.begin(), result.end());
+        put_u64(reply, 0);
+        std::size_t start = reply.size();
+        io.work(task, reply);
+        wire::set_int(reply.data() + start - 8, static_cast<std::uint64_t>(reply.size() - start));
       } catch (...) {
         std::string what = describe_current();
         reply.resize(mark);
@@ -236,9 +241,9 @@ Bytes text_bytes(const std::string& s) {
 // results in task order, and gives the tasks of a worker that dies to the others.
 class Dispatcher {
  public:
-  Dispatcher(const Communicator& c, const std::vector<Bytes>& tasks, const FarmOptions& opt)
+  Dispatcher(const Communicator& c, const FarmIo& io, const FarmOptions& opt)
       : c_(c),
-        tasks_(tasks),
+        io_(io),
         opt_(opt),
         workers_(c.size() - 1),
         alive_(static_cast<std::size_t>(c.size()), true),
@@ -246,7 +251,7 @@ class Dispatcher {
         pace_(static_cast<std::size_t>(c.size())),
         pending_(static_cast<std::size_t>(c.size())),
         inbox_(static_cast<std::size_t>(c.size())),
-        results_(tasks.size()) {}
+        have_(io.count, false) {}
 
   // Whatever happens (a bad journal, a failed task), the workers are told to stop:
   // they wait for nothing else. The stop carries rank 0's failure (fail()), which the
@@ -263,23 +268,20 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  std::vector<Bytes> run(const std::function<Bytes(const Bytes&)>& work) {
-    if (!opt_.journal.empty()) journal_.emplace(opt_.journal, tasks_, results_);
-    for (std::uint64_t i = 0; i < tasks_.size(); ++i)
-      if (!results_[i]) queue_.push_back(i);
-    done_ = tasks_.size() - queue_.size();
-    progress_.emplace(opt_.progress, tasks_.size(), done_);
+  // Every result goes to io.take_result as it comes (or from the journal).
+  void run() {
+    if (!opt_.journal.empty()) journal_.emplace(opt_.journal, io_, have_);
+    for (std::uint64_t i = 0; i < io_.count; ++i)
+      if (!have_[i]) queue_.push_back(i);
+    done_ = io_.count - queue_.size();
+    progress_.emplace(opt_.progress, io_.count, done_);
     if (workers_ == 0) {
-      run_here(work);
+      run_here();
     } else {
       distribute();
     }
     if (failure_) task_failed(failure_->index, failure_->rank, failure_->what);
-    std::vector<Bytes> out;
-    out.reserve(results_.size());
-    for (auto& r : results_) out.push_back(std::move(*r));
-    progress_->update(tasks_.size(), true);
-    return out;
+    progress_->update(io_.count, true);
   }
 
  private:
@@ -290,14 +292,20 @@ class Dispatcher {
   };
 
   // No workers: rank 0 does the work.
-  void run_here(const std::function<Bytes(const Bytes&)>& work) {
+  void run_here() {
+    Bytes task, result;
     for (std::uint64_t i : queue_) {
+      task.clear();
+      result.clear();
+      io_.put_task(i, task);
       try {
-        results_[i] = work(tasks_[i]);
+        io_.work(task, result);
       } catch (...) {
         task_failed(i, 0, text_bytes(describe_current()));
       }
-      record(i);
+      io_.take_result(i, result);
+      have_[i] = true;
+      record(i, result);
     }
   }
 
@@ -308,7 +316,7 @@ class Dispatcher {
         if (failure_ || queue_.empty()) return;
         if (!any_alive())
           throw Error("farm: every worker is gone; " + std::to_string(queue_.size()) + " of " +
-                      std::to_string(tasks_.size()) + " tasks are not done");
+                      std::to_string(io_.count) + " tasks are not done");
         for (int w = 1; w <= workers_; ++w) feed(w);
         continue;
       }
@@ -352,7 +360,7 @@ class Dispatcher {
   // may be sending a large result meanwhile); its result receive is posted first and
   // stays posted while it holds any task.
   // In batches of half the limit (adaptive in-flight; one task at a time when the
-  // program set in_flight), up to kBatchBytes of tasks but at least one.
+  // program set in_flight); a batch stops taking tasks once it holds kBatchBytes.
   void feed(int w) {
     auto uw = static_cast<std::size_t>(w);
     auto limit = static_cast<std::size_t>(opt_.in_flight > 0 ? opt_.in_flight : pace_[uw].limit);
@@ -360,13 +368,17 @@ class Dispatcher {
     while (alive_[uw] && !failure_ && !queue_.empty() && held_[uw].size() < limit) {
       if (!pending_[uw].valid()) post_result_receive(w);
       Bytes msg;
-      msg.reserve(std::min(kBatchBytes, batch * (16 + tasks_[queue_.front()].size())) + 16);
-      for (std::size_t n = 0; n < batch && !queue_.empty() && held_[uw].size() < limit; ++n) {
+      msg.reserve(std::min(kBatchBytes, batch * (16 + task_bytes_)) + 16);
+      for (std::size_t n = 0; n < batch && !queue_.empty() && held_[uw].size() < limit && msg.size() < kBatchBytes;
+           ++n) {
         std::uint64_t i = queue_.front();
-        if (n > 0 && msg.size() + tasks_[i].size() > kBatchBytes) break;
+        // The task's bytes go straight into the message; its length is filled in after.
         put_u64(msg, i);
-        put_u64(msg, tasks_[i].size());
-        msg.insert(msg.end(), tasks_[i].begin(), tasks_[i].end());
+        put_u64(msg, 0);
+        std::size_t start = msg.size();
+        io_.put_task(i, msg);
+        task_bytes_ = msg.size() - start;
+        wire::set_int(msg.data() + start - 8, static_cast<std::uint64_t>(task_bytes_));
         queue_.pop_front();
         held_[uw].push_back(i);
       }
@@ -397,23 +409,23 @@ class Dispatcher {
                   "farm: rank " + std::to_string(w) + " answered a task it was not given");
       std::uint64_t i = held_[uw].front(), length = get_u64(msg.data() + at + 9);
       bool ok = static_cast<unsigned>(msg[at + 8]) & kOk;
-      auto from = msg.begin() + static_cast<std::ptrdiff_t>(at + 17);
-      Bytes body(from, from + static_cast<std::ptrdiff_t>(length));
+      std::span<const std::byte> body(msg.data() + at + 17, length);
       at += 17 + length;
       held_[uw].pop_front();
       if (!ok) {
-        if (!failure_) failure_ = Failure{i, w, std::move(body)};
+        if (!failure_) failure_ = Failure{i, w, Bytes(body.begin(), body.end())};
       } else {
-        results_[i] = std::move(body);
-        record(i);
+        io_.take_result(i, body);
+        have_[i] = true;
+        record(i, body);
       }
     }
     if (!held_[uw].empty()) post_result_receive(w);
     feed(w);
   }
 
-  void record(std::uint64_t i) {
-    if (journal_) journal_->record(i, *results_[i]);
+  void record(std::uint64_t i, std::span<const std::byte> result) {
+    if (journal_) journal_->record(i, result);
     progress_->update(++done_);
   }
 
@@ -430,7 +442,7 @@ class Dispatcher {
   };
 
   const Communicator& c_;
-  const std::vector<Bytes>& tasks_;
+  const FarmIo& io_;
   const FarmOptions& opt_;
   const int workers_;
   std::vector<bool> alive_;
@@ -438,7 +450,8 @@ class Dispatcher {
   std::vector<Pace> pace_;
   std::vector<Request> pending_;                 // result receives, per worker
   std::vector<std::shared_ptr<Bytes>> inbox_;
-  std::vector<std::optional<Bytes>> results_;
+  std::vector<bool> have_;  // tasks whose result io_.take_result has had
+  std::size_t task_bytes_ = 0;  // the last task's size (a batch's room)
   std::deque<std::uint64_t> queue_;
   std::size_t done_ = 0;
   std::optional<Journal> journal_;
@@ -452,18 +465,17 @@ class Dispatcher {
 
 }  // namespace
 
-std::vector<Bytes> farm_bytes(const Communicator& comm, const std::vector<Bytes>& tasks,
-                              const std::function<Bytes(const Bytes&)>& work, const FarmOptions& opt) {
+void farm_bytes(const Communicator& comm, const FarmIo& io, const FarmOptions& opt) {
   if (opt.in_flight < 0)
     throw UsageError("farm: in_flight must be 0 (adaptive) or a number of tasks, not " + std::to_string(opt.in_flight));
   Communicator c = CommAccess::fresh(comm, Purpose::farm);
   if (c.rank() != 0) {
-    work_loop(c, work);
-    return {};
+    work_loop(c, io);
+    return;
   }
-  Dispatcher d(c, tasks, opt);
+  Dispatcher d(c, io, opt);
   try {
-    return d.run(work);
+    d.run();
   } catch (const std::exception& e) {
     d.fail(without_origin(e.what()));
     throw;

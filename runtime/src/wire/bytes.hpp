@@ -19,6 +19,13 @@ void put_int(std::vector<std::byte>& out, T v) {
   std::memcpy(out.data() + n, &v, sizeof v);
 }
 
+/// Writes `v` at `p` (any alignment): a length filled in after what it counts.
+template <class T>
+  requires std::is_integral_v<T>
+void set_int(std::byte* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
 /// Reads a T at `p` (any alignment).
 template <class T>
   requires std::is_integral_v<T>
