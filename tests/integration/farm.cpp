@@ -94,5 +94,27 @@ int main(int argc, char** argv) {
   IT_CHECK(me, failed, "a journal of another task list was accepted (or not reported on this rank)");
   c.barrier();
   if (me == 0) std::system(("rm -f " + journal + " " + journal + ".ok").c_str());
+
+  // Results that do not read as rank 0's Result (the workers return int, rank 0 wants
+  // long): rank 0 throws a ProtocolError as the first one arrives, the workers stop
+  // with its message.
+  if (n > 1) {
+    std::string what;
+    bool protocol = false;
+    try {
+      if (me == 0)
+        ipc::farm<long>(c, std::vector<long>(50, 1), [](const long& x) { return x; });
+      else
+        ipc::farm<int>(c, std::vector<long>{}, [](const long& x) { return static_cast<int>(x); });
+    } catch (const ipc::ProtocolError& e) {
+      protocol = true;
+      what = e.what();
+    } catch (const ipc::Error& e) {
+      what = e.what();
+    }
+    IT_CHECK(me, what.find("a value of 4 bytes") != std::string::npos, "a mismatched result: '%s'", what.c_str());
+    IT_CHECK(me, protocol == (me == 0), "rank %d threw %s", me, protocol ? "ProtocolError" : "another error");
+    c.barrier();
+  }
   return 0;
 }
