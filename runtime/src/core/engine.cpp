@@ -129,7 +129,7 @@ void Engine::fail(RequestState& r, std::exception_ptr e) {
   mark_done(r);
 }
 
-void Engine::place(RequestState& r, std::size_t size) {
+void Engine::place_slow(RequestState& r, std::size_t size) {
   try {
     r.dst = r.to->destination(size);
   } catch (...) {
@@ -345,13 +345,13 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
     fail(*r, lost_error("receive from", source));
     return;
   }
-  queues_.post(comm, source, tag, r);
+  queues_.post(comm, source, tag, r.get());
 }
 
 void Engine::cancel_recv(RequestState& r) {
   {
     std::lock_guard lk(mu_);
-    if (queues_.remove_posted_if([&](const Posted& p) { return p.get() == &r; })) {
+    if (queues_.remove_posted_if([&](RequestState* p) { return p == &r; })) {
       r.error = std::make_exception_ptr(UsageError("receive cancelled"));
       r.done.store(true, std::memory_order_seq_cst);
       return;
@@ -437,7 +437,7 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
         return nullptr;  // declined: the sender's request ends, nothing moves
       }
       if (auto p = queues_.take_posted(e)) {
-        accept_rendezvous(*p, e, h.cookie, h.cookie2, h.size);
+        accept_rendezvous(Posted(Posted(), *p), e, h.cookie, h.cookie2, h.size);
       } else {
         auto u = std::make_unique<Unexpected>();
         u->env = e;

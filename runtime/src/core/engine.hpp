@@ -262,12 +262,29 @@ class Engine final : public transport::Sink {
   /// False when it slept the whole of `max` with nothing to wake for.
   bool sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
                   SleepGuard* guard = nullptr, const void* key = nullptr);
-  void place(RequestState& r, std::size_t size);
+  /// Where `r`'s payload of `size` goes (r.dst; null, with r.error, when it does not fit).
+  void place(RequestState& r, std::size_t size) {
+    const RecvTarget& t = *r.to;  // the common case inline: a raw buffer that fits
+    if (!t.prepare && !t.bytes_into && (t.exact ? size == t.fixed_bytes : size <= t.fixed_bytes)) [[likely]] {
+      r.dst = t.fixed;
+      return;
+    }
+    place_slow(r, size);
+  }
+  void place_slow(RequestState& r, std::size_t size);
   /// An error of `r`'s target (the message does not fit or does not deserialize) with
   /// the receive it concerns named: "receive from rank 1 on n2 (tag 5): ...".
   std::exception_ptr receive_error(std::exception_ptr e, const RequestState& r) const;
   void fail(RequestState& r, std::exception_ptr e);
-  Status finish(RequestState& r);
+  /// Runs `r`'s finish step once, rethrows its error, returns its status.
+  Status finish(RequestState& r) {
+    if ((r.finished || !r.to || !r.to->finish) && !r.error && !r.group) [[likely]] {
+      r.finished = true;
+      return r.status;
+    }
+    return finish_slow(r);
+  }
+  Status finish_slow(RequestState& r);
 
   Options opt_;
   std::vector<transport::Transport*> transports_;  // distinct, self's first
@@ -281,7 +298,7 @@ class Engine final : public transport::Sink {
   // doorbell for a sleeping one (mark_done, signal_done): on one CPU, a waiter then
   // steps aside (block_until_impl).
   static inline thread_local bool woke_other_ = false;
-  MatchQueues<Posted> queues_;
+  MatchQueues<RequestState*> queues_;  // (owning nothing, as the Posted references)
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_sends_;  // awaiting cts
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_recvs_;  // awaiting data

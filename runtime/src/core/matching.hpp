@@ -110,7 +110,13 @@ class MatchQueues {
   }
   /// Removes and returns the earliest posted receive that accepts `e`.
   std::optional<Posted> take_posted(const Envelope& e) {
-    for (auto it = posted_.begin(); it != posted_.end(); ++it) {
+    if (posted_.empty()) return std::nullopt;
+    if (Entry& f = posted_.front(); matches(f.comm, f.source, f.tag, e)) {  // the common case: the oldest
+      Posted p = std::move(f.posted);
+      posted_.pop_front();
+      return p;
+    }
+    for (auto it = posted_.begin() + 1; it != posted_.end(); ++it) {
       if (matches(it->comm, it->source, it->tag, e)) {
         Posted p = std::move(it->posted);
         if (it == posted_.begin())

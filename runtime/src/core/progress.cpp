@@ -260,7 +260,7 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
   return woken;
 }
 
-Status Engine::finish(RequestState& r) {
+Status Engine::finish_slow(RequestState& r) {
   if (!r.finished) {
     r.finished = true;
     if (!r.error && r.to && r.to->finish) {
