@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <deque>
+
 #include "core/matching.hpp"
 
 using namespace ipc::detail;
@@ -78,4 +81,44 @@ TEST(Matching, TakePostedFromALostPeer) {
   auto lost = q.take_posted_from(2);
   EXPECT_EQ(lost, (std::vector<int>{10, 12}));
   EXPECT_EQ(q.posted_count(), 2u);  // the wildcard receive stays
+}
+
+// The queue under the match queues, against std::deque as the model: pushes, pops
+// from the front, erases in the middle and at the front, emptied and refilled, and a
+// queue that never empties (its taken front is dropped in halves).
+TEST(Matching, FifoKeepsOrderAcrossPopsErasesAndCompaction) {
+  Fifo<int> q;
+  std::deque<int> model;
+  std::uint32_t seed = 12345;
+  auto rnd = [&seed](std::uint32_t n) {
+    seed = seed * 1664525u + 1013904223u;
+    return (seed >> 8) % n;
+  };
+  int next = 0;
+  for (int step = 0; step < 200000; ++step) {
+    std::uint32_t what = rnd(100);
+    if (what < 52 || model.empty()) {  // slightly more pushes: the queue grows past the compaction point
+      q.push_back(next);
+      model.push_back(next++);
+    } else if (what < 90) {
+      ASSERT_EQ(q.front(), model.front());
+      q.pop_front();
+      model.pop_front();
+    } else {
+      auto k = static_cast<std::ptrdiff_t>(rnd(static_cast<std::uint32_t>(model.size())));
+      auto it = q.erase(q.begin() + k);
+      auto mit = model.erase(model.begin() + k);
+      ASSERT_EQ(it - q.begin(), mit - model.begin());
+    }
+    ASSERT_EQ(q.size(), model.size());
+    ASSERT_EQ(q.empty(), model.empty());
+    if (step % 997 == 0) ASSERT_TRUE(std::equal(q.begin(), q.end(), model.begin(), model.end()));
+    if (step == 100000)  // drain completely, then go on
+      while (!model.empty()) {
+        ASSERT_EQ(q.front(), model.front());
+        q.pop_front();
+        model.pop_front();
+      }
+  }
+  EXPECT_TRUE(std::equal(q.begin(), q.end(), model.begin(), model.end()));
 }
