@@ -2,7 +2,7 @@
 // progress lines, a worker that dies mid-farm (its tasks go to the others), a task
 // that throws (rank 0 throws naming it, the workers stop), a journal that lets a
 // second run skip what the first one finished, and a journal of another task list.
-//   it_farm [die]
+//   it_farm [die | batch]
 #include <ipc/ipc.hpp>
 
 #include <unistd.h>
@@ -20,6 +20,18 @@ int main(int argc, char** argv) {
   auto& c = rt.world();
   const int me = c.rank(), n = c.size();
   const bool die = argc > 1 && std::strcmp(argv[1], "die") == 0;
+  if (argc > 1 && std::strcmp(argv[1], "batch") == 0) {
+    // Batches stay within 32 KiB of tasks: tasks of 30,000 bytes go one per message
+    // even once the worker asks for more at a time (run with IPC_MAX_MESSAGE=49152,
+    // which refuses a message of two such tasks and so loses the only worker).
+    std::vector<std::string> tasks(200, std::string(30000, 't'));
+    for (std::size_t i = 0; i < tasks.size(); ++i) tasks[i][0] = static_cast<char>('a' + i % 26);
+    auto first = ipc::farm<char>(c, me == 0 ? tasks : std::vector<std::string>{},
+                                 [](const std::string& t) { return t[0]; });
+    if (me == 0)
+      for (std::size_t i = 0; i < tasks.size(); ++i) IT_CHECK(me, first[i] == tasks[i][0], "batched result %zu", i);
+    return 0;
+  }
 
   std::vector<long> tasks(500);
   for (std::size_t i = 0; i < tasks.size(); ++i) tasks[i] = static_cast<long>(i);

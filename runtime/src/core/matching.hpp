@@ -83,6 +83,7 @@ class Fifo {
   const_iterator end() const { return v_.end(); }
   void push_back(T x) { v_.push_back(std::move(x)); }
   void pop_front() {
+    v_[head_] = T();  // what it holds goes now (an unexpected message's payload)
     ++head_;
     if (head_ == v_.size()) {
       v_.clear();  // keeps its room

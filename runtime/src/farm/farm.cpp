@@ -73,40 +73,12 @@ class Journal {
   Journal(const std::string& path, const FarmIo& io, std::vector<bool>& have) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error("farm: cannot open journal " + path + ": " + std::strerror(errno));
-    Bytes head;
-    head.insert(head.end(), reinterpret_cast<const std::byte*>(kMagic), reinterpret_cast<const std::byte*>(kMagic) + 8);
-    put_u64(head, io.count);
-    put_u64(head, hash_tasks(io));
-    Bytes file = read_all();
-    if (file.empty()) {
-      write_all(head);
-      return;
-    }
-    if (file.size() < head.size() || std::memcmp(file.data(), head.data(), 8) != 0) {
+    try {
+      load(io, have);
+    } catch (...) {  // (the destructor does not run for an object never made)
       ::close(fd_);
-      throw Error("farm: " + path + " is not a farm journal");
+      throw;
     }
-    if (std::memcmp(file.data(), head.data(), head.size()) != 0) {
-      ::close(fd_);
-      throw Error("farm: journal " + path + " was written for another task list (" +
-                  std::to_string(get_u64(file.data() + 8)) + " tasks, or different ones); remove it to start over");
-    }
-    std::size_t at = head.size();
-    while (at + 16 <= file.size()) {
-      std::uint64_t index = get_u64(file.data() + at), len = get_u64(file.data() + at + 8);
-      if (index >= io.count || len > file.size() - at - 16) break;
-      if (!have[index]) {
-        io.take_result(index, std::span<const std::byte>(file.data() + at + 16, len));
-        have[index] = true;
-        ++resumed_;
-      }
-      at += 16 + len;
-    }
-    if (at < file.size() && ::ftruncate(fd_, static_cast<off_t>(at)) != 0) {
-      ::close(fd_);
-      throw Error("farm: cannot cut the torn end off journal " + path + ": " + std::strerror(errno));
-    }
-    ::lseek(fd_, static_cast<off_t>(at), SEEK_SET);
   }
   ~Journal() {
     if (fd_ < 0) return;
@@ -116,6 +88,40 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
+ private:
+  // Checks the head (or writes it to a new file) and hands over the results recorded.
+  void load(const FarmIo& io, std::vector<bool>& have) {
+    const std::string& path = path_;
+    Bytes head;
+    head.insert(head.end(), reinterpret_cast<const std::byte*>(kMagic), reinterpret_cast<const std::byte*>(kMagic) + 8);
+    put_u64(head, io.count);
+    put_u64(head, hash_tasks(io));
+    Bytes file = read_all();
+    if (file.empty()) {
+      write_all(head);
+      return;
+    }
+    if (file.size() < head.size() || std::memcmp(file.data(), head.data(), 8) != 0)
+      throw Error("farm: " + path + " is not a farm journal");
+    if (std::memcmp(file.data(), head.data(), head.size()) != 0) {
+      throw Error("farm: journal " + path + " was written for another task list (" +
+                  std::to_string(get_u64(file.data() + 8)) + " tasks, or different ones); remove it to start over");
+    }
+    std::size_t at = head.size();
+    while (at + 16 <= file.size()) {
+      std::uint64_t index = get_u64(file.data() + at), len = get_u64(file.data() + at + 8);
+      if (index >= io.count || len > file.size() - at - 16) break;
+      io.take_result(index, std::span<const std::byte>(file.data() + at + 16, len));  // a later record wins
+      if (!have[index]) ++resumed_;
+      have[index] = true;
+      at += 16 + len;
+    }
+    if (at < file.size() && ::ftruncate(fd_, static_cast<off_t>(at)) != 0)
+      throw Error("farm: cannot cut the torn end off journal " + path + ": " + std::strerror(errno));
+    ::lseek(fd_, static_cast<off_t>(at), SEEK_SET);
+  }
+
+ public:
   void record(std::uint64_t index, std::span<const std::byte> result) {
     Bytes rec;
     rec.reserve(16 + result.size());
@@ -360,7 +366,8 @@ class Dispatcher {
   // may be sending a large result meanwhile); its result receive is posted first and
   // stays posted while it holds any task.
   // In batches of half the limit (adaptive in-flight; one task at a time when the
-  // program set in_flight); a batch stops taking tasks once it holds kBatchBytes.
+  // program set in_flight), up to kBatchBytes of tasks but at least one (a task that
+  // would take a batch past it waits for the next message, a large one goes alone).
   void feed(int w) {
     auto uw = static_cast<std::size_t>(w);
     auto limit = static_cast<std::size_t>(opt_.in_flight > 0 ? opt_.in_flight : pace_[uw].limit);
@@ -369,14 +376,18 @@ class Dispatcher {
       if (!pending_[uw].valid()) post_result_receive(w);
       Bytes msg;
       msg.reserve(std::min(kBatchBytes, batch * (16 + task_bytes_)) + 16);
-      for (std::size_t n = 0; n < batch && !queue_.empty() && held_[uw].size() < limit && msg.size() < kBatchBytes;
-           ++n) {
+      for (std::size_t n = 0; n < batch && !queue_.empty() && held_[uw].size() < limit; ++n) {
         std::uint64_t i = queue_.front();
         // The task's bytes go straight into the message; its length is filled in after.
+        std::size_t mark = msg.size();
         put_u64(msg, i);
         put_u64(msg, 0);
         std::size_t start = msg.size();
         io_.put_task(i, msg);
+        if (n > 0 && msg.size() - 16 > kBatchBytes) {  // over the batch's room: taken back
+          msg.resize(mark);
+          break;
+        }
         task_bytes_ = msg.size() - start;
         wire::set_int(msg.data() + start - 8, static_cast<std::uint64_t>(task_bytes_));
         queue_.pop_front();

@@ -178,10 +178,12 @@ class RpcCore {
   // The buffer of a request handled before is used again when nothing else holds it
   // (a parked request keeps its own).
   void post_receive() {
-    if (spare_ && spare_.use_count() == 1)
+    if (spare_ && spare_.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);  // after its last other holder (recycle_reply_buffer)
       buf_ = std::move(spare_);
-    else
+    } else {
       buf_ = std::make_shared<std::vector<std::byte>>();
+    }
     pending_ = CommAccess::irecv_bytes(requests_, any_source, any_tag, buf_);
   }
 
@@ -324,6 +326,7 @@ class RpcCore {
         h = cached_;
         same = true;
       } else {
+        if (version != cached_version_) cached_.reset();  // a definition replaced is let go of here
         std::lock_guard lk(procs_mu_);
         auto it = procs_.find(std::string(name));
         if (it != procs_.end()) {
@@ -337,7 +340,7 @@ class RpcCore {
             cached_name_ = name;
             cached_version_ = defs_version_.load(std::memory_order_relaxed);  // under the lock: current
           }
-        } else if (!too_deep && Clock::now() < deadline.value_or(Clock::now() + define_wait_)) {
+        } else if (auto now = Clock::now(); !too_deep && now < deadline.value_or(now + define_wait_)) {
           ++parked_count_;  // under the lock: a define() from now on wakes the server
           return false;
         }
@@ -466,6 +469,9 @@ std::shared_ptr<std::vector<std::byte>> reply_buffer() {
 
 void recycle_reply_buffer(std::shared_ptr<std::vector<std::byte>> b) noexcept {
   if (!b || b.use_count() != 1 || b->capacity() > kKeptBufferBytes || t_replies.size() >= kKeptReplies) return;
+  // The count is read relaxed: what the last other holder (a receive completed on
+  // another thread) wrote into the buffer is ordered before its reuse here.
+  std::atomic_thread_fence(std::memory_order_acquire);
   if (t_replies.capacity() < kKeptReplies) {
     try {
       t_replies.reserve(kKeptReplies);
