@@ -179,7 +179,6 @@ class RpcCore {
   // (a parked request keeps its own).
   void post_receive() {
     if (spare_ && spare_.use_count() == 1) {
-      std::atomic_thread_fence(std::memory_order_acquire);  // after its last other holder (recycle_reply_buffer)
       buf_ = std::move(spare_);
     } else {
       buf_ = std::make_shared<std::vector<std::byte>>();
@@ -468,10 +467,9 @@ std::shared_ptr<std::vector<std::byte>> reply_buffer() {
 }
 
 void recycle_reply_buffer(std::shared_ptr<std::vector<std::byte>> b) noexcept {
+  // (Called once the reply has landed and its receive has let go: nothing else holds
+  // it then, and the count is a check.)
   if (!b || b.use_count() != 1 || b->capacity() > kKeptBufferBytes || t_replies.size() >= kKeptReplies) return;
-  // The count is read relaxed: what the last other holder (a receive completed on
-  // another thread) wrote into the buffer is ordered before its reuse here.
-  std::atomic_thread_fence(std::memory_order_acquire);
   if (t_replies.capacity() < kKeptReplies) {
     try {
       t_replies.reserve(kKeptReplies);

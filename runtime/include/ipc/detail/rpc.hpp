@@ -195,10 +195,12 @@ struct CallState {
   CallState(const CallState&) = delete;
   CallState& operator=(const CallState&) = delete;
   ~CallState() {
-    // The receive lets go of the buffer when it has completed (a pending one, of a
-    // future dropped early, keeps it until the reply lands).
+    // Kept for a later call only when the reply has landed (its completion, seen here,
+    // comes after the bytes were written): a pending receive, of a future dropped
+    // early, keeps the buffer until the reply lands, and it is freed then.
+    bool landed = reply.done();
     reply = Request();
-    recycle_reply_buffer(std::move(reply_bytes));
+    if (landed) recycle_reply_buffer(std::move(reply_bytes));
   }
 };
 
