@@ -138,3 +138,17 @@ TEST(Values, OwnedSendKeepsATemporaryAlive) {
   auto one = detail::send_source_owned(42);
   EXPECT_EQ(*static_cast<const int*>(one.data), 42);
 }
+
+// A receive of any size as bytes (the library's own: RPC requests and replies, the
+// farm's messages): resized to each message, shrinking too, no callable.
+TEST(Values, BytesIntoResizesToEachMessage) {
+  std::vector<std::byte> into(3, std::byte{9});
+  detail::RecvTarget dst;
+  dst.bytes_into = &into;
+  EXPECT_FALSE(dst.prepare);
+  for (std::size_t n : {100u, 0u, 5u, 4096u, 1u}) {
+    void* p = dst.destination(n);
+    EXPECT_EQ(into.size(), n);
+    EXPECT_EQ(p, static_cast<void*>(into.data()));
+  }
+}
