@@ -220,6 +220,8 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
     auto p = static_cast<std::size_t>(dest);
     bool eager = false, now = false;
     {
+      // One lock for both tries: a transport that cannot send at once (tcp) is asked
+      // for the queued send right after.
       std::lock_guard lk(mu_);
       if (lost_[p].empty() && src.size <= eager_[p]) {
         eager = true;

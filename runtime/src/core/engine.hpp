@@ -119,11 +119,6 @@ class Engine final : public transport::Sink {
   /// in `done`, when the message has left; false when nothing was sent (`src` need
   /// only be valid during the call).
   bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
-
- private:
-  bool try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
-
- public:
   /// `hold`: kept alive with the request (the memory `dst` writes into).
   std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst,
                                       std::shared_ptr<void> hold = nullptr);
@@ -224,6 +219,8 @@ class Engine final : public transport::Sink {
   using Posted = std::shared_ptr<RequestState>;
 
   void start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag, SendSource src);
+  /// send_now(), inlined into isend.
+  bool try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
   /// `src` as one eager frame to `dest` now, without a completion (under the lock):
   /// false when the transport cannot (Endpoint::send_now); nothing is sent then.
   bool eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src);
@@ -264,9 +261,8 @@ class Engine final : public transport::Sink {
                   SleepGuard* guard = nullptr, const void* key = nullptr);
   /// Where `r`'s payload of `size` goes (r.dst; null, with r.error, when it does not fit).
   void place(RequestState& r, std::size_t size) {
-    const RecvTarget& t = *r.to;  // the common case inline: a raw buffer that fits
-    if (!t.prepare && !t.bytes_into && (t.exact ? size == t.fixed_bytes : size <= t.fixed_bytes)) [[likely]] {
-      r.dst = t.fixed;
+    if (r.to->fits_fixed(size)) [[likely]] {  // the common case inline
+      r.dst = r.to->fixed;
       return;
     }
     place_slow(r, size);

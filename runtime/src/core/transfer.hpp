@@ -48,6 +48,10 @@ struct RecvTarget {
   /// goes to its data. Costs no callable either.
   std::vector<std::byte>* bytes_into = nullptr;
 
+  /// A raw buffer (`fixed`) that `bytes` fit: its payload goes there, no call made.
+  bool fits_fixed(std::size_t bytes) const {
+    return !prepare && !bytes_into && (exact ? bytes == fixed_bytes : bytes <= fixed_bytes);
+  }
   /// Where a payload of `bytes` goes. @throws Truncation when it does not fit.
   void* destination(std::size_t bytes) const {
     if (prepare) return prepare(bytes);
@@ -55,7 +59,7 @@ struct RecvTarget {
       bytes_into->resize(bytes);
       return bytes_into->data();
     }
-    if (exact ? bytes == fixed_bytes : bytes <= fixed_bytes) return fixed;
+    if (fits_fixed(bytes)) return fixed;
     throw_size_mismatch(bytes, fixed_bytes, exact ? "exactly" : "at most");
   }
 };

@@ -53,6 +53,18 @@ using clock = std::chrono::steady_clock;
 void put_u64(Bytes& b, std::uint64_t v) { wire::put_int(b, v); }
 std::uint64_t get_u64(const std::byte* p) { return wire::get_int<std::uint64_t>(p); }
 
+// Appends a u64 length and then what `fill` appends, straight into `b` (the length is
+// written after); returns that length.
+template <class F>
+std::uint64_t put_sized(Bytes& b, F&& fill) {
+  put_u64(b, 0);
+  std::size_t start = b.size();
+  fill(b);
+  auto n = static_cast<std::uint64_t>(b.size() - start);
+  wire::set_int(b.data() + start - 8, n);
+  return n;
+}
+
 std::uint64_t hash_tasks(const FarmIo& io) {
   std::uint64_t h = base::kFnvBasis;
   Bytes t;
@@ -220,12 +232,8 @@ void work_loop(const Communicator& c, const FarmIo& io) {
       put_u64(reply, index);
       std::size_t mark = reply.size();
       try {
-        // The result goes straight into the reply; its length is filled in after.
         reply.push_back(static_cast<std::byte>(kOk));
-        put_u64(reply, 0);
-        std::size_t start = reply.size();
-        io.work(task, reply);
-        wire::set_int(reply.data() + start - 8, static_cast<std::uint64_t>(reply.size() - start));
+        put_sized(reply, [&](Bytes& out) { io.work(task, out); });
       } catch (...) {
         std::string what = describe_current();
         reply.resize(mark);
@@ -309,8 +317,6 @@ class Dispatcher {
       } catch (...) {
         task_failed(i, 0, text_bytes(describe_current()));
       }
-      io_.take_result(i, result);
-      have_[i] = true;
       record(i, result);
     }
   }
@@ -378,18 +384,13 @@ class Dispatcher {
       msg.reserve(std::min(kBatchBytes, batch * (16 + task_bytes_)) + 16);
       for (std::size_t n = 0; n < batch && !queue_.empty() && held_[uw].size() < limit; ++n) {
         std::uint64_t i = queue_.front();
-        // The task's bytes go straight into the message; its length is filled in after.
         std::size_t mark = msg.size();
         put_u64(msg, i);
-        put_u64(msg, 0);
-        std::size_t start = msg.size();
-        io_.put_task(i, msg);
+        task_bytes_ = put_sized(msg, [&](Bytes& out) { io_.put_task(i, out); });
         if (n > 0 && msg.size() - 16 > kBatchBytes) {  // over the batch's room: taken back
           msg.resize(mark);
           break;
         }
-        task_bytes_ = msg.size() - start;
-        wire::set_int(msg.data() + start - 8, static_cast<std::uint64_t>(task_bytes_));
         queue_.pop_front();
         held_[uw].push_back(i);
       }
@@ -426,8 +427,6 @@ class Dispatcher {
       if (!ok) {
         if (!failure_) failure_ = Failure{i, w, Bytes(body.begin(), body.end())};
       } else {
-        io_.take_result(i, body);
-        have_[i] = true;
         record(i, body);
       }
     }
@@ -435,7 +434,10 @@ class Dispatcher {
     feed(w);
   }
 
+  // Task i's result: to the program, the journal and the progress line.
   void record(std::uint64_t i, std::span<const std::byte> result) {
+    io_.take_result(i, result);
+    have_[i] = true;
     if (journal_) journal_->record(i, result);
     progress_->update(++done_);
   }

@@ -57,6 +57,18 @@ int reply_tag(std::uint64_t id) { return static_cast<int>(id & 0x7fffffffu); }
 
 thread_local RpcCore* t_serving = nullptr;  // the Rpc whose server runs on this thread
 
+// A kept buffer's room, taken for a message (emptied), and given back after (kept when
+// it has more room than the one kept meanwhile, up to `max` bytes). Taking it leaves
+// an empty one, so that a nested use takes a fresh one.
+std::vector<std::byte> take_room(std::vector<std::byte>& kept) noexcept {
+  std::vector<std::byte> b = std::move(kept);
+  b.clear();
+  return b;
+}
+void give_room(std::vector<std::byte>& kept, std::vector<std::byte>&& b, std::size_t max) noexcept {
+  if (b.capacity() <= max && b.capacity() > kept.capacity()) kept = std::move(b);
+}
+
 }  // namespace
 
 std::string readable_type(std::string_view name) {
@@ -178,11 +190,10 @@ class RpcCore {
   // The buffer of a request handled before is used again when nothing else holds it
   // (a parked request keeps its own).
   void post_receive() {
-    if (spare_ && spare_.use_count() == 1) {
+    if (spare_ && spare_.use_count() == 1)
       buf_ = std::move(spare_);
-    } else {
+    else
       buf_ = std::make_shared<std::vector<std::byte>>();
-    }
     pending_ = CommAccess::irecv_bytes(requests_, any_source, any_tag, buf_);
   }
 
@@ -301,14 +312,11 @@ class RpcCore {
     }
     // The reply's buffer: the one of the request handled before (taken, so that a
     // nested request handled meanwhile uses its own).
-    std::vector<std::byte> out = std::move(out_spare_);
-    out.clear();
+    std::vector<std::byte> out = take_room(out_spare_);
     struct GiveBack {
       std::vector<std::byte>& out;
       std::vector<std::byte>& spare;
-      ~GiveBack() {
-        if (out.capacity() <= kSpareBytes && out.capacity() > spare.capacity()) spare = std::move(out);
-      }
+      ~GiveBack() { give_room(spare, std::move(out), kSpareBytes); }
     } give_back{out, out_spare_};
     std::string type, what;
     bool failed = false, refused = false;
@@ -481,15 +489,9 @@ void recycle_reply_buffer(std::shared_ptr<std::vector<std::byte>> b) noexcept {
   t_replies.push_back(std::move(b));
 }
 
-std::vector<std::byte> request_buffer() noexcept {
-  std::vector<std::byte> b = std::move(t_request);
-  b.clear();
-  return b;
-}
+std::vector<std::byte> request_buffer() noexcept { return take_room(t_request); }
 
-void recycle_request_buffer(std::vector<std::byte>&& b) noexcept {
-  if (b.capacity() <= kKeptBufferBytes && b.capacity() > t_request.capacity()) t_request = std::move(b);
-}
+void recycle_request_buffer(std::vector<std::byte>&& b) noexcept { give_room(t_request, std::move(b), kKeptBufferBytes); }
 
 void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
                 std::uint64_t id) {
