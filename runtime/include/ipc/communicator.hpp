@@ -147,9 +147,9 @@ struct CommAccess;
 
 // The typed API's way into the compiled engine (api/communicator.cpp).
 /// Null when the send completed at once (its status then in *done_now).
-std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src,
-                                        Status* done_now);
-std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst);
+/// The request carries one reference, the caller's (ipc::Request takes it over).
+RequestState* post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now);
+RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst);
 /// Blocking forms: return when done, allocate nothing.
 Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
 /// `dst` is used in place (it outlives the call): no copy on the way of a message.
@@ -246,13 +246,13 @@ class Communicator {
   Request isend(T&& value, int dest, Tag tag = Tag{0}) const {
     check_tag(tag, "send");
     Status now;
-    std::shared_ptr<detail::RequestState> s;
+    detail::RequestState* s;
     if constexpr (std::is_lvalue_reference_v<T>)
       s = detail::post_send(*engine_, context_, dest, tag.value, detail::send_source(value), &now);
     else
       s = detail::post_send(*engine_, context_, dest, tag.value, detail::send_source_owned(std::forward<T>(value)),
                             &now);
-    return s ? Request(std::move(s)) : Request(now);
+    return s ? Request(s) : Request(now);
   }
 
   /// Receives into `value` from `source` (or any_source) with `tag` (or any_tag).

@@ -17,6 +17,9 @@ class Communicator;
 namespace detail {
 struct RequestState;
 struct CommAccess;
+/// A request's references (api/request.cpp).
+void request_retain(RequestState* s) noexcept;
+void request_unref(RequestState* s) noexcept;
 }
 
 /// A non-blocking send or receive in flight. Wait for it (or test it) before touching
@@ -26,10 +29,16 @@ class Request {
  public:
   /// An empty handle (valid() is false), e.g. to fill a vector for wait_any.
   Request() = default;
-  Request(const Request&) = default;
-  Request(Request&& o) noexcept : s_(std::move(o.s_)), now_(o.now_) { o.now_ = Status{}; }
+  Request(const Request& o) : s_(o.s_), now_(o.now_) {
+    if (s_) detail::request_retain(s_);
+  }
+  Request(Request&& o) noexcept : s_(o.s_), now_(o.now_) {
+    o.s_ = nullptr;
+    o.now_ = Status{};
+  }
   Request& operator=(const Request& o) {
     if (this != &o) {
+      if (o.s_) detail::request_retain(o.s_);
       if (s_) release();
       s_ = o.s_;
       now_ = o.now_;
@@ -39,8 +48,9 @@ class Request {
   Request& operator=(Request&& o) noexcept {
     if (this != &o) {
       if (s_) release();
-      s_ = std::move(o.s_);
+      s_ = o.s_;
       now_ = o.now_;
+      o.s_ = nullptr;
       o.now_ = Status{};
     }
     return *this;
@@ -65,18 +75,20 @@ class Request {
   friend std::size_t wait_any(std::span<Request> requests, Status* status);
   friend std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Status>* statuses);
   friend struct detail::CommAccess;
-  explicit Request(std::shared_ptr<detail::RequestState> s) : s_(std::move(s)) {}
+  /// Takes over the reference `s` carries.
+  explicit Request(detail::RequestState* s) : s_(s) {}
   /// An operation that completed as it started (a small send into shared memory).
   explicit Request(const Status& done) : now_(done) {}
   /// Lets go of the operation: one that has not completed keeps itself until it does.
   void release() noexcept;
   /// Empties the handle (wait_any, wait_some).
   void reset() {
-    s_.reset();
+    if (s_) detail::request_unref(s_);
+    s_ = nullptr;
     now_ = Status{};
   }
   bool done_now() const { return now_.source >= 0; }
-  std::shared_ptr<detail::RequestState> s_;
+  detail::RequestState* s_ = nullptr;  // a counted reference (detail::RequestState::refs)
   Status now_{};  // its status (a rank, not -1) when it completed as it started; s_ is then null
 };
 

@@ -11,13 +11,12 @@ namespace ipc {
 
 namespace detail {
 
-std::shared_ptr<RequestState> post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src,
-                                        Status* done_now) {
-  return e.isend(comm, dest, tag, std::move(src), done_now);
+RequestState* post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now) {
+  return e.isend(comm, dest, tag, std::move(src), done_now).release();
 }
 
-std::shared_ptr<RequestState> post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst) {
-  return e.irecv(comm, source, tag, std::move(dst));
+RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst) {
+  return e.irecv(comm, source, tag, std::move(dst)).release();
 }
 
 Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src) {
@@ -41,7 +40,7 @@ Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
   // The request holds the buffer; the target only points at it.
   RecvTarget target;
   target.bytes_into = into.get();
-  return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target), std::move(into)));
+  return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target), std::move(into)).release());
 }
 
 Request CommAccess::isend_reusing(const Communicator& c, std::vector<std::byte>& bytes, int dest, Tag tag) {
@@ -119,20 +118,24 @@ Communicator Communicator::derive(detail::Purpose purpose, const std::vector<int
 }
 
 Request Communicator::start_collective(std::function<void(const Communicator&)> body) const {
-  auto state = std::make_shared<detail::RequestState>(detail::RequestState::Kind::send);
+  // Two references: the handle's and the task's.
+  auto* state = detail::RequestState::make(detail::RequestState::Kind::send);
+  Request handle(state);
   state->engine = engine_;
   state->background = true;  // the task below owns it too
   Communicator lane = *this;
   lane.coll_context_ = detail::nonblocking_context(context_);
-  engine_->post_async(lane.coll_context_, [lane, body = std::move(body), state] {
+  detail::RequestState::retain(state);
+  engine_->post_async(lane.coll_context_, [lane, body = std::move(body), ref = detail::RequestRef(state)] {
+    detail::RequestState& st = *ref;
     try {
       body(lane);
     } catch (...) {
-      state->error = std::current_exception();
+      st.error = std::current_exception();
     }
-    state->engine->mark_done(*state);
+    st.engine->mark_done(st);
   });
-  return Request(std::move(state));
+  return handle;
 }
 
 Communicator Communicator::dup() const { return derive(detail::Purpose::user, nullptr); }

@@ -1,9 +1,16 @@
 #include "ipc/request.hpp"
 
+#include <utility>
+
 #include "core/engine.hpp"
 #include "base/errors.hpp"
 
 namespace ipc {
+
+namespace detail {
+void request_retain(RequestState* s) noexcept { RequestState::retain(s); }
+void request_unref(RequestState* s) noexcept { RequestState::unref(s); }
+}  // namespace detail
 
 Status Request::wait() {
   if (!s_) {
@@ -22,13 +29,17 @@ std::optional<Status> Request::test() {
 }
 
 void Request::release() noexcept {
-  auto s = std::move(s_);
+  auto* s = std::exchange(s_, nullptr);
+  // An operation still running: the request keeps itself (this handle's reference)
+  // until it completes, unless it already does (a copy of this handle was let go of
+  // first: adopt() decides under the engine's lock).
   if (!s->done.load(std::memory_order_acquire) && !s->background) {
     try {
-      s->engine->adopt(std::move(s));
-    } catch (...) {  // adopt() allocates nothing: not reached
+      if (s->engine->adopt(*s)) return;
+    } catch (...) {  // adopt() takes the lock only: not reached
     }
   }
+  detail::RequestState::unref(s);
 }
 
 bool Request::done() const { return s_ ? s_->done.load(std::memory_order_acquire) : done_now(); }
@@ -43,12 +54,12 @@ std::size_t wait_any(std::span<Request> requests, Status* status) {
   std::vector<detail::RequestState*> rs;
   detail::Engine* engine = nullptr;
   for (auto& r : requests) {
-    rs.push_back(r.s_.get());
+    rs.push_back(r.s_);
     if (r.s_) engine = r.s_->engine;
   }
   if (!engine) return requests.size();
   std::size_t i = engine->wait_any(rs);
-  auto s = std::move(requests[i].s_);
+  detail::RequestRef s(std::exchange(requests[i].s_, nullptr));
   Status st = engine->wait(*s);
   if (status) *status = st;
   return i;
@@ -58,7 +69,7 @@ std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Stat
   std::vector<detail::RequestState*> rs;
   detail::Engine* engine = nullptr;
   for (auto& r : requests) {
-    rs.push_back(r.s_.get());
+    rs.push_back(r.s_);
     if (r.s_) engine = r.s_->engine;
   }
   std::vector<std::size_t> done;
@@ -76,7 +87,7 @@ std::vector<std::size_t> wait_some(std::span<Request> requests, std::vector<Stat
       continue;
     }
     if (!requests[i].s_ || !requests[i].s_->done.load(std::memory_order_acquire)) continue;
-    auto s = std::move(requests[i].s_);
+    detail::RequestRef s(std::exchange(requests[i].s_, nullptr));
     done.push_back(i);
     try {
       Status st = engine->wait(*s);

@@ -87,7 +87,7 @@ void coll_exchange_all(const CollContext& c, const Transfer* xs, int n, int tag)
 }
 
 void coll_post_all(const CollContext& c, const Take* recvs, int nr, const Move* sends, int ns, int tag) {
-  std::vector<std::shared_ptr<RequestState>> reqs;
+  std::vector<RequestRef> reqs;
   reqs.reserve(static_cast<std::size_t>(nr + ns));
   for (int i = 0; i < nr; ++i) reqs.push_back(c.engine->irecv(c.context, recvs[i].peer, tag, exact(recvs[i].data, recvs[i].bytes)));
   auto n = static_cast<std::size_t>(nr);

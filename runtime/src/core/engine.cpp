@@ -108,10 +108,14 @@ void Engine::send_frame(int dest, const proto::Header& h, const void* payload, s
 // barrier per completion, unless sleepers pay for it with a membarrier (see Sleeper).
 // A request whose handle was dropped (adopt()) is freed here, once marked.
 void Engine::mark_done(RequestState& r) {
-  auto hold = std::move(r.keep);
+  bool kept = r.kept;
   bool* waiter = r.waiter.load(std::memory_order_relaxed);
   if (waiter && waiter != &woke_other_) woke_other_ = true;  // another thread waits for it
   signal_done(r.done);
+  if (kept) {
+    r.kept = false;
+    RequestState::unref(&r);
+  }
 }
 
 void Engine::signal_done(std::atomic<bool>& done) {
@@ -158,7 +162,7 @@ std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestStat
 // engine's references to it (match queues, rendezvous tables) own nothing, so that
 // they cost no atomic reference counting on the way of every message. A handle
 // dropped before its request completes hands its ownership to the request itself
-// (adopt(): `keep`), and mark_done() lets go of that when it completes.
+// (adopt(): `kept`), and mark_done() lets go of that when it completes.
 bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done) {
   return try_send_now(comm, dest, tag, src, done);
 }
@@ -177,32 +181,32 @@ bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& s
   return false;
 }
 
-std::shared_ptr<RequestState> Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src,
-                                            Status* done_now) {
-  if (done_now && try_send_now(comm, dest, tag, src, *done_now)) return nullptr;
-  auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::send);
-  start_send(Posted(Posted(), r.get()), comm, dest, tag, std::move(src));
+RequestRef Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now) {
+  if (done_now && try_send_now(comm, dest, tag, src, *done_now)) return {};
+  RequestRef r(RequestState::make(RequestState::Kind::send));
+  start_send(r.get(), comm, dest, tag, std::move(src));
   return r;
 }
 
-std::shared_ptr<RequestState> Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst,
-                                            std::shared_ptr<void> hold) {
-  auto r = std::allocate_shared<RequestState>(PoolAllocator<RequestState>{}, RequestState::Kind::recv);
+RequestRef Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst, std::shared_ptr<void> hold) {
+  RequestRef r(RequestState::make(RequestState::Kind::recv));
   r->target.emplace(std::move(dst));
   if (hold) r->hold = std::move(hold);
   r->to = &*r->target;
-  start_recv(Posted(Posted(), r.get()), comm, source, tag);
+  start_recv(r.get(), comm, source, tag);
   return r;
 }
 
-void Engine::adopt(std::shared_ptr<RequestState> r) {
+bool Engine::adopt(RequestState& r) {
   std::lock_guard lk(mu_);  // completions happen under it: done cannot change meanwhile
-  if (!r->done.load(std::memory_order_acquire) && !r->keep) r->keep = std::move(r);
+  if (r.done.load(std::memory_order_acquire) || r.kept) return false;
+  r.kept = true;
+  return true;
 }
 
 // Blocking calls keep their request on the stack: nothing refers to it once it is
-// done, and the engine's references to it do not own it (a shared_ptr without a
-// control block), so a blocking call allocates nothing.
+// done, and the engine's references to it own nothing, so a blocking call allocates
+// nothing.
 Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
   if (!grouped(comm) && dest >= 0 && dest < opt_.size) {  // (a group's ranks go by start_send)
     // An eager message needs no request: the transport sends or copies it before its
@@ -240,18 +244,18 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
     }
   }
   RequestState r(RequestState::Kind::send);
-  start_send(std::shared_ptr<RequestState>(std::shared_ptr<RequestState>(), &r), comm, dest, tag, std::move(src));
+  start_send(&r, comm, dest, tag, std::move(src));
   return wait(r);
 }
 
 Status Engine::recv(std::uint32_t comm, int source, int tag, const RecvTarget& dst) {
   RequestState r(RequestState::Kind::recv);
   r.to = &dst;  // the caller's, alive until this returns
-  start_recv(std::shared_ptr<RequestState>(std::shared_ptr<RequestState>(), &r), comm, source, tag);
+  start_recv(&r, comm, source, tag);
   return wait(r);
 }
 
-void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag,
+void Engine::start_send(RequestState* r, std::uint32_t comm, int dest, int tag,
                         SendSource src) {
   if (grouped(comm)) [[unlikely]] {
     dest = job_rank(comm, dest, "send to");
@@ -283,7 +287,7 @@ void Engine::start_send(const std::shared_ptr<RequestState>& r, std::uint32_t co
   if (r->src.size <= eager_[p]) {
     // Not done at once (queued): the transport completes it later, under this lock
     // (a handle dropped meanwhile hands the request its own ownership: adopt()).
-    send_eager(dest, comm, tag, r->src, r.get());
+    send_eager(dest, comm, tag, r->src, r);
   } else {
     // cookie2: the sender's buffer, for single-copy reads
     proto::Header h{proto::Type::rts, comm, tag, r->src.size, next_id_++, reinterpret_cast<std::uintptr_t>(r->src.data)};
@@ -317,7 +321,7 @@ void Engine::bad_source(int source, const char* op) const {
                    std::to_string(opt_.size - 1));
 }
 
-void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag) {
+void Engine::start_recv(RequestState* r, std::uint32_t comm, int source, int tag) {
   if (grouped(comm)) [[unlikely]] {
     source = job_rank(comm, source, "receive from");
     r->group = group_of(comm);
@@ -347,7 +351,7 @@ void Engine::start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t co
     fail(*r, lost_error("receive from", source));
     return;
   }
-  queues_.post(comm, source, tag, r.get());
+  queues_.post(comm, source, tag, r);
 }
 
 void Engine::cancel_recv(RequestState& r) {
@@ -370,7 +374,7 @@ void Engine::deliver_eager(RequestState& r, const Unexpected& u) {
   mark_done(r);
 }
 
-void Engine::accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t cookie,
+void Engine::accept_rendezvous(RequestState* r, const Envelope& env, std::uint64_t cookie,
                                std::uint64_t remote, std::size_t size) {
   r->status = Status{env.source, Tag{env.tag}, size};
   auto src = static_cast<std::size_t>(env.source);
@@ -413,7 +417,7 @@ transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte>
       auto it = rdv_recvs_.find(h.cookie);
       if (it == rdv_recvs_.end() || length != it->second->status.bytes)
         return Placement::refuse("rendezvous data for no receive of this size");
-      return {it->second->dst, token_of(it->second.get(), Into::rendezvous)};
+      return {it->second->dst, token_of(it->second, Into::rendezvous)};
     }
     default:
       if (const char* bad = on_control(peer, h)) return Placement::refuse(bad);
@@ -421,10 +425,10 @@ transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte>
   }
 }
 
-std::shared_ptr<RequestState> Engine::take_rendezvous_send(std::uint64_t cookie, int peer) {
+RequestState* Engine::take_rendezvous_send(std::uint64_t cookie, int peer) {
   auto it = rdv_sends_.find(cookie);
   if (it == rdv_sends_.end() || it->second->dest != peer) return nullptr;
-  auto r = std::move(it->second);
+  auto r = it->second;
   rdv_sends_.erase(it);
   return r;
 }
@@ -439,7 +443,7 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
         return nullptr;  // declined: the sender's request ends, nothing moves
       }
       if (auto p = queues_.take_posted(e)) {
-        accept_rendezvous(Posted(Posted(), *p), e, h.cookie, h.cookie2, h.size);
+        accept_rendezvous(*p, e, h.cookie, h.cookie2, h.size);
       } else {
         auto u = std::make_unique<Unexpected>();
         u->env = e;
@@ -454,7 +458,7 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
     case proto::Type::cts: {
       auto r = take_rendezvous_send(h.cookie, peer);
       if (!r) return "clear-to-send for no request of this rank";
-      RequestState* raw = r.get();
+      RequestState* raw = r;
       proto::Header d{proto::Type::data, h.comm, raw->tag, raw->src.size, h.cookie2, 0};
       send_frame(peer, d, raw->src.data, raw->src.size, raw);
       return nullptr;
@@ -495,7 +499,7 @@ void Engine::on_frame_done(int peer, void* token) {
     case Into::rendezvous: {
       auto it = rdv_recvs_.find(object_of<RequestState>(token)->rdv_id);
       if (it == rdv_recvs_.end()) return;
-      auto r = std::move(it->second);
+      auto* r = it->second;
       rdv_recvs_.erase(it);
       mark_done(*r);
       return;

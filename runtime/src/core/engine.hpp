@@ -26,16 +26,19 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/async.hpp"
 #include "core/context.hpp"
 #include "core/diagnostics.hpp"
 #include "core/matching.hpp"
+#include "core/pool.hpp"
 #include "core/progress_lock.hpp"
 #include "core/protocol.hpp"
 #include "core/waiting.hpp"
@@ -52,21 +55,41 @@ struct Group {
   int size() const { return static_cast<int>(job.size()); }
 };
 
+// A non-blocking operation's state. Counted references own it: its handles
+// (ipc::Request, RequestRef) and, once every handle was dropped before it completed,
+// the request itself (`kept`: Engine::adopt; mark_done lets go). The engine's own
+// references (match queues, rendezvous tables) own nothing, so a message costs no
+// count. A blocking call's request lives on its stack (one reference, never let go).
+// Made by make() from a per-thread free list and freed by unref() when the last
+// reference goes: no shared_ptr control block, and a handle that is the only owner
+// lets go without an atomic read-modify-write.
 struct RequestState final : transport::Completion {
   enum class Kind : std::uint8_t { send, recv };
   explicit RequestState(Kind k) : kind(k) {}
 
+  /// A request with one reference (the caller's), from the free list.
+  static RequestState* make(Kind k) { return new (FreeList<kSize, kAlign>::get()) RequestState(k); }
+  /// Lets go of one reference; the last one frees it.
+  static void unref(RequestState* r) noexcept {
+    // The only owner: no other thread can take a reference meanwhile (taking one
+    // needs one), and every other owner's release happened before this load.
+    if (r->refs.load(std::memory_order_acquire) == 1 || r->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      r->~RequestState();
+      FreeList<kSize, kAlign>::put(r);
+    }
+  }
+  static void retain(RequestState* r) noexcept { r->refs.fetch_add(1, std::memory_order_relaxed); }
+
+  std::atomic<std::uint32_t> refs{1};
   Kind kind;
   std::atomic<bool> done{false};
+  bool kept = false;  // it owns itself: its handles were dropped before it completed (Engine::adopt)
+  bool background = false;  // completed by a task that owns it too (a non-blocking collective)
   std::atomic<bool*> waiter{nullptr};  // the thread waiting for it (its Engine::woke_other_)
   bool finished = false;  // the waiting thread has run target.finish and taken the status
   Status status;
   std::exception_ptr error;
   class Engine* engine = nullptr;
-  // Its own ownership, once its handle was dropped before it completed (Engine::adopt;
-  // mark_done lets go of it).
-  std::shared_ptr<RequestState> keep;
-  bool background = false;  // completed by a task that owns it too (a non-blocking collective)
 
   // receive
   std::uint32_t comm = 0;
@@ -84,6 +107,49 @@ struct RequestState final : transport::Completion {
   int dest = 0;
 
   void complete(const std::error_code& ec) override;
+
+ private:
+  static constexpr std::size_t kSize = 320, kAlign = 16;
+  friend struct RequestSize;
+};
+struct RequestSize {
+  static_assert(sizeof(RequestState) <= RequestState::kSize && alignof(RequestState) <= RequestState::kAlign);
+};
+
+/// An owning reference to a request (the engine's own non-blocking calls; ipc::Request
+/// is the program's).
+class RequestRef {
+ public:
+  RequestRef() = default;
+  /// Takes over the reference `r` carries (make()'s).
+  explicit RequestRef(RequestState* r) : r_(r) {}
+  RequestRef(RequestRef&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  RequestRef& operator=(RequestRef&& o) noexcept {
+    if (this != &o) {
+      if (r_) RequestState::unref(r_);
+      r_ = std::exchange(o.r_, nullptr);
+    }
+    return *this;
+  }
+  RequestRef(const RequestRef& o) : r_(o.r_) {
+    if (r_) RequestState::retain(r_);
+  }
+  RequestRef& operator=(const RequestRef& o) {
+    RequestRef copy(o);
+    return *this = std::move(copy);
+  }
+  ~RequestRef() {
+    if (r_) RequestState::unref(r_);
+  }
+  RequestState* get() const { return r_; }
+  RequestState& operator*() const { return *r_; }
+  RequestState* operator->() const { return r_; }
+  explicit operator bool() const { return r_ != nullptr; }
+  /// Hands the reference to the caller.
+  RequestState* release() { return std::exchange(r_, nullptr); }
+
+ private:
+  RequestState* r_ = nullptr;
 };
 
 class Engine final : public transport::Sink {
@@ -113,17 +179,17 @@ class Engine final : public transport::Sink {
 
   /// With `done_now`: a send that completes at once (a small message into shared
   /// memory) needs no request: null is returned and its status is in *done_now.
-  std::shared_ptr<RequestState> isend(std::uint32_t comm, int dest, int tag, SendSource src,
-                                      Status* done_now = nullptr);
+  RequestRef isend(std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now = nullptr);
   /// Only the send that completes at once (isend's with `done_now`): true, its status
   /// in `done`, when the message has left; false when nothing was sent (`src` need
   /// only be valid during the call).
   bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
   /// `hold`: kept alive with the request (the memory `dst` writes into).
-  std::shared_ptr<RequestState> irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst,
-                                      std::shared_ptr<void> hold = nullptr);
-  /// A handle of `r` is dropped before `r` completed: `r` keeps itself until then.
-  void adopt(std::shared_ptr<RequestState> r);
+  RequestRef irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst, std::shared_ptr<void> hold = nullptr);
+  /// The last handle of `r` is dropped: true when `r` has not completed and took over
+  /// the handle's reference (it keeps itself until it completes); false when the
+  /// caller is to let go of it.
+  bool adopt(RequestState& r);
   /// Blocking forms: no allocation.
   Status send(std::uint32_t comm, int dest, int tag, SendSource src);
   Status recv(std::uint32_t comm, int source, int tag, const RecvTarget& dst);
@@ -216,9 +282,9 @@ class Engine final : public transport::Sink {
   void signal_done(std::atomic<bool>& done);
 
  private:
-  using Posted = std::shared_ptr<RequestState>;
+  using Posted = RequestState*;
 
-  void start_send(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int dest, int tag, SendSource src);
+  void start_send(RequestState* r, std::uint32_t comm, int dest, int tag, SendSource src);
   /// send_now(), inlined into isend.
   bool try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
   /// `src` as one eager frame to `dest` now, without a completion (under the lock):
@@ -231,7 +297,7 @@ class Engine final : public transport::Sink {
                   transport::Completion* done);
   /// The rendezvous send `cookie` to `peer`, taken out of those awaiting an answer; null
   /// when there is none (a peer naming another's request breaks the protocol).
-  std::shared_ptr<RequestState> take_rendezvous_send(std::uint64_t cookie, int peer);
+  RequestState* take_rendezvous_send(std::uint64_t cookie, int peer);
   /// A payload-less control frame (rts, cts, fin) has arrived; null, or what is wrong.
   const char* on_control(int peer, const proto::Header& h);
   /// @throws ipc::UsageError unless `source` is a rank of the job or any_source.
@@ -241,7 +307,7 @@ class Engine final : public transport::Sink {
   }
   [[noreturn]] void bad_source(int source, const char* op) const;
   /// The receive of `r`, whose target (its own, or a blocking caller's) is in place.
-  void start_recv(const std::shared_ptr<RequestState>& r, std::uint32_t comm, int source, int tag);
+  void start_recv(RequestState* r, std::uint32_t comm, int source, int tag);
   bool progress_locked();
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
   void block_until(Condition done);
@@ -252,7 +318,7 @@ class Engine final : public transport::Sink {
                         SleepGuard* guard = nullptr, unsigned poll_every = 1, const void* key = nullptr);
   void progress_thread_main();
   void deliver_eager(RequestState& r, const Unexpected& u);
-  void accept_rendezvous(const std::shared_ptr<RequestState>& r, const Envelope& env, std::uint64_t sender_cookie,
+  void accept_rendezvous(RequestState* r, const Envelope& env, std::uint64_t sender_cookie,
                          std::uint64_t remote, std::size_t size);
   /// Sleeps in epoll until a transport or a completion wakes this thread (at most
   /// `max`), unless `done()` already holds once every transport is armed.
@@ -296,8 +362,8 @@ class Engine final : public transport::Sink {
   static inline thread_local bool woke_other_ = false;
   MatchQueues<RequestState*> queues_;  // (owning nothing, as the Posted references)
   std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_sends_;  // awaiting cts
-  std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> rdv_recvs_;  // awaiting data
+  std::unordered_map<std::uint64_t, RequestState*> rdv_sends_;  // awaiting cts
+  std::unordered_map<std::uint64_t, RequestState*> rdv_recvs_;  // awaiting data
   std::vector<std::string> lost_;  // by peer: why unreachable ("" = fine)
   std::unique_ptr<std::atomic<bool>[]> gone_;  // by peer: lost_ is set (read without the lock)
   struct Revoked {
