@@ -89,3 +89,54 @@ TEST(RpcWire, RefusesShortInput) {
   std::span<const std::byte> none;
   EXPECT_FALSE(direct_get(none, x));
 }
+
+// A vector is read in place of what it held (kept room: detail::take_spare), from
+// bytes at any alignment: the elements are the message's, never left over.
+TEST(RpcWire, ReadsIntoAUsedVectorAtAnyAlignment) {
+  std::vector<double> want{1.25, -3.5, 7.0};
+  auto bytes = direct(want);
+  for (std::size_t shift = 0; shift < 8; ++shift) {
+    std::vector<std::byte> moved(shift);
+    moved.insert(moved.end(), bytes.begin(), bytes.end());
+    std::span<const std::byte> in(moved.data() + shift, bytes.size());
+    std::vector<double> v(10, 99.0);  // larger before: shrinks to the message
+    ASSERT_TRUE(direct_get(in, v)) << "shift " << shift;
+    EXPECT_EQ(v, want) << "shift " << shift;
+    EXPECT_TRUE(in.empty());
+  }
+  std::vector<double> small{4.0};  // smaller before: grows
+  std::span<const std::byte> in(bytes);
+  ASSERT_TRUE(direct_get(in, small));
+  EXPECT_EQ(small, want);
+}
+
+// The room a procedure's result or by-reference argument leaves is the next
+// argument's of its type; a large one is not kept, a smaller one does not replace a
+// larger one, and numbers keep nothing.
+TEST(RpcWire, SpareRoomGoesToTheNextValueOfItsType) {
+  spare<std::vector<char>>() = {};
+  std::vector<char> done(100, 'x');
+  const char* room = done.data();
+  give_spare(std::move(done));
+  EXPECT_GE(spare<std::vector<char>>().capacity(), 100u);
+  EXPECT_TRUE(spare<std::vector<char>>().empty());  // kept empty: only its room
+  std::vector<char> next;
+  take_spare(next);
+  EXPECT_EQ(next.data(), room);
+  EXPECT_EQ(spare<std::vector<char>>().capacity(), 0u);  // taken, not shared
+  give_spare(std::vector<char>(10));
+  give_spare(std::vector<char>(5));  // smaller: the larger one stays
+  EXPECT_GE(spare<std::vector<char>>().capacity(), 10u);
+  give_spare(std::vector<char>(1u << 20));  // large: not held on to
+  EXPECT_LT(spare<std::vector<char>>().capacity(), 1u << 20);
+  std::string s = "a string longer than the small-string buffer";
+  give_spare(std::move(s));
+  std::string t;
+  take_spare(t);
+  EXPECT_GE(t.capacity(), 40u);
+  EXPECT_TRUE(t.empty());
+  int n = 5;
+  take_spare(n);  // (compiles to nothing)
+  give_spare(std::move(n));
+  EXPECT_EQ(n, 5);
+}

@@ -183,13 +183,17 @@ class Rpc {
     if constexpr (detail::direct_args<Args>::value && (std::is_void_v<R> || detail::direct_wire_v<R>)) {
       direct = [fp](std::span<const std::byte> in, std::vector<std::byte>& out) -> bool {
         Args args;
+        std::apply([](auto&... a) { (detail::take_spare(a), ...); }, args);
         if (!std::apply([&](auto&... a) { return (detail::direct_get(in, a) && ...); }, args)) return false;
         if constexpr (std::is_void_v<R>) {
           std::apply(*fp, std::move(args));
         } else {
           R r = std::apply(*fp, std::move(args));
           detail::direct_put(out, r);
+          detail::give_spare(std::move(r));
         }
+        // What the procedure took by reference (moved-from ones have no room left).
+        std::apply([](auto&... a) { (detail::give_spare(std::move(a)), ...); }, args);
         return true;
       };
     }

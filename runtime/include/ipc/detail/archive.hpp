@@ -5,6 +5,7 @@
 #include <cereal/archives/binary.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <istream>
 #include <memory>
@@ -138,11 +139,45 @@ bool direct_get(std::span<const std::byte>& in, T& v) {
     std::memcpy(&n, in.data(), sizeof n);
     in = in.subspan(sizeof n);
     if (n > in.size() / sizeof(E)) return false;
-    v.resize(static_cast<std::size_t>(n));
-    if (n) std::memcpy(v.data(), in.data(), static_cast<std::size_t>(n) * sizeof(E));
+    auto count = static_cast<std::size_t>(n);
+    if (reinterpret_cast<std::uintptr_t>(in.data()) % alignof(E) == 0) {
+      auto* first = reinterpret_cast<const E*>(in.data());
+      v.assign(first, first + count);  // no zero fill first
+    } else {
+      v.resize(count);
+      if (count) std::memcpy(v.data(), in.data(), count * sizeof(E));
+    }
     in = in.subspan(static_cast<std::size_t>(n) * sizeof(E));
   }
   return true;
+}
+
+/// A kept room for this thread's next value of type T (a std::vector or std::string a
+/// procedure reads its argument into): a procedure that returns what it was given, or
+/// takes it by reference, reads each call's argument without an allocation.
+template <class T>
+T& spare() {
+  thread_local T room;
+  return room;
+}
+/// Reads into `v` with the kept room of its type, when there is one.
+template <class T>
+void take_spare(T& v) {
+  if constexpr (!std::is_arithmetic_v<T>) {
+    if (T& room = spare<T>(); room.capacity() > v.capacity()) v = std::move(room);
+  }
+}
+/// Keeps `v`'s room for the next value of its type (up to 64 KiB: a rare large one is
+/// not held on to).
+template <class T>
+void give_spare(T&& v) {
+  using V = std::remove_cvref_t<T>;
+  if constexpr (!std::is_arithmetic_v<V> && direct_wire<V>::value) {
+    if (V& room = spare<V>(); v.capacity() > room.capacity() && v.capacity() * sizeof(typename V::value_type) <= (64u << 10)) {
+      v.clear();
+      room = std::move(v);
+    }
+  }
 }
 
 template <class T>
