@@ -3,12 +3,12 @@
 // Messages, on a private context of the farm's own (core/context.hpp; every rank
 // takes the same, farms being collective):
 //   tasks   rank 0 -> worker   tag 1   (u64 index, u64 length, task bytes)...
-//   results worker -> rank 0   tag 2   u8 starved, (u64 index, u8 ok, u64 length,
-//                                       result bytes | error text)...
+//   results worker -> rank 0   tag 2   u8 starved, u64 work ns, (u64 index, u8 ok,
+//                                       u64 length, result bytes | error text)...
 //   stop    rank 0 -> worker   tag 3   (empty)
 // A message carries a batch of tasks, answered by one message with their results in
 // the same order: one task at a time when tasks are long, more when they are shorter
-// than a message's way there and back (Dispatcher::Pace), so that a trivial task costs
+// than a message's way there and back (FarmPace: farm/pace.hpp), so that a trivial task costs
 // a share of a message, not a whole one.
 // Rank 0 keeps one receive posted per busy worker, naming that worker: a receive that
 // names a rank fails with PeerLost when the rank dies, which is how rank 0 learns
@@ -35,6 +35,7 @@
 #include "base/errors.hpp"
 #include "base/hash.hpp"
 #include "core/context.hpp"
+#include "farm/pace.hpp"
 #include "wire/bytes.hpp"
 
 namespace ipc::detail {
@@ -42,7 +43,7 @@ namespace {
 
 constexpr int kTask = 1, kResult = 2, kStop = 3;
 // A result's byte: the task ran (else the rest is its exception's text). A results
-// message's first byte: the worker waited for the batch (Dispatcher::Pace).
+// message's first byte: the worker waited for the batch (FarmPace: farm/pace.hpp).
 constexpr unsigned kOk = 1, kStarved = 2;
 // A batch grows past one task up to this many bytes of tasks (a large task goes alone).
 constexpr std::size_t kBatchBytes = 32 * 1024;
@@ -213,7 +214,7 @@ void work_loop(const Communicator& c, const FarmIo& io) {
   Bytes msg, reply;
   for (bool first = true;; first = false) {
     // Whether this batch was not there yet when the last one was done (rank 0 then
-    // sends more at once: Dispatcher::Pace). The first one is always waited for.
+    // sends more at once: FarmPace). The first one is always waited for.
     bool starved = !first && !c.iprobe(0, any_tag);
     Status st = c.recv(msg, 0, any_tag);
     if (st.tag.value == kStop) {
@@ -223,6 +224,8 @@ void work_loop(const Communicator& c, const FarmIo& io) {
       return;
     }
     reply.assign(1, static_cast<std::byte>(starved ? kStarved : 0u));
+    put_u64(reply, 0);  // the batch's work time, below
+    auto began = std::chrono::steady_clock::now();
     for (std::size_t at = 0; at < msg.size();) {
       if (msg.size() - at < 16 || get_u64(msg.data() + at + 8) > msg.size() - at - 16)
         throw ProtocolError("farm: a malformed task message of " + std::to_string(msg.size()) + " bytes");
@@ -243,6 +246,8 @@ void work_loop(const Communicator& c, const FarmIo& io) {
                      reinterpret_cast<const std::byte*>(what.data()) + what.size());
       }
     }
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - began).count();
+    wire::set_int(reply.data() + 1, static_cast<std::uint64_t>(ns));
     c.send(reply, 0, Tag{kResult});
   }
 }
@@ -376,7 +381,7 @@ class Dispatcher {
   // would take a batch past it waits for the next message, a large one goes alone).
   void feed(int w) {
     auto uw = static_cast<std::size_t>(w);
-    auto limit = static_cast<std::size_t>(opt_.in_flight > 0 ? opt_.in_flight : pace_[uw].limit);
+    auto limit = static_cast<std::size_t>(opt_.in_flight > 0 ? opt_.in_flight : pace_[uw].limit());
     std::size_t batch = opt_.in_flight > 0 ? 1 : std::max<std::size_t>(1, limit / 2);
     while (alive_[uw] && !failure_ && !queue_.empty() && held_[uw].size() < limit) {
       if (!pending_[uw].valid()) post_result_receive(w);
@@ -411,10 +416,10 @@ class Dispatcher {
   void take_result(int w) {
     auto uw = static_cast<std::size_t>(w);
     Bytes& msg = *inbox_[uw];
-    IPC_ENFORCE(msg.size() >= 1 + 17, "farm: rank " + std::to_string(w) + " sent a results message of " +
+    IPC_ENFORCE(msg.size() >= 9 + 17, "farm: rank " + std::to_string(w) + " sent a results message of " +
                                           std::to_string(msg.size()) + " bytes");
-    if (static_cast<unsigned>(msg[0]) & kStarved) pace_[uw].starved();
-    for (std::size_t at = 1; at < msg.size();) {
+    std::size_t before = held_[uw].size();
+    for (std::size_t at = 9; at < msg.size();) {
       IPC_ENFORCE(msg.size() - at >= 17 && get_u64(msg.data() + at + 9) <= msg.size() - at - 17,
                   "farm: rank " + std::to_string(w) + " sent a malformed results message");
       IPC_ENFORCE(!held_[uw].empty() && get_u64(msg.data() + at) == held_[uw].front(),
@@ -430,6 +435,8 @@ class Dispatcher {
         record(i, body);
       }
     }
+    pace_[uw].timed(get_u64(msg.data() + 1), before - held_[uw].size());
+    if (static_cast<unsigned>(msg[0]) & kStarved) pace_[uw].starved();
     if (!held_[uw].empty()) post_result_receive(w);
     feed(w);
   }
@@ -442,25 +449,13 @@ class Dispatcher {
     progress_->update(++done_);
   }
 
-  // The adaptive number of tasks in flight with one worker (FarmOptions::in_flight 0):
-  // 2 to start with (the next task waits at the worker while it runs one), doubled,
-  // up to 256, whenever the worker says it had to wait for a batch (its results'
-  // flag): the tasks are then shorter than a message's way there and back. Long tasks
-  // stay at 2, one per message, which keeps the balance at the end of the list;
-  // trivial ones grow to batches of 128 (at most a few milliseconds of work).
-  static constexpr int kMaxInFlight = 256;
-  struct Pace {
-    int limit = 2;
-    void starved() { limit = std::min(kMaxInFlight, limit * 2); }
-  };
-
   const Communicator& c_;
   const FarmIo& io_;
   const FarmOptions& opt_;
   const int workers_;
   std::vector<bool> alive_;
   std::vector<std::deque<std::uint64_t>> held_;  // tasks in flight, per rank
-  std::vector<Pace> pace_;
+  std::vector<FarmPace> pace_;
   std::vector<Request> pending_;                 // result receives, per worker
   std::vector<std::shared_ptr<Bytes>> inbox_;
   std::vector<bool> have_;  // tasks whose result io_.take_result has had
