@@ -242,6 +242,34 @@ TEST(ShmDoorbell, NoLostWakeupsOver100000Rounds) {
   EXPECT_GT(g_sleeps.load(), rounds / 10) << "too few rounds actually slept to test anything";
 }
 
+// A burst to a sleeping rank rings its doorbell once: the senders after the first see
+// that it was rung and that nobody has woken since (a ring is a system call); the
+// thread that wakes clears that before it looks at its rings, so the next burst rings
+// again, and nothing of a burst is left for a nap.
+TEST(ShmDoorbell, ABurstRingsOnceUntilTheSleeperWakes) {
+  Node node;
+  Inbox in;
+  std::uint64_t word = 0;
+  auto rings = [&] {
+    int n = 0;
+    char b[8];
+    while (::recv(node.bell[1]->fd(), b, sizeof b, MSG_DONTWAIT) > 0) ++n;
+    return n;
+  };
+  for (std::uint64_t burst = 0; burst < 3; ++burst) {
+    ASSERT_TRUE(node.t[1]->arm_sleep()) << "burst " << burst;  // asleep: nothing is pending
+    for (std::uint64_t i = 0; i < 10; ++i) node.send(0, burst * 10 + i, &word, 8, nullptr);
+    EXPECT_EQ(rings(), 1) << "burst " << burst;
+    node.t[1]->disarm_sleep();  // woken
+    while (node.t[1]->poll(in)) {
+    }
+    EXPECT_EQ(in.got.load(), (burst + 1) * 10);
+  }
+  // Nobody asleep: nobody is rung.
+  node.send(0, 30, &word, 8, nullptr);
+  EXPECT_EQ(rings(), 0);
+}
+
 TEST(ShmTransport, LargeFramesStreamInChunksAndAFullRingWakesItsProducer) {
   Node node(8 * 1024);  // a small ring: most frames wait for room
   Inbox in;

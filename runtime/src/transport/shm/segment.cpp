@@ -37,6 +37,7 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
   h->ring_bytes = ring_bytes;
   h->sleepers.store(0);
   h->awake.store(0);
+  h->rung.store(0);
   for (std::uint32_t r = 0; r < rings; ++r) {
     init_ring(new (s.control(r)) RingControl{}, ring_bytes);
   }

@@ -30,6 +30,9 @@ struct SegmentHeader {
   std::uint64_t ring_bytes;
   alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: ring the owner's doorbell...
   std::atomic<std::int32_t> awake;                     // ...unless > 0: its threads polling
+  // 1: a sender rang and no thread of the owner has woken since: the others need not
+  // (ShmTransport::ring_bell; cleared by a thread that ends its sleep, disarm_sleep).
+  std::atomic<std::int32_t> rung;
 };
 static_assert(sizeof(SegmentHeader) == 2 * kLine);
 

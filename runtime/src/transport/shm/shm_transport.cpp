@@ -102,7 +102,12 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
 void ShmTransport::ring_bell(Peer& p) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   auto* h = p.segment.header();
-  if (h->sleepers.load(std::memory_order_relaxed) > 0 && h->awake.load(std::memory_order_relaxed) == 0)
+  // Rung already, and nobody has woken since: that ring's wake-up is still to come,
+  // and the thread it wakes clears `rung` before it looks at its rings (disarm_sleep),
+  // so it sees this record too. (A ring is a system call: a burst of small messages to
+  // a rank whose other thread sleeps rang it for most of them.)
+  if (h->sleepers.load(std::memory_order_relaxed) > 0 && h->awake.load(std::memory_order_relaxed) == 0 &&
+      h->rung.load(std::memory_order_relaxed) == 0 && h->rung.exchange(1, std::memory_order_seq_cst) == 0)
     opt_.doorbell->ring(p.bell);
 }
 
@@ -379,7 +384,13 @@ bool ShmTransport::polling(int delta) {
   return delta < 0 && h->sleepers.load(std::memory_order_seq_cst) > 0;
 }
 
-void ShmTransport::disarm_sleep() { own_.header()->sleepers.fetch_sub(1, std::memory_order_seq_cst); }
+void ShmTransport::disarm_sleep() {
+  auto* h = own_.header();
+  h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  // Before this thread looks at its rings again (a full fence): a sender that saw the
+  // flag set and did not ring has its record seen then (ring_bell).
+  if (h->rung.load(std::memory_order_relaxed) != 0) h->rung.store(0, std::memory_order_seq_cst);
+}
 
 void ShmTransport::check_peers(Sink& sink) {
   for (auto& p : peers_) {

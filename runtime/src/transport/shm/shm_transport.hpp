@@ -26,7 +26,9 @@
 // segment's `awake` count) nobody rings: it will see the record, or see it when it
 // stops polling (it counts itself out and, if a thread of its rank still sleeps, polls
 // once more), and a completion it
-// makes wakes the receiver's sleeping threads through the engine. A producer waiting
+// makes wakes the receiver's sleeping threads through the engine. A rank is rung once
+// until one of its threads wakes (`rung` in its segment header: ring_bell,
+// disarm_sleep). A producer waiting
 // for room is woken by the consumer's release, whose fence is a light one when the
 // producer pays a heavy one before it sleeps (base/fences.hpp).
 #pragma once
