@@ -109,19 +109,28 @@ std::size_t direct_size(const T& v) {
     return sizeof(cereal::size_type) + v.size() * sizeof(typename T::value_type);
 }
 
+/// Writes `v` at `p`, which has room for direct_size(v) bytes, as Cereal's binary
+/// archive would; returns the end.
+template <class T>
+std::byte* direct_write(std::byte* p, const T& v) {
+  if constexpr (std::is_arithmetic_v<T>) {
+    std::memcpy(p, &v, sizeof(T));
+    return p + sizeof(T);
+  } else {
+    auto n = static_cast<cereal::size_type>(v.size());
+    std::memcpy(p, &n, sizeof n);
+    std::size_t bytes = v.size() * sizeof(typename T::value_type);
+    if (bytes) std::memcpy(p + sizeof n, v.data(), bytes);
+    return p + sizeof n + bytes;
+  }
+}
+
 /// Appends `v` to `out`, as Cereal's binary archive would.
 template <class T>
 void direct_put(std::vector<std::byte>& out, const T& v) {
   std::size_t at = out.size();
   out.resize(at + direct_size(v));
-  std::byte* p = out.data() + at;
-  if constexpr (std::is_arithmetic_v<T>) {
-    std::memcpy(p, &v, sizeof(T));
-  } else {
-    auto n = static_cast<cereal::size_type>(v.size());
-    std::memcpy(p, &n, sizeof n);
-    if (n) std::memcpy(p + sizeof n, v.data(), v.size() * sizeof(typename T::value_type));
-  }
+  direct_write(out.data() + at, v);
 }
 
 /// Reads a `v` from the front of `in` (which moves past it). False when `in` is too

@@ -59,6 +59,22 @@ decltype(auto) as_wire(const A& a) {
   else
     return (a);
 }
+/// Bytes of a direct argument as it travels (a char string without a std::string).
+template <class A>
+std::size_t wire_size(const A& a) {
+  if constexpr (std::is_same_v<wire_arg_t<A>, std::string> && !std::is_same_v<std::decay_t<A>, std::string>)
+    return sizeof(cereal::size_type) + std::char_traits<char>::length(a);
+  else
+    return direct_size(a);
+}
+/// Writes a direct argument at `p` (room for wire_size(a)); returns the end.
+template <class A>
+std::byte* wire_write(std::byte* p, const A& a) {
+  if constexpr (std::is_same_v<wire_arg_t<A>, std::string> && !std::is_same_v<std::decay_t<A>, std::string>)
+    return direct_write(p, std::string_view(a));
+  else
+    return direct_write(p, a);
+}
 
 /// A type's name as a program spells it: std::string, not
 /// std::__cxx11::basic_string<char>.
@@ -232,9 +248,15 @@ template <class... A>
 std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name, const std::string& sig,
                                     std::uint64_t id, const A&... args) {
   std::vector<std::byte> body = request_buffer();
-  // Room for small arguments too: their bytes then go in without a reallocation.
-  body.reserve(kRequestHead + name.size() + sig.size() + 64);
-  body.resize(kRequestHead + name.size() + sig.size());
+  const std::size_t head = kRequestHead + name.size() + sig.size();
+  // Direct arguments: the whole request sized at once (one resize, no growth per
+  // argument); others: room for small ones, so their bytes go in without reallocation.
+  if constexpr (direct_wire_v<wire_arg_t<A>...>) {
+    body.resize(head + (std::size_t{0} + ... + wire_size(args)));
+  } else {
+    body.reserve(head + 64);
+    body.resize(head);
+  }
   auto nlen = static_cast<std::uint32_t>(name.size()), slen = static_cast<std::uint32_t>(sig.size());
   std::memcpy(body.data(), &hash, 8);
   std::memcpy(body.data() + 8, &id, 8);
@@ -243,7 +265,8 @@ std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name,
   std::memcpy(body.data() + kRequestHead, name.data(), nlen);
   std::memcpy(body.data() + kRequestHead + nlen, sig.data(), slen);
   if constexpr (direct_wire_v<wire_arg_t<A>...>) {
-    (direct_put(body, as_wire(args)), ...);
+    std::byte* p = body.data() + head;
+    ((p = wire_write(p, args)), ...);
   } else {
     VectorSink sink(body);
     OutStream os(&sink);
