@@ -5,6 +5,7 @@
 // between a pair on one communicator and tag never overtake each other.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -93,11 +94,18 @@ class Fifo {
       head_ = 0;
     }
   }
-  /// Returns the iterator after `it`.
+  /// Returns the iterator after `it`. Near the front (a receive that waits behind one
+  /// of another communicator's, such as an RPC server's that stays posted), the
+  /// entries before it move up one instead of all after it moving down.
   iterator erase(iterator it) {
     if (it == begin()) {
       pop_front();
       return begin();
+    }
+    if (std::ptrdiff_t k = it - begin(); k < end() - it) {
+      std::move_backward(begin(), it, it + 1);
+      pop_front();  // (may compact the vector: positions, not iterators, carry over)
+      return begin() + k;
     }
     return v_.erase(it);
   }
