@@ -77,6 +77,13 @@ int main() {
       }
       return f.ready() ? f.get() : -1;
     });
+    // The same with ready() alone (no wait): it too must serve that call meanwhile.
+    rpc.define("self_ready", [&rpc, me]() {
+      auto f = rpc.call<int>(me, "whoami");
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!f.ready() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+      return f.ready() ? f.get() : -1;
+    });
     rpc.define("nested", [&rpc, n](int to) { return rpc.call<double>(to % n, "square", 1.5).get() + 1; });
     // Runs after its caller has started to end its Rpc, and calls further.
     rpc.define("late", [&rpc, &late, me, n]() {
@@ -93,6 +100,7 @@ int main() {
       IT_CHECK(me, rpc.call<int>(r, "whoami").get() == r, "whoami on %d", r);
       IT_CHECK(me, rpc.call<double>(r, "nested", me + 1).get() == 3.25, "nested call on %d", r);
       IT_CHECK(me, rpc.call<int>(r, "self_poll").get() == r, "a handler polling its own call on %d", r);
+      IT_CHECK(me, rpc.call<int>(r, "self_ready").get() == r, "a handler polling its own call with ready() on %d", r);
     }
     // Large arguments go by rendezvous.
     std::vector<int> big(1 << 20);

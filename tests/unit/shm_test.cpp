@@ -270,6 +270,35 @@ TEST(ShmDoorbell, ABurstRingsOnceUntilTheSleeperWakes) {
   EXPECT_EQ(rings(), 0);
 }
 
+// The thread that ends its sleep clears `rung`; when a record waits that a sender
+// left unrung meanwhile, and another thread of the rank still sleeps, it wakes that
+// one (it may leave without a poll of its own: a barrier's wait that is over).
+TEST(ShmDoorbell, ClearingTheBellWakesAnotherSleeperForAnUnrungRecord) {
+  Node node;
+  Inbox in;
+  std::uint64_t word = 0;
+  auto rings = [&] {
+    int n = 0;
+    char b[8];
+    while (::recv(node.bell[1]->fd(), b, sizeof b, MSG_DONTWAIT) > 0) ++n;
+    return n;
+  };
+  ASSERT_TRUE(node.t[1]->arm_sleep());  // thread E sleeps
+  node.send(0, 0, &word, 8, nullptr);
+  EXPECT_EQ(rings(), 1);  // E is woken
+  while (node.t[1]->poll(in)) {
+  }  // a poll (any thread's) takes the record
+  ASSERT_TRUE(node.t[1]->arm_sleep());  // thread D goes to sleep; E has not counted itself out
+  node.send(0, 1, &word, 8, nullptr);
+  EXPECT_EQ(rings(), 0);  // rung: the sender does not ring
+  node.t[1]->disarm_sleep();  // E ends its sleep, and may leave without polling
+  EXPECT_EQ(rings(), 1) << "the thread still asleep is not woken for the record";
+  node.t[1]->disarm_sleep();  // D
+  while (node.t[1]->poll(in)) {
+  }
+  EXPECT_EQ(in.got.load(), 2u);
+}
+
 TEST(ShmTransport, LargeFramesStreamInChunksAndAFullRingWakesItsProducer) {
   Node node(8 * 1024);  // a small ring: most frames wait for room
   Inbox in;

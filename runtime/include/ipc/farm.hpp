@@ -50,7 +50,8 @@ struct FarmOptions {
   /// Tasks a worker holds at once (the next one is there when it finishes one); 0:
   /// adaptive, per worker, from 2 (tasks of milliseconds and more) up to 4,096 (tasks
   /// shorter than a message's round trip), so that no worker waits for rank 0, and
-  /// never more than about 2 ms of a worker's work (the balance at the end).
+  /// no more than about 2 ms of a worker's work at the pace of its last batch (the
+  /// balance at the end).
   int in_flight = 0;
 };
 

@@ -126,7 +126,8 @@ Request Communicator::start_collective(std::function<void(const Communicator&)> 
   Communicator lane = *this;
   lane.coll_context_ = detail::nonblocking_context(context_);
   detail::RequestState::retain(state);
-  engine_->post_async(lane.coll_context_, [lane, body = std::move(body), ref = detail::RequestRef(state)] {
+  detail::RequestRef task_ref(state);  // (let go of if the task cannot be made)
+  engine_->post_async(lane.coll_context_, [lane, body = std::move(body), ref = std::move(task_ref)] {
     detail::RequestState& st = *ref;
     try {
       body(lane);

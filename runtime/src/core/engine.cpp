@@ -358,8 +358,8 @@ void Engine::cancel_recv(RequestState& r) {
   {
     std::lock_guard lk(mu_);
     if (queues_.remove_posted_if([&](RequestState* p) { return p == &r; })) {
-      r.error = std::make_exception_ptr(UsageError("receive cancelled"));
-      r.done.store(true, std::memory_order_seq_cst);
+      // As any completion (a request that owns itself lets go of itself then).
+      fail(r, std::make_exception_ptr(UsageError("receive cancelled")));
       return;
     }
   }

@@ -186,9 +186,9 @@ class Engine final : public transport::Sink {
   bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
   /// `hold`: kept alive with the request (the memory `dst` writes into).
   RequestRef irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst, std::shared_ptr<void> hold = nullptr);
-  /// The last handle of `r` is dropped: true when `r` has not completed and took over
-  /// the handle's reference (it keeps itself until it completes); false when the
-  /// caller is to let go of it.
+  /// A handle of `r` is dropped: true when `r` has not completed and took over the
+  /// handle's reference (it keeps itself until it completes; once only); false when
+  /// the caller is to let go of it.
   bool adopt(RequestState& r);
   /// Blocking forms: no allocation.
   Status send(std::uint32_t comm, int dest, int tag, SendSource src);

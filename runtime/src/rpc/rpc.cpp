@@ -174,6 +174,7 @@ class RpcCore {
   /// On the server thread: handles a request that has arrived, if any (a handler
   /// polling a future of its own with ready() or wait_for()).
   void serve_arrived() {
+    if (!pending_.valid()) post_receive();  // (serve_one posts after the reply when it waited)
     if (pending_.done()) serve_one();
   }
 

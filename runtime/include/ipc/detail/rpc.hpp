@@ -62,10 +62,12 @@ decltype(auto) as_wire(const A& a) {
 /// Bytes of a direct argument as it travels (a char string without a std::string).
 template <class A>
 std::size_t wire_size(const A& a) {
-  if constexpr (std::is_same_v<wire_arg_t<A>, std::string> && !std::is_same_v<std::decay_t<A>, std::string>)
+  if constexpr (std::is_same_v<wire_arg_t<A>, std::string> && !std::is_same_v<std::decay_t<A>, std::string>) {
+    if (a == nullptr) throw std::invalid_argument("ipc: an RPC argument is a null char pointer");
     return sizeof(cereal::size_type) + std::char_traits<char>::length(a);
-  else
+  } else {
     return direct_size(a);
+  }
 }
 /// Writes a direct argument at `p` (room for wire_size(a)); returns the end.
 template <class A>

@@ -103,9 +103,10 @@ void ShmTransport::ring_bell(Peer& p) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   auto* h = p.segment.header();
   // Rung already, and nobody has woken since: that ring's wake-up is still to come,
-  // and the thread it wakes clears `rung` before it looks at its rings (disarm_sleep),
-  // so it sees this record too. (A ring is a system call: a burst of small messages to
-  // a rank whose other thread sleeps rang it for most of them.)
+  // and the thread that ends its sleep clears `rung`, then sees this record or wakes
+  // a thread that still sleeps to poll for it (disarm_sleep). (A ring is a system
+  // call: a burst of small messages to a rank whose other thread sleeps rang it for
+  // most of them.)
   if (h->sleepers.load(std::memory_order_relaxed) > 0 && h->awake.load(std::memory_order_relaxed) == 0 &&
       h->rung.load(std::memory_order_relaxed) == 0 && h->rung.exchange(1, std::memory_order_seq_cst) == 0)
     opt_.doorbell->ring(p.bell);
@@ -387,9 +388,18 @@ bool ShmTransport::polling(int delta) {
 void ShmTransport::disarm_sleep() {
   auto* h = own_.header();
   h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
-  // Before this thread looks at its rings again (a full fence): a sender that saw the
-  // flag set and did not ring has its record seen then (ring_bell).
-  if (h->rung.load(std::memory_order_relaxed) != 0) h->rung.store(0, std::memory_order_seq_cst);
+  // A sender that saw the flag set did not ring (ring_bell); after the clear (a full
+  // fence) its record is in view. This thread may leave without polling (its wait is
+  // over), so when a record waits while another thread of this rank still sleeps,
+  // that thread is woken to poll: the record may be its own.
+  if (h->rung.load(std::memory_order_relaxed) != 0 && h->rung.exchange(0, std::memory_order_seq_cst) != 0 &&
+      h->sleepers.load(std::memory_order_seq_cst) > 0) {
+    for (auto& in : inbound_)
+      if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) {
+        opt_.doorbell->ring();
+        break;
+      }
+  }
 }
 
 void ShmTransport::check_peers(Sink& sink) {
