@@ -118,6 +118,33 @@ int main() {
   IT_CHECK(me, truncated, "no truncation error");
   IT_CHECK(me, c.recv<int>(left, ipc::Tag{31}) == 7, "message after a truncation");
 
+  // The same through non-blocking receives, which place raw values and spans
+  // themselves (post_recv_raw): a raw value takes exactly its size, a span up to its.
+  c.send(2.5, right, ipc::Tag{32});
+  c.send(std::vector<int>(100, 2), right, ipc::Tag{33});
+  c.send(std::vector<int>{5, 6}, right, ipc::Tag{34});
+  int as_int = 0;
+  int roomy[8] = {};
+  auto r_int = c.irecv(as_int, left, ipc::Tag{32});
+  auto r_small = c.irecv(std::span<int>(small), left, ipc::Tag{33});
+  auto r_roomy = c.irecv(std::span<int>(roomy), left, ipc::Tag{34});
+  bool int_failed = false, small_failed = false;
+  try {
+    r_int.wait();
+  } catch (const ipc::Truncation&) {
+    int_failed = true;
+  }
+  try {
+    r_small.wait();
+  } catch (const ipc::Truncation&) {
+    small_failed = true;
+  }
+  ipc::Status got = r_roomy.wait();
+  IT_CHECK(me, int_failed, "a double received by irecv into an int did not fail");
+  IT_CHECK(me, small_failed, "100 ints received by irecv into a span of 4 did not fail");
+  IT_CHECK(me, got.bytes == 2 * sizeof(int) && roomy[0] == 5 && roomy[1] == 6 && roomy[2] == 0,
+           "a span takes a shorter message (irecv): %zu bytes", static_cast<std::size_t>(got.bytes));
+
   // Bad arguments are usage errors naming the rank.
   bool usage = false;
   try {

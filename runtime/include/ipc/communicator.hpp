@@ -150,6 +150,9 @@ struct CommAccess;
 /// The request carries one reference, the caller's (ipc::Request takes it over).
 RequestState* post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now);
 RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst);
+/// The same into `bytes` at `data` (`exact`: a message of other size fails).
+RequestState* post_recv_raw(Engine& e, std::uint32_t comm, int source, int tag, void* data, std::size_t bytes,
+                            bool exact);
 /// Blocking forms: return when done, allocate nothing.
 Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src);
 /// `dst` is used in place (it outlives the call): no copy on the way of a message.
@@ -289,14 +292,22 @@ class Communicator {
   template <class T>
   Request irecv(T& value, int source, Tag tag = any_tag) const {
     check_recv_tag(tag);
-    return Request(detail::post_recv(*engine_, context_, source, tag.value, detail::recv_target(value)));
+    if constexpr (detail::is_span<std::remove_cv_t<T>>::value) {
+      return irecv(value, source, tag);  // the span overload
+    } else if constexpr (detail::raw_target_v<T>) {
+      static_assert(!std::is_const_v<T>, "ipc: cannot receive into a const object");
+      return Request(detail::post_recv_raw(*engine_, context_, source, tag.value, &value, sizeof(T), true));
+    } else {
+      return Request(detail::post_recv(*engine_, context_, source, tag.value, detail::recv_target(value)));
+    }
   }
   /// Starts receiving into a caller-provided span (keep it alive until the request completes).
   /// @throws as irecv(value, source, tag).
   template <class E, std::size_t N>
   Request irecv(std::span<E, N> buffer, int source, Tag tag = any_tag) const {
     check_recv_tag(tag);
-    return Request(detail::post_recv(*engine_, context_, source, tag.value, detail::recv_target(buffer)));
+    static_assert(!std::is_const_v<E>, "ipc: cannot receive into a const object");
+    return Request(detail::post_recv_raw(*engine_, context_, source, tag.value, buffer.data(), buffer.size_bytes(), false));
   }
 
   /// Sends `out` to `dest` and receives `in` from `source` at once (no deadlock when

@@ -110,6 +110,13 @@ SendSource send_source_owned(T&& value) {
   }
 }
 
+/// A receive into `value` goes straight to its bytes (a span, or a raw value of
+/// exactly its size): recv_target's `fixed` case, which a non-blocking receive posts
+/// without building a RecvTarget first (post_recv_raw).
+template <class T>
+inline constexpr bool raw_target_v =
+    !is_resizable<std::remove_cv_t<T>>::value && (is_span<std::remove_cv_t<T>>::value || RawValue<std::remove_cv_t<T>>);
+
 /// Where a receive into `value` puts the payload.
 template <class T>
 RecvTarget recv_target(T& value) {

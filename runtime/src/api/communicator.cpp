@@ -19,6 +19,11 @@ RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, Recv
   return e.irecv(comm, source, tag, std::move(dst)).release();
 }
 
+RequestState* post_recv_raw(Engine& e, std::uint32_t comm, int source, int tag, void* data, std::size_t bytes,
+                            bool exact) {
+  return e.irecv_raw(comm, source, tag, data, bytes, exact).release();
+}
+
 Status send_wait(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src) {
   return e.send(comm, dest, tag, std::move(src));
 }

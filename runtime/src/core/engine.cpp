@@ -197,6 +197,17 @@ RequestRef Engine::irecv(std::uint32_t comm, int source, int tag, RecvTarget&& d
   return r;
 }
 
+RequestRef Engine::irecv_raw(std::uint32_t comm, int source, int tag, void* data, std::size_t bytes, bool exact) {
+  RequestRef r(RequestState::make(RequestState::Kind::recv));
+  RecvTarget& t = r->target.emplace();
+  t.fixed = data;
+  t.fixed_bytes = bytes;
+  t.exact = exact;
+  r->to = &t;
+  start_recv(r.get(), comm, source, tag);
+  return r;
+}
+
 bool Engine::adopt(RequestState& r) {
   std::lock_guard lk(mu_);  // completions happen under it: done cannot change meanwhile
   if (r.done.load(std::memory_order_acquire) || r.kept) return false;

@@ -186,6 +186,8 @@ class Engine final : public transport::Sink {
   bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
   /// `hold`: kept alive with the request (the memory `dst` writes into).
   RequestRef irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst, std::shared_ptr<void> hold = nullptr);
+  /// The same into `bytes` at `data` (RecvTarget's `fixed` case, built in place).
+  RequestRef irecv_raw(std::uint32_t comm, int source, int tag, void* data, std::size_t bytes, bool exact);
   /// A handle of `r` is dropped: true when `r` has not completed and took over the
   /// handle's reference (it keeps itself until it completes; once only); false when
   /// the caller is to let go of it.
