@@ -186,6 +186,14 @@ struct Node {
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+// The rings waiting at `bell`, taken.
+int pending_rings(const base::Doorbell& bell) {
+  int n = 0;
+  char b[8];
+  while (::recv(bell.fd(), b, sizeof b, MSG_DONTWAIT) > 0) ++n;
+  return n;
+}
+
 std::atomic<std::uint64_t> g_sleeps{0};
 
 // Sleeps the way the engine does: arm, sleep on the rank's doorbell unless input is
@@ -250,12 +258,7 @@ TEST(ShmDoorbell, ABurstRingsOnceUntilTheSleeperWakes) {
   Node node;
   Inbox in;
   std::uint64_t word = 0;
-  auto rings = [&] {
-    int n = 0;
-    char b[8];
-    while (::recv(node.bell[1]->fd(), b, sizeof b, MSG_DONTWAIT) > 0) ++n;
-    return n;
-  };
+  auto rings = [&] { return pending_rings(*node.bell[1]); };
   for (std::uint64_t burst = 0; burst < 3; ++burst) {
     ASSERT_TRUE(node.t[1]->arm_sleep()) << "burst " << burst;  // asleep: nothing is pending
     for (std::uint64_t i = 0; i < 10; ++i) node.send(0, burst * 10 + i, &word, 8, nullptr);
@@ -277,12 +280,7 @@ TEST(ShmDoorbell, ClearingTheBellWakesAnotherSleeperForAnUnrungRecord) {
   Node node;
   Inbox in;
   std::uint64_t word = 0;
-  auto rings = [&] {
-    int n = 0;
-    char b[8];
-    while (::recv(node.bell[1]->fd(), b, sizeof b, MSG_DONTWAIT) > 0) ++n;
-    return n;
-  };
+  auto rings = [&] { return pending_rings(*node.bell[1]); };
   ASSERT_TRUE(node.t[1]->arm_sleep());  // thread E sleeps
   node.send(0, 0, &word, 8, nullptr);
   EXPECT_EQ(rings(), 1);  // E is woken

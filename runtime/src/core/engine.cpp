@@ -469,9 +469,8 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
     case proto::Type::cts: {
       auto r = take_rendezvous_send(h.cookie, peer);
       if (!r) return "clear-to-send for no request of this rank";
-      RequestState* raw = r;
-      proto::Header d{proto::Type::data, h.comm, raw->tag, raw->src.size, h.cookie2, 0};
-      send_frame(peer, d, raw->src.data, raw->src.size, raw);
+      proto::Header d{proto::Type::data, h.comm, r->tag, r->src.size, h.cookie2, 0};
+      send_frame(peer, d, r->src.data, r->src.size, r);
       return nullptr;
     }
     case proto::Type::fin: {

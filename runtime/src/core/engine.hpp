@@ -284,8 +284,6 @@ class Engine final : public transport::Sink {
   void signal_done(std::atomic<bool>& done);
 
  private:
-  using Posted = RequestState*;
-
   void start_send(RequestState* r, std::uint32_t comm, int dest, int tag, SendSource src);
   /// send_now(), inlined into isend.
   bool try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
@@ -362,7 +360,7 @@ class Engine final : public transport::Sink {
   // doorbell for a sleeping one (mark_done, signal_done): on one CPU, a waiter then
   // steps aside (block_until_impl).
   static inline thread_local bool woke_other_ = false;
-  MatchQueues<RequestState*> queues_;  // (owning nothing, as the Posted references)
+  MatchQueues<RequestState*> queues_;  // (owning nothing, as every engine reference)
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, RequestState*> rdv_sends_;  // awaiting cts
   std::unordered_map<std::uint64_t, RequestState*> rdv_recvs_;  // awaiting data

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstddef>
-#include <memory>
 #include <new>
 #include <vector>
 
@@ -41,29 +40,6 @@ class FreeList {
   static List& list() {
     static thread_local List l;
     return l;
-  }
-};
-
-/// For std::allocate_shared: single objects come from the free list.
-template <class T>
-struct PoolAllocator {
-  using value_type = T;
-  PoolAllocator() = default;
-  template <class U>
-  PoolAllocator(const PoolAllocator<U>&) {}
-  T* allocate(std::size_t n) {
-    if (n == 1) return static_cast<T*>(FreeList<sizeof(T), alignof(T)>::get());
-    return std::allocator<T>().allocate(n);
-  }
-  void deallocate(T* p, std::size_t n) {
-    if (n == 1)
-      FreeList<sizeof(T), alignof(T)>::put(p);
-    else
-      std::allocator<T>().deallocate(p, n);
-  }
-  template <class U>
-  bool operator==(const PoolAllocator<U>&) const {
-    return true;
   }
 };
 
