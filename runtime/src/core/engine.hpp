@@ -388,9 +388,6 @@ class Engine final : public transport::Sink {
   // Calls into the engine (posts and waits): the progress thread stays away while
   // this keeps changing, since the program's own calls make progress then.
   std::atomic<std::uint64_t> wait_count_{0};
-  // Until then (steady clock, ns), waiters skip yielding and sleep: a sched_yield()
-  // came back only after another process's whole time slice (block_until_impl).
-  std::atomic<std::int64_t> yield_useless_until_{0};
   // test() on a pending request: how many so far, and when the transports last looked
   // for dead peers on its behalf (under mu_).
   unsigned pending_tests_ = 0;

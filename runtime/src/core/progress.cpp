@@ -73,6 +73,11 @@ bool Engine::wait_until(Condition done, std::chrono::steady_clock::time_point de
 namespace {
 thread_local bool t_yield_first = false;
 thread_local bool t_polls_for_peers = false;
+// Until then (steady clock, ns) this thread sleeps instead of yielding: one of its
+// sched_yield() calls came back only after another process's whole time slice
+// (block_until_impl). Per thread: what one thread of a rank learns of its yields says
+// nothing of another's.
+thread_local std::int64_t t_yield_useless_until = 0;
 }  // namespace
 
 void Engine::yield_first_on_this_thread() { t_yield_first = true; }
@@ -156,6 +161,9 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     if (spinning ? spin_done() : poll_done()) return true;
     auto now = clock::now();
     if (now >= deadline) return false;
+    // Another thread of this rank went to sleep while this one polls: counted from now
+    // on, so that peers do not ring (and wake) that thread for this one's messages.
+    if (!polling.on && sleeping_waiters_.load(std::memory_order_relaxed) > 0) polling.set(true);
     auto elapsed = now - start;
     // On one CPU, a waiter that has completed what another thread of its rank waits
     // for (the request an RPC server waits on), or woken a sleeping one, sleeps at once
@@ -171,7 +179,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       continue;
     }
     if (!nap_now && elapsed < pol.spin + pol.yield &&
-        now.time_since_epoch().count() >= yield_useless_until_.load(std::memory_order_relaxed)) {
+        now.time_since_epoch().count() >= t_yield_useless_until) {
       ::sched_yield();
       // What another thread or rank did while this one was off the CPU (a node
       // group's flag, a request another thread completed) is seen before polling.
@@ -183,7 +191,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       // busy process: 75 times slower). Sleep instead, for a while: a rank woken by
       // its doorbell runs at once.
       if (clock::now() - now > kLongYield)
-        yield_useless_until_.store((clock::now() + kNoYieldFor).time_since_epoch().count(), std::memory_order_relaxed);
+        t_yield_useless_until = (clock::now() + kNoYieldFor).time_since_epoch().count();
       continue;
     }
     // After a wake-up, poll busily again: more usually follows. After a timeout,
