@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/pool.hpp"
+#include "base/copy.hpp"
 #include "base/errors.hpp"
 
 namespace ipc::detail {
@@ -515,6 +516,32 @@ void Engine::on_frame_done(int peer, void* token) {
       return;
     }
   }
+}
+
+// A small frame in one piece (a shared-memory record of one line): an eager message is
+// matched, copied and completed in this one call; anything else goes the way of
+// on_frame and on_frame_done. Under the lock throughout, so no receive can be posted
+// between the match and the queueing of an unexpected message.
+const char* Engine::on_whole(int peer, std::span<const std::byte> head, const std::byte* payload,
+                             std::uint64_t length) {
+  if (!lost_[static_cast<std::size_t>(peer)].empty()) return nullptr;  // from a lost peer: dropped
+  proto::Header h;
+  if (const char* bad = proto::decode(head, length, opt_.limits, h)) return bad;
+  if (h.type != proto::Type::eager || !revoked_.empty()) [[unlikely]]
+    return Sink::on_whole(peer, head, payload, length);
+  Envelope e{h.comm, peer, h.tag};
+  if (auto p = queues_.take_posted(e)) {
+    RequestState& r = **p;
+    r.status = Status{peer, Tag{h.tag}, length};
+    place(r, length);
+    if (length && r.dst) base::copy_small(r.dst, payload, length);
+    mark_done(r);
+    return nullptr;
+  }
+  auto u = Unexpected::eager(e, length);
+  if (length) std::memcpy(u->payload(), payload, length);
+  queues_.add_unexpected(std::move(u));
+  return nullptr;
 }
 
 void Engine::on_frame_aborted(int peer, void* token) {

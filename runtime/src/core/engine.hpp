@@ -275,6 +275,8 @@ class Engine final : public transport::Sink {
   // transport::Sink
   Placement on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) override;
   void on_frame_done(int peer, void* token) override;
+  const char* on_whole(int peer, std::span<const std::byte> head, const std::byte* payload,
+                       std::uint64_t length) override;
   void on_frame_aborted(int peer, void* token) override;
   void on_peer_lost(int peer, const std::string& why) override;
 

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <span>
@@ -92,6 +93,18 @@ class Sink {
   virtual Placement on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) = 0;
   /// The payload of that frame is in place (called even when it had no payload).
   virtual void on_frame_done(int peer, void* token) = 0;
+  /// A whole frame whose head and payload are both in view during the call (a small
+  /// frame in one shared-memory record): what on_frame, a copy of the payload to its
+  /// placement and on_frame_done do, in one call. Returns null, or why the frame was
+  /// refused (as Placement::error; the transport then drops the peer).
+  virtual const char* on_whole(int peer, std::span<const std::byte> head, const std::byte* payload,
+                               std::uint64_t length) {
+    Placement p = on_frame(peer, head, length);
+    if (const char* why = p.error()) return why;
+    if (length && p.data) std::memcpy(p.data, payload, length);
+    on_frame_done(peer, p.token);
+    return nullptr;
+  }
   /// The rest of that frame will never come (its peer is lost, or sent garbage);
   /// called before on_peer_lost, after which the transport never touches the
   /// placement again.

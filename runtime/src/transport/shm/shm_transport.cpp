@@ -274,6 +274,18 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
         break;
       }
       std::uint64_t length = n - h;
+      if (record_size(n) <= kLine) {
+        // One line (the small messages): the engine matches, copies and completes it
+        // in one call; the space goes back once per drain (a release is a barrier).
+        if (const char* why = sink.on_whole(in.rank, {body, h}, body + h, length)) [[unlikely]] {
+          refused(in, sink, why);
+          break;
+        }
+        in.ring.pop(r);
+        unreleased = true;
+        bytes += n;
+        continue;
+      }
       // A record of several lines: their transfers from the sender's cache start now,
       // while the engine matches the frame, not one by one in the copy.
       for (std::size_t off = kLine; off < record_size(n); off += kLine)
@@ -281,14 +293,8 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
       if (!begin_frame(in, sink, body, h, length)) break;
       if (length && in.place.data) base::copy_small(in.place.data, body + h, length);
       in.ring.pop(r);
-      // Space goes back once per drain for one-line records (a release is a full
-      // barrier); a larger one's before the engine reacts (it may send back).
-      if (record_size(n) <= kLine) {
-        unreleased = true;
-      } else {
-        release(in);
-        unreleased = false;
-      }
+      release(in);  // before the engine reacts (it may send back)
+      unreleased = false;
       sink.on_frame_done(in.rank, in.place.token);
       bytes += n;
       continue;
