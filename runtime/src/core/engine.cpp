@@ -111,7 +111,11 @@ void Engine::send_frame(int dest, const proto::Header& h, const void* payload, s
 void Engine::mark_done(RequestState& r) {
   bool kept = r.kept;
   bool* waiter = r.waiter.load(std::memory_order_relaxed);
-  if (waiter && waiter != &woke_other_) woke_other_ = true;  // another thread waits for it
+  if (waiter && waiter != &woke_other_) {  // another thread waits for it
+    woke_other_ = true;
+    r.handed = true;  // seen by the waiter after `done` (signal_done releases it)
+    handoffs_.fetch_add(1, std::memory_order_relaxed);
+  }
   signal_done(r.done);
   if (kept) {
     r.kept = false;
@@ -126,7 +130,12 @@ void Engine::signal_done(std::atomic<bool>& done) {
   } else {
     done.store(true, std::memory_order_seq_cst);
   }
-  if (sleeper_.ring_for(&done)) woke_other_ = true;
+  if (!sleeper_.wants_ring_for(&done)) return;
+  woke_other_ = true;
+  if (defer_rings_ > 0)
+    ring_due_ = true;
+  else
+    sleeper_.ring(true);
 }
 
 void Engine::fail(RequestState& r, std::exception_ptr e) {

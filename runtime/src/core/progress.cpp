@@ -83,6 +83,18 @@ thread_local std::int64_t t_yield_useless_until = 0;
 void Engine::yield_first_on_this_thread() { t_yield_first = true; }
 void Engine::poll_for_peers_on_this_thread() { t_polls_for_peers = true; }
 
+// Rings wanted during a waiter's poll (signal_done) happen when it ends, outside the lock.
+struct Engine::RingAfterUnlock {
+  Engine& e;
+  explicit RingAfterUnlock(Engine& eng) : e(eng) { ++defer_rings_; }
+  ~RingAfterUnlock() {
+    if (--defer_rings_ == 0 && ring_due_) {
+      ring_due_ = false;
+      e.sleeper_.ring();  // if the thread still sleeps (it may have seen its flag meanwhile)
+    }
+  }
+};
+
 template <class Done>
 bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
                               unsigned poll_every, const void* key) {
@@ -99,12 +111,17 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
   // costs a collective's hand-off (a 4-rank allreduce on 2 cores, 3-8%).
   const bool needs_poll = poll_every == 1;
   auto poll_done = [&] {
+    RingAfterUnlock ring_after(*this);  // destroyed after the lock is let go of
     if (needs_poll) {
       std::lock_guard lk(mu_);
       progress_locked();
     } else if (mu_.try_lock()) {
       std::lock_guard lk(mu_, std::adopt_lock);
       progress_locked();
+    } else if (pol.one_cpu) {
+      // The holder shares this CPU, so it is off it (a thread this one woke took the
+      // CPU from it inside the lock): let it finish rather than spin for nothing.
+      ::sched_yield();
     }
     return done();
   };
@@ -171,7 +188,8 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     // hands the CPU straight back to a yielder whose sibling has run more, and the
     // waiter kept it for whole time slices while the server waited (RPC calls of
     // 0.7-10 ms, dozens in a row).
-    const bool nap_now = pol.one_cpu && !pol.oversubscribed && woke_other_;
+    const bool nap_now =
+        pol.one_cpu && !pol.oversubscribed && (woke_other_ || handoffs_.load(std::memory_order_relaxed) > 0);
     woke_other_ = false;
     spinning = !yield_first && !nap_now && elapsed < pol.spin;
     if (spinning) {
@@ -298,6 +316,16 @@ Status Engine::wait(RequestState& r) {
       const RequestState* r;
       ~Restore() { n.req = r; }
     } restore{note, outer};
+    struct Handed {
+      Engine& e;
+      RequestState& r;
+      ~Handed() {
+        if (r.done.load(std::memory_order_acquire) && r.handed) {
+          r.handed = false;
+          e.handoffs_.fetch_sub(1, std::memory_order_relaxed);
+        }
+      }
+    } handed{*this, r};
     r.waiter.store(&woke_other_, std::memory_order_relaxed);
     block_until_impl([&] { return r.done.load(std::memory_order_seq_cst); }, std::chrono::steady_clock::time_point::max(),
                      nullptr, 1, &r.done);

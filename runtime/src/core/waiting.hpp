@@ -82,10 +82,15 @@ class Sleeper {
   /// asleep beside a program that calls.)
   /// True when it rang (a sleeping thread of this process will want the CPU).
   bool ring_for(const void* key) {
+    bool wake = wants_ring_for(key);
+    if (wake) bell_.ring();
+    return wake;
+  }
+  /// Whether ring_for(key) would ring (then ring() with `always` does it).
+  bool wants_ring_for(const void* key) const {
     if (sleepers_.load(std::memory_order_seq_cst) == 0) return false;
     bool wake = any_.load(std::memory_order_relaxed) > 0;
     for (std::size_t i = 0; !wake && i < kSlots; ++i) wake = keys_[i].load(std::memory_order_relaxed) == key;
-    if (wake) bell_.ring();
     return wake;
   }
   /// Threads inside sleep() now (for tests).
