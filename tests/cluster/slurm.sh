@@ -86,7 +86,9 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   slurmctld -c -f "$SLURM_CONF"
   slurmd -f "$SLURM_CONF"
-  for _ in $(seq 200); do
+  # Up to a minute: beside the rest of the suite on two loaded cores the daemons have
+  # taken more than ten seconds to register the node.
+  for _ in $(seq 1200); do
     [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] && break
     sleep 0.05
   done
