@@ -320,6 +320,12 @@ Status Engine::wait(RequestState& r) {
       Engine& e;
       RequestState& r;
       ~Handed() {
+        if (!r.done.load(std::memory_order_acquire)) {
+          // Left by an exception: no thread waits for it any more, so a later
+          // completion is no hand-off (it would never be taken off the count).
+          std::lock_guard lk(e.mu_);
+          r.waiter.store(nullptr, std::memory_order_relaxed);
+        }
         if (r.done.load(std::memory_order_acquire) && r.handed) {
           r.handed = false;
           e.handoffs_.fetch_sub(1, std::memory_order_relaxed);
