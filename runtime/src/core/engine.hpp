@@ -364,18 +364,18 @@ class Engine final : public transport::Sink {
   // doorbell for a sleeping one (mark_done, signal_done): on one CPU, a waiter then
   // steps aside (block_until_impl).
   static inline thread_local bool woke_other_ = false;
-  // Inside a waiter's poll (depth): a thread of this rank to wake is woken once the
-  // progress lock is let go of, not from inside it (ring_due_). On one CPU the woken
-  // thread takes the CPU at once, and had it taken it from a thread holding the lock,
-  // its own polls would find the lock held until it gave the CPU back (a program's
-  // thread woken from a barrier by its RPC server spun 50 us that way, the next call
-  // waiting; RPC calls of 100-700 us at every barrier).
   // Requests one thread of this rank completed for another that has not returned from
   // its wait yet (RequestState::handed): on one CPU, a waiter steps aside while there
   // are any, even one that began after the completion (a program's thread whose
   // barrier wait ended in the poll that took the RPC server's request, and which went
   // on to its next wait, kept the CPU 50 us while the server's call waited).
   std::atomic<int> handoffs_{0};
+  // Inside a waiter's poll (depth): a thread of this rank to wake is woken once the
+  // progress lock is let go of, not from inside it (ring_due_). On one CPU the woken
+  // thread takes the CPU at once, and had it taken it from a thread holding the lock,
+  // its own polls would find the lock held until it gave the CPU back (a program's
+  // thread woken from a barrier by its RPC server spun 50 us that way, the next call
+  // waiting; RPC calls of 100-700 us at every barrier).
   static inline thread_local int defer_rings_ = 0;
   static inline thread_local bool ring_due_ = false;
   MatchQueues<RequestState*> queues_;  // (owning nothing, as every engine reference)
