@@ -416,6 +416,17 @@ void Engine::accept_rendezvous(RequestState* r, const Envelope& env, std::uint64
   send_frame(env.source, proto::Header{proto::Type::cts, env.comm, env.tag, size, cookie, id}, nullptr, 0, nullptr);
 }
 
+// The posted receive an eager message of `length` bytes from `e` goes to, its status set
+// and its destination placed; null when none is posted.
+RequestState* Engine::take_eager(const Envelope& e, std::uint64_t length) {
+  auto p = queues_.take_posted(e);
+  if (!p) return nullptr;
+  RequestState& r = **p;
+  r.status = Status{e.source, Tag{e.tag}, length};
+  place(r, length);
+  return &r;
+}
+
 transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte> head, std::uint64_t length) {
   if (!lost_[static_cast<std::size_t>(peer)].empty()) return {};  // from a lost peer: dropped
   proto::Header h;
@@ -425,12 +436,7 @@ transport::Sink::Placement Engine::on_frame(int peer, std::span<const std::byte>
   switch (h.type) {
     case proto::Type::eager: {
       Envelope e{h.comm, peer, h.tag};
-      if (auto p = queues_.take_posted(e)) {
-        RequestState& r = **p;
-        r.status = Status{peer, Tag{h.tag}, length};
-        place(r, length);
-        return {r.dst, token_of(&r, Into::posted)};
-      }
+      if (RequestState* r = take_eager(e, length)) return {r->dst, token_of(r, Into::posted)};
       auto* u = Unexpected::eager(e, length).release();
       return {u->payload(), token_of(u, Into::unexpected)};
     }
@@ -539,12 +545,9 @@ const char* Engine::on_whole(int peer, std::span<const std::byte> head, const st
   if (h.type != proto::Type::eager || !revoked_.empty()) [[unlikely]]
     return Sink::on_whole(peer, head, payload, length);
   Envelope e{h.comm, peer, h.tag};
-  if (auto p = queues_.take_posted(e)) {
-    RequestState& r = **p;
-    r.status = Status{peer, Tag{h.tag}, length};
-    place(r, length);
-    if (length && r.dst) base::copy_small(r.dst, payload, length);
-    mark_done(r);
+  if (RequestState* r = take_eager(e, length)) {
+    if (length && r->dst) base::copy_small(r->dst, payload, length);
+    mark_done(*r);
     return nullptr;
   }
   auto u = Unexpected::eager(e, length);

@@ -338,6 +338,7 @@ class Engine final : public transport::Sink {
     place_slow(r, size);
   }
   void place_slow(RequestState& r, std::size_t size);
+  RequestState* take_eager(const Envelope& e, std::uint64_t length);
   /// An error of `r`'s target (the message does not fit or does not deserialize) with
   /// the receive it concerns named: "receive from rank 1 on n2 (tag 5): ...".
   std::exception_ptr receive_error(std::exception_ptr e, const RequestState& r) const;

@@ -326,6 +326,7 @@ Status Engine::wait(RequestState& r) {
           std::lock_guard lk(e.mu_);
           r.waiter.store(nullptr, std::memory_order_relaxed);
         }
+        // (Looked at again: it may have completed, handed over, before the lock.)
         if (r.done.load(std::memory_order_acquire) && r.handed) {
           r.handed = false;
           e.handoffs_.fetch_sub(1, std::memory_order_relaxed);
