@@ -368,8 +368,7 @@ bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
 
 bool ShmTransport::arm_sleep() {
   own_.header()->sleepers.fetch_add(1, std::memory_order_seq_cst);
-  for (auto& in : inbound_)
-    if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return false;
+  if (inbound_pending()) return false;
   // Frames waiting for room: the receivers ring when they free some. (Called under
   // the progress lock, like every use of the queues.)
   if (pending_peers_.load(std::memory_order_acquire) > 0)
@@ -383,12 +382,23 @@ bool ShmTransport::arm_sleep() {
   return true;
 }
 
-// Counted out, the look at `sleepers` is ordered after the count (the RMW is a full
-// fence): with nobody asleep, no sender skipped a ring for this count.
+bool ShmTransport::inbound_pending() const {
+  for (auto& in : inbound_)
+    if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return true;
+  return false;
+}
+
+// Counted out, the looks at `sleepers` and at the rings are ordered after the count
+// (the RMW is a full fence): with nobody asleep, no sender skipped a ring for this
+// count; and a sender that saw the count, and skipped its ring, had published its
+// record before it looked (the fence in ring_bell), so the record is in view here.
+// Only then is the thread to poll once more: a poll costs several times these looks,
+// and an RPC server whose program thread sleeps in a barrier counts itself out after
+// every request it takes.
 bool ShmTransport::polling(int delta) {
   auto* h = own_.header();
   h->awake.fetch_add(delta, std::memory_order_seq_cst);
-  return delta < 0 && h->sleepers.load(std::memory_order_seq_cst) > 0;
+  return delta < 0 && h->sleepers.load(std::memory_order_seq_cst) > 0 && inbound_pending();
 }
 
 void ShmTransport::disarm_sleep() {
@@ -400,11 +410,7 @@ void ShmTransport::disarm_sleep() {
   // that thread is woken to poll: the record may be its own.
   if (h->rung.load(std::memory_order_relaxed) != 0 && h->rung.exchange(0, std::memory_order_seq_cst) != 0 &&
       h->sleepers.load(std::memory_order_seq_cst) > 0) {
-    for (auto& in : inbound_)
-      if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) {
-        opt_.doorbell->ring();
-        break;
-      }
+    if (inbound_pending()) opt_.doorbell->ring();
   }
 }
 

@@ -136,6 +136,9 @@ class ShmTransport final : public Transport {
   /// refused it (the peer is then broken).
   bool begin_frame(Inbound& in, Sink& sink, const std::byte* head, std::size_t head_size, std::uint64_t length);
   void refused(Inbound& in, Sink& sink, const char* why);
+  /// Whether a record waits in one of this rank's rings, from shared memory alone (any
+  /// thread, no lock).
+  bool inbound_pending() const;
 
   Options opt_;
   // This rank's producers waiting for room pay a heavy fence, so that its consumers
