@@ -62,7 +62,8 @@ class Connection {
 
   /// A frame as it goes on the stream: prefix and head (encoded), then the payload.
   struct Unsent {
-    std::array<std::byte, wire::kStreamPrefix + wire::kMaxHead> head{};
+    // Left unset (of() writes the bytes it uses): zeroing it cost a `rep stos` per frame.
+    std::array<std::byte, wire::kStreamPrefix + wire::kMaxHead> head;
     std::size_t head_len = 0;  // prefix + head
     const std::byte* payload = nullptr;
     std::size_t length = 0;
