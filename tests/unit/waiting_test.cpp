@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "base/doorbell.hpp"
+#include "base/load.hpp"
 #include "base/names.hpp"
 #include "core/waiting.hpp"
 
@@ -72,4 +75,38 @@ TEST(Sleeper, AKeyedSleeperWakesOnlyForItsFlag) {
   EXPECT_TRUE(round(&mine, &mine, std::chrono::milliseconds(20000)));
   // No key: any completion wakes it.
   EXPECT_TRUE(round(nullptr, &other, std::chrono::milliseconds(20000)));
+}
+
+// The look a waiter takes, in its sleep-instead-of-yield window, at whether a CPU is
+// to spare again (base/load.hpp).
+TEST(Load, ReadsTheRunnableCountOfALoadavgLine) {
+  EXPECT_EQ(base::runnable_in_loadavg("0.52 0.58 0.59 3/412 12345\n"), 3);
+  EXPECT_EQ(base::runnable_in_loadavg("12.00 9.10 4.20 17/1024 99"), 17);
+  EXPECT_EQ(base::runnable_in_loadavg("0.00 0.00 0.00 1/1 1"), 1);
+  EXPECT_EQ(base::runnable_in_loadavg(""), -1);
+  EXPECT_EQ(base::runnable_in_loadavg("0.52 0.58 0.59"), -1);
+  EXPECT_EQ(base::runnable_in_loadavg("0.52 0.58 0.59 x/412 1"), -1);
+  EXPECT_EQ(base::runnable_in_loadavg("0.52 0.58 0.59 3"), -1);
+}
+
+TEST(Load, NoCpuToSpareWhileMoreThreadsRunThanThereAreCpus) {
+  // One spinning thread more than the CPUs: some thread always waits for one.
+  long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  ASSERT_GT(cpus, 0);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> spinners;
+  for (long i = 0; i <= cpus; ++i)
+    spinners.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  // Until the scheduler has them all runnable (at once, unless the machine is slow).
+  bool seen = false;
+  for (int i = 0; i < 10000 && !seen; ++i) {
+    seen = !base::cpus_to_spare();
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  stop = true;
+  for (auto& t : spinners) t.join();
+  EXPECT_TRUE(seen) << "with " << cpus + 1 << " threads spinning on " << cpus << " CPUs, /proc/loadavg never said so";
 }
