@@ -12,11 +12,11 @@
 // poll also drains the inbound rings, two ranks flooding each other still progress.
 //
 // Large messages go by rendezvous (they land in the receiver's buffer, never in an
-// unexpected-message copy), then either stream through the ring in pipelined chunks
-// (the default: sender and receiver copy at once, on two cores), or, with
-// IPC_SHM_CMA=1, are read in one copy with process_vm_readv where the kernel allows
-// it (a refusal falls back to the chunked path). docs/transports.md has the figures
-// behind the default.
+// unexpected-message copy), then are read in one copy with process_vm_readv where the
+// kernel allows it between the ranks (IPC_SHM_CMA, by default where it does; a refusal
+// falls back to the chunked path for that peer), or stream through the ring in
+// pipelined chunks (sender and receiver copy at once, on two cores).
+// docs/transports.md has the figures behind the default.
 //
 // Waking a sleeping receiver: the receiver counts itself in its segment's `sleepers`
 // before it sleeps and re-checks its rings; a sender that sees sleepers > 0 after
@@ -76,6 +76,8 @@ class ShmTransport final : public Transport {
 
   /// Bytes of each ring for `local_size` ranks on a node (IPC_SHM_RING, or auto).
   /// @throws ipc::UsageError for a bad IPC_SHM_RING.
+  /// Whether process_vm_readv may copy between this job's ranks here (IPC_SHM_CMA=auto).
+  static bool single_copy_allowed();
   static std::size_t ring_bytes_for(int local_size);
 
  private:
