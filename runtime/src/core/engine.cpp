@@ -37,6 +37,7 @@ Engine::Engine(Options opt)
       gone_(new std::atomic<bool>[static_cast<std::size_t>(opt_.size)]()),
       asymmetric_(asymmetric_barriers()),
       sleeper_(*opt_.doorbell) {
+  mu_.set_one_cpu(opt_.wait.one_cpu);
   // Self's transport first: a rank's messages to itself are looked at first.
   auto add = [&](transport::Transport* t) {
     if (std::find(transports_.begin(), transports_.end(), t) == transports_.end()) {

@@ -31,9 +31,10 @@ ProgressLock::ProgressLock() {
 }
 
 void ProgressLock::spin_tas() {
+  const int spins = one_cpu_ ? 0 : 64;
   while (held_.exchange(true, std::memory_order_acquire)) {
-    for (int i = 0; held_.load(std::memory_order_relaxed); i = i < 64 ? i + 1 : i) {
-      if (i < 64)
+    for (int i = 0; held_.load(std::memory_order_relaxed); i = i < spins ? i + 1 : i) {
+      if (i < spins)
         cpu_relax();
       else
         ::sched_yield();
@@ -73,8 +74,9 @@ void ProgressLock::unlock_shared() {
 // `claimed` sees the claim: it then waits on the test-and-set lock this guest holds.
 void ProgressLock::claim() {
   announce();
-  for (int i = 0; inside_.load(std::memory_order_acquire); i = i < 64 ? i + 1 : i) {
-    if (i < 64)
+  const int spins = one_cpu_ ? 0 : 64;
+  for (int i = 0; inside_.load(std::memory_order_acquire); i = i < spins ? i + 1 : i) {
+    if (i < spins)
       cpu_relax();
     else
       ::sched_yield();

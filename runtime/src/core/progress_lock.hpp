@@ -36,6 +36,10 @@ class ProgressLock {
  public:
   /// The constructing thread becomes the owner (when a bias is possible).
   ProgressLock();
+  /// Every thread taking the lock runs on the same one CPU (ipcrun --bind-to core): a
+  /// holder that another thread finds is then off the CPU, and spinning for it only
+  /// delays it; the waiter yields at once.
+  void set_one_cpu(bool one) { one_cpu_ = one; }
 
   void lock() {
     if (owner_.load(std::memory_order_relaxed) == self() && enter_biased()) return;
@@ -83,6 +87,7 @@ class ProgressLock {
   // few, the bias ends.
   std::chrono::steady_clock::time_point last_claim_{};
   int rapid_ = 0;
+  bool one_cpu_ = false;
 };
 
 }  // namespace ipc::detail
