@@ -205,8 +205,12 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
     // thread waits for a CPU any more, yield again. A sleep costs a wake-up, which on
     // an idle virtual CPU takes 0.1-10 ms, and two ranks that sleep in turn pay one per
     // exchange: a stream of 4-byte messages, in windows of 64, ran 100 times slower for
-    // the 50 ms after another process had used the CPU for 5 ms.
-    if (!nap_now && now.time_since_epoch().count() < t_yield_useless_until &&
+    // the 50 ms after another process had used the CPU for 5 ms. Not when the job's
+    // own ranks outnumber the CPUs: the process that took the CPU is then mostly one
+    // of them, and the count of runnable threads, low while most of them sleep, would
+    // send them back to yielding to each other (a launch of 64 ranks on 2 CPUs took a
+    // quarter longer).
+    if (!nap_now && !pol.oversubscribed && now.time_since_epoch().count() < t_yield_useless_until &&
         now.time_since_epoch().count() >= t_load_looked + kLoadLookEvery.count()) {
       t_load_looked = now.time_since_epoch().count();
       if (base::cpus_to_spare()) t_yield_useless_until = 0;
