@@ -236,7 +236,9 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
     struct Sent final : transport::Completion {
       Engine* engine = nullptr;
       std::atomic<bool> done{false};
-      std::error_code ec;
+      // Set when the transport reports: a default std::error_code costs a call
+      // (system_category) on the way of every blocking send.
+      std::optional<std::error_code> ec;
       void complete(const std::error_code& e) override {
         ec = e;
         engine->signal_done(done);
@@ -260,8 +262,8 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
       if (now) return Status{dest, Tag{tag}, src.size};
       if (!sent.done.load(std::memory_order_acquire))
         block_until([&] { return sent.done.load(std::memory_order_seq_cst); });
-      if (sent.ec)
-        throw PeerLost("send to " + where(dest) + " failed: " + sent.ec.message(), dest);
+      if (sent.ec && *sent.ec)
+        throw PeerLost("send to " + where(dest) + " failed: " + sent.ec->message(), dest);
       return Status{dest, Tag{tag}, src.size};
     }
   }
