@@ -221,9 +221,11 @@ class Rpc {
   Future<R> call(int rank, const std::string& name, const A&... args) {
     const std::string& sig = detail::signature<R, detail::wire_arg_t<A>...>();
     std::uint64_t id = detail::next_call_id(*core_);
-    auto body = detail::request_body(detail::call_hash<R, detail::wire_arg_t<A>...>(name), name, sig, id, args...);
+    std::uint64_t hash = detail::call_hash<R, detail::wire_arg_t<A>...>(name);
+    bool by_hash = detail::named_before(*core_, rank, hash);
+    auto body = detail::request_body(hash, by_hash ? nullptr : &name, &sig, id, args...);
     auto f = std::allocate_shared<detail::CallFuture<R>>(detail::CallAllocator<detail::CallFuture<R>>{});
-    detail::start_call(f->s, *core_, rank, name, std::move(body), id);
+    detail::start_call(f->s, *core_, rank, name, std::move(body), id, hash, by_hash);
     return Future<R>(std::move(f));
   }
 
@@ -234,8 +236,10 @@ class Rpc {
   template <class... A>
   void post(int rank, const std::string& name, const A&... args) {
     const std::string& sig = detail::signature<void, detail::wire_arg_t<A>...>();
-    auto body = detail::request_body(detail::call_hash<void, detail::wire_arg_t<A>...>(name), name, sig, 0, args...);
-    detail::start_post(*core_, rank, std::move(body));
+    std::uint64_t hash = detail::call_hash<void, detail::wire_arg_t<A>...>(name);
+    bool by_hash = detail::named_before(*core_, rank, hash);
+    auto body = detail::request_body(hash, by_hash ? nullptr : &name, &sig, 0, args...);
+    detail::start_post(*core_, rank, std::move(body), hash, by_hash);
   }
 
   /// Makes class T constructible on this rank by others, as `name`, from arguments of

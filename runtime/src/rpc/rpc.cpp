@@ -4,6 +4,8 @@
 // messages and from other Rpcs (core/context.hpp), and a server thread that keeps one receive posted
 // for requests from any rank and runs them. A call is
 //   request  (tag 0: call, 1: post)  hash, id, name, signature, arguments  (Cereal)
+//            (tag 4: call, 5: post)  hash, id, arguments: a procedure that this
+//                                    thread named to that rank before
 //   reply    (tag = id)              true, result   |   false, refused, type, message
 // A request for a name not defined yet waits on the server (parked) until define()
 // adds it (define() wakes the server with tag 3 from its own rank) or until
@@ -34,6 +36,7 @@
 #include <thread>
 #include <typeinfo>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/hash.hpp"
 #include "base/params.hpp"
@@ -43,7 +46,10 @@
 namespace ipc::detail {
 namespace {
 
-constexpr int kCallTag = 0, kPostTag = 1, kStopTag = 2, kDefinedTag = 3;
+constexpr int kCallTag = 0, kPostTag = 1, kStopTag = 2, kDefinedTag = 3, kCallByHashTag = 4, kPostByHashTag = 5;
+bool is_call(int tag) { return tag == kCallTag || tag == kCallByHashTag; }
+
+std::atomic<std::uint64_t> g_next_core{1};  // Rpcs of this process, numbered (named_before)
 
 std::string demangle(const char* name) {
   int status = 0;
@@ -111,7 +117,8 @@ class RpcCore {
         size_(comm.size()),
         requests_(CommAccess::fresh(comm, Purpose::rpc)),
         replies_(CommAccess::fresh(comm, Purpose::rpc)),
-        link_(std::make_shared<RpcLink>(comm)) {
+        link_(std::make_shared<RpcLink>(comm)),
+        uid_(g_next_core.fetch_add(1, std::memory_order_relaxed)) {
     link_->core.store(this);
     post_receive();
     server_ = std::thread([this] { serve(); });
@@ -137,6 +144,7 @@ class RpcCore {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  std::uint64_t uid() const { return uid_; }
   const Communicator& requests() const { return requests_; }
   const Communicator& replies() const { return replies_; }
   std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -236,12 +244,12 @@ class RpcCore {
     } leave{depth_};
     // The definition's wait starts now; the clock is read only for a request whose
     // procedure is not defined (handle()).
-    if (handle(st.source, st.tag.value == kCallTag, *msg, depth_ > kMaxNesting, std::nullopt)) {
+    if (handle(st.source, st.tag.value, *msg, depth_ > kMaxNesting, std::nullopt)) {
       handled_.fetch_add(1, std::memory_order_seq_cst);
       req = Request();  // lets go of its hold on the buffer
       if (msg->capacity() <= kSpareBytes) spare_ = std::move(msg);  // a large one is not kept
     } else {
-      parked_.push_back(Parked{st.source, st.tag.value == kCallTag, std::move(msg), Clock::now() + define_wait_});
+      parked_.push_back(Parked{st.source, st.tag.value, std::move(msg), Clock::now() + define_wait_});
     }
   }
 
@@ -255,7 +263,7 @@ class RpcCore {
       parked_count_ = 0;  // those still undefined count themselves again in handle()
     }
     for (auto& p : again) {
-      if (handle(p.source, p.call, *p.msg, false, p.deadline))
+      if (handle(p.source, p.tag, *p.msg, false, p.deadline))
         handled_.fetch_add(1, std::memory_order_seq_cst);
       else
         parked_.push_back(std::move(p));
@@ -303,13 +311,20 @@ class RpcCore {
   // Runs or refuses a request; false (nothing done) when its procedure is not defined
   // yet and `deadline` (now + the definition's wait, when none) has not passed: the
   // caller parks it.
-  bool handle(int source, bool call, const std::vector<std::byte>& msg, bool too_deep,
+  bool handle(int source, int tag, const std::vector<std::byte>& msg, bool too_deep,
               std::optional<Clock::time_point> deadline) {
+    const bool call = is_call(tag);
+    const bool by_hash = tag == kCallByHashTag || tag == kPostByHashTag;
     std::uint64_t hash = 0, id = 0;
     std::uint32_t nlen = 0, slen = 0;
     std::string_view name, sig;
-    std::size_t args_at = kRequestHead;
-    if (msg.size() >= kRequestHead) {
+    std::size_t args_at = by_hash ? kHashRequestHead : kRequestHead;
+    if (by_hash) {
+      if (msg.size() >= kHashRequestHead) {
+        std::memcpy(&hash, msg.data(), 8);
+        std::memcpy(&id, msg.data() + 8, 8);
+      }
+    } else if (msg.size() >= kRequestHead) {
       std::memcpy(&hash, msg.data(), 8);
       std::memcpy(&id, msg.data() + 8, 8);
       std::memcpy(&nlen, msg.data() + 16, 4);
@@ -323,6 +338,18 @@ class RpcCore {
         args_at = msg.size() + 1;  // malformed, below
       }
     }
+    // The texts of a procedure named by its hash alone: those its first request had.
+    bool named = !by_hash;
+    auto learn_names = [&] {
+      if (named) return true;
+      auto it = learned_.find(hash);
+      if (it == learned_.end()) return false;
+      name = it->second.first;
+      sig = it->second.second;
+      return named = true;
+    };
+    if (!by_hash && args_at <= msg.size() && !learned_.contains(hash))
+      learned_.emplace(hash, std::pair{std::string(name), std::string(sig)});
     // The reply's buffer: the one of the request handled before (taken, so that a
     // nested request handled meanwhile uses its own).
     std::vector<std::byte> out = take_room(out_spare_);
@@ -342,11 +369,14 @@ class RpcCore {
       // The procedure called last, while no definition changed since: without the
       // lock and the name's lookup (a loop of calls to one procedure).
       std::uint64_t version = defs_version_.load(std::memory_order_acquire);
-      if (cached_ && version == cached_version_ && hash == cached_hash_ && name == cached_name_) {
+      if (cached_ && version == cached_version_ && hash == cached_hash_ && (by_hash || name == cached_name_)) {
         h = cached_;
         same = true;
       } else {
         if (version != cached_version_) cached_.reset();  // a definition replaced is let go of here
+        if (!learn_names())
+          throw std::runtime_error("it names its procedure by a hash that no earlier request to rank " +
+                                   std::to_string(rank_) + " named");
         std::lock_guard lk(procs_mu_);
         auto it = procs_.find(std::string(name));
         if (it != procs_.end()) {
@@ -382,7 +412,10 @@ class RpcCore {
           std::span<const std::byte> args(msg.data() + args_at, msg.size() - args_at);
           if (h->direct) {
             out.push_back(std::byte{1});  // as Cereal writes `true`
-            if (!h->direct(args, out)) throw std::runtime_error("its arguments do not decode as " + std::string(sig));
+            if (!h->direct(args, out)) {
+              learn_names();
+              throw std::runtime_error("its arguments do not decode as " + std::string(sig));
+            }
           } else {
             SpanSource src(args.data(), args.size());
             InStream is(&src);
@@ -414,6 +447,7 @@ class RpcCore {
       ar(false, refused, type, what);
     }
     if (!call) {
+      if (failed && !learn_names()) name = "(unknown)";
       if (failed)
         std::cerr << "ipc: rank " << rank_ << ": procedure '" << name << "' posted by rank " << source << " "
                   << (refused ? "refused: " : type.empty() ? "failed: " : "threw " + type + ": ") << what << std::endl;
@@ -435,13 +469,17 @@ class RpcCore {
   std::atomic<std::uint64_t> sent_{0};     // requests this rank sent (calls and posts)
   std::atomic<std::uint64_t> handled_{0};  // requests this rank's server finished
   std::shared_ptr<RpcLink> link_;
+  std::uint64_t uid_;
+  // Server thread only: the name and signature of every procedure a request named,
+  // by hash, for the requests that carry the hash alone.
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> learned_;
   std::mutex procs_mu_;
   std::unordered_map<std::string, Proc> procs_;
   int parked_count_ = 0;  // requests waiting for their procedure's definition (procs_mu_)
   std::atomic<std::uint64_t> defs_version_{0};  // how many define()s so far
   struct Parked {
     int source;
-    bool call;
+    int tag;
     std::shared_ptr<std::vector<std::byte>> msg;
     Clock::time_point deadline;
   };
@@ -506,19 +544,59 @@ std::vector<std::byte> request_buffer() noexcept { return take_room(t_request); 
 
 void recycle_request_buffer(std::vector<std::byte>&& b) noexcept { give_room(t_request, std::move(b), kKeptBufferBytes); }
 
+namespace {
+// Per thread: the procedures it has named to each rank of each Rpc (named_before).
+struct Named {
+  std::uint64_t core, hash;
+  int rank;
+  bool operator==(const Named&) const = default;
+};
+struct NamedHash {
+  std::size_t operator()(const Named& n) const noexcept {
+    return n.hash ^ (n.core * 0x9e3779b97f4a7c15ull) ^ static_cast<std::size_t>(n.rank);
+  }
+};
+constexpr std::size_t kNamedKept = 4096;
+thread_local Named t_named_last{0, 0, -1};
+thread_local std::unordered_set<Named, NamedHash> t_named;
+
+void note_named(RpcCore& core, int rank, std::uint64_t hash) noexcept {
+  Named n{core.uid(), hash, rank};
+  try {
+    // (Entries of ended Rpcs stay: a program that makes Rpcs without end starts over
+    // now and then, and its requests name their procedures again.)
+    if (t_named.size() >= kNamedKept) t_named.clear();
+    t_named.insert(n);
+  } catch (...) {  // not noted: the next request names it again
+    return;
+  }
+  t_named_last = n;
+}
+}  // namespace
+
+bool named_before(RpcCore& core, int rank, std::uint64_t hash) noexcept {
+  Named n{core.uid(), hash, rank};
+  if (n == t_named_last) return true;
+  if (t_named.empty() || !t_named.contains(n)) return false;
+  t_named_last = n;
+  return true;
+}
+
 void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
-                std::uint64_t id) {
+                std::uint64_t id, std::uint64_t hash, bool by_hash) {
   s.link = core.link();
   s.rank = rank;
   s.name = name;
   core.count_sent();
   try {
     // Sent at once (the common case), the bytes stay here for the next request.
-    s.request = CommAccess::isend_reusing(core.requests(), body, rank, Tag{kCallTag});
+    s.request = CommAccess::isend_reusing(core.requests(), body, rank, Tag{by_hash ? kCallByHashTag : kCallTag});
   } catch (...) {
     core.uncount_sent();
     throw;
   }
+  // (The request has left, or waits in order behind this thread's earlier ones.)
+  if (!by_hash) note_named(core, rank, hash);
   recycle_request_buffer(std::move(body));
   // The reply's receive is posted once the request has left, while it travels and
   // runs (its few hundred instructions were on the way of every call); a reply that
@@ -527,15 +605,16 @@ void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, 
   s.reply = CommAccess::irecv_bytes(core.replies(), rank, Tag{reply_tag(id)}, s.reply_bytes);
 }
 
-void start_post(RpcCore& core, int rank, std::vector<std::byte> body) {
+void start_post(RpcCore& core, int rank, std::vector<std::byte> body, std::uint64_t hash, bool by_hash) {
   // Completes in the background; the request owns the bytes.
   core.count_sent();
   try {
-    CommAccess::isend_reusing(core.requests(), body, rank, Tag{kPostTag});
+    CommAccess::isend_reusing(core.requests(), body, rank, Tag{by_hash ? kPostByHashTag : kPostTag});
   } catch (...) {
     core.uncount_sent();
     throw;
   }
+  if (!by_hash) note_named(core, rank, hash);
   recycle_request_buffer(std::move(body));
 }
 

@@ -222,12 +222,15 @@ struct CallState {
   }
 };
 
-/// Starts a call into `s` (fresh): `body` holds the name, signature, id and the
-/// arguments.
+/// Whether this thread has named procedure `hash` to `rank` of this Rpc before (a
+/// request that named it has left): its requests there then carry the hash alone.
+bool named_before(RpcCore& core, int rank, std::uint64_t hash) noexcept;
+/// Starts a call into `s` (fresh): `body` holds the id, the procedure (named, or its
+/// hash alone when `by_hash`) and the arguments.
 /// @throws ipc::UsageError for a rank outside the job (a lost rank fails the future).
 void start_call(CallState& s, RpcCore& core, int rank, const std::string& name, std::vector<std::byte> body,
-                std::uint64_t id);
-void start_post(RpcCore& core, int rank, std::vector<std::byte> body);
+                std::uint64_t id, std::uint64_t hash, bool by_hash);
+void start_post(RpcCore& core, int rank, std::vector<std::byte> body, std::uint64_t hash, bool by_hash);
 /// Waits for the reply; returns the bytes of its result, or throws the remote error.
 std::span<const std::byte> await_reply(CallState& s);
 /// Throws the ProtocolError of a reply whose result does not decode (`why`).
@@ -243,14 +246,18 @@ std::uint64_t next_call_id(RpcCore& core);
 const std::shared_ptr<RpcLink>& link_of(RpcCore& core);
 
 /// A request: hash (8 bytes), id (8), the name's and the signature's lengths (4 + 4),
-/// name, signature, then the arguments (Cereal). The server finds the procedure by
-/// the hash and reads the texts only for what it reports.
+/// name, signature, then the arguments (Cereal). Once a thread has named a procedure
+/// to a rank, its requests there carry the hash and the id alone before the arguments
+/// (`name` null; another tag says so): the server learned the texts from
+/// the first. The server finds the procedure by the hash and reads the texts only for
+/// what it reports.
 inline constexpr std::size_t kRequestHead = 24;
+inline constexpr std::size_t kHashRequestHead = 16;
 template <class... A>
-std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name, const std::string& sig,
+std::vector<std::byte> request_body(std::uint64_t hash, const std::string* name, const std::string* sig,
                                     std::uint64_t id, const A&... args) {
   std::vector<std::byte> body = request_buffer();
-  const std::size_t head = kRequestHead + name.size() + sig.size();
+  const std::size_t head = name ? kRequestHead + name->size() + sig->size() : kHashRequestHead;
   // Direct arguments: the whole request sized at once (one resize, no growth per
   // argument); others: room for small ones, so their bytes go in without reallocation.
   if constexpr (direct_wire_v<wire_arg_t<A>...>) {
@@ -259,13 +266,15 @@ std::vector<std::byte> request_body(std::uint64_t hash, const std::string& name,
     body.reserve(head + 64);
     body.resize(head);
   }
-  auto nlen = static_cast<std::uint32_t>(name.size()), slen = static_cast<std::uint32_t>(sig.size());
   std::memcpy(body.data(), &hash, 8);
   std::memcpy(body.data() + 8, &id, 8);
-  std::memcpy(body.data() + 16, &nlen, 4);
-  std::memcpy(body.data() + 20, &slen, 4);
-  std::memcpy(body.data() + kRequestHead, name.data(), nlen);
-  std::memcpy(body.data() + kRequestHead + nlen, sig.data(), slen);
+  if (name) {
+    auto nlen = static_cast<std::uint32_t>(name->size()), slen = static_cast<std::uint32_t>(sig->size());
+    std::memcpy(body.data() + 16, &nlen, 4);
+    std::memcpy(body.data() + 20, &slen, 4);
+    std::memcpy(body.data() + kRequestHead, name->data(), nlen);
+    std::memcpy(body.data() + kRequestHead + nlen, sig->data(), slen);
+  }
   if constexpr (direct_wire_v<wire_arg_t<A>...>) {
     std::byte* p = body.data() + head;
     ((p = wire_write(p, args)), ...);
