@@ -67,6 +67,55 @@ TEST(ShmRing, EmptyAndFullEdges) {
   EXPECT_NE(c2.front(), nullptr);
 }
 
+// A record's later lines hold payload where a record head could be in a later lap: a
+// payload word equal to the position expected there must not read as a record (pop
+// clears those lines). A consumed record's own head keeps its old position, which no
+// later lap expects.
+TEST(ShmRing, LeftoverBytesNeverReadAsARecordInALaterLap) {
+  RingMemory m;
+  constexpr std::uint64_t cap = sizeof m.data;
+  RingProducer p(&m.control, m.data, cap);
+  RingConsumer c(&m.control, m.data, cap);
+  // A two-line record at offset 0 (positions start at one capacity): its second line
+  // starts at body byte 48, where the word the next lap expects at offset 64 goes.
+  std::byte* at = p.reserve(RecordKind::whole, 100);
+  ASSERT_NE(at, nullptr);
+  std::memset(at, 0, 100);
+  const std::uint64_t next_lap_at_64 = 2 * cap + 64;
+  std::memcpy(at + 48, &next_lap_at_64, 8);
+  p.commit();
+  auto* r = c.front();
+  ASSERT_NE(r, nullptr);
+  c.pop(r);
+  c.release();
+  // One-line records to the end of the ring, consumed.
+  for (std::uint64_t off = 128; off < cap; off += 64) {
+    ASSERT_NE(p.reserve(RecordKind::whole, 48), nullptr);
+    p.commit();
+    ASSERT_NE(r = c.front(), nullptr);
+    c.pop(r);
+  }
+  c.release();
+  // The next lap: one record at offset 0, consumed; nothing has been written at 64.
+  ASSERT_NE(p.reserve(RecordKind::whole, 8), nullptr);
+  p.commit();
+  ASSERT_NE(r = c.front(), nullptr);
+  c.pop(r);
+  c.release();
+  EXPECT_EQ(c.front(), nullptr);
+  EXPECT_FALSE(RingConsumer::pending(&m.control, m.data, cap));
+  // And the record written there next is read as it should be.
+  at = p.reserve(RecordKind::whole, 8);
+  ASSERT_NE(at, nullptr);
+  const std::uint64_t v = 42;
+  std::memcpy(at, &v, 8);
+  p.commit();
+  ASSERT_NE(r = c.front(), nullptr);
+  std::uint64_t got = 0;
+  std::memcpy(&got, RingConsumer::body(r), 8);
+  EXPECT_EQ(got, 42u);
+}
+
 TEST(ShmRing, TwoThreadsHammerWithWrapAround) {
   RingMemory m;
   RingProducer prod(&m.control, m.data, sizeof m.data);

@@ -148,12 +148,17 @@ class RingConsumer {
   }
   static const std::byte* body(const RecordHead* h) { return reinterpret_cast<const std::byte*>(h) + kRecordHead; }
   /// Consumes the record front() returned. Clears the first word of each of its
-  /// lines, so that no later lap can read leftover payload bytes there as the
-  /// position of a record (any 64-byte line may later hold a record head).
+  /// lines but the first, so that no later lap can read leftover payload bytes there
+  /// as the position of a record (any 64-byte line may later hold a record head). The
+  /// first holds this record's position, which no later lap expects (positions only
+  /// grow): left alone, a one-line record costs the consumer no store into a line
+  /// the producer writes next lap. (The store's ownership request held up the
+  /// consumer's next stores, such as its reply's record, until the producer's copy
+  /// was invalidated.)
   void pop(const RecordHead* h) {
     std::size_t n = record_size(h->bytes);
     std::byte* p = data_ + at_;
-    for (std::size_t off = 0; off < n; off += kLine)
+    for (std::size_t off = kLine; off < n; off += kLine)
       std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p + off)).store(0, std::memory_order_relaxed);
     head_ += n;
     at_ = at_ + n == cap_ ? 0 : at_ + n;  // records never wrap
