@@ -45,6 +45,10 @@ run() {
 
 # start_bg CMD...: starts CMD in the background (stdout, stderr as run), pid in $BG_PID.
 start_bg() {
+  # Emptied here, not only by the background job's own redirection, which runs later:
+  # a look at $TMP/out right after this must not see an earlier command's lines.
+  : >"$TMP/out"
+  : >"$TMP/err"
   "$@" >"$TMP/out" 2>"$TMP/err" &
   BG_PID=$!
 }
