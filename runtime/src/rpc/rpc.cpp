@@ -536,11 +536,14 @@ void recycle_reply_buffer(std::shared_ptr<std::vector<std::byte>> b) noexcept {
       return;
     }
   }
-  b->clear();
+  // Kept at its size: the reply's receive resizes it to the next reply's, which is
+  // often the same (growing a vector fills the new bytes with zeros first).
   t_replies.push_back(std::move(b));
 }
 
-std::vector<std::byte> request_buffer() noexcept { return take_room(t_request); }
+// Not emptied: resizing it to the next request's size, as often the last one's, then
+// fills no bytes with zeros that the request overwrites anyway.
+std::vector<std::byte> request_buffer() noexcept { return std::move(t_request); }
 
 void recycle_request_buffer(std::vector<std::byte>&& b) noexcept { give_room(t_request, std::move(b), kKeptBufferBytes); }
 

@@ -167,8 +167,8 @@ struct RpcLink {
 std::shared_ptr<std::vector<std::byte>> reply_buffer();
 /// Keeps `b` for a later call of this thread when nothing else holds it.
 void recycle_reply_buffer(std::shared_ptr<std::vector<std::byte>> b) noexcept;
-/// This thread's buffer for a request's bytes (empty, with the room an earlier
-/// request left), and giving it back once sent.
+/// This thread's buffer for a request's bytes (with the room, and the size, an
+/// earlier request left), and giving it back once sent.
 std::vector<std::byte> request_buffer() noexcept;
 void recycle_request_buffer(std::vector<std::byte>&& b) noexcept;
 
