@@ -147,7 +147,17 @@ class RpcCore {
   std::uint64_t uid() const { return uid_; }
   const Communicator& requests() const { return requests_; }
   const Communicator& replies() const { return replies_; }
-  std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  // Ids in blocks per thread: one atomic update per kIdBlock calls, not per call (the
+  // reply's tag is the id's low 31 bits, unique among a rank's calls in flight as before).
+  std::uint64_t next_id() {
+    thread_local IdBlock b;
+    if (b.core != uid_ || b.next == b.end) {
+      b.next = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
+      b.end = b.next + kIdBlock;
+      b.core = uid_;
+    }
+    return b.next++;
+  }
   // Counted before the send (a peer may handle it before the sender returns); a send
   // that throws at once is taken back.
   void count_sent() { sent_.fetch_add(1, std::memory_order_seq_cst); }
@@ -465,6 +475,10 @@ class RpcCore {
   int size_;
   Communicator requests_;
   Communicator replies_;
+  struct IdBlock {
+    std::uint64_t core = 0, next = 0, end = 0;
+  };
+  static constexpr std::uint64_t kIdBlock = 1024;
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<std::uint64_t> sent_{0};     // requests this rank sent (calls and posts)
   std::atomic<std::uint64_t> handled_{0};  // requests this rank's server finished
