@@ -4,7 +4,8 @@
 // TCP_NODELAY, the congestion control the runtime's connections use (IPC_TCP_CC,
 // default reno: docs/transports.md), the same warm-up/iterations/median-of-repeats
 // shape as harness.hpp.
-// Prints "pingpong_rawsocket,<bytes>,<half round trip us>,us" per size.
+// Prints "pingpong_rawsocket,<bytes>,<half round trip us>,us" per size (size 0 sends
+// one byte per message).
 //   bench_tcp_floor [--sizes 8,64] [--repeats 5] [--listen ADDR --peer-netns PATH]
 // With --listen and --peer-netns the two processes sit on two hosts of a virtual
 // cluster: this one listens on ADDR (an address of its network namespace), the child
@@ -133,16 +134,19 @@ int main(int argc, char** argv) {
   std::vector<char> buf(std::max<std::size_t>(1, *std::max_element(sizes.begin(), sizes.end())), 'x');
   for (std::size_t n : sizes) {
     const int iters = n <= 65536 ? 5000 : 200;
+    // A message of no bytes is still a message: one byte goes (nothing would cross
+    // the socket at all, and the "floor" would be two empty calls).
+    const std::size_t wire = std::max<std::size_t>(n, 1);
     std::vector<double> reps;
     for (int r = -1; r < repeats; ++r) {  // r = -1: warm-up
       auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < iters; ++i) {
         if (parent) {
-          send_all(fd, buf.data(), n);
-          recv_all(fd, buf.data(), n);
+          send_all(fd, buf.data(), wire);
+          recv_all(fd, buf.data(), wire);
         } else {
-          recv_all(fd, buf.data(), n);
-          send_all(fd, buf.data(), n);
+          recv_all(fd, buf.data(), wire);
+          send_all(fd, buf.data(), wire);
         }
       }
       std::chrono::duration<double, std::micro> us = std::chrono::steady_clock::now() - t0;
