@@ -6,21 +6,20 @@
 // sequence number).
 // Prints "pingpong_shmfloor,<bytes>,<half round trip us>,us" per size.
 //   bench_shm_floor [--sizes 0,8] [--repeats 5]
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <string>
 #include <vector>
+
+#include "floor.hpp"
 
 namespace {
 
@@ -34,42 +33,6 @@ struct alignas(64) Line {
 [[noreturn]] void die(const char* what) {
   std::perror(what);
   std::exit(2);
-}
-
-void pin(int cpu) {
-  cpu_set_t all;
-  if (::sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2) return;
-  int seen = 0;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (!CPU_ISSET(c, &all)) continue;
-    if (seen++ == cpu) {
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(c, &one);
-      ::sched_setaffinity(0, sizeof one, &one);
-      return;
-    }
-  }
-}
-
-std::vector<std::size_t> parse_sizes(const char* s) {
-  std::vector<std::size_t> out;
-  std::string text(s);
-  std::size_t at = 0;
-  while (at <= text.size()) {
-    auto comma = text.find(',', at);
-    std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-    char* end = nullptr;
-    unsigned long v = std::strtoul(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v > kRoom) {
-      std::fprintf(stderr, "bench_shm_floor: --sizes: '%s' is not a size from 0 to %zu\n", item.c_str(), kRoom);
-      std::exit(2);
-    }
-    out.push_back(v);
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
-  return out;
 }
 
 // Stores the payload, then the sequence number (release): one line written.
@@ -91,7 +54,7 @@ int main(int argc, char** argv) {
   int repeats = 5;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
-      sizes = parse_sizes(argv[++i]);
+      sizes = bench::floor::parse_sizes("bench_shm_floor", argv[++i], kRoom);
     } else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
       repeats = std::max(1, std::atoi(argv[++i]));
     } else {
@@ -107,30 +70,22 @@ int main(int argc, char** argv) {
   pid_t pid = ::fork();
   if (pid < 0) die("fork");
   const bool parent = pid != 0;
-  pin(parent ? 0 : 1);
+  bench::floor::pin(parent ? 0 : 1);
   unsigned char buf[kRoom];
   std::memset(buf, 'x', sizeof buf);
   std::uint64_t seq = 0;
   for (std::size_t n : sizes) {
-    const int iters = 20000;
-    std::vector<double> reps;
-    for (int r = -1; r < repeats; ++r) {  // r = -1: warm-up
-      auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < iters; ++i) {
-        ++seq;
-        if (parent) {
-          put(*to_child, seq, buf, n);
-          take(*to_parent, seq, buf, n);
-        } else {
-          take(*to_child, seq, buf, n);
-          put(*to_parent, seq, buf, n);
-        }
+    double us = bench::floor::half_round_trip_us(20000, repeats, [&] {
+      ++seq;
+      if (parent) {
+        put(*to_child, seq, buf, n);
+        take(*to_parent, seq, buf, n);
+      } else {
+        take(*to_child, seq, buf, n);
+        put(*to_parent, seq, buf, n);
       }
-      std::chrono::duration<double, std::micro> us = std::chrono::steady_clock::now() - t0;
-      if (r >= 0) reps.push_back(us.count() / iters / 2);
-    }
-    std::sort(reps.begin(), reps.end());
-    if (parent) std::printf("pingpong_shmfloor,%zu,%.4f,us\n", n, reps[reps.size() / 2]);
+    });
+    if (parent) std::printf("pingpong_shmfloor,%zu,%.4f,us\n", n, us);
   }
   if (!parent) _exit(0);
   int st = 0;

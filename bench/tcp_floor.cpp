@@ -21,27 +21,19 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "floor.hpp"
+
 namespace {
 
 [[noreturn]] void die(const char* what) {
   std::fprintf(stderr, "bench_tcp_floor: %s: %s\n", what, std::strerror(errno));
   std::exit(1);
-}
-
-void pin(int cpu) {
-  cpu_set_t all;
-  if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2) return;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  sched_setaffinity(0, sizeof one, &one);
 }
 
 void send_all(int fd, const char* p, std::size_t n) {
@@ -71,19 +63,6 @@ void recv_all(int fd, char* p, std::size_t n) {
   }
 }
 
-std::vector<std::size_t> parse_sizes(const char* s) {
-  std::vector<std::size_t> out;
-  std::string t(s);
-  std::size_t pos = 0;
-  while (pos <= t.size()) {
-    auto c = t.find(',', pos);
-    out.push_back(std::strtoull(t.substr(pos, c - pos).c_str(), nullptr, 10));
-    if (c == std::string::npos) break;
-    pos = c + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,7 +71,7 @@ int main(int argc, char** argv) {
   const char* listen_addr = "127.0.0.1";
   const char* peer_netns = nullptr;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--sizes") == 0) sizes = parse_sizes(argv[i + 1]);
+    if (std::strcmp(argv[i], "--sizes") == 0) sizes = bench::floor::parse_sizes("bench_tcp_floor", argv[i + 1], 64 << 20);
     if (std::strcmp(argv[i], "--repeats") == 0) repeats = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--listen") == 0) listen_addr = argv[i + 1];
     if (std::strcmp(argv[i], "--peer-netns") == 0) peer_netns = argv[i + 1];
@@ -109,7 +88,7 @@ int main(int argc, char** argv) {
   pid_t child = ::fork();
   if (child < 0) die("fork");
   const bool parent = child != 0;
-  pin(parent ? 0 : 1);
+  bench::floor::pin(parent ? 0 : 1);
   int fd;
   if (parent) {
     fd = ::accept(ls, nullptr, nullptr);
@@ -137,23 +116,16 @@ int main(int argc, char** argv) {
     // A message of no bytes is still a message: one byte goes (nothing would cross
     // the socket at all, and the "floor" would be two empty calls).
     const std::size_t wire = std::max<std::size_t>(n, 1);
-    std::vector<double> reps;
-    for (int r = -1; r < repeats; ++r) {  // r = -1: warm-up
-      auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < iters; ++i) {
-        if (parent) {
-          send_all(fd, buf.data(), wire);
-          recv_all(fd, buf.data(), wire);
-        } else {
-          recv_all(fd, buf.data(), wire);
-          send_all(fd, buf.data(), wire);
-        }
+    double us = bench::floor::half_round_trip_us(iters, repeats, [&] {
+      if (parent) {
+        send_all(fd, buf.data(), wire);
+        recv_all(fd, buf.data(), wire);
+      } else {
+        recv_all(fd, buf.data(), wire);
+        send_all(fd, buf.data(), wire);
       }
-      std::chrono::duration<double, std::micro> us = std::chrono::steady_clock::now() - t0;
-      if (r >= 0) reps.push_back(us.count() / iters / 2);
-    }
-    std::sort(reps.begin(), reps.end());
-    if (parent) std::printf("pingpong_rawsocket,%zu,%.4f,us\n", n, reps[reps.size() / 2]);
+    });
+    if (parent) std::printf("pingpong_rawsocket,%zu,%.4f,us\n", n, us);
   }
   ::close(fd);
   if (parent) {

@@ -6,8 +6,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,59 +30,8 @@ inline bool matches(std::uint32_t comm, int source, int tag, const Envelope& e) 
   return comm == e.comm && (source == kAnySource || source == e.source) && (tag == kAnyTag || tag == e.tag);
 }
 
-/// The payload buffers of unexpected messages, kept per thread for reuse by size
-/// class (powers of two up to 64 KiB, at most 2 MiB of each; larger ones come from the
-/// heap each time). A stream of eager messages that outrun their receives then
-/// allocates nothing and zeroes nothing, and the heap is not trimmed and grown again
-/// under it: page faults and zeroing were a fifth of a rank's time with 16 KiB
-/// messages sent both ways at once.
-class PayloadPool {
- public:
-  static std::byte* get(std::size_t n) {
-    std::size_t c = size_class(n);
-    if (c > kLargest) return new std::byte[n];
-    auto& free = classes()[index(c)];
-    if (free.empty()) return new std::byte[c];
-    std::byte* p = free.back();
-    free.pop_back();
-    return p;
-  }
-  /// `n`: the size get() was asked for.
-  static void put(std::byte* p, std::size_t n) noexcept {
-    std::size_t c = size_class(n);
-    if (c <= kLargest) {
-      auto& free = classes()[index(c)];
-      if (free.size() * c < kKeep) {
-        try {
-          free.push_back(p);
-          return;
-        } catch (...) {  // no room to remember it: freed below
-        }
-      }
-    }
-    delete[] p;
-  }
-
- private:
-  static constexpr std::size_t kSmallest = 128, kLargest = 64 << 10, kKeep = 2 << 20;
-  static constexpr std::size_t kClasses = 10;  // 128 B ... 64 KiB
-  static std::size_t size_class(std::size_t n) { return n <= kSmallest ? kSmallest : std::bit_ceil(n); }
-  static std::size_t index(std::size_t c) { return static_cast<std::size_t>(std::countr_zero(c) - 7); }
-  struct Classes {
-    std::array<std::vector<std::byte*>, kClasses> lists;
-    ~Classes() {
-      for (auto& l : lists)
-        for (std::byte* p : l) delete[] p;
-    }
-  };
-  static std::array<std::vector<std::byte*>, kClasses>& classes() {
-    static thread_local Classes c;
-    return c.lists;
-  }
-};
-
 /// A message that arrived before its receive was posted. Small payloads live inside
-/// it, larger ones in a PayloadPool buffer, and the objects come from a per-thread
+/// it, larger ones in a SizeClassPool buffer, and the objects come from a per-thread
 /// free list: a stream of messages that outrun their receives costs no malloc.
 struct Unexpected {
   static constexpr std::size_t kInline = 64;
@@ -94,14 +41,14 @@ struct Unexpected {
   bool rendezvous = false;      // only announced (rts): the payload waits at the sender
   std::uint64_t cookie = 0;     // rendezvous: the sender's request id
   std::uint64_t remote = 0;     // rendezvous: the sender's buffer address (single-copy reads)
-  std::byte* big = nullptr;     // eager payloads above kInline (PayloadPool, `size` bytes)
+  std::byte* big = nullptr;     // eager payloads above kInline (SizeClassPool, `size` bytes)
   std::byte small[kInline];     // eager payloads up to kInline
 
   Unexpected() = default;
   Unexpected(const Unexpected&) = delete;
   Unexpected& operator=(const Unexpected&) = delete;
   ~Unexpected() {
-    if (big) PayloadPool::put(big, size);
+    if (big) SizeClassPool::put(big, size);
   }
 
   /// An eager message of `bytes` from `e`, with room for its payload.
@@ -109,7 +56,7 @@ struct Unexpected {
     std::unique_ptr<Unexpected> u(new Unexpected);
     u->env = e;
     u->size = bytes;
-    if (bytes > kInline) u->big = PayloadPool::get(bytes);
+    if (bytes > kInline) u->big = static_cast<std::byte*>(SizeClassPool::get(bytes));
     return u;
   }
   std::byte* payload() { return size <= kInline ? small : big; }

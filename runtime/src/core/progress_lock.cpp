@@ -30,16 +30,22 @@ ProgressLock::ProgressLock() {
   if (!kSanitizingThreads && asymmetric_barriers()) owner_.store(self(), std::memory_order_relaxed);
 }
 
-void ProgressLock::spin_tas() {
+// Spins a while, then yields, until `busy` turns false; on one CPU it yields at once
+// (the thread it waits for is off the CPU).
+template <class Busy>
+void ProgressLock::wait_while(Busy&& busy) const {
   const int spins = one_cpu_ ? 0 : 64;
-  while (held_.exchange(true, std::memory_order_acquire)) {
-    for (int i = 0; held_.load(std::memory_order_relaxed); i = i < spins ? i + 1 : i) {
-      if (i < spins)
-        cpu_relax();
-      else
-        ::sched_yield();
-    }
+  for (int i = 0; busy(); i = i < spins ? i + 1 : i) {
+    if (i < spins)
+      cpu_relax();
+    else
+      ::sched_yield();
   }
+}
+
+void ProgressLock::spin_tas() {
+  while (held_.exchange(true, std::memory_order_acquire))
+    wait_while([&] { return held_.load(std::memory_order_relaxed); });
 }
 
 void ProgressLock::lock_shared() {
@@ -74,13 +80,7 @@ void ProgressLock::unlock_shared() {
 // `claimed` sees the claim: it then waits on the test-and-set lock this guest holds.
 void ProgressLock::claim() {
   announce();
-  const int spins = one_cpu_ ? 0 : 64;
-  for (int i = 0; inside_.load(std::memory_order_acquire); i = i < spins ? i + 1 : i) {
-    if (i < spins)
-      cpu_relax();
-    else
-      ::sched_yield();
-  }
+  wait_while([&] { return inside_.load(std::memory_order_acquire); });
   count_claim();
 }
 

@@ -74,6 +74,8 @@ class ProgressLock {
   void lock_shared();
   bool try_lock_shared();
   void unlock_shared();
+  template <class Busy>
+  void wait_while(Busy&& busy) const;
   void spin_tas();
   void claim();  // with the test-and-set lock held: waits until the owner is out
   void announce();     // sets the claim and makes the owner's threads fence

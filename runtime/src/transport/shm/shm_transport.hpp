@@ -74,10 +74,10 @@ class ShmTransport final : public Transport {
   void check_peers(Sink& sink) override;
   void close() override;
 
-  /// Bytes of each ring for `local_size` ranks on a node (IPC_SHM_RING, or auto).
-  /// @throws ipc::UsageError for a bad IPC_SHM_RING.
   /// Whether process_vm_readv may copy between this job's ranks here (IPC_SHM_CMA=auto).
   static bool single_copy_allowed();
+  /// Bytes of each ring for `local_size` ranks on a node (IPC_SHM_RING, or auto).
+  /// @throws ipc::UsageError for a bad IPC_SHM_RING.
   static std::size_t ring_bytes_for(int local_size);
 
  private:
