@@ -191,6 +191,9 @@ struct CommAccess {
   /// Receives a message of any size into `into` (resized to it); the request keeps
   /// `into` alive, so a handle dropped early leaves nothing dangling.
   static Request irecv_bytes(const Communicator& c, int source, Tag tag, std::shared_ptr<std::vector<std::byte>> into);
+  /// Receives a message of any size into `into` (resized to it) and returns when it is
+  /// there: no request on the heap, none shared.
+  static Status recv_bytes(const Communicator& c, int source, Tag tag, std::vector<std::byte>& into);
   /// Sends `bytes`: when the message leaves at once, `bytes` stays the caller's (to
   /// use again); otherwise the request takes it (moved from).
   static Request isend_reusing(const Communicator& c, std::vector<std::byte>& bytes, int dest, Tag tag);

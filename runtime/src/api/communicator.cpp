@@ -48,6 +48,12 @@ Request CommAccess::irecv_bytes(const Communicator& c, int source, Tag tag,
   return Request(c.engine_->irecv(c.context_, source, tag.value, std::move(target), std::move(into)).release());
 }
 
+Status CommAccess::recv_bytes(const Communicator& c, int source, Tag tag, std::vector<std::byte>& into) {
+  RecvTarget target;
+  target.bytes_into = &into;
+  return c.engine_->recv(c.context_, source, tag.value, target);
+}
+
 Request CommAccess::isend_reusing(const Communicator& c, std::vector<std::byte>& bytes, int dest, Tag tag) {
   Status now;
   // (A communicator of some of the job's ranks goes by isend: send_now takes none.)

@@ -1,8 +1,9 @@
 // Remote procedure calls: the compiled half of rpc.hpp.
 //
 // An Rpc owns two private contexts (requests, replies), apart from the program's
-// messages and from other Rpcs (core/context.hpp), and a server thread that keeps one receive posted
-// for requests from any rank and runs them. A call is
+// messages and from other Rpcs (core/context.hpp), and a server thread that receives
+// requests from any rank (a blocking receive per turn, its request on the server's
+// stack) and runs them. A call is
 //   request  (tag 0: call, 1: post)  hash, id, name, signature, arguments  (Cereal)
 //            (tag 4: call, 5: post)  hash, id, arguments: a procedure that this
 //                                    thread named to that rank before
@@ -120,7 +121,6 @@ class RpcCore {
         link_(std::make_shared<RpcLink>(comm)),
         uid_(g_next_core.fetch_add(1, std::memory_order_relaxed)) {
     link_->core.store(this);
-    post_receive();
     server_ = std::thread([this] { serve(); });
   }
 
@@ -209,11 +209,12 @@ class RpcCore {
 
   // The buffer of a request handled before is used again when nothing else holds it
   // (a parked request keeps its own).
+  std::shared_ptr<std::vector<std::byte>> take_buffer() {
+    if (spare_ && spare_.use_count() == 1) return std::move(spare_);
+    return std::make_shared<std::vector<std::byte>>();
+  }
   void post_receive() {
-    if (spare_ && spare_.use_count() == 1)
-      buf_ = std::move(spare_);
-    else
-      buf_ = std::make_shared<std::vector<std::byte>>();
+    buf_ = take_buffer();
     pending_ = CommAccess::irecv_bytes(requests_, any_source, any_tag, buf_);
   }
 
@@ -235,6 +236,11 @@ class RpcCore {
 
   void serve_taken(Request& req, std::shared_ptr<std::vector<std::byte>>& msg) {
     Status st = req.wait();
+    req = Request();  // lets go of its hold on the buffer
+    serve_message(st, msg);
+  }
+
+  void serve_message(const Status& st, std::shared_ptr<std::vector<std::byte>>& msg) {
     if (st.tag.value == kStopTag && st.source == rank_) {
       stop_ = true;
       return;
@@ -256,7 +262,6 @@ class RpcCore {
     // procedure is not defined (handle()).
     if (handle(st.source, st.tag.value, *msg, depth_ > kMaxNesting, std::nullopt)) {
       handled_.fetch_add(1, std::memory_order_seq_cst);
-      req = Request();  // lets go of its hold on the buffer
       if (msg->capacity() <= kSpareBytes) spare_ = std::move(msg);  // a large one is not kept
     } else {
       parked_.push_back(Parked{st.source, st.tag.value, std::move(msg), Clock::now() + define_wait_});
@@ -285,6 +290,17 @@ class RpcCore {
     CommAccess::poll_for_peers_on_this_thread();
     while (!stop_) {
       try {
+        if (parked_.empty() && !pending_.valid()) {
+          // The common turn: a blocking receive, its request on this stack (none on
+          // the heap, no reference counts); requests that come meanwhile wait in the
+          // engine's queue of unexpected messages, taken by the next turn.
+          auto msg = take_buffer();
+          Status st = CommAccess::recv_bytes(requests_, any_source, any_tag, *msg);
+          serve_message(st, msg);
+          continue;
+        }
+        // Requests parked (a bounded wait, for the earliest one's deadline), or a
+        // receive posted by a handler that served while it waited (wait_serving).
         if (!pending_.valid()) post_receive();
         if (!parked_.empty()) {
           auto first = parked_.front().deadline;
@@ -294,7 +310,9 @@ class RpcCore {
             continue;
           }
         }
-        serve_one();
+        auto req = std::move(pending_);
+        auto msg = std::move(buf_);
+        serve_taken(req, msg);
       } catch (const std::exception& e) {
         std::cerr << "ipc: rank " << rank_ << ": rpc server: " << without_origin(e.what()) << std::endl;
       }
