@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -116,27 +118,113 @@ TEST(ShmRing, LeftoverBytesNeverReadAsARecordInALaterLap) {
   EXPECT_EQ(got, 42u);
 }
 
-TEST(ShmRing, TwoThreadsHammerWithWrapAround) {
+// A drained ring's producer of small records goes back to the start once `wrap_at`
+// bytes into a lap; the consumer follows it there.
+TEST(ShmRing, ADrainedRingGoesBackToItsStartEarly) {
   RingMemory m;
-  RingProducer prod(&m.control, m.data, sizeof m.data);
+  constexpr std::size_t wrap_at = 1024;
+  RingProducer p(&m.control, m.data, sizeof m.data, wrap_at);
+  RingConsumer c(&m.control, m.data, sizeof m.data);
+  for (std::uint64_t seq = 0; seq < 100; ++seq) {
+    std::byte* at = p.reserve(RecordKind::whole, 40);
+    ASSERT_NE(at, nullptr);
+    // One-line records: the 16th ends at 1024 and takes the rest of the lap.
+    EXPECT_EQ(at - m.data, static_cast<std::ptrdiff_t>((seq % 16) * 64 + kRecordHead)) << "record " << seq;
+    std::memcpy(at, &seq, 8);
+    p.commit();
+    auto* r = c.front();
+    ASSERT_NE(r, nullptr) << "record " << seq << " not found where the producer put it";
+    std::uint64_t got = 0;
+    std::memcpy(&got, RingConsumer::body(r), 8);
+    EXPECT_EQ(got, seq);
+    EXPECT_EQ(r->flags & kWrapAfter, seq % 16 == 15 ? kWrapAfter : 0) << "record " << seq;
+    c.pop(r);
+    c.release();
+    EXPECT_EQ(c.front(), nullptr);
+  }
+  // Positions and indices still agree: the next record is where pending() looks.
+  ASSERT_NE(p.reserve(RecordKind::whole, 8), nullptr);
+  p.commit();
+  EXPECT_TRUE(RingConsumer::pending(&m.control, m.data, sizeof m.data));
+}
+
+// A consumer that has not taken everything keeps the whole ring; so do large records.
+TEST(ShmRing, ALaggingConsumerOrLargeRecordsKeepTheWholeRing) {
+  {
+    RingMemory m;
+    RingProducer p(&m.control, m.data, sizeof m.data, 1024);
+    RingConsumer c(&m.control, m.data, sizeof m.data);
+    int n = 0;
+    while (std::byte* at = p.reserve(RecordKind::whole, 40)) {
+      EXPECT_EQ(at - m.data, static_cast<std::ptrdiff_t>(n * 64 + kRecordHead));
+      p.commit();
+      ++n;
+    }
+    EXPECT_EQ(n, static_cast<int>(sizeof m.data / 64));  // as without going back early
+    for (int i = 0; i < n; ++i) {
+      auto* r = c.front();
+      ASSERT_NE(r, nullptr);
+      EXPECT_EQ(r->flags, 0);
+      c.pop(r);
+    }
+  }
+  {
+    RingMemory m;
+    RingProducer p(&m.control, m.data, sizeof m.data, 1024);
+    RingConsumer c(&m.control, m.data, sizeof m.data);
+    // 320-byte records (above the 256 that may go back), each consumed at once.
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_NE(p.reserve(RecordKind::whole, 300), nullptr);
+      p.commit();
+      auto* r = c.front();
+      ASSERT_NE(r, nullptr);
+      EXPECT_EQ(r->flags, 0) << "record " << i;
+      c.pop(r);
+      c.release();
+    }
+  }
+}
+
+namespace {
+
+// A producer thread and this one through a ring of 4 KiB: every record arrives, in
+// order, with its bytes, whatever the sizes and the consumer's pace.
+// `answer_every`: the producer waits for the consumer to take everything after about
+// one record in that many (0: never).
+void hammer(std::size_t wrap_at, std::size_t max_body, std::uint64_t count, unsigned answer_every,
+            std::uint32_t seed) {
+  RingMemory m;
+  RingProducer prod(&m.control, m.data, sizeof m.data, wrap_at);
   RingConsumer cons(&m.control, m.data, sizeof m.data);
-  const std::uint64_t count = 200000;
   std::atomic<bool> failed{false};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
   std::thread producer([&] {
-    std::mt19937 rng(1);
-    for (std::uint64_t seq = 0; seq < count; ++seq) {
-      std::size_t body = 8 + rng() % (prod.max_body() - 8);  // odd sizes force pads at the end
+    std::mt19937 rng(seed);
+    for (std::uint64_t seq = 0; seq < count && !failed; ++seq) {
+      std::size_t body = 8 + rng() % (std::min(max_body, prod.max_body()) - 8);  // odd sizes force pads at the end
       std::byte* at;
-      while (!(at = prod.reserve(RecordKind::whole, body))) std::this_thread::yield();
+      while (!(at = prod.reserve(RecordKind::whole, body)) && !failed) std::this_thread::yield();
+      if (!at) return;
       std::memcpy(at, &seq, 8);
       for (std::size_t i = 8; i < body; ++i) at[i] = static_cast<std::byte>(fill(seq, i));
       prod.commit();
+      // Now and then, wait for an answer: until the consumer has taken everything (the
+      // moments when a producer may go back early).
+      if (answer_every && rng() % answer_every == 0)
+        while (m.control.head.load(std::memory_order_acquire) != prod.tail() && !failed) std::this_thread::yield();
     }
   });
   std::uint64_t expect = 0;
+  std::mt19937 pace(seed + 1);
   while (expect < count && !failed) {
     auto* r = cons.front();
     if (!r) {
+      cons.release();  // as a drain does at its end
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "record " << expect << " never came";
+        failed = true;
+        break;
+      }
       std::this_thread::yield();
       continue;
     }
@@ -156,21 +244,23 @@ TEST(ShmRing, TwoThreadsHammerWithWrapAround) {
       }
     cons.pop(r);
     if (seq % 3 == 0) cons.release();  // release in batches too
+    if (pace() % 64 == 0) std::this_thread::yield();  // and fall behind now and then
     ++expect;
   }
   cons.release();
-  if (failed) {
-    // Let the producer finish: drain everything it still writes.
-    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (std::chrono::steady_clock::now() < end) {
-      if (auto* r = cons.front()) {
-        cons.pop(r);
-        cons.release();
-      }
-    }
-  }
-  producer.join();
+  producer.join();  // (it stops at `failed`)
   EXPECT_EQ(expect, count);
+}
+
+}  // namespace
+
+TEST(ShmRing, TwoThreadsHammerWithWrapAround) { hammer(0, ~std::size_t{0}, 200000, 0, 1); }
+
+// Small records going back early (and large ones, which never do) between them. (A
+// wait for the consumer can cost a time slice on a loaded machine: few of them.)
+TEST(ShmRing, TwoThreadsHammerGoingBackEarly) {
+  hammer(512, 240, 20000, 8, 2);
+  hammer(1024, ~std::size_t{0}, 20000, 8, 3);
 }
 
 namespace {

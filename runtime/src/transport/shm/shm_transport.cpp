@@ -87,7 +87,7 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
     throw Error("shm: segment " + p->segment.name() + " has " + std::to_string(p->segment.header()->rings) +
                 " rings, this node has " + std::to_string(opt_.local_size) + " ranks");
   auto mine = static_cast<std::uint32_t>(opt_.local_rank);
-  p->out = RingProducer(p->segment.control(mine), p->segment.data(mine), p->segment.ring_bytes());
+  p->out = RingProducer(p->segment.control(mine), p->segment.data(mine), p->segment.ring_bytes(), opt_.wrap_at);
   p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
   inbound_[static_cast<std::size_t>(local)].rank = peer.rank;
   Peer& ep = *p;
@@ -485,6 +485,7 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
                       ? (o.cma ? std::size_t{8192} : std::size_t{65536})
                       : static_cast<std::size_t>(base::param_int("IPC_SHM_EAGER"));
   o.chunk = static_cast<std::size_t>(base::param_int("IPC_SHM_CHUNK"));
+  o.wrap_at = static_cast<std::size_t>(base::param_int("IPC_SHM_WRAP"));
   return std::make_unique<ShmTransport>(o);
 }
 
