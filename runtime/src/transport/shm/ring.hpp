@@ -93,21 +93,13 @@ class RingProducer {
 
   /// Space for a record with `body` bytes (<= max_body()), or null when the ring is
   /// too full now. Write the body, then commit().
-  std::byte* reserve(RecordKind kind, std::size_t body, std::uint8_t head = 0) {
+  [[gnu::always_inline]] std::byte* reserve(RecordKind kind, std::size_t body, std::uint8_t head = 0) {
     std::size_t need = record_size(body);
     std::size_t pos = at_;
+    if (pos + need >= wrap_at_ && need <= kWrapRecords && need <= cap_ - pos && tail_ >= next_try_) [[unlikely]]
+      return reserve_back(kind, body, head);
     std::size_t to_end = cap_ - pos;
-    std::size_t total = need <= to_end ? need : to_end + need;
-    std::uint8_t flags = 0;
-    if (pos + need >= wrap_at_ && need <= kWrapRecords && need <= to_end && tail_ >= next_try_) [[unlikely]] {
-      if (drained()) {
-        flags = kWrapAfter;
-        total = to_end;  // the record and the rest of the lap
-      } else {
-        next_try_ = tail_ + wrap_at_;
-      }
-    }
-    if (!room(total)) return nullptr;
+    if (!room(need <= to_end ? need : to_end + need)) return nullptr;
     if (need > to_end) {
       auto* pad = reinterpret_cast<RecordHead*>(data_ + pos);
       pad->kind = RecordKind::pad;
@@ -118,20 +110,10 @@ class RingProducer {
       tail_ += to_end;
       pos = 0;
     }
-    pending_ = reinterpret_cast<RecordHead*>(data_ + pos);
-    pending_->kind = kind;
-    pending_->head = head;
-    pending_->flags = flags;
-    pending_->bytes = static_cast<std::uint32_t>(body);
-    pending_pos_ = tail_;
-    if (flags) {
-      tail_ += to_end;
-      at_ = 0;
-    } else {
-      tail_ += need;
-      at_ = pos + need == cap_ ? 0 : pos + need;
-    }
-    return data_ + pos + kRecordHead;
+    std::byte* at = place(pos, kind, head, 0, body);
+    tail_ += need;
+    at_ = pos + need == cap_ ? 0 : pos + need;
+    return at;
   }
   /// Publishes the record reserved last.
   void commit() { pending_->pos.store(pending_pos_, std::memory_order_release); }
@@ -156,10 +138,29 @@ class RingProducer {
     head_ = c_->head.load(std::memory_order_acquire);
     return tail_ + total - head_ <= cap_;
   }
-  // Whether the consumer has taken (and released) every record so far.
-  bool drained() {
+  std::byte* place(std::size_t pos, RecordKind kind, std::uint8_t head, std::uint8_t flags, std::size_t body) {
+    pending_ = reinterpret_cast<RecordHead*>(data_ + pos);
+    pending_->kind = kind;
+    pending_->head = head;
+    pending_->flags = flags;
+    pending_->bytes = static_cast<std::uint32_t>(body);
+    pending_pos_ = tail_;
+    return data_ + pos + kRecordHead;
+  }
+  // Past wrap_at: back to the start after this record when the consumer has taken
+  // (and released) every record so far, else on as usual (and not asked again for
+  // wrap_at bytes). Out of line: the fast path stays small enough to inline.
+  [[gnu::noinline]] std::byte* reserve_back(RecordKind kind, std::size_t body, std::uint8_t head) {
     head_ = c_->head.load(std::memory_order_acquire);
-    return head_ == tail_;
+    if (head_ != tail_) {
+      next_try_ = tail_ + wrap_at_;
+      return reserve(kind, body, head);
+    }
+    std::size_t pos = at_;
+    std::byte* at = place(pos, kind, head, kWrapAfter, body);
+    tail_ += cap_ - pos;  // the record and the rest of the lap (all free: drained)
+    at_ = 0;
+    return at;
   }
 
   RingControl* c_ = nullptr;
