@@ -485,7 +485,9 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
                       ? (o.cma ? std::size_t{8192} : std::size_t{65536})
                       : static_cast<std::size_t>(base::param_int("IPC_SHM_EAGER"));
   o.chunk = static_cast<std::size_t>(base::param_int("IPC_SHM_CHUNK"));
-  o.wrap_at = static_cast<std::size_t>(base::param_int("IPC_SHM_WRAP"));
+  const std::int64_t wrap = base::param_int("IPC_SHM_WRAP");
+  if (wrap < 0) throw UsageError("IPC_SHM_WRAP='" + std::to_string(wrap) + "' must be 0 (never) or a number of bytes");
+  o.wrap_at = static_cast<std::size_t>(wrap);
   return std::make_unique<ShmTransport>(o);
 }
 
