@@ -72,7 +72,7 @@ grep -q "not found" "$TMP/err" || fail "not found: no message"
 
 # A malformed parameter is an ipc::UsageError naming the variable and its value, on
 # every floor that reads one (engine, collectives, a transport), never a bare C++ error.
-for bad in IPC_SHM_EAGER=abc IPC_SHM_WRAP=-5 IPC_COLL_FLAT=maybe IPC_WAIT_SPIN_US=fast IPC_OVERSUBSCRIBED=sometimes IPC_TCP_EAGER=1k; do
+for bad in IPC_SHM_EAGER=abc IPC_SHM_WRAP=-5 IPC_SHM_CHUNK=-1 IPC_SHM_RING=-4096 IPC_COLL_FLAT=maybe IPC_WAIT_SPIN_US=fast IPC_OVERSUBSCRIBED=sometimes IPC_TCP_EAGER=1k; do
   name=${bad%%=*} value=${bad#*=}
   run env "$bad" IPC_TRANSPORTS=shm,tcp "$IPCRUN" -n 2 "$HELLO"
   [[ $status -ne 0 ]] || fail "$bad: the job ran"

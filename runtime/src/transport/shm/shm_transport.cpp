@@ -460,10 +460,20 @@ bool ShmTransport::single_copy_allowed() {
   return ::process_vm_readv(::getpid(), &local, 1, &far, 1, 0) == static_cast<ssize_t>(sizeof to) && to == from;
 }
 
+namespace {
+// A size in bytes from parameter `name`: negative is a usage error naming it.
+std::size_t bytes_param(const char* name) {
+  const std::int64_t v = base::param_int(name);
+  if (v < 0) throw UsageError(std::string(name) + "='" + std::to_string(v) + "' must be a number of bytes, 0 or more");
+  return static_cast<std::size_t>(v);
+}
+
+}  // namespace
+
 // IPC_SHM_RING, or by default 512 KiB rings while a node's L² rings fit in 64 MiB,
 // smaller ones (down to 64 KiB) beyond.
 std::size_t ShmTransport::ring_bytes_for(int local_size) {
-  if (base::param("IPC_SHM_RING") != "auto") return static_cast<std::size_t>(base::param_int("IPC_SHM_RING"));
+  if (base::param("IPC_SHM_RING") != "auto") return bytes_param("IPC_SHM_RING");
   std::size_t l = static_cast<std::size_t>(local_size);
   std::size_t ring = (std::size_t{64} << 20) / (l * l);
   ring = std::clamp<std::size_t>(ring, 64 << 10, 512 << 10);
@@ -483,11 +493,9 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
   // (into the ring and out), and a ping-pong of 16-64 KiB takes 0.7 of the time.
   o.eager_limit = base::param("IPC_SHM_EAGER") == "auto"
                       ? (o.cma ? std::size_t{8192} : std::size_t{65536})
-                      : static_cast<std::size_t>(base::param_int("IPC_SHM_EAGER"));
-  o.chunk = static_cast<std::size_t>(base::param_int("IPC_SHM_CHUNK"));
-  const std::int64_t wrap = base::param_int("IPC_SHM_WRAP");
-  if (wrap < 0) throw UsageError("IPC_SHM_WRAP='" + std::to_string(wrap) + "' must be 0 (never) or a number of bytes");
-  o.wrap_at = static_cast<std::size_t>(wrap);
+                      : bytes_param("IPC_SHM_EAGER");
+  o.chunk = bytes_param("IPC_SHM_CHUNK");
+  o.wrap_at = bytes_param("IPC_SHM_WRAP");  // 0: never
   return std::make_unique<ShmTransport>(o);
 }
 
