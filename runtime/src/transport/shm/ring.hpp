@@ -194,7 +194,8 @@ class RingConsumer {
     }
   }
   static const std::byte* body(const RecordHead* h) { return reinterpret_cast<const std::byte*>(h) + kRecordHead; }
-  /// Consumes the record front() returned. Clears the first word of each of its
+  /// Consumes the record front() returned (and follows its producer back to the
+  /// ring's start when the record says kWrapAfter). Clears the first word of each of its
   /// lines but the first, so that no later lap can read leftover payload bytes there
   /// as the position of a record (any 64-byte line may later hold a record head). The
   /// first holds this record's position, which no later lap expects (positions only

@@ -467,7 +467,6 @@ std::size_t bytes_param(const char* name) {
   if (v < 0) throw UsageError(std::string(name) + "='" + std::to_string(v) + "' must be a number of bytes, 0 or more");
   return static_cast<std::size_t>(v);
 }
-
 }  // namespace
 
 // IPC_SHM_RING, or by default 512 KiB rings while a node's L² rings fit in 64 MiB,
