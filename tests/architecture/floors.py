@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draws the floors of the runtime from its own includes and checks them.
 
-Floors, ground up (docs/design.md): base -> wire -> transport, bootstrap -> core ->
+Floors, ground up (docs/design.md): base -> wire, engines -> transport, bootstrap -> core ->
 collectives -> rpc, farm -> api (runtime/src/api and the public headers). The
 launcher stands beside the runtime and shares only base and wire with it.
 
@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-FLOOR = {"base": 0, "wire": 1, "transport": 2, "bootstrap": 2, "core": 3, "collectives": 4,
+FLOOR = {"base": 0, "wire": 1, "engines": 1, "transport": 2, "bootstrap": 2, "core": 3, "collectives": 4,
          "rpc": 5, "farm": 5, "api": 6}
 INCLUDE = re.compile(r'^\s*#\s*include\s+["<]([^">]+)[">](.*)$')
 OURS = tuple(list(FLOOR) + ["ipc"])

@@ -1,6 +1,6 @@
 # ipcrun --engine mpirun: ipcrun's options reach the ranks through mpirun; --timeout
 # keeps its meaning (124, nothing left); what mpirun cannot take is refused; a missing
-# engine is named.
+# engine is named; so is an engines module that cannot be loaded.
 #   engine_cli.sh IPCRUN HELLO
 set -uo pipefail
 IPCRUN=$1
@@ -40,4 +40,19 @@ printf 'localhost slots=4\n' >"$TMP/hosts"
 run env IPC_REPORT_TRANSPORTS=1 bash "$ROOT/cluster/recipes/mpirun.sh" "$TMP/hosts" 3 "$HELLO"
 [ "$status" = 0 ] && [ "$(grep -c 'of 3' "$TMP/out")" = 3 ] && grep -q "transport 0 -> 2: shm" "$TMP/err" ||
   fail "cluster/recipes/mpirun.sh: $status $(cat "$TMP/out" "$TMP/err")"
+# PMIx and MPI are in the engines module, loaded under an engine only: a program
+# does not load them, and a module that cannot be loaded is named.
+if command -v ldd >/dev/null; then
+  ldd "$HELLO" | grep -E "libmpi|libpmix|libopen-pal" && fail "the program loads PMIx or MPI at start: $(ldd "$HELLO")"
+fi
+run "$IPCRUN" --engine mpirun -n 2 -x IPC_ENGINES=/nonexistent/libipc-engines.so "$HELLO"
+[ "$status" != 0 ] && grep -q "engines module of ipc (PMIx and MPI) cannot be loaded" "$TMP/err" &&
+  grep -q "/nonexistent/libipc-engines.so: cannot open shared object file" "$TMP/err" ||
+  fail "IPC_ENGINES missing: $status $(cat "$TMP/err")"
+zlib=$(ldconfig -p | awk '/libz\.so\.1 .*x86-64/ {print $NF; exit}')
+if [ -n "$zlib" ]; then
+  run "$IPCRUN" --engine mpirun -n 2 -x IPC_ENGINES="$zlib" "$HELLO"
+  [ "$status" != 0 ] && grep -q "$zlib: not an ipc engines module" "$TMP/err" ||
+    fail "IPC_ENGINES=$zlib: $status $(cat "$TMP/err")"
+fi
 echo "engine_cli: ok"

@@ -8,9 +8,8 @@
 // PMIX_COLLECT_DATA) every rank reads every rank's and merges them. The job's secret
 // (the TCP transport's handshake) is rank 0's, exchanged by a first fence. Reports
 // (IPC_REPORT_TRANSPORTS) travel with the pairs, and rank 0 prints them, as ipcrun
-// does for its jobs.
-#include <pmix.h>
-
+// does for its jobs. PMIx itself is in the engines module, loaded here on the first
+// call (engines/abi.hpp): programs started otherwise never load it.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -23,99 +22,73 @@
 #include "base/errors.hpp"
 #include "base/params.hpp"
 #include "bootstrap/bootstrap.hpp"
+#include "engines/abi.hpp"
 #include "wire/bytes.hpp"
 
 namespace ipc::bootstrap {
 namespace {
 
-std::string pmix_error(pmix_status_t rc) { return std::string(PMIx_Error_string(rc)) + " (" + std::to_string(rc) + ")"; }
+// PMIx, through the engines module (loaded at the first use: engines/abi.hpp).
+const engines::PmixCalls& pmix() {
+  const engines::PmixCalls* p = engines::module().pmix;
+  if (!p) throw BootstrapError("bootstrap: the engines module of ipc was built without PMIx");
+  return *p;
+}
 
-[[noreturn]] void fail(const std::string& what, pmix_status_t rc) {
+std::string pmix_error(int rc) {
+  const char* text = pmix().error_string(rc);
+  return std::string(text ? text : "unknown status") + " (" + std::to_string(rc) + ")";
+}
+
+[[noreturn]] void fail(const std::string& what, int rc) {
   throw BootstrapError("bootstrap: PMIx: " + what + ": " + pmix_error(rc));
 }
 
 // The PMIx session of this process (PMIx_Init ... PMIx_Finalize).
 struct Session {
-  pmix_proc_t me{};
-  pmix_proc_t all{};
+  std::string nspace;
+  std::uint32_t rank = 0;
   bool open = false;
 };
 Session g_session;
 
-pmix_value_t* get(const pmix_proc_t& who, const char* key, bool required = true) {
-  pmix_value_t* v = nullptr;
-  pmix_status_t rc = PMIx_Get(&who, key, nullptr, 0, &v);
-  if (rc != PMIX_SUCCESS) {
-    if (!required) return nullptr;
-    fail(std::string("getting ") + key + " of rank " + std::to_string(who.rank), rc);
-  }
-  return v;
-}
+const char* const kNumberNames[] = {"PMIX_JOB_SIZE", "PMIX_LOCAL_RANK", "PMIX_LOCAL_SIZE"};
 
-std::uint64_t get_number(const pmix_proc_t& who, const char* key) {
-  pmix_value_t* v = get(who, key);
+std::uint64_t get_number(int which) {
   std::uint64_t n = 0;
-  switch (v->type) {
-    case PMIX_UINT32: n = v->data.uint32; break;
-    case PMIX_UINT16: n = v->data.uint16; break;
-    case PMIX_UINT64: n = v->data.uint64; break;
-    case PMIX_INT: n = static_cast<std::uint64_t>(v->data.integer); break;
-    case PMIX_PROC_RANK: n = v->data.rank; break;
-    default:
-      PMIX_VALUE_RELEASE(v);
-      throw BootstrapError(std::string("bootstrap: PMIx: ") + key + " has an unexpected type " + std::to_string(v->type));
-  }
-  PMIX_VALUE_RELEASE(v);
+  int bad_type = 0;
+  int rc = pmix().number(which, &n, &bad_type);
+  if (rc != pmix().success)
+    fail(std::string("getting ") + kNumberNames[which] + " of rank " + std::to_string(g_session.rank), rc);
+  if (bad_type)
+    throw BootstrapError(std::string("bootstrap: PMIx: ") + kNumberNames[which] + " has an unexpected type " +
+                         std::to_string(bad_type));
   return n;
 }
 
-std::string get_string(const pmix_proc_t& who, const char* key) {
-  pmix_value_t* v = get(who, key);
-  std::string s = v->type == PMIX_STRING && v->data.string ? v->data.string : "";
-  PMIX_VALUE_RELEASE(v);
-  return s;
-}
-
 void put_bytes(const std::string& key, const std::string& bytes) {
-  pmix_value_t v;
-  PMIX_VALUE_CONSTRUCT(&v);
-  v.type = PMIX_BYTE_OBJECT;
-  v.data.bo.bytes = const_cast<char*>(bytes.data());
-  v.data.bo.size = bytes.size();
-  pmix_status_t rc = PMIx_Put(PMIX_GLOBAL, key.c_str(), &v);
-  if (rc != PMIX_SUCCESS) fail("putting " + key, rc);
-  rc = PMIx_Commit();
-  if (rc != PMIX_SUCCESS) fail("committing " + key, rc);
+  int step = 0;
+  int rc = pmix().put_bytes(key.c_str(), bytes.data(), bytes.size(), &step);
+  if (rc != pmix().success) fail((step == 0 ? "putting " : "committing ") + key, rc);
 }
 
 std::string get_bytes(int rank, const std::string& key) {
-  pmix_proc_t who;
-  PMIX_LOAD_PROCID(&who, g_session.me.nspace, static_cast<pmix_rank_t>(rank));
-  pmix_value_t* v = get(who, key.c_str());
   std::string s;
-  if (v->type == PMIX_BYTE_OBJECT) s.assign(v->data.bo.bytes, v->data.bo.size);
-  PMIX_VALUE_RELEASE(v);
+  int rc = pmix().get_bytes(
+      static_cast<std::uint32_t>(rank), key.c_str(),
+      [](void* out, const char* data, std::size_t size) { static_cast<std::string*>(out)->assign(data, size); }, &s);
+  if (rc != pmix().success) fail("getting " + key + " of rank " + std::to_string(rank), rc);
   return s;
 }
 
 void fence(std::chrono::milliseconds timeout) {
-  pmix_info_t info[2];
-  PMIX_INFO_CONSTRUCT(&info[0]);
-  PMIX_INFO_CONSTRUCT(&info[1]);
-  bool collect = true;
-  PMIX_INFO_LOAD(&info[0], PMIX_COLLECT_DATA, &collect, PMIX_BOOL);
-  std::size_t n = 1;
-  if (timeout != std::chrono::milliseconds::max()) {
-    int seconds = static_cast<int>(std::max<long long>(1, (timeout.count() + 999) / 1000));
-    PMIX_INFO_LOAD(&info[1], PMIX_TIMEOUT, &seconds, PMIX_INT);
-    n = 2;
-  }
-  pmix_status_t rc = PMIx_Fence(&g_session.all, 1, info, n);
-  PMIX_INFO_DESTRUCT(&info[0]);
-  PMIX_INFO_DESTRUCT(&info[1]);
-  if (rc == PMIX_ERR_TIMEOUT)
+  int seconds = 0;
+  if (timeout != std::chrono::milliseconds::max())
+    seconds = static_cast<int>(std::clamp<long long>((timeout.count() + 999) / 1000, 1, 1 << 30));
+  int rc = pmix().fence(seconds);
+  if (rc == pmix().timeout)
     throw Timeout("bootstrap: waited " + std::to_string(timeout.count() / 1000.0) + " s in a PMIx fence for the other ranks");
-  if (rc != PMIX_SUCCESS) fail("fence", rc);
+  if (rc != pmix().success) fail("fence", rc);
 }
 
 // Names of shared segments and sockets: letters, digits, '-' and '_' only.
@@ -137,7 +110,7 @@ class PmixStore final : public Store {
   PmixStore(int rank, int size) : rank_(rank), size_(size) {}
   ~PmixStore() override {
     if (g_session.open) {
-      PMIx_Finalize(nullptr, 0);
+      pmix().finalize();
       g_session.open = false;
     }
   }
@@ -223,20 +196,24 @@ bool under_engine() {
 }
 
 JobInfo engine_job() {
-  pmix_status_t rc = PMIx_Init(&g_session.me, nullptr, 0);
-  if (rc != PMIX_SUCCESS) fail("PMIx_Init (PMIX_NAMESPACE is set, but its server does not answer)", rc);
+  char nspace[256];
+  int rc = pmix().init(nspace, sizeof nspace, &g_session.rank);
+  if (rc != pmix().success) fail("PMIx_Init (PMIX_NAMESPACE is set, but its server does not answer)", rc);
   g_session.open = true;
-  PMIX_LOAD_PROCID(&g_session.all, g_session.me.nspace, PMIX_RANK_WILDCARD);
+  g_session.nspace = nspace;
   JobInfo j;
   j.singleton = false;
   j.launcher = base::Launcher::engine;
-  j.rank = static_cast<int>(g_session.me.rank);
-  j.size = static_cast<int>(get_number(g_session.all, PMIX_JOB_SIZE));
-  j.local_rank = static_cast<int>(get_number(g_session.me, PMIX_LOCAL_RANK));
-  j.local_size = static_cast<int>(get_number(g_session.all, PMIX_LOCAL_SIZE));
-  j.node = get_string(g_session.me, PMIX_HOSTNAME);
+  j.rank = static_cast<int>(g_session.rank);
+  j.size = static_cast<int>(get_number(0));
+  j.local_rank = static_cast<int>(get_number(1));
+  j.local_size = static_cast<int>(get_number(2));
+  char host[256];
+  rc = pmix().hostname(host, sizeof host);
+  if (rc != pmix().success) fail("getting PMIX_HOSTNAME of rank " + std::to_string(g_session.rank), rc);
+  j.node = host;
   if (j.node.empty()) throw BootstrapError("bootstrap: PMIx gives no host name (PMIX_HOSTNAME) for this rank");
-  j.job = "pmix-" + sanitize(g_session.me.nspace);
+  j.job = "pmix-" + sanitize(g_session.nspace);
   if (j.rank < 0 || j.rank >= j.size || j.local_rank < 0 || j.local_rank >= j.local_size)
     throw BootstrapError("bootstrap: PMIx places rank " + std::to_string(j.rank) + " of " + std::to_string(j.size) +
                          " as local rank " + std::to_string(j.local_rank) + " of " + std::to_string(j.local_size));

@@ -25,8 +25,9 @@
 // program did it itself, and finalised when the transport goes, if it initialised it.
 // A rank that dies takes the job with it (MPI reports no lost peers): mpirun and srun
 // end the others.
-#include <mpi.h>
-
+//
+// MPI itself is in the engines module (engines/abi.hpp), loaded at start-up under an
+// engine only: MPI calls go through its table, `M()`, handles are integers.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -39,6 +40,7 @@
 
 #include "base/errors.hpp"
 #include "base/params.hpp"
+#include "engines/abi.hpp"
 #include "transport/registry.hpp"
 
 namespace ipc::transport::mpi {
@@ -48,15 +50,26 @@ constexpr int kFrame = 1, kPayload = 2;
 constexpr std::size_t kPrefix = 12;  // kind (1), head size (1), 2 unused, payload length (8)
 constexpr std::uint64_t kPiece = std::uint64_t{1} << 30;
 
+using engines::Handle;
+
+// MPI, through the engines module.
+const engines::MpiCalls& M() {
+  static const engines::MpiCalls* m = [] {
+    const engines::MpiCalls* c = engines::module().mpi;
+    if (!c) throw Error("mpi transport: the engines module of ipc was built without MPI");
+    return c;
+  }();
+  return *m;
+}
+
 std::string mpi_error(int code) {
-  char text[MPI_MAX_ERROR_STRING];
-  int n = 0;
-  MPI_Error_string(code, text, &n);
+  char text[512];
+  int n = M().error_string(code, text, sizeof text);
   return std::string(text, static_cast<std::size_t>(std::max(0, n)));
 }
 
 void check(int code, const char* what) {
-  if (code != MPI_SUCCESS) throw Error(std::string("mpi transport: ") + what + ": " + mpi_error(code));
+  if (code != M().success) throw Error(std::string("mpi transport: ") + what + ": " + mpi_error(code));
 }
 
 class MpiTransport;
@@ -75,20 +88,20 @@ class MpiTransport final : public Transport {
   MpiTransport(const Config& cfg, std::size_t eager, std::size_t inline_limit, std::chrono::milliseconds sleep_poll)
       : cfg_(cfg), eager_(eager), inline_(inline_limit), sleep_poll_(sleep_poll) {
     int ready = 0;
-    check(MPI_Initialized(&ready), "MPI_Initialized");
+    check(M().initialized(&ready), "MPI_Initialized");
     if (!ready) {
       int provided = 0;
-      check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+      check(M().init_thread(M().thread_serialized, &provided), "MPI_Init_thread");
       finalize_ = true;
-      if (provided < MPI_THREAD_SERIALIZED)
+      if (provided < M().thread_serialized)
         throw Error("mpi transport: the MPI library offers thread level " + std::to_string(provided) +
                     ", below MPI_THREAD_SERIALIZED (the ranks' threads take turns making MPI calls)");
     }
-    check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
-    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    comm_ = M().comm_null;
+    check(M().dup_world(&comm_), "MPI_Comm_dup");
     int size = 0, rank = 0;
-    MPI_Comm_size(comm_, &size);
-    MPI_Comm_rank(comm_, &rank);
+    M().comm_size(comm_, &size);
+    M().comm_rank(comm_, &rank);
     if (size != cfg.size || rank != cfg.rank)
       throw Error("mpi transport: MPI_COMM_WORLD has rank " + std::to_string(rank) + " of " + std::to_string(size) +
                   ", the job rank " + std::to_string(cfg.rank) + " of " + std::to_string(cfg.size) +
@@ -106,8 +119,8 @@ class MpiTransport final : public Transport {
 
   ~MpiTransport() override {
     close();
-    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
-    if (finalize_) MPI_Finalize();
+    if (comm_ != M().comm_null) M().comm_free(&comm_);
+    if (finalize_) M().finalize();
   }
 
   std::string_view name() const override { return "mpi"; }
@@ -133,28 +146,25 @@ class MpiTransport final : public Transport {
     did |= finish_payloads(sink);
     for (;;) {  // new frames, in the order their receives were posted (MPI's matching order)
       auto& r = posted_[next_];
-      int flag = 0;
-      MPI_Status st;
-      int rc = MPI_Test(&r.request, &flag, &st);
-      if (rc != MPI_SUCCESS && st.MPI_SOURCE >= 0 && st.MPI_SOURCE < static_cast<int>(peers_.size())) {
-        drop(sink, st.MPI_SOURCE, "a frame larger than IPC_MPI_INLINE allows here (every rank needs the same): " +
-                                      mpi_error(rc));
+      int flag = 0, source = -1, count = 0;
+      int rc = M().test(&r.request, &flag, &source, &count);
+      if (rc != M().success && source >= 0 && source < static_cast<int>(peers_.size())) {
+        drop(sink, source, "a frame larger than IPC_MPI_INLINE allows here (every rank needs the same): " +
+                               mpi_error(rc));
         post(r);
         next_ = (next_ + 1) % posted_.size();
         did = true;
         continue;
       }
-      if (rc != MPI_SUCCESS || !flag) break;
-      int count = 0;
-      MPI_Get_count(&st, MPI_BYTE, &count);
+      if (rc != M().success || !flag) break;
       did = true;
-      auto& p = peers_[static_cast<std::size_t>(st.MPI_SOURCE)];
+      auto& p = peers_[static_cast<std::size_t>(source)];
       std::span<const std::byte> frame(r.buffer.data(), static_cast<std::size_t>(count));
       if (!p.lost) {
         if (!p.pieces.empty() || !p.waiting.empty())
           p.waiting.emplace_back(frame.begin(), frame.end());  // after the payload still coming
         else
-          deliver(sink, st.MPI_SOURCE, frame);
+          deliver(sink, source, frame);
       }
       post(r);
       next_ = (next_ + 1) % posted_.size();
@@ -167,24 +177,15 @@ class MpiTransport final : public Transport {
     closed_ = true;
     for (auto& s : sends_) {
       for (auto& r : s.requests)
-        if (r != MPI_REQUEST_NULL) {
-          MPI_Cancel(&r);
-          MPI_Request_free(&r);
-        }
+        if (r != M().request_null) M().cancel(&r, 0);
       if (s.done) s.done->complete(std::make_error_code(std::errc::connection_aborted));
     }
     sends_.clear();
     for (auto& p : peers_)
       for (auto& r : p.pieces)
-        if (r != MPI_REQUEST_NULL) {
-          MPI_Cancel(&r);
-          MPI_Request_free(&r);
-        }
+        if (r != M().request_null) M().cancel(&r, 0);
     for (auto& r : posted_)
-      if (r.request != MPI_REQUEST_NULL) {
-        MPI_Cancel(&r.request);
-        MPI_Wait(&r.request, MPI_STATUS_IGNORE);
-      }
+      if (r.request != M().request_null) M().cancel(&r.request, 1);
   }
 
   // Called by the endpoint (under the progress lock).
@@ -201,18 +202,17 @@ class MpiTransport final : public Transport {
     std::memcpy(s.buffer.data() + 4, &f.length, 8);
     std::memcpy(s.buffer.data() + kPrefix, f.head.data(), f.head.size());
     if (inlined && f.length) std::memcpy(s.buffer.data() + kPrefix + f.head.size(), f.payload, f.length);
-    s.requests.push_back(MPI_REQUEST_NULL);
-    int rc = MPI_Isend(s.buffer.data(), static_cast<int>(s.buffer.size()), MPI_BYTE, peer, kFrame, comm_,
-                       &s.requests.back());
+    s.requests.push_back(M().request_null);
+    int rc = M().isend(s.buffer.data(), static_cast<int>(s.buffer.size()), peer, kFrame, comm_, &s.requests.back());
     if (!inlined) {
       auto* p = static_cast<const char*>(f.payload);
-      for (std::uint64_t off = 0; rc == MPI_SUCCESS && off < f.length; off += kPiece) {
-        s.requests.push_back(MPI_REQUEST_NULL);
-        rc = MPI_Isend(p + off, static_cast<int>(std::min(kPiece, f.length - off)), MPI_BYTE, peer, kPayload, comm_,
+      for (std::uint64_t off = 0; rc == M().success && off < f.length; off += kPiece) {
+        s.requests.push_back(M().request_null);
+        rc = M().isend(p + off, static_cast<int>(std::min(kPiece, f.length - off)), peer, kPayload, comm_,
                        &s.requests.back());
       }
     }
-    if (rc != MPI_SUCCESS) {  // MPI_ERRORS_RETURN: the peer cannot be reached
+    if (rc != M().success) {  // MPI_ERRORS_RETURN: the peer cannot be reached
       if (done) done->complete(std::make_error_code(std::errc::connection_aborted));
       lost_reports_.push_back({peer, "MPI_Isend: " + mpi_error(rc)});
       s.done = nullptr;
@@ -227,12 +227,12 @@ class MpiTransport final : public Transport {
  private:
   struct Send {
     std::vector<std::byte> buffer;        // prefix, head (and an inlined payload)
-    std::vector<MPI_Request> requests;    // the frame, then the payload's pieces
+    std::vector<Handle> requests;         // the frame, then the payload's pieces
     Completion* done = nullptr;           // for a payload sent from the engine's buffer
   };
   struct Peer {
     std::unique_ptr<MpiEndpoint> endpoint;
-    std::vector<MPI_Request> pieces;              // the payload being received
+    std::vector<Handle> pieces;                   // the payload being received
     void* token = nullptr;
     std::vector<std::byte> scratch;               // a payload nobody wants
     std::deque<std::vector<std::byte>> waiting;   // frames that came meanwhile
@@ -244,19 +244,19 @@ class MpiTransport final : public Transport {
   };
   struct Posted {
     std::vector<std::byte> buffer;
-    MPI_Request request = MPI_REQUEST_NULL;
+    Handle request = M().request_null;
   };
   static constexpr std::size_t kPosted = 8;
 
   void post(Posted& r) {
-    MPI_Irecv(r.buffer.data(), static_cast<int>(frame_bytes_), MPI_BYTE, MPI_ANY_SOURCE, kFrame, comm_, &r.request);
+    M().irecv(r.buffer.data(), static_cast<int>(frame_bytes_), M().any_source, kFrame, comm_, &r.request);
   }
 
   bool finish_sends() {
     bool did = false;
     for (auto it = sends_.begin(); it != sends_.end();) {
       int flag = 0;
-      MPI_Testall(static_cast<int>(it->requests.size()), it->requests.data(), &flag, MPI_STATUSES_IGNORE);
+      M().testall(static_cast<int>(it->requests.size()), it->requests.data(), &flag);
       if (!flag) {
         ++it;
         continue;
@@ -276,7 +276,7 @@ class MpiTransport final : public Transport {
       auto& p = peers_[r];
       if (p.pieces.empty()) continue;
       int flag = 0;
-      MPI_Testall(static_cast<int>(p.pieces.size()), p.pieces.data(), &flag, MPI_STATUSES_IGNORE);
+      M().testall(static_cast<int>(p.pieces.size()), p.pieces.data(), &flag);
       if (!flag) continue;
       did = true;
       p.pieces.clear();
@@ -316,10 +316,10 @@ class MpiTransport final : public Transport {
     }
     p.token = place.token;
     for (std::uint64_t off = 0; off < length; off += kPiece) {
-      p.pieces.push_back(MPI_REQUEST_NULL);
+      p.pieces.push_back(M().request_null);
       auto n = static_cast<int>(std::min(kPiece, length - off));
       void* at = into ? static_cast<void*>(into + off) : static_cast<void*>(p.scratch.data());
-      MPI_Irecv(at, n, MPI_BYTE, peer, kPayload, comm_, &p.pieces.back());
+      M().irecv(at, n, peer, kPayload, comm_, &p.pieces.back());
     }
     if (length == 0) sink.on_frame_done(peer, place.token);
   }
@@ -337,7 +337,7 @@ class MpiTransport final : public Transport {
   Config cfg_;
   std::size_t eager_, inline_;
   std::chrono::milliseconds sleep_poll_;
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  Handle comm_ = 0;  // the duplicate of MPI_COMM_WORLD (M().comm_null until made)
   bool finalize_ = false;
   bool closed_ = false;
   std::vector<Peer> peers_;

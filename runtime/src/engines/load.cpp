@@ -1,0 +1,76 @@
+// Finding and loading the engines module (engines/abi.hpp).
+#include <dlfcn.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/errors.hpp"
+#include "base/params.hpp"
+#include "engines/abi.hpp"
+
+namespace ipc::engines {
+namespace {
+
+// Where this build put the module, and where `cmake --install` puts it.
+#ifndef IPC_ENGINES_BUILT
+#define IPC_ENGINES_BUILT ""
+#endif
+#ifndef IPC_ENGINES_INSTALLED
+#define IPC_ENGINES_INSTALLED ""
+#endif
+constexpr const char* kName = "libipc-engines.so";
+
+// Loaded with RTLD_GLOBAL: Open MPI opens components of its own that look for its
+// symbols among the process's global ones.
+const Module* try_load(const std::string& path, std::string& why) {
+  void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (!h) {
+    const char* e = ::dlerror();
+    why = e ? e : "cannot be loaded";
+    return nullptr;
+  }
+  using Entry = const Module* (*)();
+  auto entry = reinterpret_cast<Entry>(::dlsym(h, "ipc_engines_module"));
+  const Module* m = entry ? entry() : nullptr;
+  if (!m) {
+    why = path + ": not an ipc engines module (no ipc_engines_module)";
+  } else if (m->abi != kAbi) {
+    why = path + ": a module of another version of ipc (interface " + std::to_string(m->abi) + ", this one " +
+          std::to_string(kAbi) + ")";
+    m = nullptr;
+  }
+  if (!m) ::dlclose(h);
+  return m;
+}
+
+const Module* load() {
+  std::vector<std::string> places;
+  if (std::string named = base::param("IPC_ENGINES"); !named.empty()) {
+    places.push_back(named);  // asked for: nothing else is tried
+  } else {
+    for (const char* p : {IPC_ENGINES_BUILT, IPC_ENGINES_INSTALLED, kName})
+      if (*p) places.emplace_back(p);
+  }
+  std::string tried;
+  for (auto& place : places) {
+    std::string why;
+    if (const Module* m = try_load(place, why)) return m;
+    tried += "\n  " + why;
+  }
+  throw BootstrapError(
+      "bootstrap: an engine (mpirun, srun) started this rank, but the engines module of ipc (PMIx and MPI) cannot be "
+      "loaded; tried:" + tried + "\n(IPC_ENGINES names the module's file: libipc-engines.so, in the build's lib/ or the "
+      "installation's lib/ipc/)");
+}
+
+}  // namespace
+
+const Module& module() {
+  static std::once_flag once;
+  static const Module* m = nullptr;
+  std::call_once(once, [] { m = load(); });  // a throw leaves the flag unset: the next call tries again
+  return *m;
+}
+
+}  // namespace ipc::engines
