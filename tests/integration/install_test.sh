@@ -28,15 +28,22 @@ c++ -O1 -o "$TMP/sweep-pc" "$SRC/examples/out-of-tree/sweep.cpp" $(pkg-config --
 out=$("$TMP/prefix/bin/ipcrun" -n 2 "$TMP/sweep-pc") || fail "the pkg-config-built example failed"
 [[ $out == "best x = "*"over 2 ranks" ]] || fail "unexpected output: $out"
 # The engines module (built with PMIx): installed, and what the installed programs
-# load under mpirun (named here, so that the build's own is not the one used).
+# load under mpirun.
 if grep -q "^IPC_HAVE_PMIX:INTERNAL=ON" "$BUILD/CMakeCache.txt" 2>/dev/null || [[ -e $BUILD/lib/libipc-engines.so ]]; then
   mod="$TMP/prefix/lib/ipc/libipc-engines.so"
   [[ -e $mod ]] || fail "lib/ipc/libipc-engines.so was not installed"
   if command -v mpirun >/dev/null; then
-    out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_tcp_if_include=lo \
-      OMPI_MCA_oob_tcp_if_include=lo timeout 120 mpirun --oversubscribe -n 2 -x IPC_ENGINES="$mod" "$TMP/cm/sweep") ||
-      fail "the CMake-built example under mpirun with the installed engines module failed: $out"
-    [[ $out == "best x = "*"over 2 ranks" ]] || fail "unexpected output under mpirun: $out"
+    # Found by the programs themselves (their run path names the installation's
+    # lib/ipc/, not the build's), and named.
+    for prog in "$TMP/cm/sweep" "$TMP/sweep-pc"; do
+      grep -q "$BUILD/lib" < <(readelf -d "$prog" 2>/dev/null) && fail "$prog's run path names the build tree"
+      for named in "" "$mod"; do
+        out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_tcp_if_include=lo \
+          OMPI_MCA_oob_tcp_if_include=lo timeout 120 mpirun --oversubscribe -n 2 -x IPC_ENGINES="$named" "$prog" 2>&1) ||
+          fail "$prog under mpirun (IPC_ENGINES='$named') failed: $out"
+        [[ $out == "best x = "*"over 2 ranks" ]] || fail "unexpected output under mpirun: $out"
+      done
+    done
   fi
 fi
 echo PASS

@@ -18,7 +18,7 @@ constexpr Param kParams[] = {  // the job's; collectives and transports declare 
     {"IPC_OVERSUBSCRIBED", "auto", "yield from the first poll on: auto (when ranks on the node outnumber its CPUs), 1 or 0"},
     {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)"},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes"},
-    {"IPC_ENGINES", "", "the engines module (libipc-engines.so: PMIx and MPI) a rank started by mpirun or srun loads; empty: this build's, else the installed one"},
+    {"IPC_ENGINES", "", "the engines module (libipc-engines.so: PMIx and MPI) a rank started by mpirun or srun loads; empty: found through the program's run path (the build's lib/ or the installation's lib/ipc/)"},
     {"IPC_BOOTSTRAP_TIMEOUT", "120", "seconds a rank waits for the bootstrap server (connect, get) and for the other ranks at start-up (then ipc::Timeout)"},
     {"IPC_RPC_DEFINE_WAIT", "10", "seconds a call to a procedure not yet defined on its rank waits there for the definition (then ipc::CallRefused)"},
     {"IPC_LOST_PEER_GRACE", "0.5", "seconds a rank dying of an uncaught ipc::PeerLost waits first, so that the launcher reports the rank that failed first"},

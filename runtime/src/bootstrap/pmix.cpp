@@ -56,13 +56,13 @@ const char* const kNumberNames[] = {"PMIX_JOB_SIZE", "PMIX_LOCAL_RANK", "PMIX_LO
 
 std::uint64_t get_number(int which) {
   std::uint64_t n = 0;
-  int bad_type = 0;
-  int rc = pmix().number(which, &n, &bad_type);
+  int type = -1;
+  int rc = pmix().number(which, &n, &type);
   if (rc != pmix().success)
     fail(std::string("getting ") + kNumberNames[which] + " of rank " + std::to_string(g_session.rank), rc);
-  if (bad_type)
+  if (type >= 0)
     throw BootstrapError(std::string("bootstrap: PMIx: ") + kNumberNames[which] + " has an unexpected type " +
-                         std::to_string(bad_type));
+                         std::to_string(type));
   return n;
 }
 

@@ -63,9 +63,9 @@ struct PmixCalls {
   int (*finalize)();
   /// A number the engine keeps about the job: 0 its size (PMIX_JOB_SIZE), 1 this
   /// rank's place on its node (PMIX_LOCAL_RANK), 2 the node's rank count
-  /// (PMIX_LOCAL_SIZE). A value of a type that is no number leaves `*value` alone and
-  /// sets `*bad_type` to that type.
-  int (*number)(int which, std::uint64_t* value, int* bad_type);
+  /// (PMIX_LOCAL_SIZE). `*type` is -1 for a number, else the value's type (which may
+  /// be PMIX_UNDEF, 0), and `*value` is then left alone.
+  int (*number)(int which, std::uint64_t* value, int* type);
   /// This rank's host name as the engine knows it (PMIX_HOSTNAME), NUL-terminated;
   /// empty when it gives none.
   int (*hostname)(char* name, std::size_t room);
@@ -89,8 +89,9 @@ struct Module {
   const MpiCalls* mpi;
 };
 
-/// The module, loaded on the first call: from IPC_ENGINES when set, else where this
-/// build put it, where it is installed, then by name (the loader's search path).
+/// The module, loaded on the first call: from IPC_ENGINES when set, else by name (the
+/// program's run path names the build's or the installation's directory), then where
+/// the configured prefix installs it.
 /// @throws ipc::Error naming every place tried and why each failed.
 const Module& module();
 

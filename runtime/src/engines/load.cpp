@@ -12,10 +12,8 @@
 namespace ipc::engines {
 namespace {
 
-// Where this build put the module, and where `cmake --install` puts it.
-#ifndef IPC_ENGINES_BUILT
-#define IPC_ENGINES_BUILT ""
-#endif
+// Where `cmake --install` puts the module under the prefix configured (a last resort:
+// programs find it by name, through the run path the build gives them).
 #ifndef IPC_ENGINES_INSTALLED
 #define IPC_ENGINES_INSTALLED ""
 #endif
@@ -49,7 +47,10 @@ const Module* load() {
   if (std::string named = base::param("IPC_ENGINES"); !named.empty()) {
     places.push_back(named);  // asked for: nothing else is tried
   } else {
-    for (const char* p : {IPC_ENGINES_BUILT, IPC_ENGINES_INSTALLED, kName})
+    // By name first: the program's run path names the module's directory, the build's
+    // (lib/) for a program built in the tree, the installation's (lib/ipc/) for one
+    // built against an installed ipc (CMake package or pkg-config), wherever that is.
+    for (const char* p : {kName, IPC_ENGINES_INSTALLED})
       if (*p) places.emplace_back(p);
   }
   std::string tried;
@@ -61,15 +62,19 @@ const Module* load() {
   throw BootstrapError(
       "bootstrap: an engine (mpirun, srun) started this rank, but the engines module of ipc (PMIx and MPI) cannot be "
       "loaded; tried:" + tried + "\n(IPC_ENGINES names the module's file: libipc-engines.so, in the build's lib/ or the "
-      "installation's lib/ipc/)");
+      "installation's lib/ipc/; a program finds it through the run path it was linked with)");
 }
 
 }  // namespace
 
 const Module& module() {
-  static std::once_flag once;
+  // A mutex, not std::call_once: a call after one that threw must try again (a
+  // program may catch the error and start another Runtime), and libstdc++'s call_once
+  // can hang there.
+  static std::mutex mu;
   static const Module* m = nullptr;
-  std::call_once(once, [] { m = load(); });  // a throw leaves the flag unset: the next call tries again
+  std::lock_guard lk(mu);
+  if (!m) m = load();
   return *m;
 }
 

@@ -36,20 +36,20 @@ int pmix_init(char* nspace, std::size_t room, std::uint32_t* rank) {
 
 int pmix_finalize() { return PMIx_Finalize(nullptr, 0); }
 
-int pmix_number(int which, std::uint64_t* value, int* bad_type) {
+int pmix_number(int which, std::uint64_t* value, int* type) {
   const char* key = which == 0 ? PMIX_JOB_SIZE : which == 1 ? PMIX_LOCAL_RANK : PMIX_LOCAL_SIZE;
   const pmix_proc_t& who = which == 1 ? g_me : g_all;
   pmix_value_t* v = nullptr;
   pmix_status_t rc = PMIx_Get(&who, key, nullptr, 0, &v);
   if (rc != PMIX_SUCCESS) return rc;
-  *bad_type = 0;
+  *type = -1;
   switch (v->type) {
     case PMIX_UINT32: *value = v->data.uint32; break;
     case PMIX_UINT16: *value = v->data.uint16; break;
     case PMIX_UINT64: *value = v->data.uint64; break;
     case PMIX_INT: *value = static_cast<std::uint64_t>(v->data.integer); break;
     case PMIX_PROC_RANK: *value = v->data.rank; break;
-    default: *bad_type = v->type; break;
+    default: *type = v->type; break;
   }
   PMIX_VALUE_RELEASE(v);
   return PMIX_SUCCESS;
@@ -183,6 +183,10 @@ int mpi_test(Handle* request, int* flag, int* source, int* bytes) {
 }
 
 int mpi_testall(int count, Handle* requests, int* flag) {
+  if constexpr (sizeof(MPI_Request) == sizeof(Handle) && alignof(MPI_Request) <= alignof(Handle)) {
+    // The same bytes (Open MPI: a pointer): tested in place, nothing allocated.
+    return MPI_Testall(count, reinterpret_cast<MPI_Request*>(requests), flag, MPI_STATUSES_IGNORE);
+  }
   std::vector<MPI_Request> r(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) r[static_cast<std::size_t>(i)] = from<MPI_Request>(requests[i]);
   int rc = MPI_Testall(count, r.data(), flag, MPI_STATUSES_IGNORE);
