@@ -1,6 +1,8 @@
 // Finding and loading the engines module (engines/abi.hpp).
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <cstddef>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -42,6 +44,28 @@ const Module* try_load(const std::string& path, std::string& why) {
   return m;
 }
 
+// The directories the main program's libraries are looked for in (its run path,
+// LD_LIBRARY_PATH, the system's), as the dynamic linker has them. Asked for, not left
+// to dlopen by name: dlopen looks in the run path of the object that calls it, which
+// under a sanitizer that intercepts dlopen is the sanitizer's run-time, not the program.
+std::vector<std::string> program_search_path() {
+  std::vector<std::string> dirs;
+  void* self = ::dlopen(nullptr, RTLD_NOW);
+  if (!self) return dirs;
+  Dl_serinfo size{};
+  if (::dlinfo(self, RTLD_DI_SERINFOSIZE, &size) == 0 && size.dls_size >= sizeof(Dl_serinfo)) {
+    std::vector<std::max_align_t> room((size.dls_size + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
+    auto* info = reinterpret_cast<Dl_serinfo*>(room.data());
+    *info = size;
+    if (::dlinfo(self, RTLD_DI_SERINFO, info) == 0)
+      for (unsigned i = 0; i < info->dls_cnt; ++i)
+        if (info->dls_serpath[i].dls_name && *info->dls_serpath[i].dls_name)
+          dirs.emplace_back(info->dls_serpath[i].dls_name);
+  }
+  ::dlclose(self);
+  return dirs;
+}
+
 const Module* load() {
   std::vector<std::string> places;
   if (std::string named = base::param("IPC_ENGINES"); !named.empty()) {
@@ -50,6 +74,10 @@ const Module* load() {
     // By name first: the program's run path names the module's directory, the build's
     // (lib/) for a program built in the tree, the installation's (lib/ipc/) for one
     // built against an installed ipc (CMake package or pkg-config), wherever that is.
+    for (auto& dir : program_search_path()) {
+      std::string file = dir + "/" + kName;
+      if (::access(file.c_str(), F_OK) == 0) places.push_back(file);
+    }
     for (const char* p : {kName, IPC_ENGINES_INSTALLED})
       if (*p) places.emplace_back(p);
   }
