@@ -29,11 +29,7 @@ namespace ipc::bootstrap {
 namespace {
 
 // PMIx, through the engines module (loaded at the first use: engines/abi.hpp).
-const engines::PmixCalls& pmix() {
-  const engines::PmixCalls* p = engines::module().pmix;
-  if (!p) throw BootstrapError("bootstrap: the engines module of ipc was built without PMIx");
-  return *p;
-}
+using engines::pmix;
 
 std::string pmix_error(int rc) {
   const char* text = pmix().error_string(rc);

@@ -92,7 +92,13 @@ struct Module {
 /// The module, loaded on the first call: from IPC_ENGINES when set, else by name (the
 /// program's run path names the build's or the installation's directory), then where
 /// the configured prefix installs it.
-/// @throws ipc::Error naming every place tried and why each failed.
+/// @throws ipc::BootstrapError naming every place tried and why each failed.
 const Module& module();
+
+/// The module's tables, looked up once (a failed look is tried again on the next
+/// call). @throws as module(), and when the module was built without that library:
+/// ipc::BootstrapError for PMIx, ipc::Error for MPI.
+const PmixCalls& pmix();
+const MpiCalls& mpi();
 
 }  // namespace ipc::engines

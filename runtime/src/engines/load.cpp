@@ -78,6 +78,8 @@ const Module* load() {
       std::string file = dir + "/" + kName;
       if (::access(file.c_str(), F_OK) == 0) places.push_back(file);
     }
+    // Then the bare name (where the search path could not be asked for) and the
+    // configured prefix.
     for (const char* p : {kName, IPC_ENGINES_INSTALLED})
       if (*p) places.emplace_back(p);
   }
@@ -104,6 +106,25 @@ const Module& module() {
   std::lock_guard lk(mu);
   if (!m) m = load();
   return *m;
+}
+
+// Function-local statics: looked up once, and again after a throw.
+const PmixCalls& pmix() {
+  static const PmixCalls* p = [] {
+    const PmixCalls* c = module().pmix;
+    if (!c) throw BootstrapError("bootstrap: the engines module of ipc was built without PMIx");
+    return c;
+  }();
+  return *p;
+}
+
+const MpiCalls& mpi() {
+  static const MpiCalls* p = [] {
+    const MpiCalls* c = module().mpi;
+    if (!c) throw Error("mpi transport: the engines module of ipc was built without MPI");
+    return c;
+  }();
+  return *p;
 }
 
 }  // namespace ipc::engines

@@ -186,12 +186,13 @@ int mpi_testall(int count, Handle* requests, int* flag) {
   if constexpr (sizeof(MPI_Request) == sizeof(Handle) && alignof(MPI_Request) <= alignof(Handle)) {
     // The same bytes (Open MPI: a pointer): tested in place, nothing allocated.
     return MPI_Testall(count, reinterpret_cast<MPI_Request*>(requests), flag, MPI_STATUSES_IGNORE);
+  } else {
+    std::vector<MPI_Request> r(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) r[static_cast<std::size_t>(i)] = from<MPI_Request>(requests[i]);
+    int rc = MPI_Testall(count, r.data(), flag, MPI_STATUSES_IGNORE);
+    for (int i = 0; i < count; ++i) requests[i] = to(r[static_cast<std::size_t>(i)]);
+    return rc;
   }
-  std::vector<MPI_Request> r(static_cast<std::size_t>(count));
-  for (int i = 0; i < count; ++i) r[static_cast<std::size_t>(i)] = from<MPI_Request>(requests[i]);
-  int rc = MPI_Testall(count, r.data(), flag, MPI_STATUSES_IGNORE);
-  for (int i = 0; i < count; ++i) requests[i] = to(r[static_cast<std::size_t>(i)]);
-  return rc;
 }
 
 void mpi_cancel(Handle* request, int wait) {

@@ -53,14 +53,7 @@ constexpr std::uint64_t kPiece = std::uint64_t{1} << 30;
 using engines::Handle;
 
 // MPI, through the engines module.
-const engines::MpiCalls& M() {
-  static const engines::MpiCalls* m = [] {
-    const engines::MpiCalls* c = engines::module().mpi;
-    if (!c) throw Error("mpi transport: the engines module of ipc was built without MPI");
-    return c;
-  }();
-  return *m;
-}
+const engines::MpiCalls& M() { return engines::mpi(); }
 
 std::string mpi_error(int code) {
   char text[512];
