@@ -108,23 +108,25 @@ const Module& module() {
   return *m;
 }
 
-// Function-local statics: looked up once, and again after a throw.
-const PmixCalls& pmix() {
-  static const PmixCalls* p = [] {
-    const PmixCalls* c = module().pmix;
-    if (!c) throw BootstrapError("bootstrap: the engines module of ipc was built without PMIx");
-    return c;
+namespace {
+// A table of the module, looked up once per type (a function-local static: looked up
+// again after a throw); E is thrown, with `missing`, when the module lacks it.
+template <class Calls, class E>
+const Calls& table(const Calls* Module::*field, const char* missing) {
+  static const Calls* c = [&] {
+    const Calls* t = module().*field;
+    if (!t) throw E(missing);
+    return t;
   }();
-  return *p;
+  return *c;
 }
+}  // namespace
 
+const PmixCalls& pmix() {
+  return table<PmixCalls, BootstrapError>(&Module::pmix, "bootstrap: the engines module of ipc was built without PMIx");
+}
 const MpiCalls& mpi() {
-  static const MpiCalls* p = [] {
-    const MpiCalls* c = module().mpi;
-    if (!c) throw Error("mpi transport: the engines module of ipc was built without MPI");
-    return c;
-  }();
-  return *p;
+  return table<MpiCalls, Error>(&Module::mpi, "mpi transport: the engines module of ipc was built without MPI");
 }
 
 }  // namespace ipc::engines
