@@ -132,9 +132,32 @@ void apply_reduction(void* inout, const void* in, std::size_t n) {
   }
   for (; i < n; ++i) a[i] = f(a[i], b[i]);
 }
+// Which of the library's kernels (collectives/kernels.cpp) does Op, if any.
+template <class Op>
+constexpr int builtin_op() {
+  if constexpr (std::is_same_v<Op, op::sum>) return static_cast<int>(ReduceOp::sum);
+  else if constexpr (std::is_same_v<Op, op::prod>) return static_cast<int>(ReduceOp::prod);
+  else if constexpr (std::is_same_v<Op, op::min>) return static_cast<int>(ReduceOp::min);
+  else if constexpr (std::is_same_v<Op, op::max>) return static_cast<int>(ReduceOp::max);
+  else if constexpr (std::is_same_v<Op, op::band>) return static_cast<int>(ReduceOp::band);
+  else if constexpr (std::is_same_v<Op, op::bor>) return static_cast<int>(ReduceOp::bor);
+  else if constexpr (std::is_same_v<Op, op::bxor>) return static_cast<int>(ReduceOp::bxor);
+  else return -1;
+}
+// A built-in operation on a number takes the library's kernel, vectorized for the CPU
+// the program runs on (a loop instantiated here is built with the program's flags:
+// element by element for chars at -O2, 7x slower than the kernel at 64 KiB); anything
+// else, the loop above.
 template <class T, class Op>
 Reduction reduction() {
   static_assert(std::is_default_constructible_v<Op>, "ipc: a reduction must be a stateless callable");
+  if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool> && sizeof(T) <= 8 && builtin_op<Op>() >= 0) {
+    constexpr auto kind = std::is_floating_point_v<T> ? ReduceKind::floating
+                          : std::is_signed_v<T>       ? ReduceKind::signed_int
+                                                      : ReduceKind::unsigned_int;
+    if (ReduceFn f = builtin_reduction(static_cast<ReduceOp>(builtin_op<Op>()), kind, sizeof(T)))
+      return {f, sizeof(T)};
+  }
   return {&apply_reduction<T, Op>, sizeof(T)};
 }
 }  // namespace detail

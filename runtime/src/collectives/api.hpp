@@ -19,10 +19,22 @@ class Engine;
 struct CollShared;
 
 /// inout[i] = op(inout[i], in[i]) for i < count elements.
+using ReduceFn = void (*)(void* inout, const void* in, std::size_t count);
 struct Reduction {
-  void (*apply)(void* inout, const void* in, std::size_t count) = nullptr;
+  ReduceFn apply = nullptr;
   std::size_t elem_size = 0;
 };
+
+/// The built-in operations the library has compiled kernels for (collectives/kernels.cpp),
+/// on integers of 1, 2, 4 and 8 bytes and on float and double.
+enum class ReduceOp : std::uint8_t { sum, prod, min, max, band, bor, bxor };
+enum class ReduceKind : std::uint8_t { unsigned_int, signed_int, floating };
+/// The library's kernel for `op` on elements of `kind` and `elem_size` bytes, built for
+/// the widest vector instructions this CPU has, or null where it has none (bitwise
+/// operations on floating point, other sizes). Its results are bitwise those of the
+/// element-by-element loop the typed API instantiates, except that integer sums and
+/// products wrap around where that loop's would overflow.
+ReduceFn builtin_reduction(ReduceOp op, ReduceKind kind, std::size_t elem_size) noexcept;
 
 /// The communicator a collective runs on: its engine, what the job's collectives
 /// share (node group, flat decision), its collective context (apart from the user's
