@@ -2,7 +2,7 @@
 // every rank, from a seed), every result checked: calls of different kinds follow
 // each other closely, so buffers reused from one call to the next must never be
 // overwritten while a slower rank still reads them. Sizes straddle the node group's
-// inline, slot and chunk limits (run it with small IPC_SHM_COLL slots too).
+// inline, piece, slot and chunk limits (run it with small IPC_SHM_COLL slots too).
 //   it_coll_mix [iterations] [seed]
 #include <ipc/ipc.hpp>
 
@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
   const int me = c.rank(), n = c.size();
   const int iterations = argc > 1 ? std::atoi(argv[1]) : 600;
   std::mt19937 rng(argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : 1u);
-  const std::size_t sizes[] = {0, 1, 2, 5, 13, 14, 15, 64, 100, 1000, 4097, 20000, 70001};
+  const std::size_t sizes[] = {0, 1, 2, 5, 13, 14, 15, 64, 100, 256, 257, 1000, 4097, 20000, 70001};
   for (int it = 0; it < iterations; ++it) {
-    const int kind = static_cast<int>(rng() % 7);
+    const int kind = static_cast<int>(rng() % 8);
     const std::size_t count = sizes[rng() % std::size(sizes)];
     const int root = static_cast<int>(rng() % static_cast<unsigned>(n));
     const int slow_rank = static_cast<int>(rng() % static_cast<unsigned>(n));  // draws the same on every rank
@@ -99,6 +99,16 @@ int main(int argc, char** argv) {
           for (std::size_t i = 0; i < count; i += 1 + count / 50)
             IT_CHECK(me, in[q * count + i] == value(q, it, static_cast<std::size_t>(me) * count + i),
                      "iteration %d: alltoall of %zu from %d", it, count, q);
+        break;
+      }
+      case 7: {
+        // Block b of the root's is value(root, it, b * count + i).
+        std::vector<std::uint32_t> all(me == root ? count * static_cast<std::size_t>(n) : 0), block(count);
+        for (std::size_t i = 0; i < all.size(); ++i) all[i] = value(me, it, i);
+        c.scatter(std::span<const std::uint32_t>(all), std::span<std::uint32_t>(block), root);
+        for (std::size_t i = 0; i < count; ++i)
+          IT_CHECK(me, block[i] == value(root, it, static_cast<std::size_t>(me) * count + i),
+                   "iteration %d: scatter of %zu from %d, element %zu", it, count, root, i);
         break;
       }
     }

@@ -31,7 +31,8 @@ void copy_bytes(void* to, const void* from, std::size_t bytes) {
 void coll_scatter(const CollContext& c, const void* in, std::size_t bytes, void* out, int root) {
   guarded(c, "scatter", [&] {
     if (c.size > 1)
-      if (auto* g = node_group(c)) return g->scatter(in, bytes, out, root);  // one write, each reads its block
+      if (auto* g = node_group(c); g && g->scatters(bytes * static_cast<std::size_t>(c.size)))
+        return g->scatter(in, bytes, out, root);  // one write, each reads its block
     if (c.rank != root) return coll_recv(c, out, bytes, root, kScatter);
     auto* i = static_cast<const std::byte*>(in);
     std::vector<Move> sends;

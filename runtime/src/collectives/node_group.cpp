@@ -28,6 +28,7 @@ void mem_move(void* to, const void* from, std::size_t n) {
 constexpr std::uint64_t kMagic = 0x31707267637069ull;  // "ipcgrp1"
 constexpr std::size_t kLine = 64;
 constexpr std::uint32_t kCells = 32;  // small contributions in flight per rank
+constexpr std::size_t kPieceMax = 1024;
 
 struct GroupHeader {
   std::uint64_t magic;
@@ -56,6 +57,7 @@ struct NodeGroup::Line {
   std::atomic<std::uint64_t> mid{0};
   std::atomic<std::uint64_t> done{0};
   std::atomic<std::uint32_t> sleeping{0};  // > 0: the rank sleeps; writers ring its doorbell
+  std::atomic<std::uint32_t> rung{0};      // 1: rung since it last woke (no ring needed)
 };
 static_assert(sizeof(NodeGroup::Line) <= kLine);
 
@@ -125,6 +127,9 @@ NodeGroup::NodeGroup(Engine& engine, NodeSegment segment, int rank, int size, co
     bells_.push_back(base::Doorbell::Address::of(base::doorbell_name(job, j)));
   }
   slot_bytes_ = header_of(seg_.base())->slot_bytes;
+  // Pieces of at most 1 KiB: the 32 of them lie in 8 pages of the pair, so that a job
+  // of small collectives touches little of it.
+  piece_bytes_ = std::min(kPieceMax, 2 * slot_bytes_ / kCells / kLine * kLine);
   auto n = static_cast<std::size_t>(size_);
   lines_ = seg_.base() + sizeof(GroupHeader);
   cells_ = lines_ + n * kLine;
@@ -147,11 +152,20 @@ std::byte* NodeGroup::result(Phase k) const {
   return slots_ + (2 * static_cast<std::size_t>(size_) + (k & 1)) * slot_bytes_;
 }
 
+// A sleeping rank is rung once until it wakes (a ring is a system call: on a node with
+// more ranks than CPUs, a root that runs ahead of ranks waiting for a CPU rang each of
+// them at every phase). The rank clears `rung` as it wakes, before it looks at its flag
+// again (disarm), so a post that skipped its ring is in view then.
 void NodeGroup::post(std::atomic<std::uint64_t>& flag, Phase k) {
   flag.store(k, std::memory_order_seq_cst);
   if (header_of(seg_.base())->sleepers.load(std::memory_order_seq_cst) == 0) return;
-  for (int q = 0; q < size_; ++q)
-    if (q != rank_ && line(q).sleeping.load(std::memory_order_seq_cst) > 0) bell_.ring(bells_[static_cast<std::size_t>(q)]);
+  for (int q = 0; q < size_; ++q) {
+    if (q == rank_) continue;
+    Line& l = line(q);
+    if (l.sleeping.load(std::memory_order_seq_cst) > 0 && l.rung.load(std::memory_order_relaxed) == 0 &&
+        l.rung.exchange(1, std::memory_order_seq_cst) == 0)
+      bell_.ring(bells_[static_cast<std::size_t>(q)]);
+  }
 }
 
 // The engine's one waiter: it polls the point-to-point transports meanwhile (a late
@@ -165,17 +179,28 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
     Line& me;
     const std::atomic<std::uint64_t>& flag;
     Phase k;
-    Announce(GroupHeader* hh, Line& l, const std::atomic<std::uint64_t>& f, Phase kk) : h(hh), me(l), flag(f), k(kk) {}
+    Announce(GroupHeader* hh, Line& l, const std::atomic<std::uint64_t>& f, Phase kk, const base::Doorbell& b,
+             const base::Doorbell::Address& a)
+        : h(hh), me(l), flag(f), k(kk), bell(b), self(a) {}
     bool arm() override {
       h->sleepers.fetch_add(1, std::memory_order_seq_cst);
       me.sleeping.fetch_add(1, std::memory_order_seq_cst);
+      // A ring that came after this rank last woke may have been taken meanwhile by
+      // another wait of the engine's: writers are to ring again from here on.
+      me.rung.store(0, std::memory_order_seq_cst);
       return !reached(flag.load(std::memory_order_seq_cst), k);
     }
     void disarm() override {
       me.sleeping.fetch_sub(1, std::memory_order_seq_cst);
       h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+      // A ring this thread's wake-up took may have been meant for another thread of
+      // this rank that sleeps here still: it is woken to look (writers skipped it).
+      if (me.rung.exchange(0, std::memory_order_seq_cst) != 0 && me.sleeping.load(std::memory_order_seq_cst) > 0)
+        bell.ring(self);
     }
-  } announce(header_of(seg_.base()), line(rank_), flag, k);
+    const base::Doorbell& bell;
+    const base::Doorbell::Address& self;
+  } announce(header_of(seg_.base()), line(rank_), flag, k, bell_, bells_[static_cast<std::size_t>(rank_)]);
   engine_.wait_until(
       [&] {
         if (reached(flag.load(std::memory_order_acquire), k)) return true;
@@ -188,10 +213,25 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
       std::chrono::steady_clock::time_point::max(), &announce, 64, &flag);
 }
 
-void NodeGroup::before_write(Phase k, bool small) {
-  Phase back = small ? kCells : 2;
-  if (k <= back) return;  // the buffer's first use
-  Phase need = k - back;
+NodeGroup::Place NodeGroup::place_for(std::size_t bytes) const {
+  if (bytes <= kInline) return Place::cell;
+  return bytes <= piece_bytes_ ? Place::piece : Place::slot;
+}
+
+std::size_t NodeGroup::capacity(Place w) const {
+  return w == Place::cell ? kInline : w == Place::piece ? piece_bytes_ : slot_bytes_;
+}
+
+void NodeGroup::before_write(Phase k, Place w) {
+  Phase back = w == Place::slot ? 2 : kCells;
+  Phase need = k > back ? k - back : 0;  // 0: the buffer's first use
+  // Pieces and slots share each rank's slot pair: a phase of the other kind may still
+  // be read, up to the one just before.
+  if (w != Place::cell) {
+    if (pair_use_ != Place::cell && pair_use_ != w) need = k - 1;
+    pair_use_ = w;
+  }
+  if (need == 0) return;
   if (reached(known_done_, need)) return;
   Phase least = k - 1;
   for (int q = 0; q < size_; ++q) {
@@ -207,19 +247,24 @@ void NodeGroup::saw_all(Phase k) {
   if (k - 1 > known_done_) known_done_ = k - 1;
 }
 
-std::byte* NodeGroup::open_own(Phase k, bool small) {
-  before_write(k, small);
-  return small ? cell(rank_, k).data : slot(rank_, k);
+std::byte* NodeGroup::data(int r, Phase k, Place w) const {
+  if (w == Place::cell) return cell(r, k).data;
+  if (w == Place::piece) return slots_ + static_cast<std::size_t>(r) * 2 * slot_bytes_ + (k % kCells) * piece_bytes_;
+  return slot(r, k);
 }
 
-void NodeGroup::publish(Phase k, bool small) { post(small ? cell(rank_, k).phase : line(rank_).arrive, k); }
+std::byte* NodeGroup::open_own(Phase k, Place w) {
+  before_write(k, w);
+  return data(rank_, k, w);
+}
 
-const std::byte* NodeGroup::contribution(int q, Phase k, bool small) {
-  if (q == rank_) return small ? cell(q, k).data : slot(q, k);
-  if (small) {
-    Cell& c = cell(q, k);
-    wait_for(c.phase, k, q);
-    return c.data;
+void NodeGroup::publish(Phase k, Place w) { post(w == Place::slot ? line(rank_).arrive : cell(rank_, k).phase, k); }
+
+const std::byte* NodeGroup::contribution(int q, Phase k, Place w) {
+  if (q == rank_) return data(q, k, w);
+  if (w != Place::slot) {
+    wait_for(cell(q, k).phase, k, q);
+    return data(q, k, w);
   }
   wait_for(line(q).arrive, k, q);
   return slot(q, k);
@@ -230,7 +275,7 @@ void NodeGroup::finish(Phase k) { post(line(rank_).done, k); }
 void NodeGroup::barrier() {
   op_ = "barrier with";
   Phase k = next_phase();
-  publish(k, false);
+  publish(k, Place::slot);  // the arrive flag, no data
   for (int q = 0; q < size_; ++q)
     if (q != rank_) wait_for(line(q).arrive, k, q);
   saw_all(k);
@@ -240,17 +285,17 @@ void NodeGroup::barrier() {
 void NodeGroup::bcast(void* data, std::size_t bytes, int root) {
   op_ = "bcast with";
   auto* d = static_cast<std::byte*>(data);
-  const bool small = bytes <= kInline;
-  const std::size_t step = small ? kInline : slot_bytes_;
+  const Place w = place_for(bytes);
+  const std::size_t step = capacity(w);
   std::size_t off = 0;
   do {  // one phase per slot's worth (at least one: every rank counts the same phases)
     std::size_t n = std::min(step, bytes - off);
     Phase k = next_phase();
     if (rank_ == root) {
-      mem_copy(open_own(k, small), d + off, n);
-      publish(k, small);
+      mem_copy(open_own(k, w), d + off, n);
+      publish(k, w);
     } else {
-      mem_copy(d + off, contribution(root, k, small), n);
+      mem_copy(d + off, contribution(root, k, w), n);
     }
     finish(k);
     off += n;
@@ -263,20 +308,20 @@ void NodeGroup::scatter(const void* in, std::size_t block, void* out, int root) 
   auto* i = static_cast<const std::byte*>(in);
   auto* o = static_cast<std::byte*>(out);
   const std::size_t total = block * static_cast<std::size_t>(size_);
-  const bool small = total <= kInline;
-  const std::size_t step = small ? kInline : slot_bytes_;
+  const Place w = place_for(total);
+  const std::size_t step = capacity(w);
   const std::size_t mine = block * static_cast<std::size_t>(rank_);
   std::size_t off = 0;
   do {
     std::size_t n = std::min(step, total - off);
     Phase k = next_phase();
     if (rank_ == root) {
-      mem_copy(open_own(k, small), i + off, n);
-      publish(k, small);
+      mem_copy(open_own(k, w), i + off, n);
+      publish(k, w);
     }
     std::size_t lo = std::max(off, mine), hi = std::min(off + n, mine + block);
     if (lo < hi)
-      mem_copy(o + (lo - mine), rank_ == root ? i + lo : contribution(root, k, small) + (lo - off), hi - lo);
+      mem_copy(o + (lo - mine), rank_ == root ? i + lo : contribution(root, k, w) + (lo - off), hi - lo);
     finish(k);
     off += n;
   } while (off < total);
@@ -284,12 +329,12 @@ void NodeGroup::scatter(const void* in, std::size_t block, void* out, int root) 
 
 // out[0, count) = x_0 op x_1 op ... op x_{p-1} (left to right, the same on every rank)
 // over elements [off, off + count) of the contributions of phase k.
-void NodeGroup::reduce_ranks(std::byte* out, std::size_t off, std::size_t count, Phase k, bool small,
+void NodeGroup::reduce_ranks(std::byte* out, std::size_t off, std::size_t count, Phase k, Place w,
                              Reduction op) {
   std::size_t at = off * op.elem_size, n = count * op.elem_size;
-  const std::byte* first = contribution(0, k, small) + at;
+  const std::byte* first = contribution(0, k, w) + at;
   if (out != first) mem_copy(out, first, n);
-  for (int q = 1; q < size_; ++q) op.apply(out, contribution(q, k, small) + at, count);
+  for (int q = 1; q < size_; ++q) op.apply(out, contribution(q, k, w) + at, count);
 }
 
 void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
@@ -299,11 +344,11 @@ void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
   Line& mine = line(rank_);
   // Small: every rank reduces all contributions itself (one round).
   if (bytes <= std::min<std::size_t>(slot_bytes_, 16 * 1024)) {
-    const bool small = bytes <= kInline;
+    const Place w = place_for(bytes);
     Phase k = next_phase();
-    mem_copy(open_own(k, small), d, bytes);
-    publish(k, small);
-    reduce_ranks(d, 0, count, k, small, op);
+    mem_copy(open_own(k, w), d, bytes);
+    publish(k, w);
+    reduce_ranks(d, 0, count, k, w, op);
     saw_all(k);
     finish(k);
     return;
@@ -315,13 +360,13 @@ void NodeGroup::allreduce(void* data, std::size_t count, Reduction op) {
   for (std::size_t off = 0; off < count; off += chunk) {
     std::size_t n = std::min(chunk, count - off);
     Phase k = next_phase();
-    mem_copy(open_own(k, false), d + off * es, n * es);
-    publish(k, false);
-    for (int q = 0; q < size_; ++q) contribution(q, k, false);
+    mem_copy(open_own(k, Place::slot), d + off * es, n * es);
+    publish(k, Place::slot);
+    for (int q = 0; q < size_; ++q) contribution(q, k, Place::slot);
     saw_all(k);
     auto r = static_cast<std::size_t>(rank_);
     std::size_t first = n / p * r + std::min(r, n % p), len = n / p + (r < n % p ? 1 : 0);
-    if (len) reduce_ranks(result(k) + first * es, first, len, k, false, op);
+    if (len) reduce_ranks(result(k) + first * es, first, len, k, Place::slot, op);
     post(mine.mid, k);
     for (int q = 0; q < size_; ++q)
       if (q != rank_) wait_for(line(q).mid, k, q);
@@ -334,19 +379,19 @@ void NodeGroup::reduce(void* data, std::size_t count, Reduction op, int root) {
   op_ = "reduce with";
   auto* d = static_cast<std::byte*>(data);
   const std::size_t es = op.elem_size, bytes = count * es;
-  const bool small = bytes <= kInline;
-  const std::size_t chunk = small ? count : std::max<std::size_t>(1, slot_bytes_ / es);
+  const Place w = place_for(bytes);
+  const std::size_t chunk = w != Place::slot ? count : std::max<std::size_t>(1, slot_bytes_ / es);
   std::vector<std::byte> tmp;
   std::size_t off = 0;
   do {
     std::size_t n = std::min(chunk, count - off), at = off * es;
     Phase k = next_phase();
     if (rank_ != root) {
-      mem_copy(open_own(k, small), d + at, n * es);
-      publish(k, small);
+      mem_copy(open_own(k, w), d + at, n * es);
+      publish(k, w);
     } else {
       // The root's own contribution is read in place, never published.
-      auto src = [&](int q) { return q == rank_ ? d + at : contribution(q, k, small); };
+      auto src = [&](int q) { return q == rank_ ? d + at : contribution(q, k, w); };
       tmp.resize(n * es);
       mem_copy(tmp.data(), src(0), n * es);
       for (int q = 1; q < size_; ++q) op.apply(tmp.data(), src(q), n);
@@ -371,21 +416,21 @@ void NodeGroup::gather(const void* in, std::size_t bytes, void* out, int root) {
 // Every rank's block into `dst` on `root` (-1: on every rank). A rank that reads
 // copies its own block straight from `src`, first: `src` may lie inside `dst`.
 void NodeGroup::collect(const std::byte* src, std::size_t bytes, std::byte* dst, int root) {
-  const bool small = bytes <= kInline;
-  const std::size_t step = small ? kInline : slot_bytes_;
+  const Place w = place_for(bytes);
+  const std::size_t step = capacity(w);
   const bool reads = root < 0 || rank_ == root, writes = root < 0 || rank_ != root;
   std::size_t off = 0;
   do {  // one phase per slot's worth (at least one: every rank counts the same phases)
     std::size_t n = std::min(step, bytes - off);
     Phase k = next_phase();
     if (writes) {
-      mem_copy(open_own(k, small), src + off, n);
-      publish(k, small);
+      mem_copy(open_own(k, w), src + off, n);
+      publish(k, w);
     }
     if (reads) {
       mem_move(dst + static_cast<std::size_t>(rank_) * bytes + off, src + off, n);
       for (int q = 0; q < size_; ++q)
-        if (q != rank_) mem_copy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small), n);
+        if (q != rank_) mem_copy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, w), n);
       saw_all(k);
     }
     finish(k);
@@ -400,21 +445,21 @@ void NodeGroup::alltoall(const void* in, std::size_t bytes, void* out) {
   const auto p = static_cast<std::size_t>(size_);
   // Each phase moves a piece of every block: rank r's cell or slot holds its pieces
   // for rank 0, 1, ... in turn.
-  const bool small = bytes * p <= kInline;
-  const std::size_t piece = small ? kInline / p : slot_bytes_ / p;
+  const Place w = place_for(bytes * p);
+  const std::size_t piece = capacity(w) / p;
   const auto me = static_cast<std::size_t>(rank_);
   std::size_t off = 0;
   do {
     std::size_t n = std::min(piece, bytes - off);
     Phase k = next_phase();
-    std::byte* buf = open_own(k, small);
+    std::byte* buf = open_own(k, w);
     for (std::size_t q = 0; q < p; ++q)
       if (q != me) mem_copy(buf + q * piece, src + q * bytes + off, n);
-    publish(k, small);
+    publish(k, w);
     mem_copy(dst + me * bytes + off, src + me * bytes + off, n);  // its own piece, directly
     for (int q = 0; q < size_; ++q)
       if (static_cast<std::size_t>(q) != me)
-        mem_copy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, small) + me * piece, n);
+        mem_copy(dst + static_cast<std::size_t>(q) * bytes + off, contribution(q, k, w) + me * piece, n);
     saw_all(k);
     finish(k);
     off += n;
