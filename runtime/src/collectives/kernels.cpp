@@ -87,17 +87,29 @@ ReduceFn for_type(ReduceOp op, KernelIsa isa) {
     case ReduceOp::prod: return entry<ReduceOp::prod, T>(isa);
     case ReduceOp::min: return entry<ReduceOp::min, T>(isa);
     case ReduceOp::max: return entry<ReduceOp::max, T>(isa);
-    case ReduceOp::band:
-    case ReduceOp::bor:
-    case ReduceOp::bxor:
-      if constexpr (std::is_integral_v<T>) {
-        if (op == ReduceOp::band) return entry<ReduceOp::band, T>(isa);
-        if (op == ReduceOp::bor) return entry<ReduceOp::bor, T>(isa);
-        return entry<ReduceOp::bxor, T>(isa);
-      }
-      return nullptr;
+    default: break;
   }
-  return nullptr;
+  if constexpr (std::is_integral_v<T>) {
+    switch (op) {
+      case ReduceOp::band: return entry<ReduceOp::band, T>(isa);
+      case ReduceOp::bor: return entry<ReduceOp::bor, T>(isa);
+      case ReduceOp::bxor: return entry<ReduceOp::bxor, T>(isa);
+      default: break;
+    }
+  }
+  return nullptr;  // bitwise operations on floating point
+}
+
+// Integers of 1, 2, 4 and 8 bytes, of one signedness.
+template <class I1, class I2, class I4, class I8>
+ReduceFn for_size(ReduceOp op, std::size_t elem_size, KernelIsa isa) {
+  switch (elem_size) {
+    case 1: return for_type<I1>(op, isa);
+    case 2: return for_type<I2>(op, isa);
+    case 4: return for_type<I4>(op, isa);
+    case 8: return for_type<I8>(op, isa);
+    default: return nullptr;
+  }
 }
 
 KernelIsa detect() noexcept {
@@ -113,21 +125,9 @@ KernelIsa detect() noexcept {
 ReduceFn reduction_kernel(ReduceOp op, ReduceKind kind, std::size_t elem_size, KernelIsa isa) noexcept {
   switch (kind) {
     case ReduceKind::unsigned_int:
-      switch (elem_size) {
-        case 1: return for_type<std::uint8_t>(op, isa);
-        case 2: return for_type<std::uint16_t>(op, isa);
-        case 4: return for_type<std::uint32_t>(op, isa);
-        case 8: return for_type<std::uint64_t>(op, isa);
-        default: return nullptr;
-      }
+      return for_size<std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t>(op, elem_size, isa);
     case ReduceKind::signed_int:
-      switch (elem_size) {
-        case 1: return for_type<std::int8_t>(op, isa);
-        case 2: return for_type<std::int16_t>(op, isa);
-        case 4: return for_type<std::int32_t>(op, isa);
-        case 8: return for_type<std::int64_t>(op, isa);
-        default: return nullptr;
-      }
+      return for_size<std::int8_t, std::int16_t, std::int32_t, std::int64_t>(op, elem_size, isa);
     case ReduceKind::floating:
       if (elem_size == sizeof(float)) return for_type<float>(op, isa);
       if (elem_size == sizeof(double)) return for_type<double>(op, isa);

@@ -249,7 +249,7 @@ void NodeGroup::saw_all(Phase k) {
 
 std::byte* NodeGroup::data(int r, Phase k, Place w) const {
   if (w == Place::cell) return cell(r, k).data;
-  if (w == Place::piece) return slots_ + static_cast<std::size_t>(r) * 2 * slot_bytes_ + (k % kCells) * piece_bytes_;
+  if (w == Place::piece) return slot(r, 0) + (k % kCells) * piece_bytes_;  // slot(r, 0): the pair's start
   return slot(r, k);
 }
 
