@@ -185,6 +185,46 @@ TEST(ShmRing, ALaggingConsumerOrLargeRecordsKeepTheWholeRing) {
   }
 }
 
+// Larger records go back early only in an exchange: when the consumer's side sent
+// something back after each of the producer's last two records (answered()). A burst
+// after one answer keeps to fresh lines.
+TEST(ShmRing, LargerRecordsGoBackEarlyOnlyWhenAnswered) {
+  RingMemory m;
+  constexpr std::size_t wrap_at = 1024;
+  RingProducer p(&m.control, m.data, sizeof m.data, wrap_at, 512);
+  RingConsumer c(&m.control, m.data, sizeof m.data);
+  auto one = [&](std::size_t body) {
+    std::byte* at = p.reserve(RecordKind::whole, body);
+    EXPECT_NE(at, nullptr);
+    p.commit();
+    auto* r = c.front();
+    EXPECT_NE(r, nullptr);
+    std::uint8_t flags = r ? r->flags : 0;
+    if (r) c.pop(r);
+    c.release();
+    return std::pair{at - m.data, flags};
+  };
+  // A burst (no answers): 320-byte records walk on past wrap_at.
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(one(300).second, 0) << "record " << i;
+  // Answered after every record: the next one past wrap_at goes back to the start.
+  int wrapped = 0;
+  for (int i = 0; i < 8 && !wrapped; ++i) {
+    p.answered();
+    if (one(300).second & kWrapAfter) wrapped = i + 1;
+  }
+  EXPECT_GT(wrapped, 0);
+  EXPECT_EQ(one(300).first, static_cast<std::ptrdiff_t>(kRecordHead));  // at the start
+  // One answer between bursts is not enough; nor is a record larger than wrap_records.
+  for (int i = 0; i < 8; ++i) {
+    if (i % 4 == 0) p.answered();
+    EXPECT_EQ(one(300).second, 0) << "record " << i;
+  }
+  for (int i = 0; i < 8; ++i) {
+    p.answered();
+    EXPECT_EQ(one(600).second, 0) << "record " << i;
+  }
+}
+
 namespace {
 
 // A producer thread and this one through a ring of 4 KiB: every record arrives, in
@@ -192,9 +232,9 @@ namespace {
 // `answer_every`: the producer waits for the consumer to take everything after about
 // one record in that many (0: never).
 void hammer(std::size_t wrap_at, std::size_t max_body, std::uint64_t count, unsigned answer_every,
-            std::uint32_t seed) {
+            std::uint32_t seed, std::size_t wrap_records = kWrapRecords) {
   RingMemory m;
-  RingProducer prod(&m.control, m.data, sizeof m.data, wrap_at);
+  RingProducer prod(&m.control, m.data, sizeof m.data, wrap_at, wrap_records);
   RingConsumer cons(&m.control, m.data, sizeof m.data);
   std::atomic<bool> failed{false};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
@@ -210,8 +250,10 @@ void hammer(std::size_t wrap_at, std::size_t max_body, std::uint64_t count, unsi
       prod.commit();
       // Now and then, wait for an answer: until the consumer has taken everything (the
       // moments when a producer may go back early).
-      if (answer_every && rng() % answer_every == 0)
+      if (answer_every && rng() % answer_every == 0) {
         while (m.control.head.load(std::memory_order_acquire) != prod.tail() && !failed) std::this_thread::yield();
+        prod.answered();
+      }
     }
   });
   std::uint64_t expect = 0;
@@ -261,6 +303,7 @@ TEST(ShmRing, TwoThreadsHammerWithWrapAround) { hammer(0, ~std::size_t{0}, 20000
 TEST(ShmRing, TwoThreadsHammerGoingBackEarly) {
   hammer(512, 240, 20000, 8, 2);
   hammer(1024, ~std::size_t{0}, 20000, 8, 3);
+  hammer(512, ~std::size_t{0}, 20000, 2, 4, 1024);  // larger records too, when answered
 }
 
 namespace {

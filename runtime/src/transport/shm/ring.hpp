@@ -59,10 +59,11 @@ enum class RecordKind : std::uint8_t { whole = 1, first = 2, cont = 3, pad = 4 }
 // RecordHead::flags: the next record starts at the ring's start (the rest of this lap
 // is skipped).
 inline constexpr std::uint8_t kWrapAfter = 1;
-// Records up to this size (with their head) may go back early: the small ones, whose
-// cost is their latency. A stream of large records is better served by lines that no
-// other core holds (8 KiB messages in windows of 64 went at a third of the rate when
-// they cycled through the first 16 KiB).
+// Records up to this size (with their head) may go back early whenever the ring is
+// drained: the small ones, whose cost is their latency. Larger ones (up to the
+// producer's `wrap_records`) only in an exchange (answered()): a stream of them is
+// better served by lines that no other core holds (8 KiB messages in windows of 64
+// went at a third of the rate when they cycled through the first 16 KiB).
 inline constexpr std::size_t kWrapRecords = 256;
 
 struct RecordHead {
@@ -82,9 +83,11 @@ class RingProducer {
  public:
   RingProducer() = default;
   /// `wrap_at`: bytes into a lap past which the producer goes back to the start when
-  /// its consumer has taken everything (0: never; see the top of this file).
-  RingProducer(RingControl* c, std::byte* data, std::size_t capacity, std::size_t wrap_at = 0)
-      : c_(c), data_(data), cap_(capacity), wrap_at_(wrap_at ? wrap_at : ~std::size_t{0}),
+  /// its consumer has taken everything (0: never; see the top of this file), with
+  /// records up to kWrapRecords, or up to `wrap_records` in an exchange (answered()).
+  RingProducer(RingControl* c, std::byte* data, std::size_t capacity, std::size_t wrap_at = 0,
+               std::size_t wrap_records = kWrapRecords)
+      : c_(c), data_(data), cap_(capacity), wrap_at_(wrap_at ? wrap_at : ~std::size_t{0}), wrap_records_(wrap_records),
         head_(c->head.load(std::memory_order_acquire)), tail_(head_), at_(static_cast<std::size_t>(tail_ % cap_)),
         next_try_(tail_) {}
 
@@ -96,7 +99,11 @@ class RingProducer {
   [[gnu::always_inline]] std::byte* reserve(RecordKind kind, std::size_t body, std::uint8_t head = 0) {
     std::size_t need = record_size(body);
     std::size_t pos = at_;
-    if (pos + need >= wrap_at_ && need <= kWrapRecords && need <= cap_ - pos && tail_ >= next_try_) [[unlikely]]
+    const bool answered = answered_ && answered_before_;
+    answered_before_ = answered_;
+    answered_ = false;
+    if (pos + need >= wrap_at_ && need <= wrap_records_ && (need <= kWrapRecords || answered) && need <= cap_ - pos &&
+        tail_ >= next_try_) [[unlikely]]
       return reserve_back(kind, body, head);
     std::size_t to_end = cap_ - pos;
     if (!room(need <= to_end ? need : to_end + need)) return nullptr;
@@ -115,6 +122,10 @@ class RingProducer {
     at_ = pos + need == cap_ ? 0 : pos + need;
     return at;
   }
+  /// The consumer's side of this pair has sent something back since this producer's
+  /// last record: the exchange waits for answers, and a record larger than
+  /// kWrapRecords may go back early too.
+  void answered() { answered_ = true; }
   /// Publishes the record reserved last.
   void commit() { pending_->pos.store(pending_pos_, std::memory_order_release); }
 
@@ -167,12 +178,15 @@ class RingProducer {
   std::byte* data_ = nullptr;
   std::size_t cap_ = 0;
   std::size_t wrap_at_ = ~std::size_t{0};
+  std::size_t wrap_records_ = kWrapRecords;
   std::uint64_t head_ = 0;  // cached
   std::uint64_t tail_ = 0;  // reserved so far
   std::size_t at_ = 0;      // tail_ % cap_, kept as it moves (a division costs about 15 cycles)
   RecordHead* pending_ = nullptr;
   std::uint64_t pending_pos_ = 0;
   std::uint64_t next_try_ = 0;  // no early wrap tried before this position (the consumer lagged)
+  bool answered_ = false;       // answered(): since the last record
+  bool answered_before_ = false;  // ... and before it, since the one before
 };
 
 class RingConsumer {

@@ -87,7 +87,8 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
     throw Error("shm: segment " + p->segment.name() + " has " + std::to_string(p->segment.header()->rings) +
                 " rings, this node has " + std::to_string(opt_.local_size) + " ranks");
   auto mine = static_cast<std::uint32_t>(opt_.local_rank);
-  p->out = RingProducer(p->segment.control(mine), p->segment.data(mine), p->segment.ring_bytes(), opt_.wrap_at);
+  p->out = RingProducer(p->segment.control(mine), p->segment.data(mine), p->segment.ring_bytes(), opt_.wrap_at,
+                        opt_.wrap_records);
   p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
   inbound_[static_cast<std::size_t>(local)].rank = peer.rank;
   Peer& ep = *p;
@@ -330,6 +331,9 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
     }
   }
   if (unreleased) release(in);
+  if (any) {
+    if (auto& p = peers_[static_cast<std::size_t>(in.rank)]) p->out.answered();
+  }
   return any;
 }
 
@@ -495,6 +499,7 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
                       : bytes_param("IPC_SHM_EAGER");
   o.chunk = bytes_param("IPC_SHM_CHUNK");
   o.wrap_at = bytes_param("IPC_SHM_WRAP");  // 0: never
+  o.wrap_records = bytes_param("IPC_SHM_WRAP_RECORDS");
   return std::make_unique<ShmTransport>(o);
 }
 

@@ -51,7 +51,8 @@ struct Options : Config {
   std::size_t ring_bytes = 512 * 1024;
   std::size_t eager_limit = 64 * 1024;
   std::size_t chunk = 16 * 1024;  // payload bytes per record: the pipeline's step
-  std::size_t wrap_at = 16 * 1024;  // a drained ring's producer goes back to its start past this (ring.hpp)
+  std::size_t wrap_at = 8 * 1024;  // a drained ring's producer goes back to its start past this (ring.hpp)
+  std::size_t wrap_records = 16 * 1024;  // ... records up to this size in an exchange (ring.hpp)
   bool cma = false;
 };
 
