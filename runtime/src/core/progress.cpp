@@ -21,6 +21,9 @@ constexpr int kPollsBeforeClock = 64;
 // block_until_impl); waiters then sleep rather than yield for kNoYieldFor.
 constexpr auto kLongYield = std::chrono::microseconds(500);
 constexpr auto kNoYieldFor = std::chrono::milliseconds(50);
+// When the job's ranks outnumber the CPUs, the first such period is this short, and
+// each long yield that follows doubles it (up to kNoYieldFor); a quick one halves it.
+constexpr auto kNoYieldFirst = std::chrono::nanoseconds(std::chrono::milliseconds(4));
 // Meanwhile, how often a waiter looks whether that process is still there.
 constexpr auto kLoadLookEvery = std::chrono::nanoseconds(std::chrono::milliseconds(1));
 
@@ -81,6 +84,8 @@ thread_local bool t_polls_for_peers = false;
 // (block_until_impl). Per thread: what one thread of a rank learns of its yields says
 // nothing of another's.
 thread_local std::int64_t t_yield_useless_until = 0;
+// The length of the next such period when the job's ranks outnumber the CPUs (ns).
+thread_local std::int64_t t_no_yield_period = kNoYieldFirst.count();
 // When this thread last looked whether a CPU is to spare (steady clock, ns).
 thread_local std::int64_t t_load_looked = 0;
 }  // namespace
@@ -227,8 +232,22 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       // every step waits for one rank's turn crawls (8 ranks on 2 cores beside one
       // busy process: 75 times slower). Sleep instead, for a while: a rank woken by
       // its doorbell runs at once.
-      if (clock::now() - now > kLongYield)
-        t_yield_useless_until = (clock::now() + kNoYieldFor).time_since_epoch().count();
+      // When the job's own ranks outnumber the CPUs, a long yield is often one of
+      // them computing (every rank of a starting job touches its buffers at once: the
+      // first collective's rows ran 10-60 times slow, asleep for the 50 ms after):
+      // the period starts at 4 ms and grows while yields keep going to a process
+      // that computes.
+      auto back = clock::now();
+      if (back - now > kLongYield) {
+        std::int64_t period = std::chrono::nanoseconds(kNoYieldFor).count();
+        if (pol.oversubscribed) {
+          period = t_no_yield_period;
+          t_no_yield_period = std::min<std::int64_t>(2 * period, std::chrono::nanoseconds(kNoYieldFor).count());
+        }
+        t_yield_useless_until = back.time_since_epoch().count() + period;
+      } else if (pol.oversubscribed && t_no_yield_period > kNoYieldFirst.count()) {
+        t_no_yield_period /= 2;
+      }
       continue;
     }
     // After a wake-up, poll busily again: more usually follows. After a timeout,
