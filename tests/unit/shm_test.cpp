@@ -516,6 +516,62 @@ TEST(ShmTransport, LargeFramesStreamInChunksAndAFullRingWakesItsProducer) {
   EXPECT_EQ(copy, big);
 }
 
+// Eager frames that find the ring full are copied aside and their sends complete at
+// once; the buffers of those copies are kept and used again (later bursts), and every
+// frame arrives with its own bytes, whatever buffer carried it.
+TEST(ShmTransport, EagerFramesQueuedBehindAFullRingKeepTheirBytes) {
+  Node node(64 * 1024);
+  constexpr std::size_t len = 12 * 1024;  // above the size copied into kept buffers
+  constexpr int burst = 24;               // 288 KiB: most wait for room in the ring
+  auto byte_of = [](std::uint64_t seq, std::size_t i) { return static_cast<std::byte>(seq * 131 + i * 7 + (i >> 9)); };
+  struct Check : Sink {
+    std::vector<std::byte> landing;
+    std::uint64_t arriving = 0;
+    int got = 0, bad = 0;
+    decltype(byte_of)& expect;
+    explicit Check(decltype(byte_of)& e) : expect(e) {}
+    Placement on_frame(int, std::span<const std::byte> h, std::uint64_t length) override {
+      landing.assign(length, std::byte{0});
+      std::memcpy(&arriving, h.data(), sizeof arriving);
+      return {landing.data(), nullptr};
+    }
+    void on_frame_done(int, void*) override {
+      ++got;
+      for (std::size_t i = 0; i < landing.size(); ++i)
+        if (landing[i] != expect(arriving, i)) {
+          ++bad;
+          break;
+        }
+    }
+    void on_peer_lost(int, const std::string&) override {}
+    void on_frame_aborted(int, void*) override {}
+  } sink(byte_of);
+  struct Flag : Completion {
+    bool done = false;
+    void complete(const std::error_code&) override { done = true; }
+  };
+  Inbox back;
+  std::vector<std::byte> buf(len);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<Flag> flags(burst);
+    for (int i = 0; i < burst; ++i) {
+      std::uint64_t seq = static_cast<std::uint64_t>(round * burst + i);
+      for (std::size_t b = 0; b < len; ++b) buf[b] = byte_of(seq, b);  // the last frame's bytes are overwritten
+      node.send(0, seq, buf.data(), len, &flags[static_cast<std::size_t>(i)]);
+      EXPECT_TRUE(flags[static_cast<std::size_t>(i)].done) << "eager send " << seq << " did not complete at once";
+    }
+    EXPECT_FALSE(node.t[0]->idle()) << "the burst should have waited for room";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (sink.got < (round + 1) * burst && std::chrono::steady_clock::now() < deadline) {
+      node.t[1]->poll(sink);
+      node.t[0]->poll(back);  // moves queued frames into the room the reader made
+    }
+    ASSERT_EQ(sink.got, (round + 1) * burst);
+    EXPECT_TRUE(node.t[0]->idle());
+  }
+  EXPECT_EQ(sink.bad, 0);
+}
+
 TEST(ShmTransport, SegmentsAreUnlinkedOnceReadyOrAtTheEnd) {
   std::string seg0, seg1;
   {

@@ -12,10 +12,11 @@
 namespace ipc::transport {
 
 /// `f` has payload (const std::byte*), length, owned (unique_ptr<std::byte[]>) and
-/// done (Completion*): copies the payload into `owned` and completes the send.
+/// done (Completion*): copies the payload into `owned` (unless the caller has already
+/// copied it into a buffer of its own there) and completes the send.
 template <class Frame>
 void detach_payload(Frame& f) {
-  if (f.length > 0) {
+  if (f.length > 0 && !f.owned) {
     f.owned.reset(new std::byte[f.length]);
     std::memcpy(f.owned.get(), f.payload, f.length);
     f.payload = f.owned.get();

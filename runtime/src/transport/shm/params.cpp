@@ -2,7 +2,7 @@
 #include "base/params.hpp"
 
 IPC_PARAMS(ipc::transport::shm,
-           {"IPC_SHM_EAGER", "auto", "shm: messages up to this many bytes go through the rings, larger ones by rendezvous; auto: 8192 when rendezvous messages are copied once (IPC_SHM_CMA), else 65536"},
+           {"IPC_SHM_EAGER", "auto", "shm: messages up to this many bytes go through the rings, larger ones by rendezvous; auto: 8192 when rendezvous messages are copied once (IPC_SHM_CMA), else 16384"},
            {"IPC_SHM_RING", "auto", "shm: bytes of each ring (one per ordered pair of ranks of a node); auto: 512 KiB up to 11 ranks per node, then less (64 MiB per node, at least 64 KiB each)"},
            {"IPC_SHM_CHUNK", "16384", "shm: payload bytes per ring record; larger frames stream through in pipelined chunks"},
            {"IPC_SHM_WRAP", "8192", "shm: a sender of small records (up to 256 bytes each, or up to IPC_SHM_WRAP_RECORDS when its receiver answered its last two) whose receiver has taken everything goes back to the ring's start once this many bytes into it, so that exchanges that wait for an answer reuse lines both cores hold; 0: never (docs/transports.md)"},

@@ -178,6 +178,7 @@ bool ShmTransport::push(Peer& p) {
     }
     if (o.sent < o.length) break;
     Completion* c = o.done;
+    recycle(o);
     p.queue.pop_front();
     if (c) c->complete({});
   }
@@ -215,7 +216,32 @@ void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
   if (was_empty && t.push(p)) return;
   if (was_empty) ++t.pending_peers_;
   Out& last = p.queue.back();
-  if (last.done && !last.started && last.length <= t.opt_.eager_limit) detach_payload(last);  // waits for room
+  if (last.done && !last.started && last.length <= t.opt_.eager_limit) t.detach(last);  // waits for room
+}
+
+// Payloads larger than this are copied into kept buffers of eager_limit bytes, up to
+// kSpareBytes of them kept; smaller ones into the allocator's (its small bins).
+constexpr std::size_t kPooledPayload = 4096;
+constexpr std::size_t kSpareBytes = std::size_t{4} << 20;
+
+void ShmTransport::detach(Out& o) {
+  if (o.length > kPooledPayload && o.length <= opt_.eager_limit) {
+    if (spare_payloads_.empty()) {
+      o.owned.reset(new std::byte[opt_.eager_limit]);
+    } else {
+      o.owned = std::move(spare_payloads_.back());
+      spare_payloads_.pop_back();
+    }
+    std::memcpy(o.owned.get(), o.payload, o.length);
+    o.payload = o.owned.get();
+  }
+  detach_payload(o);  // copies the payload when not done above; completes the send
+}
+
+void ShmTransport::recycle(Out& o) {
+  if (o.owned && o.length > kPooledPayload && o.length <= opt_.eager_limit &&
+      (spare_payloads_.size() + 1) * opt_.eager_limit <= kSpareBytes)
+    spare_payloads_.push_back(std::move(o.owned));
 }
 
 // One record straight into the ring, or nothing (the ring's pages not made yet, frames
@@ -495,7 +521,7 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
   // at once then copies each message once, on the receiver's CPU, instead of twice
   // (into the ring and out), and a ping-pong of 16-64 KiB takes 0.7 of the time.
   o.eager_limit = base::param("IPC_SHM_EAGER") == "auto"
-                      ? (o.cma ? std::size_t{8192} : std::size_t{65536})
+                      ? (o.cma ? std::size_t{8192} : std::size_t{16384})
                       : bytes_param("IPC_SHM_EAGER");
   o.chunk = bytes_param("IPC_SHM_CHUNK");
   o.wrap_at = bytes_param("IPC_SHM_WRAP");  // 0: never

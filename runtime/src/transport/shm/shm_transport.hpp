@@ -153,6 +153,13 @@ class ShmTransport final : public Transport {
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
   std::atomic<std::size_t> pending_peers_{0};  // peers with a non-empty queue
+  // Buffers of eager_limit bytes that held copied payloads (detach), kept for the next
+  // ones: a burst of large eager sends into a full ring otherwise took and gave back
+  // fresh heap pages every window (the allocator trims its heap's top), a page fault
+  // per 4 KiB copied.
+  std::vector<std::unique_ptr<std::byte[]>> spare_payloads_;
+  void detach(Out& o);
+  void recycle(Out& o);
 };
 
 }  // namespace ipc::transport::shm
