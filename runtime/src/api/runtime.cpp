@@ -160,7 +160,9 @@ void start(RuntimeImpl& im) {
   for (auto& t : im.transports) card.cards[std::string(t->name())] = t->card();
   im.store->put("card/" + std::to_string(im.job.rank), card.encode());
   CollSetup coll;
-  coll.publish(*im.store, im.job, std::find(allowed.begin(), allowed.end(), "shm") != allowed.end());
+  bool single_copy = false;  // on this node (coll/pair)
+  for (auto& t : im.transports) single_copy |= t->name() == "shm" && t->single_copy();
+  coll.publish(*im.store, im.job, std::find(allowed.begin(), allowed.end(), "shm") != allowed.end(), single_copy);
   // Bounded by IPC_BOOTSTRAP_TIMEOUT: a rank that never starts or is stuck before its
   // Runtime must not hold the others for ever (the last fence, at the end, is not).
   auto startup = std::chrono::duration_cast<std::chrono::milliseconds>(

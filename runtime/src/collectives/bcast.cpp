@@ -40,7 +40,7 @@ void scatter_allgather(const CollContext& c, std::byte* data, std::size_t bytes,
 
 void coll_bcast(const CollContext& c, void* data, std::size_t bytes, int root) {
   guarded(c, "bcast", [&] {
-    if (auto* g = node_group(c)) return g->bcast(data, bytes, root);
+    if (auto* g = node_group(c); g && !pair_over_messages(c, bytes)) return g->bcast(data, bytes, root);
     if (auto* h = hierarchy(c)) return hier_bcast(c, *h, data, bytes, root);
     if (scatter_allgather_bcast(c, bytes)) return scatter_allgather(c, static_cast<std::byte*>(data), bytes, root);
     int p = c.size, vr = (c.rank - root + p) % p;

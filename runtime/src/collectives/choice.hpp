@@ -29,6 +29,16 @@ bool flat(const CollContext& c);
 /// The algorithm IPC_COLL_<OP> forces for the job ("" when none: the choice below).
 const std::string& forced(const CollContext& c, CollOp op);
 
+/// Bcast and all-to-all of 32 KiB and more between the two ranks of a node group go
+/// as messages when shm copies rendezvous payloads once (coll/pair): one copy, by the
+/// receiver, against two through the group's slots. 2 ranks, alternating runs against
+/// the slots: bcast 32 KiB / 64 KiB / 1 MiB 0.72 / 0.31 / 0.74 of the time, all-to-all
+/// 0.62 / 0.64 / 0.82; 4-16 KiB within the noise. From 3 ranks on the slots win (each
+/// rank copies once from the root's slot; 4 ranks, bcast 64 KiB: 17 against 42 µs).
+inline bool pair_over_messages(const CollContext& c, std::size_t bytes) {
+  return c.size == 2 && c.shared && c.shared->pair_single_copy && bytes >= 32 * 1024;
+}
+
 enum class AllreduceAlg { doubling, ring, rabenseifner, flat };
 inline AllreduceAlg allreduce_algorithm(const CollContext& c, std::size_t bytes, std::size_t count) {
   const std::string& f = forced(c, CollOp::allreduce);

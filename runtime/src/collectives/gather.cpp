@@ -86,7 +86,7 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
     auto* i = static_cast<const std::byte*>(in);
     auto* o = static_cast<std::byte*>(out);
     if (p > 1)
-      if (auto* g = node_group(c)) return g->alltoall(in, bytes, out);
+      if (auto* g = node_group(c); g && !pair_over_messages(c, bytes)) return g->alltoall(in, bytes, out);
     if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
     AlltoallAlg alg = alltoall_algorithm(c, bytes);
     if (alg == AlltoallAlg::bruck) {

@@ -88,7 +88,7 @@ std::string forced_algorithms() {
 CollShared::CollShared() = default;
 CollShared::~CollShared() = default;
 
-void CollSetup::publish(bootstrap::Store& store, const bootstrap::JobInfo& job, bool shm) {
+void CollSetup::publish(bootstrap::Store& store, const bootstrap::JobInfo& job, bool shm, bool single_copy) {
   std::string flat = tristate("IPC_COLL_FLAT"), hier = tristate("IPC_COLL_HIER");
   std::string force = forced_algorithms();
   store.put("coll/" + std::to_string(job.rank), std::to_string(std::thread::hardware_concurrency()));
@@ -96,6 +96,7 @@ void CollSetup::publish(bootstrap::Store& store, const bootstrap::JobInfo& job, 
   store.put("coll/flat", flat);
   store.put("coll/hier", hier);
   store.put("coll/force", force);
+  store.put("coll/pair", single_copy ? "1" : "0");
   // No segment, no group: the collectives then run over messages.
   if (shm && job.size > 1 && job.local_size == job.size) {
     if (std::size_t slot = node_slot_bytes(job.size)) {
@@ -117,6 +118,7 @@ std::unique_ptr<CollShared> CollSetup::finish(const bootstrap::KeyValues& kv,
   shared->bell = &bell;
   shared->flat = go_flat(kv, cards);
   if (const std::string* h = find(kv, "coll/hier")) shared->hier = *h == "1" ? 1 : *h == "0" ? 0 : -1;
+  if (const std::string* s = find(kv, "coll/pair")) shared->pair_single_copy = *s == "1";
   if (const std::string* f = find(kv, "coll/force")) {
     for (std::size_t at = 0; at < f->size();) {  // "op=algorithm;..."
       auto eq = f->find('=', at), end = f->find(';', at);

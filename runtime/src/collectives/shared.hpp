@@ -10,6 +10,9 @@
 //   coll/hier     IPC_COLL_HIER            rank 0's: node-aware collectives across nodes
 //   coll/force    IPC_COLL_<OP>=ALGORITHM  rank 0's forced algorithms (checked there)
 //   coll/group    the node group's segment rank 0 made ("" : none)
+//   coll/pair     rank 0's: "1" when its shm transport copies rendezvous payloads once
+//                 (large bcast and all-to-all between two ranks of a node then go as
+//                 messages: collectives/choice.hpp)
 // The engine and the transports' cards know nothing of them.
 #pragma once
 
@@ -40,6 +43,7 @@ struct CollShared {
   bool flat = false;                 // flat barrier and small allreduce, all-at-once exchanges
   std::uint32_t world = 0;           // the world's collective context (the group serves it only)
   int hier = -1;                     // node-aware across nodes: -1 auto, 0 never, 1 whenever possible
+  bool pair_single_copy = false;     // coll/pair
   std::string forced[static_cast<int>(CollOp::count)];  // per operation, "" when not forced
   const std::string& force(CollOp op) const { return forced[static_cast<int>(op)]; }
 
@@ -60,8 +64,9 @@ struct CollShared {
 class CollSetup {
  public:
   /// Before the fence: puts this rank's keys; rank 0 makes the node group's segment
-  /// when every rank is on its node (`shm`: the shm transport is allowed).
-  void publish(bootstrap::Store& store, const bootstrap::JobInfo& job, bool shm);
+  /// when every rank is on its node (`shm`: the shm transport is allowed;
+  /// `single_copy`: it copies rendezvous payloads once).
+  void publish(bootstrap::Store& store, const bootstrap::JobInfo& job, bool shm, bool single_copy);
   /// After it: the job's decisions, from every rank's keys and cards; maps the group.
   /// `bell`: this rank's doorbell (the node group rings the others' with it).
   std::unique_ptr<CollShared> finish(const bootstrap::KeyValues& kv, const std::vector<transport::PeerCard>& cards,

@@ -200,6 +200,9 @@ class Transport {
   virtual Endpoint& connect(const PeerCard& peer) = 0;
   /// Messages up to this size go eagerly; larger ones by rendezvous. Any thread.
   virtual std::size_t eager_limit() const = 0;
+  /// Whether the endpoints it makes start with kOneSidedRead (rendezvous payloads
+  /// copied once, by the receiver). Any thread.
+  virtual bool single_copy() const { return false; }
 
   /// Makes progress: reads arrivals (calling the sink), writes queued frames. Never
   /// blocks, never throws (a broken peer is reported to the sink). Returns true when it

@@ -67,6 +67,7 @@ class ShmTransport final : public Transport {
   bool reaches(const PeerCard& me, const PeerCard& peer) const override;
   Endpoint& connect(const PeerCard& peer) override;
   std::size_t eager_limit() const override { return opt_.eager_limit; }
+  bool single_copy() const override { return opt_.cma; }
   bool poll(Sink& sink) override;
   bool idle() const override;
   void ready() override { own_.unlink(); }
