@@ -99,9 +99,7 @@ class RingProducer {
   [[gnu::always_inline]] std::byte* reserve(RecordKind kind, std::size_t body, std::uint8_t head = 0) {
     std::size_t need = record_size(body);
     std::size_t pos = at_;
-    const bool answered = answered_ && answered_before_;
-    answered_before_ = answered_;
-    answered_ = false;
+    const bool answered = answered_ && answered_before_;  // (taken by place())
     if (pos + need >= wrap_at_ && need <= wrap_records_ && (need <= kWrapRecords || answered) && need <= cap_ - pos &&
         tail_ >= next_try_) [[unlikely]]
       return reserve_back(kind, body, head);
@@ -156,6 +154,8 @@ class RingProducer {
     pending_->flags = flags;
     pending_->bytes = static_cast<std::uint32_t>(body);
     pending_pos_ = tail_;
+    answered_before_ = answered_;
+    answered_ = false;
     return data_ + pos + kRecordHead;
   }
   // Past wrap_at: back to the start after this record when the consumer has taken
@@ -185,8 +185,8 @@ class RingProducer {
   RecordHead* pending_ = nullptr;
   std::uint64_t pending_pos_ = 0;
   std::uint64_t next_try_ = 0;  // no early wrap tried before this position (the consumer lagged)
-  bool answered_ = false;       // answered(): since the last record
-  bool answered_before_ = false;  // ... and before it, since the one before
+  bool answered_ = false;          // answered() since the last record placed
+  bool answered_before_ = false;   // ... and between the two before it
 };
 
 class RingConsumer {
