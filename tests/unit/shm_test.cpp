@@ -223,6 +223,21 @@ TEST(ShmRing, LargerRecordsGoBackEarlyOnlyWhenAnswered) {
     p.answered();
     EXPECT_EQ(one(600).second, 0) << "record " << i;
   }
+  // A limit below the small records' (IPC_SHM_WRAP_RECORDS=0) leaves those going back.
+  RingMemory m2;
+  RingProducer small(&m2.control, m2.data, sizeof m2.data, wrap_at, 0);
+  RingConsumer c2(&m2.control, m2.data, sizeof m2.data);
+  bool back = false;
+  for (int i = 0; i < 32 && !back; ++i) {
+    ASSERT_NE(small.reserve(RecordKind::whole, 40), nullptr);
+    small.commit();
+    auto* r = c2.front();
+    ASSERT_NE(r, nullptr);
+    back = (r->flags & kWrapAfter) != 0;
+    c2.pop(r);
+    c2.release();
+  }
+  EXPECT_TRUE(back);
 }
 
 namespace {

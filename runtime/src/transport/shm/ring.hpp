@@ -100,7 +100,7 @@ class RingProducer {
     std::size_t need = record_size(body);
     std::size_t pos = at_;
     const bool answered = answered_ && answered_before_;  // (taken by place())
-    if (pos + need >= wrap_at_ && need <= wrap_records_ && (need <= kWrapRecords || answered) && need <= cap_ - pos &&
+    if (pos + need >= wrap_at_ && (need <= kWrapRecords || (answered && need <= wrap_records_)) && need <= cap_ - pos &&
         tail_ >= next_try_) [[unlikely]]
       return reserve_back(kind, body, head);
     std::size_t to_end = cap_ - pos;
