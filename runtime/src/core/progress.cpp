@@ -20,7 +20,7 @@ constexpr int kPollsBeforeClock = 64;
 // A sched_yield() that takes this long gave the CPU to a process that computes (see
 // block_until_impl); waiters then sleep rather than yield for kNoYieldFor.
 constexpr auto kLongYield = std::chrono::microseconds(500);
-constexpr auto kNoYieldFor = std::chrono::milliseconds(50);
+constexpr auto kNoYieldFor = std::chrono::nanoseconds(std::chrono::milliseconds(50));
 // When the job's ranks outnumber the CPUs, the first such period is this short, and
 // each long yield that follows doubles it (up to kNoYieldFor); a quick one halves it.
 constexpr auto kNoYieldFirst = std::chrono::nanoseconds(std::chrono::milliseconds(4));
@@ -239,10 +239,10 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       // that computes.
       auto back = clock::now();
       if (back - now > kLongYield) {
-        std::int64_t period = std::chrono::nanoseconds(kNoYieldFor).count();
+        std::int64_t period = kNoYieldFor.count();
         if (pol.oversubscribed) {
           period = t_no_yield_period;
-          t_no_yield_period = std::min<std::int64_t>(2 * period, std::chrono::nanoseconds(kNoYieldFor).count());
+          t_no_yield_period = std::min<std::int64_t>(2 * period, kNoYieldFor.count());
         }
         t_yield_useless_until = back.time_since_epoch().count() + period;
       } else if (pol.oversubscribed && t_no_yield_period > kNoYieldFirst.count()) {

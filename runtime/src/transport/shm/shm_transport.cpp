@@ -224,8 +224,10 @@ void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
 constexpr std::size_t kPooledPayload = 4096;
 constexpr std::size_t kSpareBytes = std::size_t{4} << 20;
 
+bool ShmTransport::pooled(const Out& o) const { return o.length > kPooledPayload && o.length <= opt_.eager_limit; }
+
 void ShmTransport::detach(Out& o) {
-  if (o.length > kPooledPayload && o.length <= opt_.eager_limit) {
+  if (pooled(o)) {
     if (spare_payloads_.empty()) {
       o.owned.reset(new std::byte[opt_.eager_limit]);
     } else {
@@ -239,8 +241,7 @@ void ShmTransport::detach(Out& o) {
 }
 
 void ShmTransport::recycle(Out& o) {
-  if (o.owned && o.length > kPooledPayload && o.length <= opt_.eager_limit &&
-      (spare_payloads_.size() + 1) * opt_.eager_limit <= kSpareBytes)
+  if (o.owned && pooled(o) && (spare_payloads_.size() + 1) * opt_.eager_limit <= kSpareBytes)
     spare_payloads_.push_back(std::move(o.owned));
 }
 

@@ -159,6 +159,7 @@ class ShmTransport final : public Transport {
   // fresh heap pages every window (the allocator trims its heap's top), a page fault
   // per 4 KiB copied.
   std::vector<std::unique_ptr<std::byte[]>> spare_payloads_;
+  bool pooled(const Out& o) const;  // its copy goes into a kept buffer
   void detach(Out& o);
   void recycle(Out& o);
 };
