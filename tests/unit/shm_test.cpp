@@ -374,10 +374,11 @@ struct Node {
     }
   }
   // A frame whose head carries `seq` (what Inbox reads back).
-  void send(int from, std::uint64_t seq, const void* payload, std::size_t len, Completion* done) {
+  void send(int from, std::uint64_t seq, const void* payload, std::size_t len, Completion* done,
+            std::uint64_t concerns = wire::kConcernsAll) {
     std::byte h[12] = {};
     std::memcpy(h, &seq, sizeof seq);
-    ep[from]->send(wire::Frame{std::span<const std::byte>(h, sizeof h), payload, len}, done);
+    ep[from]->send(wire::Frame{std::span<const std::byte>(h, sizeof h), payload, len, concerns}, done);
   }
 };
 
@@ -396,7 +397,7 @@ std::atomic<std::uint64_t> g_sleeps{0};
 // Sleeps the way the engine does: arm, sleep on the rank's doorbell unless input is
 // there, drain it.
 bool sleep_until_rung(ShmTransport& t, const base::Doorbell& bell, int timeout_ms) {
-  bool armed = t.arm_sleep();
+  bool armed = t.arm_sleep(wire::kConcernsAll);
   bool woke = true;
   if (armed) {
     ++g_sleeps;
@@ -404,7 +405,7 @@ bool sleep_until_rung(ShmTransport& t, const base::Doorbell& bell, int timeout_m
     woke = ::poll(&p, 1, timeout_ms) > 0;
     bell.drain();
   }
-  t.disarm_sleep();
+  t.disarm_sleep(wire::kConcernsAll);
   return woke;
 }
 
@@ -457,10 +458,10 @@ TEST(ShmDoorbell, ABurstRingsOnceUntilTheSleeperWakes) {
   std::uint64_t word = 0;
   auto rings = [&] { return pending_rings(*node.bell[1]); };
   for (std::uint64_t burst = 0; burst < 3; ++burst) {
-    ASSERT_TRUE(node.t[1]->arm_sleep()) << "burst " << burst;  // asleep: nothing is pending
+    ASSERT_TRUE(node.t[1]->arm_sleep(wire::kConcernsAll)) << "burst " << burst;  // asleep: nothing is pending
     for (std::uint64_t i = 0; i < 10; ++i) node.send(0, burst * 10 + i, &word, 8, nullptr);
     EXPECT_EQ(rings(), 1) << "burst " << burst;
-    node.t[1]->disarm_sleep();  // woken
+    node.t[1]->disarm_sleep(wire::kConcernsAll);  // woken
     while (node.t[1]->poll(in)) {
     }
     EXPECT_EQ(in.got.load(), (burst + 1) * 10);
@@ -478,20 +479,108 @@ TEST(ShmDoorbell, ClearingTheBellWakesAnotherSleeperForAnUnrungRecord) {
   Inbox in;
   std::uint64_t word = 0;
   auto rings = [&] { return pending_rings(*node.bell[1]); };
-  ASSERT_TRUE(node.t[1]->arm_sleep());  // thread E sleeps
+  ASSERT_TRUE(node.t[1]->arm_sleep(wire::kConcernsAll));  // thread E sleeps
   node.send(0, 0, &word, 8, nullptr);
   EXPECT_EQ(rings(), 1);  // E is woken
   while (node.t[1]->poll(in)) {
   }  // a poll (any thread's) takes the record
-  ASSERT_TRUE(node.t[1]->arm_sleep());  // thread D goes to sleep; E has not counted itself out
+  ASSERT_TRUE(node.t[1]->arm_sleep(wire::kConcernsAll));  // thread D goes to sleep; E has not counted itself out
   node.send(0, 1, &word, 8, nullptr);
   EXPECT_EQ(rings(), 0);  // rung: the sender does not ring
-  node.t[1]->disarm_sleep();  // E ends its sleep, and may leave without polling
+  node.t[1]->disarm_sleep(wire::kConcernsAll);  // E ends its sleep, and may leave without polling
   EXPECT_EQ(rings(), 1) << "the thread still asleep is not woken for the record";
-  node.t[1]->disarm_sleep();  // D
+  node.t[1]->disarm_sleep(wire::kConcernsAll);  // D
   while (node.t[1]->poll(in)) {
   }
   EXPECT_EQ(in.got.load(), 2u);
+}
+
+// A thread that sleeps for frames of some classes (a receive of one context; none for a
+// node group's wait) is rung for those and for frames that concern every sleeper, not
+// for the others: a program thread in a barrier beside an RPC server that takes
+// requests is left asleep.
+TEST(ShmDoorbell, ASleeperForSomeClassesIsRungOnlyForFramesThatConcernIt) {
+  Node node;
+  Inbox in;
+  std::uint64_t word = 0;
+  auto rings = [&] { return pending_rings(*node.bell[1]); };
+  const std::uint64_t mine = 1u << 3, other = 1u << 4;
+  ASSERT_TRUE(node.t[1]->arm_sleep(mine));
+  node.send(0, 0, &word, 8, nullptr, other);
+  EXPECT_EQ(rings(), 0) << "rung for a frame of another class";
+  node.send(0, 1, &word, 8, nullptr, other | mine);
+  EXPECT_EQ(rings(), 1) << "not rung for a frame of its class";
+  node.t[1]->disarm_sleep(mine);
+  while (node.t[1]->poll(in)) {
+  }
+  EXPECT_EQ(in.got.load(), 2u);
+  ASSERT_TRUE(node.t[1]->arm_sleep(0));  // for no frame: a node group's wait
+  node.send(0, 2, &word, 8, nullptr, mine);
+  EXPECT_EQ(rings(), 0);
+  node.send(0, 3, &word, 8, nullptr);  // one that needs the rank to act (a ready-to-send)
+  EXPECT_EQ(rings(), 1) << "not rung for a frame that concerns every sleeper";
+  node.t[1]->disarm_sleep(0);
+  while (node.t[1]->poll(in)) {
+  }
+  // The classes went with the last sleeper: a sleeper for any frame is rung for all.
+  ASSERT_TRUE(node.t[1]->arm_sleep(wire::kConcernsAll));
+  node.send(0, 4, &word, 8, nullptr, other);
+  EXPECT_EQ(rings(), 1);
+  node.t[1]->disarm_sleep(wire::kConcernsAll);
+  while (node.t[1]->poll(in)) {
+  }
+  ASSERT_TRUE(node.t[1]->arm_sleep(mine));  // the classes of the earlier sleepers are gone
+  node.send(0, 5, &word, 8, nullptr, other);
+  EXPECT_EQ(rings(), 0);
+  node.t[1]->disarm_sleep(mine);
+}
+
+// While a thread polls nobody rings; the poller that stops looks at its rings once
+// more only when a frame was left unrung for a sleeper (of any frame, or of the
+// frame's class), not for frames no sleeper waits for.
+TEST(ShmDoorbell, APollerThatStopsLooksAgainOnlyForAFrameASleeperNeeds) {
+  Node node;
+  Inbox in;
+  std::uint64_t word = 0;
+  auto rings = [&] { return pending_rings(*node.bell[1]); };
+  const std::uint64_t mine = 1u << 3, other = 1u << 4;
+  ASSERT_TRUE(node.t[1]->arm_sleep(mine));  // thread S sleeps for its class
+  EXPECT_FALSE(node.t[1]->polling(1));      // thread P polls
+  node.send(0, 0, &word, 8, nullptr, other);
+  EXPECT_FALSE(node.t[1]->polling(-1)) << "a look again for a frame that no sleeper waits for";
+  EXPECT_FALSE(node.t[1]->polling(1));
+  node.send(0, 1, &word, 8, nullptr, mine);
+  EXPECT_EQ(rings(), 0) << "rung while a thread polls";
+  EXPECT_TRUE(node.t[1]->polling(-1)) << "the frame left unrung for the sleeper is not looked for";
+  while (node.t[1]->poll(in)) {
+  }
+  EXPECT_FALSE(node.t[1]->polling(1));
+  EXPECT_FALSE(node.t[1]->polling(-1)) << "looked again with nothing left unrung";
+  node.t[1]->disarm_sleep(mine);
+  EXPECT_EQ(in.got.load(), 2u);
+}
+
+// Frames left waiting for room ring a sleeper whatever it sleeps for: it is to drain
+// the ring for them to move.
+TEST(ShmDoorbell, FramesWaitingForRoomRingASleeperOfAnotherClass) {
+  Node node(8 * 1024);
+  Inbox in;
+  std::uint64_t word = 0;
+  auto rings = [&] { return pending_rings(*node.bell[1]); };
+  const std::uint64_t mine = 1u << 3, other = 1u << 4;
+  ASSERT_TRUE(node.t[1]->arm_sleep(mine));
+  std::uint64_t seq = 0;
+  for (; seq < 20; ++seq) node.send(0, seq, &word, 8, nullptr, other);
+  EXPECT_EQ(rings(), 0);
+  for (; seq < 1000 && node.t[0]->idle(); ++seq) node.send(0, seq, &word, 8, nullptr, other);
+  ASSERT_FALSE(node.t[0]->idle()) << "the ring never filled";
+  EXPECT_EQ(rings(), 1) << "a sleeper is left asleep while frames wait for room in its ring";
+  node.t[1]->disarm_sleep(mine);
+  while (in.got.load() < seq) {
+    node.t[1]->poll(in);
+    node.t[0]->poll(in);
+  }
+  EXPECT_EQ(in.got.load(), seq);
 }
 
 TEST(ShmTransport, LargeFramesStreamInChunksAndAFullRingWakesItsProducer) {
@@ -608,9 +697,9 @@ TEST(ShmTransport, SegmentsAreUnlinkedOnceReadyOrAtTheEnd) {
 }
 
 TEST(ShmMemory, SegmentSizesFollowTheDocumentedFormula) {
-  // docs/transports.md: per node L² × (ring + 128 B) + L × 128 B; each segment
-  // 128 B + L × (128 B + ring).
-  for (std::uint32_t l : {2u, 8u, 16u}) EXPECT_EQ(segment_bytes(l, 4096), 128 + l * (128 + 4096));
+  // docs/transports.md: per node L² × (ring + 128 B) + L × 192 B; each segment
+  // 192 B (its header, within the first page) + L × (128 B + ring).
+  for (std::uint32_t l : {2u, 8u, 16u}) EXPECT_EQ(segment_bytes(l, 4096), 192 + l * (128 + 4096));
   EXPECT_EQ(sizeof(RingControl), 128u);
   // Automatic ring sizes: 512 KiB while 64 MiB per node allows, at least 64 KiB.
   ::unsetenv("IPC_SHM_RING");

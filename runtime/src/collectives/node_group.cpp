@@ -209,8 +209,10 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
         return false;
       },
       // No completion makes it true (writers ring: post()): keyed on the flag, which
-      // nothing completes, so that the rank's completions do not wake it.
-      std::chrono::steady_clock::time_point::max(), &announce, 64, &flag);
+      // nothing completes, so that the rank's completions do not wake it; and no frame
+      // (wants none), so that shared memory wakes it only for frames that need the
+      // rank to act.
+      std::chrono::steady_clock::time_point::max(), &announce, 64, &flag, 0);
 }
 
 NodeGroup::Place NodeGroup::place_for(std::size_t bytes) const {

@@ -102,7 +102,8 @@ void Engine::send_frame(int dest, const proto::Header& h, const void* payload, s
                         transport::Completion* done) {
   proto::Encoded head;
   proto::encode(h, head);
-  opt_.route[static_cast<std::size_t>(dest)]->send(wire::Frame{head.span(), payload, length}, done);
+  opt_.route[static_cast<std::size_t>(dest)]->send(wire::Frame{head.span(), payload, length, proto::concerns(h)},
+                                                    done);
 }
 
 // Marks `r` done, then wakes a sleeping waiter. The store must be ordered before the
@@ -333,7 +334,8 @@ proto::Header eager_header(std::uint32_t comm, int tag) {
 bool Engine::eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src) {
   proto::Encoded head;
   proto::encode(eager_header(comm, tag), head);
-  return opt_.route[static_cast<std::size_t>(dest)]->send_now(wire::Frame{head.span(), src.data, src.size});
+  return opt_.route[static_cast<std::size_t>(dest)]->send_now(
+      wire::Frame{head.span(), src.data, src.size, proto::concern_of(comm)});
 }
 
 void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done) {

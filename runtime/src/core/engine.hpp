@@ -239,8 +239,11 @@ class Engine final : public transport::Sink {
   /// then wakes the thread: Sleeper::enter); a condition that no completion makes true
   /// (shared-memory flags whose writers ring, as a node group's) may name any address
   /// that is never completed.
+  /// `wants`: the frames (wire::Frame::concerns bits) whose arrival may make `done`
+  /// true, so that shared memory need not wake the thread for others: kConcernsAll,
+  /// or none (0) for a condition that only shared-memory writers who ring make true.
   bool wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard = nullptr,
-                  unsigned poll_every = 1, const void* key = nullptr);
+                  unsigned poll_every = 1, const void* key = nullptr, std::uint64_t wants = wire::kConcernsAll);
   /// Marks the calling thread as a service that polls for peers' messages (an RPC
   /// server): its waits count as polling (Transport::polling) from their first poll,
   /// so that peers do not ring a sleeping thread of this rank for what it will see.
@@ -319,7 +322,8 @@ class Engine final : public transport::Sink {
   template <class Done>
   bool block_until_impl(Done&& done,
                         std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
-                        SleepGuard* guard = nullptr, unsigned poll_every = 1, const void* key = nullptr);
+                        SleepGuard* guard = nullptr, unsigned poll_every = 1, const void* key = nullptr,
+                        std::uint64_t wants = wire::kConcernsAll);
   void progress_thread_main();
   void deliver_eager(RequestState& r, const Unexpected& u);
   void accept_rendezvous(RequestState* r, const Envelope& env, std::uint64_t sender_cookie,
@@ -328,7 +332,7 @@ class Engine final : public transport::Sink {
   /// `max`), unless `done()` already holds once every transport is armed.
   /// False when it slept the whole of `max` with nothing to wake for.
   bool sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
-                  SleepGuard* guard = nullptr, const void* key = nullptr);
+                  SleepGuard* guard = nullptr, const void* key = nullptr, std::uint64_t wants = wire::kConcernsAll);
   /// Where `r`'s payload of `size` goes (r.dst; null, with r.error, when it does not fit).
   void place(RequestState& r, std::size_t size) {
     if (r.to->fits_fixed(size)) [[likely]] {  // the common case inline

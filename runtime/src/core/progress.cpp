@@ -72,8 +72,8 @@ void Engine::block_until(Condition done) { block_until_impl(done); }
 // calling (start_send/start_recv note activity), and the count costs two atomic
 // read-modify-writes on the way of every message.
 bool Engine::wait_until(Condition done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
-                        unsigned poll_every, const void* key) {
-  return block_until_impl(done, deadline, guard, poll_every, key);
+                        unsigned poll_every, const void* key, std::uint64_t wants) {
+  return block_until_impl(done, deadline, guard, poll_every, key, wants);
 }
 
 namespace {
@@ -107,7 +107,7 @@ struct Engine::RingAfterUnlock {
 
 template <class Done>
 bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point deadline, SleepGuard* guard,
-                              unsigned poll_every, const void* key) {
+                              unsigned poll_every, const void* key, std::uint64_t wants) {
   if (done()) return true;
   using clock = std::chrono::steady_clock;
   const WaitPolicy& pol = opt_.wait;
@@ -258,7 +258,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
     bool counted = polling.on;
     polling.set(false);
-    bool woken = sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard, key);
+    bool woken = sleep_once(std::function<bool()>(std::ref(done)), nap, true, guard, key, wants);
     polling.set(counted);
     maybe_dump();
     if (woken) {
@@ -281,7 +281,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
 }
 
 bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::milliseconds max, bool waiter,
-                        SleepGuard* guard, const void* key) {
+                        SleepGuard* guard, const void* key, std::uint64_t wants) {
   bool woken = true;
   int slot = waiter ? sleeper_.enter(key) : -1;  // completions ring the doorbell for waiters only
   std::size_t armed = 0;
@@ -291,22 +291,23 @@ bool Engine::sleep_once(const std::function<bool()>& done, std::chrono::millisec
     std::size_t& armed;
     bool waiter;
     int slot;
+    std::uint64_t wants;
     SleepGuard* guard = nullptr;  // set once armed
     ~Disarm() {
       // Without the lock: a thread that wakes while the program polls would otherwise
       // spin for it on the program's core.
       if (guard) guard->disarm();
-      for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep();
+      for (std::size_t i = 0; i < armed; ++i) e.transports_[i]->disarm_sleep(wants);
       if (waiter) e.sleeper_.leave(slot);
       e.sleeper_.end_sleep();
     }
-  } disarm{*this, armed, waiter, slot};
+  } disarm{*this, armed, waiter, slot, wants};
   sleeper_.begin_sleep();  // before arming: an arrival after the check is then seen
   bool ok = true;
   {
     std::lock_guard lk(mu_);  // arming may change a transport's epoll set (a thread goes
                               // to sleep when the program is quiet: the lock is free)
-    while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep();
+    while (ok && armed < transports_.size()) ok = transports_[armed++]->arm_sleep(wants);
   }
   if (ok && guard) {
     disarm.guard = guard;
@@ -372,8 +373,11 @@ Status Engine::wait(RequestState& r) {
       }
     } handed{*this, r};
     r.waiter.store(&woke_other_, std::memory_order_relaxed);
+    // A receive ends by a frame of its context only (proto::concerns); what else waits
+    // for the rank to act (a ready-to-send to answer) concerns every sleeper.
     block_until_impl([&] { return r.done.load(std::memory_order_seq_cst); }, std::chrono::steady_clock::time_point::max(),
-                     nullptr, 1, &r.done);
+                     nullptr, 1, &r.done,
+                     r.kind == RequestState::Kind::recv ? proto::concern_of(r.comm) : wire::kConcernsAll);
   }
   return finish(r);
 }

@@ -94,4 +94,17 @@ inline const char* decode(std::span<const std::byte> in, std::uint64_t length, c
   return nullptr;
 }
 
+/// The class of waits that a frame of context `comm` may end (wire::Frame::concerns,
+/// Engine::wait): one of 47 bits, so that up to 47 consecutive context numbers (an
+/// Rpc's requests and replies) fall apart.
+inline std::uint64_t concern_of(std::uint32_t comm) noexcept { return std::uint64_t{1} << (comm % 47); }
+
+/// An eager message or rendezvous data ends a receive of its context, a read-finished
+/// a send; the others need the receiving rank to act whoever waits there (answer a
+/// ready-to-send, send what a clear-to-send asks for, abandon collectives).
+inline std::uint64_t concerns(const Header& h) noexcept {
+  return h.type == Type::eager || h.type == Type::data || h.type == Type::fin ? concern_of(h.comm)
+                                                                              : wire::kConcernsAll;
+}
+
 }  // namespace ipc::detail::proto

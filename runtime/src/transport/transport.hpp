@@ -227,9 +227,15 @@ class Transport {
   /// an arrival wakes it. False when input is already waiting (do not sleep). Called
   /// with the progress lock held (several threads may sleep at once). Every
   /// arm_sleep() that returned is paired with disarm_sleep(), called without the lock
-  /// (atomics only; what needs the lock waits for the next poll).
-  virtual bool arm_sleep() { return true; }
-  virtual void disarm_sleep() {}
+  /// (atomics only; what needs the lock waits for the next poll). `wants`: the frames
+  /// that may end the thread's wait, as wire::Frame::concerns bits (kConcernsAll: any
+  /// frame); a transport may leave it asleep for the others. The same value goes to
+  /// the paired disarm_sleep().
+  virtual bool arm_sleep(std::uint64_t wants) {
+    (void)wants;
+    return true;
+  }
+  virtual void disarm_sleep(std::uint64_t wants) { (void)wants; }
   /// A thread of this rank starts (+1) or stops (-1) polling in a wait: while one does,
   /// peers need not wake a sleeping thread of this rank (it polls for it, and its
   /// completions wake the sleeper). Any thread, without the lock. After a -1, true when

@@ -27,12 +27,18 @@ struct FrameLimits {
   std::uint64_t max_payload = std::uint64_t{1} << 40;  // 1 TiB (IPC_MAX_MESSAGE)
 };
 
+/// Every sleeping thread of the receiver may need a frame whose `concerns` are these.
+inline constexpr std::uint64_t kConcernsAll = ~std::uint64_t{0};
+
 /// An outgoing frame. The head is copied by the transport before send() returns; the
-/// payload stays the sender's until the send completes.
+/// payload stays the sender's until the send completes. `concerns`: the classes of
+/// waits at the receiver that this frame may end (bits its sender chose, kConcernsAll
+/// when any wait may need it), for transports that wake sleeping threads selectively.
 struct Frame {
   std::span<const std::byte> head;
   const void* payload = nullptr;
   std::uint64_t length = 0;
+  std::uint64_t concerns = kConcernsAll;
 };
 
 /// Before every frame on a byte stream: 8 bytes, the head's size in the low byte and

@@ -50,7 +50,7 @@ class SelfTransport final : public Transport {
 
   bool idle() const override { return true; }
   // Frames to oneself wait for a poll: a thread must not sleep over them.
-  bool arm_sleep() override { return queued_.load(std::memory_order_seq_cst) == 0; }
+  bool arm_sleep(std::uint64_t) override { return queued_.load(std::memory_order_seq_cst) == 0; }
   void close() override { queue_.clear(); }
 
  private:

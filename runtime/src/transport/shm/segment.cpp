@@ -36,8 +36,10 @@ Segment Segment::create(const std::string& name, std::uint32_t rings, std::size_
   h->owner_pid = static_cast<std::uint32_t>(::getpid());
   h->ring_bytes = ring_bytes;
   h->sleepers.store(0);
+  h->wants.store(0);
   h->awake.store(0);
   h->rung.store(0);
+  h->unrung.store(0);
   for (std::uint32_t r = 0; r < rings; ++r) {
     init_ring(new (s.control(r)) RingControl{}, ring_bytes);
   }

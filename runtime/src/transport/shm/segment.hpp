@@ -21,20 +21,34 @@
 
 namespace ipc::transport::shm {
 
-inline constexpr std::uint64_t kSegmentMagic = 0x31676573637069ull;  // "ipcseg1"
+inline constexpr std::uint64_t kSegmentMagic = 0x32676573637069ull;  // "ipcseg2"
 
 struct SegmentHeader {
   std::uint64_t magic;
   std::uint32_t rings;
   std::uint32_t owner_pid;
   std::uint64_t ring_bytes;
+  // Read by every sender after every record; written only when the owner's threads
+  // go to sleep or wake.
   alignas(kLine) std::atomic<std::int32_t> sleepers;  // > 0: ring the owner's doorbell...
-  std::atomic<std::int32_t> awake;                     // ...unless > 0: its threads polling
+  // ...and so for a frame whose concerns meet `wants_classes`, while `wants_count`
+  // threads sleep for frames of those classes only (Frame::concerns); the classes are
+  // a union, cleared when the count comes back to 0 (one word: kWantsCount per thread).
+  std::atomic<std::uint64_t> wants;
+  // Written by the owner's threads as they start and stop polling, read by senders
+  // only when a sleeper may need their frame.
+  alignas(kLine) std::atomic<std::int32_t> awake;  // ...unless > 0: its threads polling
   // 1: a sender rang and no thread of the owner has woken since: the others need not
   // (ShmTransport::ring_bell; cleared by a thread that ends its sleep, disarm_sleep).
   std::atomic<std::int32_t> rung;
+  // 1: a sender left a frame for a thread that sleeps for its class unrung because a
+  // thread polled (awake); the poller that stops looks at its rings once more.
+  std::atomic<std::int32_t> unrung;
 };
-static_assert(sizeof(SegmentHeader) == 2 * kLine);
+static_assert(sizeof(SegmentHeader) == 3 * kLine);
+
+inline constexpr std::uint64_t kWantsCount = std::uint64_t{1} << 48;  // one selective sleeper
+inline constexpr std::uint64_t kWantsClasses = kWantsCount - 1;
 
 /// Bytes a segment of `rings` rings of `ring_bytes` occupies.
 std::size_t segment_bytes(std::uint32_t rings, std::size_t ring_bytes);

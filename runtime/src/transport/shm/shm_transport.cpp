@@ -99,17 +99,31 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
 // A full fence on both sides (arm_sleep, polling(-1)): threads sleep and wake too often
 // (a program's thread waiting beside an RPC server) for a heavy fence on their side.
 // No ring while a thread of the peer polls: it sees the message, and a completion it
-// makes wakes the peer's sleeping thread through the engine.
-void ShmTransport::ring_bell(Peer& p) {
+// makes wakes the peer's sleeping thread through the engine. No ring either when the
+// peer's sleepers wait only for frames of other classes than `concerns` (a program
+// thread in a barrier while its RPC server takes requests): then the sender looks at
+// the line of the counts that change only as threads sleep and wake, not at the one
+// that the peer's polling threads write at every wait.
+void ShmTransport::ring_bell(Peer& p, std::uint64_t concerns) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   auto* h = p.segment.header();
+  if (h->sleepers.load(std::memory_order_relaxed) == 0) {
+    std::uint64_t w = h->wants.load(std::memory_order_relaxed);
+    if (w < kWantsCount) return;  // nobody sleeps
+    if (concerns != wire::kConcernsAll && (w & concerns & kWantsClasses) == 0) return;  // not for a sleeper
+    // For a thread that sleeps for it: said before the look at `awake` (full fences on
+    // both sides), so that a poller that counts itself out after that look sees it
+    // and looks at its rings once more (polling(-1)).
+    if (h->unrung.load(std::memory_order_relaxed) == 0) h->unrung.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  if (h->awake.load(std::memory_order_relaxed) > 0) return;
   // Rung already, and nobody has woken since: that ring's wake-up is still to come,
   // and the thread that ends its sleep clears `rung`, then sees this record or wakes
   // a thread that still sleeps to poll for it (disarm_sleep). (A ring is a system
   // call: a burst of small messages to a rank whose other thread sleeps rang it for
   // most of them.)
-  if (h->sleepers.load(std::memory_order_relaxed) > 0 && h->awake.load(std::memory_order_relaxed) == 0 &&
-      h->rung.load(std::memory_order_relaxed) == 0 && h->rung.exchange(1, std::memory_order_seq_cst) == 0)
+  if (h->rung.load(std::memory_order_relaxed) == 0 && h->rung.exchange(1, std::memory_order_seq_cst) == 0)
     opt_.doorbell->ring(p.bell);
 }
 
@@ -144,9 +158,11 @@ std::size_t ShmTransport::start_frame(Peer& p, std::span<const std::byte> head, 
 }
 
 // Moves queued frames of `p` into its ring while there is room. True when the queue
-// emptied.
+// emptied. Frames left waiting for room ring a peer that sleeps, whatever it sleeps
+// for: it is to drain the ring.
 bool ShmTransport::push(Peer& p) {
   bool any = false;
+  std::uint64_t concerns = 0;
   std::size_t max_body = std::min(p.out.max_body(), opt_.chunk);
   auto stall = [&](std::size_t body) {
     p.stalled_tail.store(p.out.tail(), std::memory_order_release);
@@ -163,6 +179,7 @@ bool ShmTransport::push(Peer& p) {
       o.sent = first;
       o.started = true;
       any = true;
+      concerns |= o.concerns;
     }
     while (o.sent < o.length) {
       std::size_t chunk = std::min(o.length - o.sent, max_body);
@@ -182,9 +199,13 @@ bool ShmTransport::push(Peer& p) {
     p.queue.pop_front();
     if (c) c->complete({});
   }
-  if (any) ring_bell(p);
-  if (p.queue.empty()) p.stalled.store(0, std::memory_order_release);
-  return p.queue.empty();
+  if (!p.queue.empty()) {
+    ring_bell(p, wire::kConcernsAll);
+    return false;
+  }
+  if (any) ring_bell(p, concerns);
+  p.stalled.store(0, std::memory_order_release);
+  return true;
 }
 
 // The fast path of a small message: no queue, one record, straight into the ring.
@@ -211,6 +232,7 @@ void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
   std::memcpy(o.head, f.head.data(), o.head_size);
   o.payload = static_cast<const std::byte*>(f.payload);
   o.length = static_cast<std::size_t>(f.length);
+  o.concerns = f.concerns;
   o.done = done;
   p.queue.push_back(std::move(o));
   if (was_empty && t.push(p)) return;
@@ -252,7 +274,7 @@ bool ShmTransport::Peer::send_now(const wire::Frame& f) {
   if (f.head.size() + f.length > std::min(out.max_body(), shm.opt_.chunk)) return false;
   std::size_t need = 0;
   if (shm.start_frame(*this, f.head, static_cast<const std::byte*>(f.payload), f.length, need) == npos) return false;
-  shm.ring_bell(*this);
+  shm.ring_bell(*this, f.concerns);
   return true;
 }
 
@@ -397,8 +419,15 @@ bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
   return true;
 }
 
-bool ShmTransport::arm_sleep() {
-  own_.header()->sleepers.fetch_add(1, std::memory_order_seq_cst);
+bool ShmTransport::arm_sleep(std::uint64_t wants) {
+  auto* h = own_.header();
+  if (wants == wire::kConcernsAll) {
+    h->sleepers.fetch_add(1, std::memory_order_seq_cst);
+  } else {
+    std::uint64_t w = h->wants.load(std::memory_order_relaxed);
+    while (!h->wants.compare_exchange_weak(w, (w + kWantsCount) | (wants & kWantsClasses), std::memory_order_seq_cst))
+      ;
+  }
   if (inbound_pending()) return false;
   // Frames waiting for room: the receivers ring when they free some. (Called under
   // the progress lock, like every use of the queues.)
@@ -429,18 +458,31 @@ bool ShmTransport::inbound_pending() const {
 bool ShmTransport::polling(int delta) {
   auto* h = own_.header();
   h->awake.fetch_add(delta, std::memory_order_seq_cst);
-  return delta < 0 && h->sleepers.load(std::memory_order_seq_cst) > 0 && inbound_pending();
+  if (delta >= 0) return false;
+  // A thread that sleeps for any frame, or a frame left unrung for one that sleeps for
+  // its class (ring_bell): only then the look.
+  bool look = h->sleepers.load(std::memory_order_seq_cst) > 0;
+  if (h->unrung.load(std::memory_order_seq_cst) != 0 && h->unrung.exchange(0, std::memory_order_seq_cst) != 0)
+    look = true;
+  return look && inbound_pending();
 }
 
-void ShmTransport::disarm_sleep() {
+void ShmTransport::disarm_sleep(std::uint64_t wants) {
   auto* h = own_.header();
-  h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  if (wants == wire::kConcernsAll) {
+    h->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  } else {
+    std::uint64_t w = h->wants.load(std::memory_order_relaxed);
+    std::uint64_t n;
+    do n = w - kWantsCount < kWantsCount ? 0 : w - kWantsCount;  // the last one clears the classes
+    while (!h->wants.compare_exchange_weak(w, n, std::memory_order_seq_cst));
+  }
   // A sender that saw the flag set did not ring (ring_bell); after the clear (a full
   // fence) its record is in view. This thread may leave without polling (its wait is
   // over), so when a record waits while another thread of this rank still sleeps,
   // that thread is woken to poll: the record may be its own.
   if (h->rung.load(std::memory_order_relaxed) != 0 && h->rung.exchange(0, std::memory_order_seq_cst) != 0 &&
-      h->sleepers.load(std::memory_order_seq_cst) > 0) {
+      (h->sleepers.load(std::memory_order_seq_cst) > 0 || h->wants.load(std::memory_order_seq_cst) >= kWantsCount)) {
     if (inbound_pending()) opt_.doorbell->ring();
   }
 }

@@ -26,7 +26,10 @@
 // segment's `awake` count) nobody rings: it will see the record, or see it when it
 // stops polling (it counts itself out and, if a thread of its rank still sleeps, polls
 // once more), and a completion it
-// makes wakes the receiver's sleeping threads through the engine. A rank is rung once
+// makes wakes the receiver's sleeping threads through the engine. A thread that sleeps
+// in a receive counts itself in `wants` with its context's class instead: frames of
+// other classes (Frame::concerns) leave it asleep and never look at `awake`, whose line
+// the receiver's pollers write at every wait. A rank is rung once
 // until one of its threads wakes (`rung` in its segment header: ring_bell,
 // disarm_sleep). A producer waiting
 // for room is woken by the consumer's release, whose fence is a light one when the
@@ -71,8 +74,8 @@ class ShmTransport final : public Transport {
   bool poll(Sink& sink) override;
   bool idle() const override;
   void ready() override { own_.unlink(); }
-  bool arm_sleep() override;
-  void disarm_sleep() override;
+  bool arm_sleep(std::uint64_t wants) override;
+  void disarm_sleep(std::uint64_t wants) override;
   bool polling(int delta) override;
   void check_peers(Sink& sink) override;
   void close() override;
@@ -91,6 +94,7 @@ class ShmTransport final : public Transport {
     std::size_t length = 0;
     std::size_t sent = 0;  // payload bytes already in the ring
     bool started = false;  // the frame record is in the ring
+    std::uint64_t concerns = wire::kConcernsAll;
     Completion* done = nullptr;
     std::unique_ptr<std::byte[]> owned;
   };
@@ -133,7 +137,7 @@ class ShmTransport final : public Transport {
   std::size_t start_frame(Peer& p, std::span<const std::byte> head, const std::byte* payload, std::uint64_t length,
                           std::size_t& need);
   bool push(Peer& p);
-  void ring_bell(Peer& p);
+  void ring_bell(Peer& p, std::uint64_t concerns);
   void release(Inbound& in);
   bool drain(Inbound& in, Sink& sink);
   void broken(Inbound& in, Sink& sink, const std::string& why);

@@ -142,7 +142,7 @@ void TcpTransport::update_all() {
 // A thread sleeps on wait_fd(): every connection goes back into the set (level-
 // triggered, so input already waiting wakes it at once). Called with the progress
 // lock held. disarm_sleep() is not: the next poll takes the hot ones out again.
-bool TcpTransport::arm_sleep() {
+bool TcpTransport::arm_sleep(std::uint64_t) {  // (every arrival wakes it)
   if (sleeping_.fetch_add(1, std::memory_order_relaxed) == 0) update_all();
   // Bytes TLS has decrypted already never wake an epoll: poll instead of sleeping.
   if (opt_.tls)
@@ -151,7 +151,7 @@ bool TcpTransport::arm_sleep() {
   return true;
 }
 
-void TcpTransport::disarm_sleep() {
+void TcpTransport::disarm_sleep(std::uint64_t) {
   if (sleeping_.fetch_sub(1, std::memory_order_relaxed) == 1) resync_.store(true, std::memory_order_release);
 }
 

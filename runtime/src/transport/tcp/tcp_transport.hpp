@@ -61,8 +61,8 @@ class TcpTransport final : public Transport {
   std::size_t eager_limit() const override { return opt_.eager_limit; }
   bool poll(Sink& sink) override;
   int wait_fd() const override { return epfd_; }
-  bool arm_sleep() override;
-  void disarm_sleep() override;
+  bool arm_sleep(std::uint64_t wants) override;
+  void disarm_sleep(std::uint64_t wants) override;
   /// Connections, open or not (for tests).
   std::size_t pending() const;
   std::size_t connections() const { return conns_.size(); }
