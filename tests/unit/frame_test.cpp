@@ -95,7 +95,7 @@ TEST(Protocol, ControlFramesRoundTripInFull) {
 TEST(Protocol, RejectsUnknownTypesAndWrongSizes) {
   proto::Header out;
   std::array<std::byte, proto::kFullHead> b{};
-  for (std::uint8_t t : {0, 7, 99, 255}) {
+  for (std::uint8_t t : {0, 9, 99, 255}) {
     b[0] = std::byte{t};
     EXPECT_NE(proto::decode(b, 0, FrameLimits{}, out), nullptr) << int(t);
   }
@@ -108,6 +108,18 @@ TEST(Protocol, RejectsUnknownTypesAndWrongSizes) {
   EXPECT_EQ(out.comm, 9u);
   EXPECT_EQ(out.tag, 3);
   EXPECT_NE(proto::decode(ea.span(), 1, FrameLimits{}, out), nullptr);
+  // share and written (a large payload copied by both sides): control frames too.
+  for (auto t : {proto::Type::share, proto::Type::written}) {
+    proto::Header c{t, 5, 2, 77, 123456789, 0x7f0000001000};
+    proto::Encoded ec;
+    proto::encode(c, ec);
+    EXPECT_EQ(proto::decode(ec.span(), 0, FrameLimits{}, out), nullptr);
+    EXPECT_EQ(out.type, t);
+    EXPECT_EQ(out.size, 77u);
+    EXPECT_EQ(out.cookie, 123456789u);
+    EXPECT_EQ(out.cookie2, 0x7f0000001000u);
+    EXPECT_NE(proto::decode(ec.span(), 8, FrameLimits{}, out), nullptr) << "with a payload";
+  }
   proto::Header h;
   h.type = proto::Type::eager;
   auto e = encoded(h);

@@ -347,7 +347,7 @@ struct Node {
   std::unique_ptr<ShmTransport> t[2];
   Endpoint* ep[2] = {};
   std::string job;
-  explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true) {
+  explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true, bool cma = false) {
     job = "unit" + std::to_string(::getpid()) + "x" + std::to_string(std::random_device{}());
     PeerCard cards[2];
     for (int r = 0; r < 2; ++r) {
@@ -360,6 +360,7 @@ struct Node {
       o.local_size = 2;
       o.ring_bytes = ring;
       o.doorbell = bell[r].get();
+      o.cma = cma;
       t[r] = std::make_unique<ShmTransport>(o);
       cards[r].rank = r;
       cards[r].node = "n";
@@ -583,6 +584,39 @@ TEST(ShmDoorbell, FramesWaitingForRoomRingASleeperOfAnotherClass) {
   EXPECT_EQ(in.got.load(), seq);
 }
 
+// The offers of a large payload's second part (kSharedCopy): the receiver (rank 1)
+// offers, the sender (rank 0) claims; whichever comes first wins, an offer is claimed
+// only for its own rendezvous, and a slot comes back once freed.
+TEST(ShmSharedCopy, AnOfferIsClaimedOrTakenBackNeverBoth) {
+  Node node(64 * 1024, true, true);
+  Endpoint& receiver = *node.ep[1];  // rank 1's way to rank 0, the sender
+  Endpoint& sender = *node.ep[0];
+  ASSERT_TRUE(receiver.caps() & kSharedCopy);
+  EXPECT_EQ(receiver.offer(7, 4096), -1) << "offered a part of a payload below IPC_SHM_SHARED_COPY";
+  const std::size_t big = 1u << 20;
+  int slot = receiver.offer(7, big);
+  ASSERT_GE(slot, 0);
+  EXPECT_FALSE(sender.claim(slot, 8)) << "claimed for another rendezvous";
+  EXPECT_FALSE(sender.claim(kCopySlots, 7)) << "claimed a slot that does not exist";
+  EXPECT_TRUE(receiver.take_back(slot, 7));
+  EXPECT_FALSE(sender.claim(slot, 7)) << "claimed an offer taken back";
+  slot = receiver.offer(9, big);
+  ASSERT_GE(slot, 0);
+  EXPECT_TRUE(sender.claim(slot, 9));
+  EXPECT_FALSE(sender.claim(slot, 9)) << "claimed twice";
+  EXPECT_FALSE(receiver.take_back(slot, 9)) << "taken back after the sender claimed it";
+  // Every slot taken: no offer; one freed: offered again.
+  std::vector<int> taken{slot};
+  for (int i = 1; i < kCopySlots; ++i) {
+    int s = receiver.offer(100 + static_cast<std::uint64_t>(i), big);
+    ASSERT_GE(s, 0);
+    taken.push_back(s);
+  }
+  EXPECT_EQ(receiver.offer(200, big), -1);
+  receiver.free_offer(slot);
+  EXPECT_EQ(receiver.offer(201, big), slot);
+}
+
 TEST(ShmTransport, LargeFramesStreamInChunksAndAFullRingWakesItsProducer) {
   Node node(8 * 1024);  // a small ring: most frames wait for room
   Inbox in;
@@ -697,10 +731,10 @@ TEST(ShmTransport, SegmentsAreUnlinkedOnceReadyOrAtTheEnd) {
 }
 
 TEST(ShmMemory, SegmentSizesFollowTheDocumentedFormula) {
-  // docs/transports.md: per node L² × (ring + 128 B) + L × 192 B; each segment
-  // 192 B (its header, within the first page) + L × (128 B + ring).
-  for (std::uint32_t l : {2u, 8u, 16u}) EXPECT_EQ(segment_bytes(l, 4096), 192 + l * (128 + 4096));
-  EXPECT_EQ(sizeof(RingControl), 128u);
+  // docs/transports.md: per node L² × (ring + 192 B) + L × 192 B; each segment
+  // 192 B (its header, within the first page) + L × (192 B + ring).
+  for (std::uint32_t l : {2u, 8u, 16u}) EXPECT_EQ(segment_bytes(l, 4096), 192 + l * (192 + 4096));
+  EXPECT_EQ(sizeof(RingControl), 192u);
   // Automatic ring sizes: 512 KiB while 64 MiB per node allows, at least 64 KiB.
   ::unsetenv("IPC_SHM_RING");
   EXPECT_EQ(ShmTransport::ring_bytes_for(2), 512u << 10);

@@ -410,6 +410,13 @@ void Engine::accept_rendezvous(RequestState* r, const Envelope& env, std::uint64
   }
   place(*r, size);
   transport::Endpoint& ep = *opt_.route[src];
+  // Not while this rank sends a large message to the sender: both CPUs copy then
+  // already (both ways at once, 1 MiB: 0.91 of the bandwidth with the parts shared).
+  if (remote && r->dst && (ep.caps() & transport::kSharedCopy) &&
+      std::none_of(rdv_sends_.begin(), rdv_sends_.end(), [&](const auto& s) { return s.second->dest == env.source; })) {
+    int slot = ep.offer(cookie, size);
+    if (slot >= 0 && copy_shared(r, env, ep, slot, cookie, remote, size)) return;
+  }
   if (remote && (ep.caps() & transport::kOneSidedRead) && (!r->dst || ep.read(remote, r->dst, size))) {
     // One copy, straight from the sender's buffer; tell the sender it may go on.
     mark_done(*r);
@@ -419,6 +426,62 @@ void Engine::accept_rendezvous(RequestState* r, const Envelope& env, std::uint64
   std::uint64_t id = r->rdv_id = next_id_++;
   rdv_recvs_.emplace(id, r);
   send_frame(env.source, proto::Header{proto::Type::cts, env.comm, env.tag, size, cookie, id}, nullptr, 0, nullptr);
+}
+
+// Both sides copy (transport::kSharedCopy): the offer of the second part goes to the
+// sender first, so that it writes while this side reads the first; then the offer is
+// taken back if the sender has not claimed it (busy elsewhere, asleep), and this side
+// reads the rest itself. A claimed part ends the receive when the sender says it is
+// written (on_written); the sender's buffer is let go of (fin) only then. False when
+// the first read failed and the offer was taken back (the payload comes as data).
+bool Engine::copy_shared(RequestState* r, const Envelope& env, transport::Endpoint& ep, int slot,
+                         std::uint64_t cookie, std::uint64_t remote, std::size_t size) {
+  const std::uint64_t id = next_id_++;
+  const auto part = static_cast<std::size_t>(proto::shared_part(size));
+  send_frame(env.source,
+             proto::Header{proto::Type::share, env.comm, slot, id, cookie, reinterpret_cast<std::uintptr_t>(r->dst)},
+             nullptr, 0, nullptr);
+  bool ok = ep.read(remote, r->dst, part);
+  if (ep.take_back(slot, cookie)) {
+    if (!ok || !ep.read(remote + part, static_cast<std::byte*>(r->dst) + part, size - part)) return false;
+    mark_done(*r);
+    send_frame(env.source, proto::Header{proto::Type::fin, env.comm, env.tag, size, cookie, 0}, nullptr, 0, nullptr);
+    return true;
+  }
+  r->rdv_id = id;
+  r->rdv_cookie = cookie;
+  r->rdv_remote = remote;
+  r->shared_slot = static_cast<std::int8_t>(slot);
+  r->shared_ok = ok;
+  rdv_recvs_.emplace(id, r);  // (a peer lost meanwhile fails it there)
+  return true;
+}
+
+// The sender wrote its part (or declined: h.size 0): the receive ends, or this side
+// reads the rest; a first part that failed comes as data (a clear-to-send for all).
+const char* Engine::on_written(int peer, const proto::Header& h) {
+  auto it = rdv_recvs_.find(h.cookie);
+  if (it == rdv_recvs_.end() || it->second->status.source != peer || it->second->shared_slot < 0)
+    return "part written for no receive of this rank";
+  RequestState* r = it->second;
+  transport::Endpoint& ep = *opt_.route[static_cast<std::size_t>(peer)];
+  ep.free_offer(r->shared_slot);
+  r->shared_slot = -1;
+  const std::size_t size = r->status.bytes;
+  const auto part = static_cast<std::size_t>(proto::shared_part(size));
+  if (h.size != 0 && h.size != size - part) return "part written of the wrong size";
+  bool ok = r->shared_ok && (h.size != 0 || ep.read(r->rdv_remote + part, static_cast<std::byte*>(r->dst) + part,
+                                                    size - part));
+  if (!ok) {
+    send_frame(peer, proto::Header{proto::Type::cts, r->comm, r->status.tag.value, size, r->rdv_cookie, r->rdv_id},
+               nullptr, 0, nullptr);
+    return nullptr;
+  }
+  rdv_recvs_.erase(it);
+  mark_done(*r);
+  send_frame(peer, proto::Header{proto::Type::fin, r->comm, r->status.tag.value, size, r->rdv_cookie, 0}, nullptr, 0,
+             nullptr);
+  return nullptr;
 }
 
 // The posted receive an eager message of `length` bytes from `e` goes to, its status set
@@ -500,6 +563,23 @@ const char* Engine::on_control(int peer, const proto::Header& h) {
       mark_done(*r);
       return nullptr;
     }
+    case proto::Type::share: {
+      auto it = rdv_sends_.find(h.cookie);
+      if (it == rdv_sends_.end() || it->second->dest != peer || h.cookie2 == 0)
+        return "offer of a part for no request of this rank";
+      RequestState* s = it->second;
+      transport::Endpoint& ep = *opt_.route[static_cast<std::size_t>(peer)];
+      if (ep.claim(h.tag, h.cookie)) {  // (else taken back: the receiver reads it all)
+        const std::size_t size = s->src.size;
+        const auto part = static_cast<std::size_t>(proto::shared_part(size));
+        bool ok = ep.write(h.cookie2 + part, static_cast<const std::byte*>(s->src.data) + part, size - part);
+        send_frame(peer, proto::Header{proto::Type::written, h.comm, 0, ok ? size - part : 0, h.size, 0}, nullptr, 0,
+                   nullptr);
+      }
+      return nullptr;
+    }
+    case proto::Type::written:
+      return on_written(peer, h);
     case proto::Type::abort:
       if (h.tag < -1 || h.tag >= opt_.size) return "abort naming no rank of the job";
       revoke_locked(h.comm, h.tag, peer);

@@ -101,6 +101,11 @@ struct RequestState final : transport::Completion {
   const RecvTarget* to = nullptr;     // the one in use: the owned one, or a blocking caller's
   void* dst = nullptr;  // null after a failed prepare(): the payload is dropped
   std::uint64_t rdv_id = 0;  // a rendezvous receive's id (its cts names it)
+  // A rendezvous receive whose second part the sender writes (Engine::copy_shared):
+  std::uint64_t rdv_cookie = 0;  // the sender's number for it (fin names it)
+  std::uint64_t rdv_remote = 0;  // the sender's buffer
+  std::int8_t shared_slot = -1;  // the offer the sender claimed, until it has written
+  bool shared_ok = false;        // this side's part is in
   const Group* group = nullptr;  // its communicator's ranks, when not the job's (statuses are translated)
 
   // send
@@ -328,6 +333,9 @@ class Engine final : public transport::Sink {
   void deliver_eager(RequestState& r, const Unexpected& u);
   void accept_rendezvous(RequestState* r, const Envelope& env, std::uint64_t sender_cookie,
                          std::uint64_t remote, std::size_t size);
+  bool copy_shared(RequestState* r, const Envelope& env, transport::Endpoint& ep, int slot,
+                   std::uint64_t sender_cookie, std::uint64_t remote, std::size_t size);
+  const char* on_written(int peer, const proto::Header& h);
   /// Sleeps in epoll until a transport or a completion wakes this thread (at most
   /// `max`), unless `done()` already holds once every transport is armed.
   /// False when it slept the whole of `max` with nothing to wake for.

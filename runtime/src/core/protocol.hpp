@@ -3,7 +3,7 @@
 //
 // Two forms, told apart by the first byte (the frame type):
 //   compact (12 bytes)  eager: type, flags, reserved(2), comm, tag
-//   full    (40 bytes)  rts, cts, data, fin, abort: type, flags, reserved(2), comm, tag,
+//   full    (40 bytes)  rts, cts, data, fin, abort, share, written: type, flags, reserved(2), comm, tag,
 //                       reserved(4), size, cookie, cookie2
 // The payload's length travels with the frame (the transport's framing), so an eager
 // message needs nothing more: a message of up to 36 bytes then fits one 64-byte
@@ -28,6 +28,11 @@ enum class Type : std::uint8_t {
   data = 4,   // rendezvous payload for the receiver's request `cookie`
   fin = 5,    // receiver finished a one-sided read of rendezvous `cookie` (or declined it)
   abort = 6,  // the collectives of context `comm` are abandoned: rank `tag` was lost
+  // A large rendezvous copied by both sides (transport::kSharedCopy):
+  share = 7,    // receiver: write the second part of `cookie` to address `cookie2`; offer in
+                // slot `tag`, the receive's id in `size`
+  written = 8,  // sender: the part offered for receive `cookie` is there (`size` bytes; 0:
+                // declined, the receiver reads it)
 };
 
 struct Header {
@@ -81,7 +86,7 @@ inline const char* decode(std::span<const std::byte> in, std::uint64_t length, c
   }
   if (in.empty()) return "empty frame head";
   h.type = static_cast<Type>(in[0]);
-  if (h.type < Type::eager || h.type > Type::abort) return "unknown frame type";
+  if (h.type < Type::eager || h.type > Type::written) return "unknown frame type";
   if (h.type == Type::eager || in.size() != kFullHead) return "frame head of the wrong size for its type";
   std::memcpy(&h.comm, in.data() + 4, 4);
   std::memcpy(&h.tag, in.data() + 8, 4);
@@ -94,17 +99,31 @@ inline const char* decode(std::span<const std::byte> in, std::uint64_t length, c
   return nullptr;
 }
 
+/// Where a rendezvous payload copied by both sides is cut (share): the receiver reads
+/// the bytes before it, the sender writes those from it; a page boundary.
+inline std::uint64_t shared_part(std::uint64_t size) noexcept { return (size / 2 + 4095) & ~std::uint64_t{4095}; }
+
 /// The class of waits that a frame of context `comm` may end (wire::Frame::concerns,
 /// Engine::wait): one of 47 bits, so that up to 47 consecutive context numbers (an
 /// Rpc's requests and replies) fall apart.
 inline std::uint64_t concern_of(std::uint32_t comm) noexcept { return std::uint64_t{1} << (comm % 47); }
 
-/// An eager message or rendezvous data ends a receive of its context, a read-finished
-/// a send; the others need the receiving rank to act whoever waits there (answer a
-/// ready-to-send, send what a clear-to-send asks for, abandon collectives).
+/// An eager message, rendezvous data or a part written ends a receive of its context,
+/// a read-finished a send; an offer of a part to write is for a sender that waits for
+/// its send (it is taken back from one that does not come). The others need the
+/// receiving rank to act whoever waits there (answer a ready-to-send, send what a
+/// clear-to-send asks for, abandon collectives).
 inline std::uint64_t concerns(const Header& h) noexcept {
-  return h.type == Type::eager || h.type == Type::data || h.type == Type::fin ? concern_of(h.comm)
-                                                                              : wire::kConcernsAll;
+  switch (h.type) {
+    case Type::eager:
+    case Type::data:
+    case Type::fin:
+    case Type::share:
+    case Type::written:
+      return concern_of(h.comm);
+    default:
+      return wire::kConcernsAll;
+  }
 }
 
 }  // namespace ipc::detail::proto

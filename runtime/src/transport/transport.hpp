@@ -120,6 +120,12 @@ class Sink {
 enum Capability : unsigned {
   /// read() copies from the peer's memory (single-copy rendezvous).
   kOneSidedRead = 1u << 0,
+  /// The two sides copy a large rendezvous payload together, each a part, on their two
+  /// CPUs: the receiver offers the second part (offer()) and reads the first; the
+  /// sender claims the offer (claim()) and writes its part (write()); a receiver that
+  /// finds its offer unclaimed once its part is in takes it back (take_back()) and
+  /// reads the rest itself, so that a sender busy elsewhere delays nothing.
+  kSharedCopy = 1u << 1,
 };
 
 /// What every transport is started with: where this rank is, the job's secret, the
@@ -172,6 +178,33 @@ class Endpoint {
   /// payload; the endpoint drops kOneSidedRead). Never throws.
   virtual bool read(std::uint64_t remote, void* dst, std::size_t n) {
     (void)remote, (void)dst, (void)n;
+    return false;
+  }
+  /// With kSharedCopy: copies `n` bytes from `src` to address `remote` of the peer's
+  /// process, as read() the other way (false: refused; the endpoint drops kSharedCopy).
+  virtual bool write(std::uint64_t remote, const void* src, std::size_t n) {
+    (void)remote, (void)src, (void)n;
+    return false;
+  }
+  /// kSharedCopy, as the receiver of rendezvous `cookie` (the sender's number for it)
+  /// of `size` bytes: offers its second part to the peer; the slot that names the
+  /// offer, or -1 when none is free or the payload is too small to be worth it.
+  virtual int offer(std::uint64_t cookie, std::size_t size) {
+    (void)cookie, (void)size;
+    return -1;
+  }
+  /// Receiver: withdraws the offer in `slot` unless the peer claimed it; true when
+  /// withdrawn (the slot is free again), false when the peer copies the part (free the
+  /// slot with free_offer() once it says it has).
+  virtual bool take_back(int slot, std::uint64_t cookie) {
+    (void)slot, (void)cookie;
+    return true;
+  }
+  virtual void free_offer(int slot) { (void)slot; }
+  /// Sender: claims the offer in `slot` for its rendezvous `cookie`; true when the
+  /// part is this side's to write (false: withdrawn, or no such offer).
+  virtual bool claim(int slot, std::uint64_t cookie) {
+    (void)slot, (void)cookie;
     return false;
   }
 

@@ -40,8 +40,14 @@ struct RingControl {
   // 1: that producer pays a heavy fence before it sleeps (want_room), so the consumer
   // may look at producer_waiting after a light one. Set before its first record.
   std::atomic<std::uint32_t> producer_heavy{0};
+  // Offers of the consumer to the producer, to copy parts of large payloads
+  // (transport.hpp, kSharedCopy): 0 free, else a rendezvous number and its state
+  // (kCopyOffered, kCopyClaimed).
+  alignas(kLine) std::atomic<std::uint64_t> copies[8];
 };
-static_assert(sizeof(RingControl) == 2 * kLine);
+static_assert(sizeof(RingControl) == 3 * kLine);
+inline constexpr std::uint64_t kCopyOffered = 1, kCopyClaimed = 2;
+inline constexpr int kCopySlots = 8;
 
 /// Prepares a ring over zeroed memory: positions start at one capacity, so that a
 /// zero position (fresh memory) never looks like a record.
@@ -49,6 +55,7 @@ inline void init_ring(RingControl* c, std::size_t capacity) {
   c->head.store(capacity, std::memory_order_relaxed);
   c->producer_waiting.store(0, std::memory_order_relaxed);
   c->producer_heavy.store(0, std::memory_order_relaxed);
+  for (auto& s : c->copies) s.store(0, std::memory_order_relaxed);
 }
 
 // whole: a frame's head and all its payload; first: the payload's total length (8

@@ -91,6 +91,7 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
                         opt_.wrap_records);
   p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
   inbound_[static_cast<std::size_t>(local)].rank = peer.rank;
+  p->in = inbound_[static_cast<std::size_t>(local)].control;
   Peer& ep = *p;
   peers_[static_cast<std::size_t>(peer.rank)] = std::move(p);
   return ep;
@@ -419,6 +420,52 @@ bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
   return true;
 }
 
+bool ShmTransport::Peer::write(std::uint64_t remote, const void* src, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    iovec local{const_cast<std::byte*>(static_cast<const std::byte*>(src)) + done, n - done};
+    iovec far{reinterpret_cast<void*>(remote + done), n - done};
+    ssize_t k = ::process_vm_writev(pid, &local, 1, &far, 1, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      caps_ &= ~kSharedCopy;
+      return false;
+    }
+    done += static_cast<std::size_t>(k);
+  }
+  return true;
+}
+
+// The offers of copies: in the control of the ring the peer writes to this rank (this
+// rank's segment), claimed by the peer through the same control (its producer's).
+// A slot holds the rendezvous number shifted by two and the state in the low bits;
+// the numbers are the sender's, unique among its rendezvous, so that an offer withdrawn
+// and a slot offered again for another one never pass for each other.
+int ShmTransport::Peer::offer(std::uint64_t cookie, std::size_t size) {
+  if (shm.opt_.shared_copy == 0 || size < shm.opt_.shared_copy) return -1;
+  for (int s = 0; s < kCopySlots; ++s) {
+    std::uint64_t expect = 0;
+    if (in->copies[s].load(std::memory_order_relaxed) == 0 &&
+        in->copies[s].compare_exchange_strong(expect, (cookie << 2) | kCopyOffered, std::memory_order_seq_cst))
+      return s;
+  }
+  return -1;
+}
+
+bool ShmTransport::Peer::take_back(int slot, std::uint64_t cookie) {
+  std::uint64_t expect = (cookie << 2) | kCopyOffered;
+  return in->copies[slot].compare_exchange_strong(expect, 0, std::memory_order_seq_cst);
+}
+
+void ShmTransport::Peer::free_offer(int slot) { in->copies[slot].store(0, std::memory_order_release); }
+
+bool ShmTransport::Peer::claim(int slot, std::uint64_t cookie) {
+  if (slot < 0 || slot >= kCopySlots || !(caps_ & kSharedCopy)) return false;
+  std::uint64_t expect = (cookie << 2) | kCopyOffered;
+  return out.control()->copies[slot].compare_exchange_strong(expect, (cookie << 2) | kCopyClaimed,
+                                                             std::memory_order_seq_cst);
+}
+
 bool ShmTransport::arm_sleep(std::uint64_t wants) {
   auto* h = own_.header();
   if (wants == wire::kConcernsAll) {
@@ -569,6 +616,7 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
   o.chunk = bytes_param("IPC_SHM_CHUNK");
   o.wrap_at = bytes_param("IPC_SHM_WRAP");  // 0: never
   o.wrap_records = bytes_param("IPC_SHM_WRAP_RECORDS");
+  o.shared_copy = bytes_param("IPC_SHM_SHARED_COPY");  // 0: never
   return std::make_unique<ShmTransport>(o);
 }
 

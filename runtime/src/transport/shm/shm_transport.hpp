@@ -56,6 +56,7 @@ struct Options : Config {
   std::size_t chunk = 16 * 1024;  // payload bytes per record: the pipeline's step
   std::size_t wrap_at = 8 * 1024;  // a drained ring's producer goes back to its start past this (ring.hpp)
   std::size_t wrap_records = 16 * 1024;  // ... records up to this size in an exchange (ring.hpp)
+  std::size_t shared_copy = 256 * 1024;  // rendezvous payloads from this size copied by both sides (0: never)
   bool cma = false;
 };
 
@@ -105,14 +106,20 @@ class ShmTransport final : public Transport {
     void send(const wire::Frame& f, Completion* done) override;
     bool send_now(const wire::Frame& f) override;
     bool read(std::uint64_t remote, void* dst, std::size_t n) override;
-    void disable_read() { caps_ &= ~kOneSidedRead; }
-    void enable_read() { caps_ |= kOneSidedRead; }
+    bool write(std::uint64_t remote, const void* src, std::size_t n) override;
+    int offer(std::uint64_t cookie, std::size_t size) override;
+    bool take_back(int slot, std::uint64_t cookie) override;
+    void free_offer(int slot) override;
+    bool claim(int slot, std::uint64_t cookie) override;
+    void disable_read() { caps_ &= ~(kOneSidedRead | kSharedCopy); }
+    void enable_read() { caps_ |= kOneSidedRead | kSharedCopy; }
 
     ShmTransport& shm;
     int rank = -1;
     int pid = 0;
     Segment segment;
     RingProducer out;
+    RingControl* in = nullptr;  // the control of the ring it writes to this rank (offers to it)
     std::deque<Out> queue;
     base::Doorbell::Address bell;
     bool lost = false;
