@@ -418,9 +418,7 @@ void Engine::accept_rendezvous(RequestState* r, const Envelope& env, std::uint64
     if (slot >= 0 && copy_shared(r, env, ep, slot, cookie, remote, size)) return;
   }
   if (remote && (ep.caps() & transport::kOneSidedRead) && (!r->dst || ep.read(remote, r->dst, size))) {
-    // One copy, straight from the sender's buffer; tell the sender it may go on.
-    mark_done(*r);
-    send_frame(env.source, proto::Header{proto::Type::fin, env.comm, env.tag, size, cookie, 0}, nullptr, 0, nullptr);
+    end_read(*r, env.source, env.comm, env.tag, cookie);  // one copy, straight from the sender's buffer
     return;
   }
   std::uint64_t id = r->rdv_id = next_id_++;
@@ -444,8 +442,7 @@ bool Engine::copy_shared(RequestState* r, const Envelope& env, transport::Endpoi
   bool ok = ep.read(remote, r->dst, part);
   if (ep.take_back(slot, cookie)) {
     if (!ok || !ep.read(remote + part, static_cast<std::byte*>(r->dst) + part, size - part)) return false;
-    mark_done(*r);
-    send_frame(env.source, proto::Header{proto::Type::fin, env.comm, env.tag, size, cookie, 0}, nullptr, 0, nullptr);
+    end_read(*r, env.source, env.comm, env.tag, cookie);
     return true;
   }
   r->rdv_id = id;
@@ -478,10 +475,17 @@ const char* Engine::on_written(int peer, const proto::Header& h) {
     return nullptr;
   }
   rdv_recvs_.erase(it);
-  mark_done(*r);
-  send_frame(peer, proto::Header{proto::Type::fin, r->comm, r->status.tag.value, size, r->rdv_cookie, 0}, nullptr, 0,
-             nullptr);
+  end_read(*r, peer, r->comm, r->status.tag.value, r->rdv_cookie);
   return nullptr;
+}
+
+// A rendezvous payload read from the sender's memory is in: the receive ends, and the
+// sender may let go of its buffer (fin).
+// (The size is taken first: a request that owns itself lets go of itself as it completes.)
+void Engine::end_read(RequestState& r, int peer, std::uint32_t comm, int tag, std::uint64_t cookie) {
+  const std::uint64_t size = r.status.bytes;
+  mark_done(r);
+  send_frame(peer, proto::Header{proto::Type::fin, comm, tag, size, cookie, 0}, nullptr, 0, nullptr);
 }
 
 // The posted receive an eager message of `length` bytes from `e` goes to, its status set

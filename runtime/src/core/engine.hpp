@@ -336,6 +336,7 @@ class Engine final : public transport::Sink {
   bool copy_shared(RequestState* r, const Envelope& env, transport::Endpoint& ep, int slot,
                    std::uint64_t sender_cookie, std::uint64_t remote, std::size_t size);
   const char* on_written(int peer, const proto::Header& h);
+  void end_read(RequestState& r, int peer, std::uint32_t comm, int tag, std::uint64_t cookie);
   /// Sleeps in epoll until a transport or a completion wakes this thread (at most
   /// `max`), unless `done()` already holds once every transport is armed.
   /// False when it slept the whole of `max` with nothing to wake for.

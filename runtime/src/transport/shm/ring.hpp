@@ -48,6 +48,8 @@ struct RingControl {
 static_assert(sizeof(RingControl) == 3 * kLine);
 inline constexpr std::uint64_t kCopyOffered = 1, kCopyClaimed = 2;
 inline constexpr int kCopySlots = 8;
+/// A slot's word: rendezvous `cookie` in state `state` (the two low bits).
+constexpr std::uint64_t copy_slot(std::uint64_t cookie, std::uint64_t state) { return (cookie << 2) | state; }
 
 /// Prepares a ring over zeroed memory: positions start at one capacity, so that a
 /// zero position (fresh memory) never looks like a record.

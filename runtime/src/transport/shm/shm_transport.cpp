@@ -404,56 +404,53 @@ bool ShmTransport::poll(Sink& sink) {
 
 bool ShmTransport::idle() const { return pending_peers_ == 0; }
 
-bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
+namespace {
+// `n` bytes between `local` here and `remote` in process `pid`, in whatever pieces the
+// kernel moves at a time; false when it refuses (EPERM under ptrace rules, ENOSYS, ...).
+bool copy_with_process(pid_t pid, bool to_remote, std::byte* local, std::uint64_t remote, std::size_t n) {
   std::size_t done = 0;
   while (done < n) {
-    iovec local{static_cast<std::byte*>(dst) + done, n - done};
+    iovec here{local + done, n - done};
     iovec far{reinterpret_cast<void*>(remote + done), n - done};
-    ssize_t k = ::process_vm_readv(pid, &local, 1, &far, 1, 0);
+    ssize_t k = to_remote ? ::process_vm_writev(pid, &here, 1, &far, 1, 0)
+                          : ::process_vm_readv(pid, &here, 1, &far, 1, 0);
     if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) {
-      disable_read();  // EPERM (ptrace rules), ENOSYS, ...: use the chunked path from now on
-      return false;
-    }
+    if (k <= 0) return false;
     done += static_cast<std::size_t>(k);
   }
   return true;
 }
+}  // namespace
+
+bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
+  if (copy_with_process(pid, false, static_cast<std::byte*>(dst), remote, n)) return true;
+  disable_read();  // use the chunked path from now on
+  return false;
+}
 
 bool ShmTransport::Peer::write(std::uint64_t remote, const void* src, std::size_t n) {
-  std::size_t done = 0;
-  while (done < n) {
-    iovec local{const_cast<std::byte*>(static_cast<const std::byte*>(src)) + done, n - done};
-    iovec far{reinterpret_cast<void*>(remote + done), n - done};
-    ssize_t k = ::process_vm_writev(pid, &local, 1, &far, 1, 0);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) {
-      caps_ &= ~kSharedCopy;
-      return false;
-    }
-    done += static_cast<std::size_t>(k);
-  }
-  return true;
+  if (copy_with_process(pid, true, const_cast<std::byte*>(static_cast<const std::byte*>(src)), remote, n)) return true;
+  caps_ &= ~kSharedCopy;
+  return false;
 }
 
 // The offers of copies: in the control of the ring the peer writes to this rank (this
 // rank's segment), claimed by the peer through the same control (its producer's).
-// A slot holds the rendezvous number shifted by two and the state in the low bits;
-// the numbers are the sender's, unique among its rendezvous, so that an offer withdrawn
+// A slot holds the rendezvous number and the state (copy_slot); the numbers are the sender's, unique among its rendezvous, so that an offer withdrawn
 // and a slot offered again for another one never pass for each other.
 int ShmTransport::Peer::offer(std::uint64_t cookie, std::size_t size) {
   if (shm.opt_.shared_copy == 0 || size < shm.opt_.shared_copy) return -1;
   for (int s = 0; s < kCopySlots; ++s) {
     std::uint64_t expect = 0;
     if (in->copies[s].load(std::memory_order_relaxed) == 0 &&
-        in->copies[s].compare_exchange_strong(expect, (cookie << 2) | kCopyOffered, std::memory_order_seq_cst))
+        in->copies[s].compare_exchange_strong(expect, copy_slot(cookie, kCopyOffered), std::memory_order_seq_cst))
       return s;
   }
   return -1;
 }
 
 bool ShmTransport::Peer::take_back(int slot, std::uint64_t cookie) {
-  std::uint64_t expect = (cookie << 2) | kCopyOffered;
+  std::uint64_t expect = copy_slot(cookie, kCopyOffered);
   return in->copies[slot].compare_exchange_strong(expect, 0, std::memory_order_seq_cst);
 }
 
@@ -461,8 +458,8 @@ void ShmTransport::Peer::free_offer(int slot) { in->copies[slot].store(0, std::m
 
 bool ShmTransport::Peer::claim(int slot, std::uint64_t cookie) {
   if (slot < 0 || slot >= kCopySlots || !(caps_ & kSharedCopy)) return false;
-  std::uint64_t expect = (cookie << 2) | kCopyOffered;
-  return out.control()->copies[slot].compare_exchange_strong(expect, (cookie << 2) | kCopyClaimed,
+  std::uint64_t expect = copy_slot(cookie, kCopyOffered);
+  return out.control()->copies[slot].compare_exchange_strong(expect, copy_slot(cookie, kCopyClaimed),
                                                              std::memory_order_seq_cst);
 }
 
