@@ -8,8 +8,10 @@
 // also a shared tail counter. Stale bytes from an earlier lap carry an older position
 // and are never mistaken for a record. The consumer frees space with a release store
 // of `head`, which the producer reads only when its cached copy says "full".
-// Records start on 64-byte boundaries (none shares a cache line with the next) and
-// never wrap: one that would is preceded by a pad record that fills the ring's end.
+// A record of up to 32 bytes (kGrain) takes half a line, so that two small ones share
+// one; a larger one takes whole lines, from a line's start (a pad record fills the
+// half line before it when needed). None wraps: one that would is preceded by a pad
+// record that fills the ring's end.
 //
 // A producer whose consumer has taken everything goes back to the ring's start early
 // (past `wrap_at` bytes into a lap): its record then says so (kWrapAfter) and counts
@@ -32,6 +34,10 @@
 namespace ipc::transport::shm {
 
 inline constexpr std::size_t kLine = 64;
+/// The size of a small record: up to 4 bytes of payload after the 16-byte record head
+/// and the engine's 12-byte frame head. Two share a line, so a stream of them moves
+/// two messages per cache-line transfer (and a sender waits for half as many lines).
+inline constexpr std::size_t kGrain = 32;
 
 struct RingControl {
   alignas(kLine) std::atomic<std::uint64_t> head{0};  // written by the consumer
@@ -86,7 +92,9 @@ struct RecordHead {
 inline constexpr std::size_t kRecordHead = sizeof(RecordHead);
 static_assert(kRecordHead == 16);
 
-inline constexpr std::size_t record_size(std::size_t body) { return (kRecordHead + body + kLine - 1) & ~(kLine - 1); }
+inline constexpr std::size_t record_size(std::size_t body) {
+  return kRecordHead + body <= kGrain ? kGrain : (kRecordHead + body + kLine - 1) & ~(kLine - 1);
+}
 
 class RingProducer {
  public:
@@ -107,6 +115,9 @@ class RingProducer {
   /// too full now. Write the body, then commit().
   [[gnu::always_inline]] std::byte* reserve(RecordKind kind, std::size_t body, std::uint8_t head = 0) {
     std::size_t need = record_size(body);
+    if (need > kGrain && (at_ & (kLine - 1))) [[unlikely]] {
+      if (!half_pad()) return nullptr;
+    }
     std::size_t pos = at_;
     const bool answered = answered_ && answered_before_;  // (taken by place())
     if (pos + need >= wrap_at_ && (need <= kWrapRecords || (answered && need <= wrap_records_)) && need <= cap_ - pos &&
@@ -119,7 +130,7 @@ class RingProducer {
       pad->kind = RecordKind::pad;
       pad->head = 0;
       pad->flags = 0;
-      pad->bytes = 0;
+      pad->bytes = static_cast<std::uint32_t>(to_end - kRecordHead);
       pad->pos.store(tail_, std::memory_order_release);
       tail_ += to_end;
       pos = 0;
@@ -151,12 +162,33 @@ class RingProducer {
   std::uint64_t tail() const { return tail_; }
 
  private:
+  // The rest of a half-filled line, skipped: a record larger than kGrain starts on a
+  // line of its own. Published at once (the consumer skips it).
+  [[gnu::noinline]] bool half_pad() {
+    if (!room(kGrain)) return false;
+    auto* pad = reinterpret_cast<RecordHead*>(data_ + at_);
+    pad->kind = RecordKind::pad;
+    pad->head = 0;
+    pad->flags = 0;
+    pad->bytes = kGrain - kRecordHead;
+    pad->pos.store(tail_, std::memory_order_release);
+    tail_ += kGrain;
+    at_ = at_ + kGrain == cap_ ? 0 : at_ + kGrain;
+    return true;
+  }
   bool room(std::size_t total) {
     if (tail_ + total - head_ <= cap_) return true;
     head_ = c_->head.load(std::memory_order_acquire);
     return tail_ + total - head_ <= cap_;
   }
   std::byte* place(std::size_t pos, RecordKind kind, std::uint8_t head, std::uint8_t flags, std::size_t body) {
+    // A small record at a line's start: the line's second half may hold payload of an
+    // earlier lap, which the consumer, polling there next, must not read as a record
+    // (it clears only lines' first words, pop()). Cleared here, in the line this side
+    // writes anyway, before the record is published; not when that half is not free (it
+    // then holds a record's head from the lap before, whose position is an older one).
+    if (kRecordHead + body <= kGrain && (pos & (kLine - 1)) == 0 && tail_ + 2 * kGrain - head_ <= cap_)
+      reinterpret_cast<RecordHead*>(data_ + pos + kGrain)->pos.store(0, std::memory_order_relaxed);
     pending_ = reinterpret_cast<RecordHead*>(data_ + pos);
     pending_->kind = kind;
     pending_->head = head;
@@ -206,22 +238,27 @@ class RingConsumer {
         at_(static_cast<std::size_t>(head_ % cap_)) {}
 
   /// The next record (pads skipped), or null when the ring is empty. The body stays
-  /// valid until pop().
+  /// valid until pop(). A pad whose size does not fit the ring is returned as it is
+  /// (the caller reports it malformed).
   const RecordHead* front() {
     for (;;) {
       auto* h = reinterpret_cast<const RecordHead*>(data_ + at_);
       if (h->pos.load(std::memory_order_acquire) != head_) return nullptr;
-      if (h->kind != RecordKind::pad) return h;
-      head_ += cap_ - at_;
-      at_ = 0;
+      if (h->kind != RecordKind::pad) [[likely]]
+        return h;
+      std::size_t skip = kRecordHead + std::size_t{h->bytes};
+      if (skip % kGrain != 0 || skip > cap_ - at_) return h;
+      head_ += skip;
+      at_ = at_ + skip == cap_ ? 0 : at_ + skip;
     }
   }
   static const std::byte* body(const RecordHead* h) { return reinterpret_cast<const std::byte*>(h) + kRecordHead; }
   /// Consumes the record front() returned (and follows its producer back to the
   /// ring's start when the record says kWrapAfter). Clears the first word of each of its
   /// lines but the first, so that no later lap can read leftover payload bytes there
-  /// as the position of a record (any 64-byte line may later hold a record head). The
-  /// first holds this record's position, which no later lap expects (positions only
+  /// as the position of a record (any line may later hold a record head at its start;
+  /// one at its middle follows a small record, whose producer cleared that word,
+  /// place()). The first holds this record's position, which no later lap expects (positions only
   /// grow): left alone, a one-line record costs the consumer no store into a line
   /// the producer writes next lap. (The store's ownership request held up the
   /// consumer's next stores, such as its reply's record, until the producer's copy

@@ -6,7 +6,8 @@
 // larger than a record is a `first` record (payload length, head, first part) and
 // `cont` records, so a large frame streams through the ring in pipelined chunks while
 // the receiver copies out behind the sender. A small eager message (the engine's
-// 12-byte compact head and up to 36 bytes) is one 64-byte line. When a ring is
+// 12-byte compact head and up to 36 bytes) is one 64-byte line, one of up to 4 bytes
+// half of one. When a ring is
 // full, frames wait in the sender's queue (small payloads copied, so eager sends
 // complete at once) and leave on later polls: nothing is dropped, and since every
 // poll also drains the inbound rings, two ranks flooding each other still progress.
