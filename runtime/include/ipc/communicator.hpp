@@ -172,6 +172,9 @@ struct CommAccess;
 /// Null when the send completed at once (its status then in *done_now).
 /// The request carries one reference, the caller's (ipc::Request takes it over).
 RequestState* post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now);
+/// A send of `size` bytes at `data` that leaves at once, without a request (true, its
+/// status in `done`); false when nothing was sent.
+bool send_raw_now(Engine& e, std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done);
 RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst);
 /// The same into `bytes` at `data` (`exact`: a message of other size fails).
 RequestState* post_recv_raw(Engine& e, std::uint32_t comm, int source, int tag, void* data, std::size_t bytes,
@@ -274,13 +277,31 @@ class Communicator {
     requires Sendable<std::remove_cvref_t<T>>
   Request isend(T&& value, int dest, Tag tag = Tag{0}) const {
     check_tag(tag, "send");
+    using V = std::remove_cvref_t<T>;
     Status now;
+    Status* try_now = &now;
+    // Raw bytes first try to leave from where they are, with nothing built around them
+    // (a temporary too: it lives through this call); only a send that must wait gets a
+    // request (and an rvalue's bytes moved into it).
+    if constexpr (RawRange<V> || RawValue<V>) {
+      const void* p;
+      std::size_t n;
+      if constexpr (RawRange<V>) {
+        p = std::ranges::data(value);
+        n = std::ranges::size(value) * sizeof(std::ranges::range_value_t<V>);
+      } else {
+        p = &value;
+        n = sizeof(V);
+      }
+      if (detail::send_raw_now(*engine_, context_, dest, tag.value, p, n, now)) return Request(now);
+      try_now = nullptr;
+    }
     detail::RequestState* s;
     if constexpr (std::is_lvalue_reference_v<T>)
-      s = detail::post_send(*engine_, context_, dest, tag.value, detail::send_source(value), &now);
+      s = detail::post_send(*engine_, context_, dest, tag.value, detail::send_source(value), try_now);
     else
       s = detail::post_send(*engine_, context_, dest, tag.value, detail::send_source_owned(std::forward<T>(value)),
-                            &now);
+                            try_now);
     return s ? Request(s) : Request(now);
   }
 

@@ -15,6 +15,10 @@ RequestState* post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSo
   return e.isend(comm, dest, tag, std::move(src), done_now).release();
 }
 
+bool send_raw_now(Engine& e, std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done) {
+  return e.send_now(comm, dest, tag, data, size, done);
+}
+
 RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst) {
   return e.irecv(comm, source, tag, std::move(dst)).release();
 }

@@ -176,25 +176,29 @@ std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestStat
 // dropped before its request completes hands its ownership to the request itself
 // (adopt(): `kept`), and mark_done() lets go of that when it completes.
 bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done) {
-  return try_send_now(comm, dest, tag, src, done);
+  return try_send_now(comm, dest, tag, src.data, src.size, done);
+}
+
+bool Engine::send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done) {
+  return try_send_now(comm, dest, tag, data, size, done);
 }
 
 // On the way of every isend: inlined there.
-[[gnu::always_inline]] inline bool Engine::try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src,
-                                                        Status& done) {
+[[gnu::always_inline]] inline bool Engine::try_send_now(std::uint32_t comm, int dest, int tag, const void* data,
+                                                        std::size_t size, Status& done) {
   if (grouped(comm) || dest < 0 || dest >= opt_.size) return false;
   auto p = static_cast<std::size_t>(dest);
   std::lock_guard lk(mu_);
-  if (lost_[p].empty() && revoked_.empty() && src.size <= eager_[p] && eager_now(dest, comm, tag, src)) {
+  if (lost_[p].empty() && revoked_.empty() && size <= eager_[p] && eager_now(dest, comm, tag, data, size)) {
     note_activity();
-    done = Status{dest, Tag{tag}, src.size};
+    done = Status{dest, Tag{tag}, size};
     return true;
   }
   return false;
 }
 
 RequestRef Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now) {
-  if (done_now && try_send_now(comm, dest, tag, src, *done_now)) return {};
+  if (done_now && try_send_now(comm, dest, tag, src.data, src.size, *done_now)) return {};
   RequestRef r(RequestState::make(RequestState::Kind::send));
   start_send(r.get(), comm, dest, tag, std::move(src));
   return r;
@@ -216,7 +220,7 @@ RequestRef Engine::irecv_raw(std::uint32_t comm, int source, int tag, void* data
   t.fixed_bytes = bytes;
   t.exact = exact;
   r->to = &t;
-  start_recv(r.get(), comm, source, tag);
+  start_recv_here(r.get(), comm, source, tag);
   return r;
 }
 
@@ -255,7 +259,7 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
       if (lost_[p].empty() && src.size <= eager_[p]) {
         eager = true;
         note_activity();
-        now = eager_now(dest, comm, tag, src);
+        now = eager_now(dest, comm, tag, src.data, src.size);
         if (!now) send_eager(dest, comm, tag, src, &sent);
       }
     }
@@ -331,11 +335,11 @@ proto::Header eager_header(std::uint32_t comm, int tag) {
 }
 }  // namespace
 
-bool Engine::eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src) {
+[[gnu::always_inline]] inline bool Engine::eager_now(int dest, std::uint32_t comm, int tag, const void* data,
+                                                     std::size_t size) {
   proto::Encoded head;
   proto::encode(eager_header(comm, tag), head);
-  return opt_.route[static_cast<std::size_t>(dest)]->send_now(
-      wire::Frame{head.span(), src.data, src.size, proto::concern_of(comm)});
+  return opt_.route[static_cast<std::size_t>(dest)]->send_now(wire::Frame{head.span(), data, size, proto::concern_of(comm)});
 }
 
 void Engine::send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done) {
@@ -348,6 +352,10 @@ void Engine::bad_source(int source, const char* op) const {
 }
 
 void Engine::start_recv(RequestState* r, std::uint32_t comm, int source, int tag) {
+  start_recv_here(r, comm, source, tag);
+}
+
+[[gnu::always_inline]] inline void Engine::start_recv_here(RequestState* r, std::uint32_t comm, int source, int tag) {
   if (grouped(comm)) [[unlikely]] {
     source = job_rank(comm, source, "receive from");
     r->group = group_of(comm);

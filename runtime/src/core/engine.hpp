@@ -190,6 +190,8 @@ class Engine final : public transport::Sink {
   /// in `done`, when the message has left; false when nothing was sent (`src` need
   /// only be valid during the call).
   bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
+  /// The same from `size` bytes at `data` (a program's raw value or range).
+  bool send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done);
   /// `hold`: kept alive with the request (the memory `dst` writes into).
   RequestRef irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst, std::shared_ptr<void> hold = nullptr);
   /// The same into `bytes` at `data` (RecvTarget's `fixed` case, built in place).
@@ -297,10 +299,10 @@ class Engine final : public transport::Sink {
  private:
   void start_send(RequestState* r, std::uint32_t comm, int dest, int tag, SendSource src);
   /// send_now(), inlined into isend.
-  bool try_send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
+  bool try_send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done);
   /// `src` as one eager frame to `dest` now, without a completion (under the lock):
   /// false when the transport cannot (Endpoint::send_now); nothing is sent then.
-  bool eager_now(int dest, std::uint32_t comm, int tag, const SendSource& src);
+  bool eager_now(int dest, std::uint32_t comm, int tag, const void* data, std::size_t size);
   /// `src` as one eager frame to `dest` (under the lock); `done` told as the transport says.
   void send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done);
   /// Encodes `h` and sends it with `length` bytes at `payload` to `dest` (under the lock).
@@ -319,6 +321,8 @@ class Engine final : public transport::Sink {
   [[noreturn]] void bad_source(int source, const char* op) const;
   /// The receive of `r`, whose target (its own, or a blocking caller's) is in place.
   void start_recv(RequestState* r, std::uint32_t comm, int source, int tag);
+  /// start_recv(), inlined into irecv_raw.
+  void start_recv_here(RequestState* r, std::uint32_t comm, int source, int tag);
   bool progress_locked();
   struct RingAfterUnlock;
   /// Polls (busy, yielding, then asleep) until `done()`, called without the lock.
