@@ -284,15 +284,7 @@ class Communicator {
     // (a temporary too: it lives through this call); only a send that must wait gets a
     // request (and an rvalue's bytes moved into it).
     if constexpr (RawRange<V> || RawValue<V>) {
-      const void* p;
-      std::size_t n;
-      if constexpr (RawRange<V>) {
-        p = std::ranges::data(value);
-        n = std::ranges::size(value) * sizeof(std::ranges::range_value_t<V>);
-      } else {
-        p = &value;
-        n = sizeof(V);
-      }
+      auto [p, n] = detail::raw_bytes(value);
       if (detail::send_raw_now(*engine_, context_, dest, tag.value, p, n, now)) return Request(now);
       try_now = nullptr;
     }

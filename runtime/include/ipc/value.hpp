@@ -79,13 +79,26 @@ void deserialize_or_throw(const std::vector<std::byte>& bytes, T& value) {
   }
 }
 
+/// Where the bytes of a raw value or range are, and how many.
+struct RawBytes {
+  const void* data;
+  std::size_t size;
+};
+template <class T>
+  requires RawRange<T> || RawValue<T>
+RawBytes raw_bytes(const T& value) {
+  if constexpr (RawRange<T>)
+    return {std::ranges::data(value), std::ranges::size(value) * sizeof(std::ranges::range_value_t<T>)};
+  else
+    return {&value, sizeof(T)};
+}
+
 /// The bytes of `value`, pointing into it (the caller keeps it alive).
 template <class T>
 SendSource send_source(const T& value) {
-  if constexpr (RawRange<T>) {
-    return {std::ranges::data(value), std::ranges::size(value) * sizeof(std::ranges::range_value_t<T>), {}};
-  } else if constexpr (RawValue<T>) {
-    return {&value, sizeof(T), {}};
+  if constexpr (RawRange<T> || RawValue<T>) {
+    auto [data, size] = raw_bytes(value);
+    return {data, size, {}};
   } else {
     static_assert(SerializableValue<T>,
                   "ipc: this type can be neither sent as raw bytes nor serialized by Cereal; "

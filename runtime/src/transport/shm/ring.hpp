@@ -126,13 +126,7 @@ class RingProducer {
     std::size_t to_end = cap_ - pos;
     if (!room(need <= to_end ? need : to_end + need)) return nullptr;
     if (need > to_end) {
-      auto* pad = reinterpret_cast<RecordHead*>(data_ + pos);
-      pad->kind = RecordKind::pad;
-      pad->head = 0;
-      pad->flags = 0;
-      pad->bytes = static_cast<std::uint32_t>(to_end - kRecordHead);
-      pad->pos.store(tail_, std::memory_order_release);
-      tail_ += to_end;
+      pad(pos, to_end);
       pos = 0;
     }
     std::byte* at = place(pos, kind, head, 0, body);
@@ -162,17 +156,21 @@ class RingProducer {
   std::uint64_t tail() const { return tail_; }
 
  private:
+  // A pad record of `extent` bytes at `pos`, published at once (the consumer skips it).
+  void pad(std::size_t pos, std::size_t extent) {
+    auto* p = reinterpret_cast<RecordHead*>(data_ + pos);
+    p->kind = RecordKind::pad;
+    p->head = 0;
+    p->flags = 0;
+    p->bytes = static_cast<std::uint32_t>(extent - kRecordHead);
+    p->pos.store(tail_, std::memory_order_release);
+    tail_ += extent;
+  }
   // The rest of a half-filled line, skipped: a record larger than kGrain starts on a
-  // line of its own. Published at once (the consumer skips it).
+  // line of its own.
   [[gnu::noinline]] bool half_pad() {
     if (!room(kGrain)) return false;
-    auto* pad = reinterpret_cast<RecordHead*>(data_ + at_);
-    pad->kind = RecordKind::pad;
-    pad->head = 0;
-    pad->flags = 0;
-    pad->bytes = kGrain - kRecordHead;
-    pad->pos.store(tail_, std::memory_order_release);
-    tail_ += kGrain;
+    pad(at_, kGrain);
     at_ = at_ + kGrain == cap_ ? 0 : at_ + kGrain;
     return true;
   }
@@ -258,8 +256,8 @@ class RingConsumer {
   /// lines but the first, so that no later lap can read leftover payload bytes there
   /// as the position of a record (any line may later hold a record head at its start;
   /// one at its middle follows a small record, whose producer cleared that word,
-  /// place()). The first holds this record's position, which no later lap expects (positions only
-  /// grow): left alone, a one-line record costs the consumer no store into a line
+  /// place()). The first holds this record's position, which no later lap expects
+  /// (positions only grow): left alone, a one-line record costs the consumer no store into a line
   /// the producer writes next lap. (The store's ownership request held up the
   /// consumer's next stores, such as its reply's record, until the producer's copy
   /// was invalidated.)
