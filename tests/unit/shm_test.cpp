@@ -417,7 +417,9 @@ struct Node {
   std::unique_ptr<ShmTransport> t[2];
   Endpoint* ep[2] = {};
   std::string job;
-  explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true, bool cma = false) {
+  // `unheld`: the cards name a descriptor that cannot be opened (a /proc that refuses
+  // it), so that peers map each other's segments by name while connecting.
+  explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true, bool cma = false, bool unheld = false) {
     job = "unit" + std::to_string(::getpid()) + "x" + std::to_string(std::random_device{}());
     PeerCard cards[2];
     for (int r = 0; r < 2; ++r) {
@@ -436,6 +438,7 @@ struct Node {
       cards[r].node = "n";
       cards[r].pid = ::getpid();
       cards[r].cards["shm"] = t[r]->card();
+      if (unheld) cards[r].cards["shm"] = cards[r].cards["shm"].substr(0, cards[r].cards["shm"].rfind(',')) + ",999999";
     }
     ep[0] = &t[0]->connect(cards[1]);
     ep[1] = &t[1]->connect(cards[0]);
@@ -801,10 +804,15 @@ TEST(ShmTransport, SegmentsAreUnlinkedOnceReadyOrAtTheEnd) {
 }
 
 TEST(ShmMemory, SegmentSizesFollowTheDocumentedFormula) {
-  // docs/transports.md: per node L² × (ring + 192 B) + L × 192 B; each segment
-  // 192 B (its header, within the first page) + L × (192 B + ring).
-  for (std::uint32_t l : {2u, 8u, 16u}) EXPECT_EQ(segment_bytes(l, 4096), 192 + l * (192 + 4096));
+  // docs/transports.md: each segment its 192-byte header and L controls of 192 B,
+  // side by side and rounded up to 4 KiB (one page up to 20 ranks a node, 4 at 64),
+  // then L rings.
+  for (std::uint32_t l : {2u, 8u, 16u, 20u}) EXPECT_EQ(segment_bytes(l, 4096), 4096 + l * 4096);
+  EXPECT_EQ(segment_bytes(21, 8192), 8192 + 21 * 8192);
+  EXPECT_EQ(segment_bytes(64, 65536), 16384 + 64 * 65536);
+  EXPECT_EQ(controls_bytes(64), 16384u);
   EXPECT_EQ(sizeof(RingControl), 192u);
+  EXPECT_EQ(sizeof(SegmentHeader), 192u);
   // Automatic ring sizes: 512 KiB while 64 MiB per node allows, at least 64 KiB.
   ::unsetenv("IPC_SHM_RING");
   EXPECT_EQ(ShmTransport::ring_bytes_for(2), 512u << 10);
@@ -816,4 +824,130 @@ TEST(ShmMemory, SegmentSizesFollowTheDocumentedFormula) {
   ASSERT_EQ(::stat(("/dev/shm" + base::segment_name(node.job, 0)).c_str(), &st), 0);
   EXPECT_EQ(static_cast<std::size_t>(st.st_size), segment_bytes(2, 8192));
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(ShmMemory, ASegmentTakesItsControlsAtOnceAndARingOnlyWhenItIsMadePresent) {
+  // What /dev/shm gives the segment (the file's allocated blocks): the header and
+  // every control in the first pages at creation, then exactly one ring's pages.
+  const std::string name = "/ipc-unit-sparse-" + std::to_string(::getpid());
+  const std::uint32_t rings = 64;
+  const std::size_t ring = 64 * 1024;
+  auto taken = [&] {
+    struct stat st {};
+    EXPECT_EQ(::stat(("/dev/shm" + name).c_str(), &st), 0);
+    return static_cast<std::size_t>(st.st_blocks) * 512;
+  };
+  Segment s = Segment::create(name, rings, ring);
+  EXPECT_EQ(taken(), controls_bytes(rings));
+  EXPECT_EQ(controls_bytes(rings), 16384u);
+  for (std::uint32_t r = 0; r < rings; ++r) {
+    EXPECT_EQ(s.control(r)->head.load(), ring) << "ring " << r;  // initialised
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(s.data(r)) % 4096, 0u) << "ring " << r;
+  }
+  EXPECT_EQ(s.prefault_ring(37), "");
+  EXPECT_EQ(taken(), controls_bytes(rings) + ring);
+  EXPECT_EQ(s.data(37) + ring, s.data(38));
+  s.unlink();
+}
+
+namespace {
+// How many times this process maps the segment at `path` (/proc/self/maps).
+int mappings_of(const std::string& path) {
+  std::FILE* f = std::fopen("/proc/self/maps", "re");
+  if (!f) return -1;
+  int n = 0;
+  char line[4096];
+  while (std::fgets(line, sizeof line, f))
+    if (std::strstr(line, path.c_str())) ++n;
+  std::fclose(f);
+  return n;
+}
+
+struct Losses : Inbox {
+  std::vector<std::pair<int, std::string>> lost;
+  void on_peer_lost(int rank, const std::string& why) override { lost.emplace_back(rank, why); }
+};
+}  // namespace
+
+TEST(ShmTransport, APeersSegmentIsMappedAtTheFirstSendThroughItsOwnersDescriptor) {
+  Node node;  // ready: the names are gone
+  const std::string seg0 = "/dev/shm" + base::segment_name(node.job, 0);
+  EXPECT_FALSE(exists(seg0));
+  EXPECT_EQ(mappings_of(seg0), 1);  // its owner's only: connecting mapped nothing
+  Inbox in;
+  std::uint64_t w = 5;
+  node.send(1, 9, &w, 8, nullptr);
+  EXPECT_EQ(mappings_of(seg0), 2);  // rank 1's, by /proc/<pid>/fd/<fd>
+  while (!node.t[0]->poll(in)) {
+  }
+  EXPECT_EQ(in.last, 9u);
+  node.send(1, 10, &w, 8, nullptr);
+  EXPECT_EQ(mappings_of(seg0), 2);  // once
+}
+
+TEST(ShmTransport, ASegmentThatCannotBeMappedAnyMoreLosesThePeerWithTheReason) {
+  Node node;
+  node.t[0]->close();
+  node.t[0].reset();  // rank 0 ends: its descriptor closes, its segment goes
+  Losses sink;
+  bool failed = false;
+  struct Done : Completion {
+    bool* failed;
+    explicit Done(bool* f) : failed(f) {}
+    void complete(const std::error_code& ec) override { *failed = static_cast<bool>(ec); }
+  } done(&failed);
+  std::uint64_t w = 5;
+  node.send(1, 9, &w, 8, &done);
+  EXPECT_TRUE(failed);
+  node.t[1]->check_peers(sink);
+  ASSERT_EQ(sink.lost.size(), 1u);
+  EXPECT_EQ(sink.lost[0].first, 0);
+  EXPECT_NE(sink.lost[0].second.find("ipc-"), std::string::npos) << sink.lost[0].second;  // names the segment
+  node.t[1]->check_peers(sink);
+  EXPECT_EQ(sink.lost.size(), 1u);  // once
+}
+
+TEST(ShmTransport, WithoutTheOwnersDescriptorsPeersMapSegmentsByNameWhileConnecting) {
+  Node node(64 * 1024, false, false, true);
+  const std::string seg0 = "/dev/shm" + base::segment_name(node.job, 0);
+  EXPECT_EQ(mappings_of(seg0), 2);  // rank 1 mapped it in connect(), before the name goes
+  node.t[0]->ready();
+  node.t[1]->ready();
+  EXPECT_FALSE(exists(seg0));
+  Inbox in;
+  std::uint64_t w = 5;
+  node.send(1, 9, &w, 8, nullptr);
+  while (!node.t[0]->poll(in)) {
+  }
+  EXPECT_EQ(in.last, 9u);
+}
+
+TEST(ShmMemory, OnlyRingsThatCarryTrafficTakePagesPollingIncluded) {
+  Node node(64 * 1024, false);  // not ready: the names are there to stat
+  const std::string seg0 = "/dev/shm" + base::segment_name(node.job, 0);
+  const std::string seg1 = "/dev/shm" + base::segment_name(node.job, 1);
+  auto taken = [](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0);
+    return static_cast<std::size_t>(st.st_blocks) * 512;
+  };
+  Inbox in;
+  for (int i = 0; i < 10; ++i) {  // polls and looks for sleepers' input touch no ring
+    node.t[0]->poll(in);
+    node.t[1]->poll(in);
+    EXPECT_TRUE(node.t[0]->arm_sleep(wire::kConcernsAll));
+    node.t[0]->disarm_sleep(wire::kConcernsAll);
+  }
+  EXPECT_EQ(taken(seg0), controls_bytes(2));
+  EXPECT_EQ(taken(seg1), controls_bytes(2));
+  std::uint64_t w = 5;
+  node.send(1, 9, &w, 8, nullptr);
+  EXPECT_FALSE(node.t[0]->arm_sleep(wire::kConcernsAll));  // the record is seen
+  node.t[0]->disarm_sleep(wire::kConcernsAll);
+  while (!node.t[0]->poll(in)) {
+  }
+  EXPECT_EQ(in.last, 9u);
+  node.t[1]->poll(in);
+  EXPECT_EQ(taken(seg0), controls_bytes(2) + 64 * 1024);  // rank 1's ring into rank 0
+  EXPECT_EQ(taken(seg1), controls_bytes(2));
 }

@@ -23,11 +23,11 @@ std::string mib(double bytes) {
   return text;
 }
 
-// Maps `size` bytes of `fd` (closing it).
-void* map_fd(int fd, std::size_t size, bool populate, const std::string& name) {
+// Maps `size` bytes of `fd` (closing it unless `keep`).
+void* map_fd(int fd, std::size_t size, bool populate, const std::string& name, bool keep = false) {
   void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
   int e = errno;
-  ::close(fd);
+  if (!keep || base == MAP_FAILED) ::close(fd);
   if (base == MAP_FAILED) throw Error("shm: cannot map segment " + name + ": " + std::strerror(e));
   return base;
 }
@@ -70,12 +70,27 @@ Mapping& Mapping::operator=(Mapping&& o) noexcept {
   std::swap(size_, o.size_);
   std::swap(name_, o.name_);
   std::swap(owner_, o.owner_);
+  std::swap(fd_, o.fd_);
   return *this;
 }
 
 Mapping::~Mapping() {
   unlink();
+  if (fd_ >= 0) ::close(fd_);
   if (base_) ::munmap(base_, size_);
+}
+
+Mapping Mapping::map_whole(int fd, const std::string& name, std::size_t min_size, bool populate) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) < min_size) {
+    ::close(fd);
+    throw Error("shm: segment " + name + " is too small");
+  }
+  Mapping m;
+  m.name_ = name;
+  m.size_ = static_cast<std::size_t>(st.st_size);
+  m.base_ = map_fd(fd, m.size_, populate, name);
+  return m;
 }
 
 void Mapping::unlink() {
@@ -84,7 +99,7 @@ void Mapping::unlink() {
   ::shm_unlink(name_.c_str());
 }
 
-Mapping Mapping::create(const std::string& name, std::size_t size, bool populate) {
+Mapping Mapping::create(const std::string& name, std::size_t size, bool populate, bool keep_fd) {
   Mapping m;
   m.name_ = name;
   m.size_ = size;
@@ -105,23 +120,28 @@ Mapping Mapping::create(const std::string& name, std::size_t size, bool populate
       throw Error(space_error(name, size));
     }
   }
-  m.base_ = map_fd(fd, size, populate, name);
+  m.base_ = map_fd(fd, size, populate, name, keep_fd);
+  if (keep_fd) m.fd_ = fd;
   return m;
 }
 
 Mapping Mapping::open(const std::string& name, std::size_t min_size, bool populate) {
-  Mapping m;
-  m.name_ = name;
   int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0);
   if (fd < 0) throw Error("shm: cannot open segment " + name + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < min_size) {
-    ::close(fd);
-    throw Error("shm: segment " + name + " is too small");
-  }
-  m.size_ = static_cast<std::size_t>(st.st_size);
-  m.base_ = map_fd(fd, m.size_, populate, name);
-  return m;
+  return map_whole(fd, name, min_size, populate);
+}
+
+std::string Mapping::held_path(int pid, int fd) {
+  return "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+}
+
+Mapping Mapping::open_held(int pid, int fd, const std::string& name, std::size_t min_size) {
+  // Not blocking, no controlling terminal: whatever a reused pid's descriptor is now,
+  // the open returns at once, and a file that is no segment fails the checks.
+  int f = ::open(held_path(pid, fd).c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (f < 0)
+    throw Error("shm: cannot open segment " + name + " through " + held_path(pid, fd) + ": " + std::strerror(errno));
+  return map_whole(f, name, min_size, false);
 }
 
 }  // namespace ipc::base

@@ -46,6 +46,9 @@ struct RingControl {
   // 1: that producer pays a heavy fence before it sleeps (want_room), so the consumer
   // may look at producer_waiting after a light one. Set before its first record.
   std::atomic<std::uint32_t> producer_heavy{0};
+  // 1: the producer has made the ring's pages present and may write records. Until
+  // then the consumer looks here, not at the ring, whose pages a look would take.
+  std::atomic<std::uint32_t> started{0};
   // Offers of the consumer to the producer, to copy parts of large payloads
   // (transport.hpp, kSharedCopy): 0 free, else a rendezvous number and its state
   // (kCopyOffered, kCopyClaimed).
@@ -63,6 +66,7 @@ inline void init_ring(RingControl* c, std::size_t capacity) {
   c->head.store(capacity, std::memory_order_relaxed);
   c->producer_waiting.store(0, std::memory_order_relaxed);
   c->producer_heavy.store(0, std::memory_order_relaxed);
+  c->started.store(0, std::memory_order_relaxed);
   for (auto& s : c->copies) s.store(0, std::memory_order_relaxed);
 }
 

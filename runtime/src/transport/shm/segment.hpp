@@ -1,14 +1,18 @@
 // A rank's shared-memory segment: its inbound rings, one per rank of its node.
 //
-//   SegmentHeader (128 B) | { RingControl (128 B) | ring data } * rings
+//   SegmentHeader (192 B) | RingControl (192 B) * rings | to a 4 KiB boundary | ring data * rings
 //
-// The receiving rank creates it (O_EXCL, mode 0600, name from the unguessable job id),
-// every sender on the node maps it, and it is unlinked as soon as they all have (or
-// when the rank ends); a mapping outlives the name. A segment is sparse: its header and
-// the rings' controls are present from the start, a ring's data pages from the first
-// send on that ring, when the sender makes them all present at once (prefault_ring: a
-// page fault on a ring's first lap would cost more than the message). So shared memory
-// grows with the pairs that talk, not with the square of the node's ranks.
+// The receiving rank creates it (O_EXCL, mode 0600, name from the unguessable job id)
+// and keeps its descriptor; a sender on the node maps it when it first needs it,
+// through /proc/<pid>/fd/<fd> (or by the name while connecting, where /proc refuses
+// that), and the name is unlinked at the end of start-up (or when the rank ends); a
+// mapping outlives the name. A segment is sparse: its header and the rings' controls,
+// side by side in its first pages (4 at 64 ranks), are present from the start; a
+// ring's data pages from the first send on that ring, when the sender makes them all
+// present at once (prefault_ring: a page fault on a ring's first lap would cost more
+// than the message) and then sets the control's `started`, before which the consumer
+// does not look at the ring. So shared memory grows with the pairs that talk, not
+// with the square of the node's ranks.
 #pragma once
 
 #include <atomic>
@@ -21,7 +25,8 @@
 
 namespace ipc::transport::shm {
 
-inline constexpr std::uint64_t kSegmentMagic = 0x32676573637069ull;  // "ipcseg2"
+inline constexpr std::uint64_t kSegmentMagic = 0x33676573637069ull;  // "ipcseg3"
+inline constexpr std::size_t kSegmentPage = 4096;  // ring data starts at such a boundary
 
 struct SegmentHeader {
   std::uint64_t magic;
@@ -52,6 +57,8 @@ inline constexpr std::uint64_t kWantsClasses = kWantsCount - 1;
 
 /// Bytes a segment of `rings` rings of `ring_bytes` occupies.
 std::size_t segment_bytes(std::uint32_t rings, std::size_t ring_bytes);
+/// Bytes of its header and controls, rounded up to kSegmentPage: where its data begins.
+std::size_t controls_bytes(std::uint32_t rings);
 
 class Segment {
  public:
@@ -60,6 +67,9 @@ class Segment {
   static Segment create(const std::string& name, std::uint32_t rings, std::size_t ring_bytes);
   /// Maps an existing one and checks its header. @throws ipc::Error naming it.
   static Segment open(const std::string& name);
+  /// Maps the one that process `pid` created and holds as descriptor `fd` (its
+  /// name may be gone), and checks its header and owner. @throws ipc::Error naming it.
+  static Segment open_held(int pid, int fd, const std::string& name);
 
   /// Removes the name (the mapping stays). Idempotent.
   void unlink() { map_.unlink(); }
@@ -70,8 +80,13 @@ class Segment {
   /// Makes ring `ring`'s data pages present; "" when done, else why not (/dev/shm full).
   std::string prefault_ring(std::uint32_t ring) const;
   const std::string& name() const { return map_.name(); }
+  /// The creator's descriptor of it (open_held's `fd`), else -1.
+  int fd() const { return map_.fd(); }
+  explicit operator bool() const { return static_cast<bool>(map_); }
 
  private:
+  void check(int pid) const;
+
   base::Mapping map_;
 };
 

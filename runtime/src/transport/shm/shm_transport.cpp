@@ -1,5 +1,6 @@
 #include "transport/shm/shm_transport.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -66,35 +67,85 @@ ShmTransport::ShmTransport(Options opt)
 
 ShmTransport::~ShmTransport() = default;
 
-std::string ShmTransport::card() const { return own_.name() + "," + std::to_string(opt_.local_rank); }
+std::string ShmTransport::card() const {
+  return own_.name() + "," + std::to_string(opt_.local_rank) + "," + std::to_string(own_.fd());
+}
 
 bool ShmTransport::reaches(const PeerCard& me, const PeerCard& peer) const {
   return peer.cards.count("shm") > 0 && peer.node == me.node && peer.boot_id == me.boot_id;
 }
 
+// The card: the segment's name, the local index of its owner and the owner's
+// descriptor of it ("/ipc-...,3,7").
 Endpoint& ShmTransport::connect(const PeerCard& peer) {
   const std::string& card = peer.cards.at("shm");
-  auto comma = card.rfind(',');
-  int local = comma == std::string::npos ? -1 : std::atoi(card.c_str() + comma + 1);
+  auto second = card.rfind(',');
+  auto first = second == std::string::npos || second == 0 ? std::string::npos : card.rfind(',', second - 1);
+  int local = first == std::string::npos ? -1 : std::atoi(card.c_str() + first + 1);
   IPC_ENFORCE(local >= 0 && local < opt_.local_size, "shm: the card of rank " + std::to_string(peer.rank) +
                                                          " names local rank " + std::to_string(local) +
                                                          " outside this node's " + std::to_string(opt_.local_size));
   auto p = std::make_unique<Peer>(*this, peer.rank);
   p->pid = peer.pid;
+  p->segment_name = card.substr(0, first);
+  p->segment_fd = std::atoi(card.c_str() + second + 1);
   if (opt_.cma) p->enable_read();
-  p->segment = Segment::open(card.substr(0, comma));
-  if (p->segment.header()->rings != static_cast<std::uint32_t>(opt_.local_size))
-    throw Error("shm: segment " + p->segment.name() + " has " + std::to_string(p->segment.header()->rings) +
-                " rings, this node has " + std::to_string(opt_.local_size) + " ranks");
-  auto mine = static_cast<std::uint32_t>(opt_.local_rank);
-  p->out = RingProducer(p->segment.control(mine), p->segment.data(mine), p->segment.ring_bytes(), opt_.wrap_at,
-                        opt_.wrap_records);
-  p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
+  // Mapped at the first use (Peer::map), through the owner's descriptor, where this
+  // rank may open another's descriptors (tried once, on the first peer); else now, by
+  // the name, which goes once every peer has connected (ready()).
+  if (held_ < 0) {
+    held_ = 0;
+    if (p->pid > 0 && p->segment_fd >= 0) {
+      int fd = ::open(base::Mapping::held_path(p->pid, p->segment_fd).c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+      if (fd >= 0) {
+        held_ = 1;
+        ::close(fd);
+      }
+    }
+  }
+  if (!held_ && !p->map()) throw Error(p->fault);
   inbound_[static_cast<std::size_t>(local)].rank = peer.rank;
+  p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
   p->in = inbound_[static_cast<std::size_t>(local)].control;
   Peer& ep = *p;
   peers_[static_cast<std::size_t>(peer.rank)] = std::move(p);
   return ep;
+}
+
+// Maps the peer's segment, where this rank's outbound ring lies; false (`fault` says
+// why) when it cannot be.
+bool ShmTransport::Peer::map() {
+  if (segment) return true;
+  if (!fault.empty()) return false;
+  try {
+    segment = shm.held_ > 0 ? Segment::open_held(pid, segment_fd, segment_name) : Segment::open(segment_name);
+    if (segment.header()->rings != static_cast<std::uint32_t>(shm.opt_.local_size))
+      throw Error("shm: segment " + segment.name() + " has " + std::to_string(segment.header()->rings) +
+                  " rings, this node has " + std::to_string(shm.opt_.local_size) + " ranks");
+  } catch (const Error& e) {
+    segment = Segment{};
+    fault = e.what();
+    fault_code = std::errc::connection_aborted;
+    return false;
+  }
+  auto mine = static_cast<std::uint32_t>(shm.opt_.local_rank);
+  out = RingProducer(segment.control(mine), segment.data(mine), segment.ring_bytes(), shm.opt_.wrap_at,
+                     shm.opt_.wrap_records);
+  return true;
+}
+
+// Before the first send: the segment mapped, the ring's pages present.
+void ShmTransport::Peer::prepare() {
+  faulted = true;
+  if (!map()) return;
+  if (auto why = segment.prefault_ring(static_cast<std::uint32_t>(shm.opt_.local_rank)); !why.empty()) {
+    fault = "no room for its ring: " + why;
+    fault_code = std::errc::no_space_on_device;
+    return;
+  }
+  // This rank, as the ring's producer, pays the heavy fence before it sleeps for room.
+  if (shm.heavy_) out.control()->producer_heavy.store(1, std::memory_order_release);
+  out.control()->started.store(1, std::memory_order_release);  // before its first record
 }
 
 // A full fence on both sides (arm_sleep, polling(-1)): threads sleep and wake too often
@@ -213,14 +264,10 @@ bool ShmTransport::push(Peer& p) {
 void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
   Peer& p = *this;
   ShmTransport& t = shm;
-  if (!p.faulted) [[unlikely]] {
-    p.faulted = true;
-    p.full = p.segment.prefault_ring(static_cast<std::uint32_t>(t.opt_.local_rank));
-    // This rank, as the ring's producer, pays the heavy fence before it sleeps for room.
-    if (t.heavy_) p.out.control()->producer_heavy.store(1, std::memory_order_release);
-  }
-  if (!p.full.empty()) [[unlikely]] {  // reported as the peer's loss by check_peers
-    if (done) done->complete(std::make_error_code(std::errc::no_space_on_device));
+  if (!p.faulted) [[unlikely]]
+    p.prepare();
+  if (!p.fault.empty()) [[unlikely]] {  // reported as the peer's loss by check_peers
+    if (done) done->complete(std::make_error_code(p.fault_code));
     return;
   }
   if (send_now(f)) {
@@ -271,7 +318,7 @@ void ShmTransport::recycle(Out& o) {
 // One record straight into the ring, or nothing (the ring's pages not made yet, frames
 // queued before it, no room, more than a record).
 bool ShmTransport::Peer::send_now(const wire::Frame& f) {
-  if (!faulted || !full.empty() || !queue.empty()) return false;
+  if (!faulted || !fault.empty() || !queue.empty()) return false;
   if (f.head.size() + f.length > std::min(out.max_body(), shm.opt_.chunk)) return false;
   std::size_t need = 0;
   if (shm.start_frame(*this, f.head, static_cast<const std::byte*>(f.payload), f.length, need) == npos) return false;
@@ -398,7 +445,7 @@ bool ShmTransport::poll(Sink& sink) {
     }
   }
   for (auto& in : inbound_)
-    if (in.rank >= 0) any |= drain(in, sink);
+    if (in.rank >= 0 && in.started()) any |= drain(in, sink);
   return any;
 }
 
@@ -457,7 +504,7 @@ bool ShmTransport::Peer::take_back(int slot, std::uint64_t cookie) {
 void ShmTransport::Peer::free_offer(int slot) { in->copies[slot].store(0, std::memory_order_release); }
 
 bool ShmTransport::Peer::claim(int slot, std::uint64_t cookie) {
-  if (slot < 0 || slot >= kCopySlots || !(caps_ & kSharedCopy)) return false;
+  if (slot < 0 || slot >= kCopySlots || !(caps_ & kSharedCopy) || !map()) return false;
   std::uint64_t expect = copy_slot(cookie, kCopyOffered);
   return out.control()->copies[slot].compare_exchange_strong(expect, copy_slot(cookie, kCopyClaimed),
                                                              std::memory_order_seq_cst);
@@ -488,7 +535,9 @@ bool ShmTransport::arm_sleep(std::uint64_t wants) {
 
 bool ShmTransport::inbound_pending() const {
   for (auto& in : inbound_)
-    if (in.rank >= 0 && !in.broken && RingConsumer::pending(in.control, in.data, opt_.ring_bytes)) return true;
+    if (in.rank >= 0 && !in.broken && in.control->started.load(std::memory_order_seq_cst) &&
+        RingConsumer::pending(in.control, in.data, opt_.ring_bytes))
+      return true;
   return false;
 }
 
@@ -534,8 +583,8 @@ void ShmTransport::disarm_sleep(std::uint64_t wants) {
 void ShmTransport::check_peers(Sink& sink) {
   for (auto& p : peers_) {
     if (!p || p->lost || p->pid <= 0) continue;
-    bool full = !p->full.empty();
-    if (!full && (::kill(p->pid, 0) == 0 || errno != ESRCH)) continue;
+    bool gone = ::kill(p->pid, 0) != 0 && errno == ESRCH;
+    if (!gone && p->fault.empty()) continue;
     p->lost = true;
     for (auto& in : inbound_)
       if (in.rank == p->rank && in.in_frame) {
@@ -547,8 +596,7 @@ void ShmTransport::check_peers(Sink& sink) {
     if (!q.empty()) --pending_peers_;  // else flush() would wait for it forever
     for (auto& o : q)
       if (o.done) o.done->complete(std::make_error_code(std::errc::connection_aborted));
-    sink.on_peer_lost(p->rank, full ? "no room for its ring: " + p->full
-                                    : "its process (pid " + std::to_string(p->pid) + ") is gone");
+    sink.on_peer_lost(p->rank, gone ? "its process (pid " + std::to_string(p->pid) + ") is gone" : p->fault);
   }
 }
 

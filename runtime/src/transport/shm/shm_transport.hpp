@@ -2,7 +2,7 @@
 //
 // Each rank owns a segment holding one inbound ring per rank of its node (ring i is
 // written only by the rank of local index i: single producer, single consumer, no
-// locks). A frame is one `whole` record (its opaque head, then its payload); a frame
+// locks); a sender maps a peer's segment at its first send to it (segment.hpp). A frame is one `whole` record (its opaque head, then its payload); a frame
 // larger than a record is a `first` record (payload length, head, first part) and
 // `cont` records, so a large frame streams through the ring in pipelined chunks while
 // the receiver copies out behind the sender. A small eager message (the engine's
@@ -42,6 +42,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "base/doorbell.hpp"
@@ -112,20 +113,25 @@ class ShmTransport final : public Transport {
     bool take_back(int slot, std::uint64_t cookie) override;
     void free_offer(int slot) override;
     bool claim(int slot, std::uint64_t cookie) override;
+    bool map();
+    void prepare();
     void disable_read() { caps_ &= ~(kOneSidedRead | kSharedCopy); }
     void enable_read() { caps_ |= kOneSidedRead | kSharedCopy; }
 
     ShmTransport& shm;
     int rank = -1;
     int pid = 0;
-    Segment segment;
+    std::string segment_name;  // from its card
+    int segment_fd = -1;       // its owner's descriptor of it
+    Segment segment;           // mapped at the first use (map())
     RingProducer out;
     RingControl* in = nullptr;  // the control of the ring it writes to this rank (offers to it)
     std::deque<Out> queue;
     base::Doorbell::Address bell;
     bool lost = false;
-    bool faulted = false;   // its ring's pages are present (the first send makes them)
-    std::string full;       // why they could not be (reported as the peer's loss)
+    bool faulted = false;   // the first send mapped the segment, made the ring's pages present
+    std::string fault;      // why either could not be (reported as the peer's loss)
+    std::errc fault_code{};  // ... and what its sends complete with
     std::atomic<std::size_t> stalled{0};         // body bytes of the record that found no room
     std::atomic<std::uint64_t> stalled_tail{0};  // the producer's position then
   };
@@ -139,6 +145,14 @@ class ShmTransport final : public Transport {
     std::uint64_t length = 0;  // of the frame being received
     Sink::Placement place{};
     std::size_t got = 0;
+    bool live = false;  // its producer has started (RingControl::started): seen once, kept
+    /// Whether the ring may hold records; a ring whose sender never sent is not
+    /// looked at, so that its pages are never taken.
+    bool started() {
+      if (!live) [[unlikely]]
+        live = control->started.load(std::memory_order_acquire) != 0;
+      return live;
+    }
   };
 
   static constexpr std::size_t npos = ~std::size_t{0};
@@ -163,6 +177,7 @@ class ShmTransport final : public Transport {
   // where waiting for room is frequent and each heavy fence interrupts the other CPUs.
   bool heavy_ = !opt_.oversubscribed && base::light_fences();
   Segment own_;
+  int held_ = -1;  // peers' segments are mapped through their owners' descriptors (1) or names (0); -1 not known yet
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
   std::atomic<std::size_t> pending_peers_{0};  // peers with a non-empty queue
