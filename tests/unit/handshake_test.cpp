@@ -128,6 +128,40 @@ TEST(HmacSha256, Rfc4231Vectors) {
             "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
 }
 
+// FIPS 180-4's examples (NIST's SHA-256 vectors): empty, one block, two blocks, and
+// a million bytes fed in one piece.
+TEST(Sha256, NistVectors) {
+  EXPECT_EQ(hex(sha256(bytes(""))), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hex(sha256(bytes("abc"))), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hex(sha256(bytes("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(hex(sha256(std::vector<std::byte>(1000000, std::byte{'a'}))),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+// Around the padding's edges (55, 56, 63, 64, 65 bytes: the length word fits the last
+// block or needs another), the MAC's parts split anywhere give the digest of the whole.
+TEST(Sha256, PaddingEdgesAndSplitsAgree) {
+  for (std::size_t n : {55u, 56u, 57u, 63u, 64u, 65u, 119u, 120u, 128u}) {
+    std::vector<std::byte> msg(n);
+    for (std::size_t i = 0; i < n; ++i) msg[i] = static_cast<std::byte>(i * 7 + 1);
+    auto key = bytes("k");
+    std::string whole = hmac_hex(key, msg);
+    for (std::size_t cut = 0; cut <= n; cut += 13) {
+      const std::span<const std::byte> two[] = {std::span(msg).first(cut), std::span(msg).subspan(cut)};
+      EXPECT_EQ(hex(hmac_sha256(key, two)), whole) << n << " cut at " << cut;
+    }
+  }
+  // 56 bytes: the length no longer fits the first block (two-block padding).
+  EXPECT_EQ(hex(sha256(bytes(std::string(56, 'a')))), "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
+  EXPECT_EQ(hex(sha256(bytes(std::string(64, 'a')))), "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
+  EXPECT_EQ(hex(sha256(bytes(std::string(55, 'a')))), "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
+  EXPECT_EQ(hex(sha256(bytes(std::string(63, 'a')))), "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34");
+  EXPECT_EQ(hex(sha256(bytes(std::string(65, 'a')))), "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0");
+  EXPECT_EQ(hex(sha256(bytes(std::string(119, 'a')))), "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb");
+  EXPECT_EQ(hex(sha256(bytes(std::string(120, 'a')))), "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c");
+}
+
 TEST(HmacSha256, PartsAreConcatenated) {
   auto key = bytes("key");
   auto a = bytes("hello, "), b = bytes("world");
