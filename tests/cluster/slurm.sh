@@ -86,13 +86,15 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   slurmctld -c -f "$SLURM_CONF"
   slurmd -f "$SLURM_CONF"
-  # Up to a minute: beside the rest of the suite on two loaded cores the daemons have
-  # taken more than ten seconds to register the node.
-  for _ in $(seq 1200); do
-    [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] && break
+  # Up to 90 seconds by the clock: beside the rest of the suite on two loaded cores the
+  # daemons have taken more than ten seconds to register the node, and a sinfo that
+  # slurmctld does not answer waits for its message timeout (each call is bounded).
+  deadline=$((SECONDS + 90))
+  until [ "$(timeout 10 sinfo -h -o %T 2>/dev/null)" = idle ]; do
+    [ $SECONDS -ge $deadline ] && break
     sleep 0.05
   done
-  [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] || fail "the node did not become idle: $(sinfo 2>&1)"
+  [ "$(timeout 10 sinfo -h -o %T 2>/dev/null)" = idle ] || fail "the node did not become idle: $(timeout 10 sinfo 2>&1)"
   echo "slurm: up on $HOST"
   ;;
 

@@ -27,6 +27,14 @@ c++ -O1 -o "$TMP/sweep-pc" "$SRC/examples/out-of-tree/sweep.cpp" $(pkg-config --
   fail "build with pkg-config"
 out=$("$TMP/prefix/bin/ipcrun" -n 2 "$TMP/sweep-pc") || fail "the pkg-config-built example failed"
 [[ $out == "best x = "*"over 2 ranks" ]] || fail "unexpected output: $out"
+# The TLS module: installed, and what the installed programs load for a job over TLS
+# (their run path names the installation's lib/ipc/); the programs link no OpenSSL.
+[[ -e $TMP/prefix/lib/ipc/libipc-tls.so ]] || fail "lib/ipc/libipc-tls.so was not installed"
+for prog in "$TMP/cm/sweep" "$TMP/sweep-pc"; do
+  if ldd "$prog" | grep -Eq "libssl|libcrypto"; then fail "$prog links OpenSSL"; fi
+  out=$("$TMP/prefix/bin/ipcrun" -n 2 --tls --transports tcp "$prog") || fail "$prog over TLS failed"
+  [[ $out == "best x = "*"over 2 ranks" ]] || fail "unexpected output over TLS: $out"
+done
 # The engines module (built with PMIx): installed, and what the installed programs
 # load under mpirun.
 if grep -q "^IPC_HAVE_PMIX:INTERNAL=ON" "$BUILD/CMakeCache.txt" 2>/dev/null || [[ -e $BUILD/lib/libipc-engines.so ]]; then

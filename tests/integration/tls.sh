@@ -35,6 +35,16 @@ run "$IPCRUN" --tls --tls-cert "$TMP/none.cert" --tls-key "$TMP/a.key" true
 expect_status 2 "a missing certificate file"
 expect_err "^ipcrun: --tls-cert $TMP/none.cert: cannot be read$" "missing file"
 
+# OpenSSL is in the TLS module, which only a job over TLS loads: a rank's program does
+# not link it, and a module that cannot be loaded is named, with where it was looked for.
+if ldd "$ALLPAIRS" | grep -Eq "libssl|libcrypto"; then fail "the program links OpenSSL"; fi
+run env IPC_TLS_MODULE="$TMP/none.so" "$IPCRUN" -n 2 --tls --transports tcp "$ALLPAIRS" 64
+[[ $status != 0 && $status != 124 ]] || fail "a missing TLS module: status $status"
+expect_err "the TLS module of ipc \\(OpenSSL\\) cannot be loaded; tried:" "a missing TLS module"
+expect_err "$TMP/none.so" "a missing TLS module: the file tried"
+run env IPC_TLS_MODULE="$TMP/none.so" "$IPCRUN" -n 2 --transports tcp "$ALLPAIRS" 64
+expect_status 0 "a job without TLS never loads the module"
+
 # Ranks that do not trust each other's certificate never talk: the job fails, naming TLS.
 run env IPC_TLS=1 IPC_TLS_CERT="$(cat "$TMP/a.cert")" IPC_TLS_KEY="$(cat "$TMP/a.key")" \
   IPC_TLS_CA="$(cat "$TMP/b.cert")" "$IPCRUN" -n 2 --timeout 60 --transports tcp "$ALLPAIRS" 64

@@ -13,4 +13,5 @@ IPC_PARAMS(ipc::transport::tcp,
            {"IPC_TLS", "0", "TCP: 1 runs every connection over TLS 1.3 (ipcrun --tls sets it, with the next three)"},
            {"IPC_TLS_CERT", "", "TCP: this rank's certificate, PEM text (ipcrun --tls: the job's own)"},
            {"IPC_TLS_KEY", "", "TCP: the certificate's private key, PEM text"},
-           {"IPC_TLS_CA", "", "TCP: the CA a peer's certificate must chain to, PEM text (ipcrun --tls: the job's certificate)"});
+           {"IPC_TLS_CA", "", "TCP: the CA a peer's certificate must chain to, PEM text (ipcrun --tls: the job's certificate)"},
+           {"IPC_TLS_MODULE", "", "TCP: the TLS module (libipc-tls.so: OpenSSL) a rank loads for IPC_TLS; empty: found through the program's run path (the build's lib/ or the installation's lib/ipc/)"});

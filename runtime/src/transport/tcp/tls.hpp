@@ -1,5 +1,7 @@
 // TLS on the TCP transport (ipcrun --tls; IPC_TLS=1): OpenSSL on the connection's own
-// non-blocking socket, below the job's authentication handshake.
+// non-blocking socket, below the job's authentication handshake. OpenSSL lives in the
+// TLS module (tls_abi.hpp), loaded at the first context a process makes: a job without
+// TLS never loads it.
 //
 // Both sides present a certificate and require the other's: it must chain to the CA
 // the job trusts, which is the job's own self-signed certificate when ipcrun made one
@@ -19,28 +21,28 @@
 #include <memory>
 #include <string>
 
-using SSL_CTX = struct ssl_ctx_st;
-using SSL = struct ssl_st;
-
 namespace ipc::transport::tcp {
+
+struct TlsCalls;
 
 class TlsContext {
  public:
   /// From PEM text: this side's certificate (a chain, leaf first), its private key,
   /// and the CA certificates a peer's certificate must chain to.
-  /// @throws ipc::Error naming what does not load.
+  /// @throws ipc::Error naming what does not load, or the TLS module that does not.
   TlsContext(const std::string& cert_pem, const std::string& key_pem, const std::string& ca_pem);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
-  SSL_CTX* get() const { return ctx_; }
+  void* handle() const { return ctx_; }
   /// From IPC_TLS_CERT, IPC_TLS_KEY and IPC_TLS_CA (PEM text, as ipcrun passes them);
   /// null unless IPC_TLS is on. @throws ipc::Error when IPC_TLS is on and they are not
   /// all there or do not load.
   static std::shared_ptr<TlsContext> from_params();
 
  private:
-  SSL_CTX* ctx_ = nullptr;
+  const TlsCalls* calls_ = nullptr;
+  void* ctx_ = nullptr;
 };
 
 class TlsStream {
@@ -61,14 +63,12 @@ class TlsStream {
   /// Decrypted bytes wait inside OpenSSL (epoll does not see them).
   bool pending() const;
   /// The last call that would block waits for the socket to be writable.
-  bool wants_write() const { return want_write_; }
-  const std::string& error() const { return error_; }
+  bool wants_write() const;
+  std::string error() const;
 
  private:
-  ssize_t result(int ret, const char* what);
-  SSL* ssl_ = nullptr;
-  bool want_write_ = false;
-  std::string error_;
+  const TlsCalls* calls_ = nullptr;
+  void* s_ = nullptr;
 };
 
 }  // namespace ipc::transport::tcp
