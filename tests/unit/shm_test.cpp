@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/errors.hpp"
 #include "base/names.hpp"
 #include "transport/shm/ring.hpp"
 #include "base/doorbell.hpp"
@@ -950,4 +951,35 @@ TEST(ShmMemory, OnlyRingsThatCarryTrafficTakePagesPollingIncluded) {
   node.t[1]->poll(in);
   EXPECT_EQ(taken(seg0), controls_bytes(2) + 64 * 1024);  // rank 1's ring into rank 0
   EXPECT_EQ(taken(seg1), controls_bytes(2));
+}
+
+TEST(ShmTransport, AHeldDescriptorOfAnotherFileIsRefusedAndACardMustBeWellFormed) {
+  // Another namespace's pid, or a reused one, may name a descriptor of another file:
+  // the link must end with the segment's name.
+  const std::string a = "/ipc-unit-held-a-" + std::to_string(::getpid());
+  const std::string b = "/ipc-unit-held-b-" + std::to_string(::getpid());
+  Segment sa = Segment::create(a, 2, 4096), sb = Segment::create(b, 2, 4096);
+  EXPECT_TRUE(static_cast<bool>(Segment::open_held(::getpid(), sa.fd(), a)));
+  try {
+    Segment::open_held(::getpid(), sb.fd(), a);
+    ADD_FAILURE() << "another segment's descriptor was taken for " << a;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not segment " + a), std::string::npos) << e.what();
+  }
+  sa.unlink();
+  sb.unlink();
+  EXPECT_TRUE(static_cast<bool>(Segment::open_held(::getpid(), sa.fd(), a)));  // unlinked: still it
+  Node node;
+  for (const char* bad : {"garbage", ",1,3", "/ipc-x,1", "/ipc-x,one,3", "/ipc-x,1,", "/ipc-x,1,-2", "/ipc-x,7,3"}) {
+    PeerCard c;
+    c.rank = 1;
+    c.pid = ::getpid();
+    c.cards["shm"] = bad;
+    try {
+      node.t[0]->connect(c);
+      ADD_FAILURE() << "card '" << bad << "' accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the card of rank 1"), std::string::npos) << e.what();
+    }
+  }
 }

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 #include "base/errors.hpp"
@@ -138,9 +139,19 @@ std::string Mapping::held_path(int pid, int fd) {
 Mapping Mapping::open_held(int pid, int fd, const std::string& name, std::size_t min_size) {
   // Not blocking, no controlling terminal: whatever a reused pid's descriptor is now,
   // the open returns at once, and a file that is no segment fails the checks.
-  int f = ::open(held_path(pid, fd).c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (f < 0)
-    throw Error("shm: cannot open segment " + name + " through " + held_path(pid, fd) + ": " + std::strerror(errno));
+  const std::string path = held_path(pid, fd);
+  int f = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (f < 0) throw Error("shm: cannot open segment " + name + " through " + path + ": " + std::strerror(errno));
+  // The file it holds must be that segment (a pid of another namespace, or one reused,
+  // may name another process's descriptor): its link ends with the name, unlinked or not.
+  char link[4096];
+  ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
+  std::string_view held(link, n > 0 ? static_cast<std::size_t>(n) : 0);
+  if (held.ends_with(" (deleted)")) held.remove_suffix(10);
+  if (held.size() < name.size() || held.substr(held.size() - name.size()) != name) {
+    ::close(f);
+    throw Error("shm: " + path + " is not segment " + name);
+  }
   return map_whole(f, name, min_size, false);
 }
 

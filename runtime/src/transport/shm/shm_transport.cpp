@@ -81,14 +81,26 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
   const std::string& card = peer.cards.at("shm");
   auto second = card.rfind(',');
   auto first = second == std::string::npos || second == 0 ? std::string::npos : card.rfind(',', second - 1);
-  int local = first == std::string::npos ? -1 : std::atoi(card.c_str() + first + 1);
-  IPC_ENFORCE(local >= 0 && local < opt_.local_size, "shm: the card of rank " + std::to_string(peer.rank) +
-                                                         " names local rank " + std::to_string(local) +
-                                                         " outside this node's " + std::to_string(opt_.local_size));
+  auto number = [&](std::size_t from, std::size_t to) {  // the decimal field [from, to), or -1
+    if (from >= to || to - from > 9) return -1;
+    int v = 0;
+    for (std::size_t i = from; i < to; ++i) {
+      if (card[i] < '0' || card[i] > '9') return -1;
+      v = v * 10 + (card[i] - '0');
+    }
+    return v;
+  };
+  IPC_ENFORCE(first != std::string::npos && first > 0,
+              "shm: the card of rank " + std::to_string(peer.rank) + " is malformed: '" + card + "'");
+  int local = number(first + 1, second), fd = number(second + 1, card.size());
+  IPC_ENFORCE(local >= 0 && local < opt_.local_size && fd >= 0,
+              "shm: the card of rank " + std::to_string(peer.rank) + " ('" + card + "') names local rank " +
+                  std::to_string(local) + " of this node's " + std::to_string(opt_.local_size) + " and descriptor " +
+                  std::to_string(fd));
   auto p = std::make_unique<Peer>(*this, peer.rank);
   p->pid = peer.pid;
   p->segment_name = card.substr(0, first);
-  p->segment_fd = std::atoi(card.c_str() + second + 1);
+  p->segment_fd = fd;
   if (opt_.cma) p->enable_read();
   // Mapped at the first use (Peer::map), through the owner's descriptor, where this
   // rank may open another's descriptors (tried once, on the first peer); else now, by
@@ -118,7 +130,19 @@ bool ShmTransport::Peer::map() {
   if (segment) return true;
   if (!fault.empty()) return false;
   try {
-    segment = shm.held_ > 0 ? Segment::open_held(pid, segment_fd, segment_name) : Segment::open(segment_name);
+    if (shm.held_ > 0) {
+      try {
+        segment = Segment::open_held(pid, segment_fd, segment_name);
+      } catch (const Error& held) {
+        try {
+          segment = Segment::open(segment_name);  // the name, while it lasts (start-up)
+        } catch (const Error&) {
+          throw held;
+        }
+      }
+    } else {
+      segment = Segment::open(segment_name);
+    }
     if (segment.header()->rings != static_cast<std::uint32_t>(shm.opt_.local_size))
       throw Error("shm: segment " + segment.name() + " has " + std::to_string(segment.header()->rings) +
                   " rings, this node has " + std::to_string(shm.opt_.local_size) + " ranks");

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 
@@ -72,9 +73,12 @@ std::shared_ptr<TlsContext> TlsContext::from_params() {
 TlsStream::TlsStream(const TlsContext& ctx, int fd, bool server)
     : calls_(&calls()), s_(calls_->stream_new(ctx.handle(), fd, server ? 1 : 0)) {}
 
-TlsStream::~TlsStream() { calls_->stream_free(s_); }
+TlsStream::~TlsStream() {
+  if (s_) calls_->stream_free(s_);
+}
 
 TlsStream::Step TlsStream::handshake() {
+  if (!s_) return Step::failed;
   switch (calls_->handshake(s_)) {
     case 0:
       return Step::done;
@@ -85,14 +89,20 @@ TlsStream::Step TlsStream::handshake() {
   }
 }
 
-ssize_t TlsStream::send(const void* data, std::size_t n) { return calls_->send(s_, data, n); }
+ssize_t TlsStream::send(const void* data, std::size_t n) {
+  if (!s_) return errno = EPROTO, -1;
+  return calls_->send(s_, data, n);
+}
 
-ssize_t TlsStream::recv(void* data, std::size_t n) { return calls_->recv(s_, data, n); }
+ssize_t TlsStream::recv(void* data, std::size_t n) {
+  if (!s_) return errno = EPROTO, -1;
+  return calls_->recv(s_, data, n);
+}
 
-bool TlsStream::pending() const { return calls_->pending(s_) != 0; }
+bool TlsStream::pending() const { return s_ && calls_->pending(s_) != 0; }
 
-bool TlsStream::wants_write() const { return calls_->wants_write(s_) != 0; }
+bool TlsStream::wants_write() const { return s_ && calls_->wants_write(s_) != 0; }
 
-std::string TlsStream::error() const { return calls_->error(s_); }
+std::string TlsStream::error() const { return s_ ? calls_->error(s_) : "TLS: no memory for a connection"; }
 
 }  // namespace ipc::transport::tcp

@@ -23,8 +23,8 @@ struct TlsCalls {
   void* (*context_new)(const char* cert, std::size_t cert_len, const char* key, std::size_t key_len, const char* ca,
                        std::size_t ca_len, char* why, std::size_t room);
   void (*context_free)(void* ctx);
-  /// A stream over non-blocking socket `fd` (not closed by it), as server or client;
-  /// never null (a failed one fails its handshake, error() says why).
+  /// A stream over non-blocking socket `fd` (not closed by it), as server or client; a
+  /// failed one fails its handshake (error() says why); null only without memory.
   void* (*stream_new)(void* ctx, int fd, int server);
   void (*stream_free)(void* stream);
   /// 0: done; 1: again (wants_write() says for which event); 2: failed (error()).

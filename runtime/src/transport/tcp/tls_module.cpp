@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -79,9 +80,9 @@ BIO_METHOD* socket_method() {
 
 void* context_new(const char* cert_text, std::size_t cert_len, const char* key_text, std::size_t key_len,
                   const char* ca_text, std::size_t ca_len, char* why, std::size_t room) {
-  const std::string cert_pem(cert_text, cert_len), key_pem(key_text, key_len), ca_pem(ca_text, ca_len);
   SSL_CTX* ctx = nullptr;
   try {
+    const std::string cert_pem(cert_text, cert_len), key_pem(key_text, key_len), ca_pem(ca_text, ca_len);
     ctx = SSL_CTX_new(TLS_method());
     if (!ctx) throw std::runtime_error("TLS: cannot make a context: " + openssl_error());
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -191,7 +192,8 @@ struct Stream {
 };
 
 void* stream_new(void* ctx, int fd, int server) {
-  auto* s = new Stream;
+  auto* s = new (std::nothrow) Stream;
+  if (!s) return nullptr;
   s->ssl = SSL_new(static_cast<SSL_CTX*>(ctx));
   BIO* bio = s->ssl ? BIO_new(socket_method()) : nullptr;
   if (!bio) {
