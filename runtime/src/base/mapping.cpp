@@ -136,11 +136,21 @@ std::string Mapping::held_path(int pid, int fd) {
   return "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
 }
 
+namespace {
+// Not blocking, no controlling terminal: whatever a reused pid's descriptor is now, the
+// open returns at once, and a file that is no segment fails open_held's checks.
+int open_held_path(const std::string& path) { return ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); }
+}  // namespace
+
+bool Mapping::held_openable(int pid, int fd) {
+  int f = pid > 0 && fd >= 0 ? open_held_path(held_path(pid, fd)) : -1;
+  if (f >= 0) ::close(f);
+  return f >= 0;
+}
+
 Mapping Mapping::open_held(int pid, int fd, const std::string& name, std::size_t min_size) {
-  // Not blocking, no controlling terminal: whatever a reused pid's descriptor is now,
-  // the open returns at once, and a file that is no segment fails the checks.
   const std::string path = held_path(pid, fd);
-  int f = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  int f = open_held_path(path);
   if (f < 0) throw Error("shm: cannot open segment " + name + " through " + path + ": " + std::strerror(errno));
   // The file it holds must be that segment (a pid of another namespace, or one reused,
   // may name another process's descriptor): its link ends with the name, unlinked or not.

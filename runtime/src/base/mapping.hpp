@@ -26,6 +26,8 @@ class Mapping {
   static Mapping open_held(int pid, int fd, const std::string& name, std::size_t min_size);
   /// /proc/<pid>/fd/<fd>.
   static std::string held_path(int pid, int fd);
+  /// Whether this process may open descriptor `fd` of process `pid` (held_path()).
+  static bool held_openable(int pid, int fd);
 
   /// Checks that /dev/shm has `total` bytes free for segments like `name` (of `size`
   /// bytes each), without taking them. @throws ipc::Error naming /dev/shm, the bytes

@@ -21,11 +21,11 @@ const void* try_load(const std::string& path, const ModuleSpec& spec, std::strin
   const void* table = entry ? entry() : nullptr;
   if (!table)
     why = path + ": not an " + spec.kind + " (no " + spec.entry + ")";
-  else if (spec.check)
-    why = spec.check(table);
-  if (!table || !why.empty()) {
+  else if (int abi = spec.abi_of(table); abi != spec.abi)
+    why = path + ": a module of another version of ipc (interface " + std::to_string(abi) + ", this one " +
+          std::to_string(spec.abi) + ")";
+  if (!why.empty()) {
     ::dlclose(h);
-    if (why.find(path) == std::string::npos) why = path + ": " + why;
     return nullptr;
   }
   return table;

@@ -4,7 +4,6 @@
 // other process of every job starts without them.
 #pragma once
 
-#include <functional>
 #include <string>
 
 namespace ipc::base {
@@ -16,15 +15,16 @@ struct ModuleSpec {
   const char* installed;  // where the installation puts it (the last resort), or ""
   const char* entry;      // the function it exports, returning its table
   int dl_flags;           // dlopen's
-  /// What is wrong with a table it returned ("" when it is fit for use).
-  std::function<std::string(const void* table)> check;
+  int abi;                // the interface number this build speaks
+  int (*abi_of)(const void* table);  // the one a table it returned speaks
 };
 
 /// The table the module's entry returns, from the first place where it loads and
 /// checks: `named`, else the directories the program's libraries are looked for in
 /// (its run path: the build's lib/ for a program built in the tree, the
 /// installation's lib/ipc/ for one built against it), the bare name, `installed`.
-/// Null when none does, with `tried` listing every place and why not.
+/// A module of another interface number is refused. Null when none does, with
+/// `tried` listing every place and why not.
 const void* load_module(const ModuleSpec& spec, std::string& tried);
 
 }  // namespace ipc::base

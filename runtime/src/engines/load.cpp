@@ -24,12 +24,8 @@ const Module* load() {
   // Loaded with RTLD_GLOBAL: Open MPI opens components of its own that look for its
   // symbols among the process's global ones.
   base::ModuleSpec spec{kName, "ipc engines module", base::param("IPC_ENGINES"), IPC_ENGINES_INSTALLED, "ipc_engines_module",
-                        RTLD_NOW | RTLD_GLOBAL, [](const void* t) {
-                          auto* m = static_cast<const Module*>(t);
-                          if (m->abi == kAbi) return std::string();
-                          return "a module of another version of ipc (interface " + std::to_string(m->abi) +
-                                 ", this one " + std::to_string(kAbi) + ")";
-                        }};
+                        RTLD_NOW | RTLD_GLOBAL, kAbi,
+                        [](const void* t) { return static_cast<const Module*>(t)->abi; }};
   std::string tried;
   if (const void* m = base::load_module(spec, tried)) return static_cast<const Module*>(m);
   throw BootstrapError(

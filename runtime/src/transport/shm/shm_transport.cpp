@@ -1,6 +1,5 @@
 #include "transport/shm/shm_transport.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -105,16 +104,7 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
   // Mapped at the first use (Peer::map), through the owner's descriptor, where this
   // rank may open another's descriptors (tried once, on the first peer); else now, by
   // the name, which goes once every peer has connected (ready()).
-  if (held_ < 0) {
-    held_ = 0;
-    if (p->pid > 0 && p->segment_fd >= 0) {
-      int fd = ::open(base::Mapping::held_path(p->pid, p->segment_fd).c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-      if (fd >= 0) {
-        held_ = 1;
-        ::close(fd);
-      }
-    }
-  }
+  if (held_ < 0) held_ = base::Mapping::held_openable(p->pid, p->segment_fd) ? 1 : 0;
   if (!held_ && !p->map()) throw Error(p->fault);
   inbound_[static_cast<std::size_t>(local)].rank = peer.rank;
   p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
@@ -130,19 +120,7 @@ bool ShmTransport::Peer::map() {
   if (segment) return true;
   if (!fault.empty()) return false;
   try {
-    if (shm.held_ > 0) {
-      try {
-        segment = Segment::open_held(pid, segment_fd, segment_name);
-      } catch (const Error& held) {
-        try {
-          segment = Segment::open(segment_name);  // the name, while it lasts (start-up)
-        } catch (const Error&) {
-          throw held;
-        }
-      }
-    } else {
-      segment = Segment::open(segment_name);
-    }
+    segment = open_segment();
     if (segment.header()->rings != static_cast<std::uint32_t>(shm.opt_.local_size))
       throw Error("shm: segment " + segment.name() + " has " + std::to_string(segment.header()->rings) +
                   " rings, this node has " + std::to_string(shm.opt_.local_size) + " ranks");
@@ -156,6 +134,21 @@ bool ShmTransport::Peer::map() {
   out = RingProducer(segment.control(mine), segment.data(mine), segment.ring_bytes(), shm.opt_.wrap_at,
                      shm.opt_.wrap_records);
   return true;
+}
+
+// Through the owner's descriptor where this rank may open it, else (or when that
+// fails) by the name, which lasts until the end of start-up. @throws ipc::Error.
+Segment ShmTransport::Peer::open_segment() const {
+  if (shm.held_ <= 0) return Segment::open(segment_name);
+  try {
+    return Segment::open_held(pid, segment_fd, segment_name);
+  } catch (const Error& held) {
+    try {
+      return Segment::open(segment_name);
+    } catch (const Error&) {
+      throw held;  // what went wrong with the descriptor says more
+    }
+  }
 }
 
 // Before the first send: the segment mapped, the ring's pages present.

@@ -2,8 +2,9 @@
 //
 // Each rank owns a segment holding one inbound ring per rank of its node (ring i is
 // written only by the rank of local index i: single producer, single consumer, no
-// locks); a sender maps a peer's segment at its first send to it (segment.hpp). A frame is one `whole` record (its opaque head, then its payload); a frame
-// larger than a record is a `first` record (payload length, head, first part) and
+// locks); a sender maps a peer's segment at its first send to it (segment.hpp). A
+// frame is one `whole` record (its opaque head, then its payload); a frame larger
+// than a record is a `first` record (payload length, head, first part) and
 // `cont` records, so a large frame streams through the ring in pipelined chunks while
 // the receiver copies out behind the sender. A small eager message (the engine's
 // 12-byte compact head and up to 36 bytes) is one 64-byte line, one of up to 4 bytes
@@ -114,6 +115,7 @@ class ShmTransport final : public Transport {
     void free_offer(int slot) override;
     bool claim(int slot, std::uint64_t cookie) override;
     bool map();
+    Segment open_segment() const;
     void prepare();
     void disable_read() { caps_ &= ~(kOneSidedRead | kSharedCopy); }
     void enable_read() { caps_ |= kOneSidedRead | kSharedCopy; }

@@ -28,12 +28,8 @@ const TlsCalls& calls() {
   std::lock_guard lk(mu);
   if (c) return *c;
   base::ModuleSpec spec{"libipc-tls.so", "ipc TLS module", base::param("IPC_TLS_MODULE"), IPC_TLS_INSTALLED,
-                        "ipc_tls_module", RTLD_NOW | RTLD_LOCAL, [](const void* t) {
-                          auto* m = static_cast<const TlsCalls*>(t);
-                          if (m->abi == kTlsAbi) return std::string();
-                          return "a module of another version of ipc (interface " + std::to_string(m->abi) +
-                                 ", this one " + std::to_string(kTlsAbi) + ")";
-                        }};
+                        "ipc_tls_module", RTLD_NOW | RTLD_LOCAL, kTlsAbi,
+                        [](const void* t) { return static_cast<const TlsCalls*>(t)->abi; }};
   std::string tried;
   c = static_cast<const TlsCalls*>(base::load_module(spec, tried));
   if (!c)
