@@ -425,13 +425,56 @@ void Engine::accept_rendezvous(RequestState* r, const Envelope& env, std::uint64
     int slot = ep.offer(cookie, size);
     if (slot >= 0 && copy_shared(r, env, ep, slot, cookie, remote, size)) return;
   }
-  if (remote && (ep.caps() & transport::kOneSidedRead) && (!r->dst || ep.read(remote, r->dst, size))) {
-    end_read(*r, env.source, env.comm, env.tag, cookie);  // one copy, straight from the sender's buffer
-    return;
+  if (remote && (ep.caps() & transport::kOneSidedRead)) {
+    // One copy, straight from the sender's buffer: at the end of the poll when this is
+    // one (with the others it matched), else now.
+    if (r->dst && poll_depth_ > 0) {
+      reads_.push_back({r, &ep, env.source, env.comm, env.tag, cookie, remote});
+      return;
+    }
+    if (!r->dst || ep.read(remote, r->dst, size)) {
+      end_read(*r, env.source, env.comm, env.tag, cookie);
+      return;
+    }
   }
+  ask_for_data(r, env.source, env.comm, env.tag, cookie);
+}
+
+void Engine::ask_for_data(RequestState* r, int peer, std::uint32_t comm, int tag, std::uint64_t cookie) {
   std::uint64_t id = r->rdv_id = next_id_++;
   rdv_recvs_.emplace(id, r);
-  send_frame(env.source, proto::Header{proto::Type::cts, env.comm, env.tag, size, cookie, id}, nullptr, 0, nullptr);
+  send_frame(peer, proto::Header{proto::Type::cts, comm, tag, r->status.bytes, cookie, id}, nullptr, 0, nullptr);
+}
+
+// The reads queued by accept_rendezvous during a poll, each sender's together. A piece
+// that cannot be read is tried alone (read() drops the single copy on a refusal) and
+// then asked for as data, as accept_rendezvous does. Completions may post receives,
+// which read at once (not inside a poll), or poll: what that queues is made here too.
+void Engine::flush_reads() {
+  while (!reads_.empty()) {
+    reading_.swap(reads_);
+    for (std::size_t i = 0; i < reading_.size();) {
+      transport::Endpoint* ep = reading_[i].ep;
+      std::size_t j = i;
+      read_pieces_.clear();
+      for (; j < reading_.size() && reading_[j].ep == ep; ++j)
+        read_pieces_.push_back({reading_[j].remote, reading_[j].r->dst, reading_[j].r->status.bytes});
+      std::size_t there = lost_[static_cast<std::size_t>(reading_[i].peer)].empty() && (ep->caps() & transport::kOneSidedRead)
+                              ? ep->read_many(read_pieces_.data(), read_pieces_.size())
+                              : 0;
+      for (std::size_t k = i; k < j; ++k) {
+        PendingRead& p = reading_[k];
+        if (!lost_[static_cast<std::size_t>(p.peer)].empty())
+          fail(*p.r, lost_error("receive from", p.peer));
+        else if (k < i + there || ((ep->caps() & transport::kOneSidedRead) && ep->read(p.remote, p.r->dst, p.r->status.bytes)))
+          end_read(*p.r, p.peer, p.comm, p.tag, p.cookie);
+        else
+          ask_for_data(p.r, p.peer, p.comm, p.tag, p.cookie);
+      }
+      i = j;
+    }
+    reading_.clear();
+  }
 }
 
 // Both sides copy (transport::kSharedCopy): the offer of the second part goes to the

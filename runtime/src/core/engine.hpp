@@ -341,6 +341,10 @@ class Engine final : public transport::Sink {
                    std::uint64_t sender_cookie, std::uint64_t remote, std::size_t size);
   const char* on_written(int peer, const proto::Header& h);
   void end_read(RequestState& r, int peer, std::uint32_t comm, int tag, std::uint64_t cookie);
+  /// Asks the sender of rendezvous `cookie` for its payload as data (cts).
+  void ask_for_data(RequestState* r, int peer, std::uint32_t comm, int tag, std::uint64_t cookie);
+  /// Makes the single-copy reads matched during the poll that ends, together.
+  void flush_reads();
   /// Sleeps in epoll until a transport or a completion wakes this thread (at most
   /// `max`), unless `done()` already holds once every transport is armed.
   /// False when it slept the whole of `max` with nothing to wake for.
@@ -400,6 +404,22 @@ class Engine final : public transport::Sink {
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, RequestState*> rdv_sends_;  // awaiting cts
   std::unordered_map<std::uint64_t, RequestState*> rdv_recvs_;  // awaiting data
+  // Rendezvous payloads to read from their senders' memory (kOneSidedRead), matched
+  // while the transports are polled and read when the poll ends, each sender's in one
+  // call where its transport can (Endpoint::read_many): a window of 64 messages of
+  // 16 KiB took one system call each, which cost as much as a copy of 16 KiB.
+  struct PendingRead {
+    RequestState* r;
+    transport::Endpoint* ep;
+    int peer;
+    std::uint32_t comm;
+    int tag;
+    std::uint64_t cookie;
+    std::uint64_t remote;
+  };
+  std::vector<PendingRead> reads_, reading_;
+  std::vector<transport::Endpoint::ReadPiece> read_pieces_;
+  int poll_depth_ = 0;  // progress_locked() calls under way on this engine (the lock holder's)
   std::vector<std::string> lost_;  // by peer: why unreachable ("" = fine)
   std::unique_ptr<std::atomic<bool>[]> gone_;  // by peer: lost_ is set (read without the lock)
   struct Revoked {

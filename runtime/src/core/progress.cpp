@@ -59,8 +59,17 @@ struct BlockedScope {
 };
 
 bool Engine::progress_locked() {
+  struct Depth {
+    int& d;
+    explicit Depth(int& v) : d(v) { ++d; }
+    ~Depth() { --d; }
+  } depth(poll_depth_);
   bool any = false;
   for (auto* t : transports_) any |= t->poll(*this);
+  if (poll_depth_ == 1 && !reads_.empty()) {
+    flush_reads();
+    any = true;
+  }
   return any;
 }
 

@@ -180,6 +180,23 @@ class Endpoint {
     (void)remote, (void)dst, (void)n;
     return false;
   }
+  /// One piece of a read_many(): `n` bytes at address `remote` of the peer's process
+  /// to `dst`.
+  struct ReadPiece {
+    std::uint64_t remote;
+    void* dst;
+    std::size_t n;
+  };
+  /// With kOneSidedRead: read() of several pieces, in as few system calls as the
+  /// transport can (one call per piece cost as much as the copy of 16 KiB). Returns
+  /// how many of the leading pieces are there; it stops at the first it cannot read
+  /// and, unlike read(), keeps kOneSidedRead (the caller read()s the rest one by one,
+  /// which drops it on a refusal). Never throws.
+  virtual std::size_t read_many(const ReadPiece* pieces, std::size_t count) {
+    std::size_t i = 0;
+    while (i < count && read(pieces[i].remote, pieces[i].dst, pieces[i].n)) ++i;
+    return i;
+  }
   /// With kSharedCopy: copies `n` bytes from `src` to address `remote` of the peer's
   /// process, as read() the other way (false: refused; the endpoint drops kSharedCopy).
   virtual bool write(std::uint64_t remote, const void* src, std::size_t n) {

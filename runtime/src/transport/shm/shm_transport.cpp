@@ -492,6 +492,39 @@ bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
   return false;
 }
 
+// Up to kReadPieces pieces per process_vm_readv (the kernel takes up to IOV_MAX): on
+// this machine a call cost about as much as copying 16 KiB (64 reads of 16 KiB: 171 us
+// one call each, 94 us in one call; of 8 KiB 131 against 53).
+std::size_t ShmTransport::Peer::read_many(const ReadPiece* pieces, std::size_t count) {
+  constexpr std::size_t kReadPieces = 64;
+  iovec here[kReadPieces], far[kReadPieces];
+  std::size_t done = 0;  // pieces that are there
+  std::size_t into = 0;  // bytes of pieces[done] that are there (a partial transfer)
+  for (;;) {
+    while (done < count && pieces[done].n == into) {  // (empty pieces too)
+      ++done;
+      into = 0;
+    }
+    if (done == count) return done;
+    std::size_t m = 0;
+    for (std::size_t i = done; i < count && m < kReadPieces; ++i, ++m) {
+      const std::size_t skip = i == done ? into : 0;
+      here[m] = {static_cast<std::byte*>(pieces[i].dst) + skip, pieces[i].n - skip};
+      far[m] = {reinterpret_cast<void*>(pieces[i].remote + skip), pieces[i].n - skip};
+    }
+    ssize_t k = ::process_vm_readv(pid, here, m, far, m, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return done;
+    auto left = static_cast<std::size_t>(k);
+    while (done < count && left >= pieces[done].n - into) {
+      left -= pieces[done].n - into;
+      into = 0;
+      ++done;
+    }
+    into += left;
+  }
+}
+
 bool ShmTransport::Peer::write(std::uint64_t remote, const void* src, std::size_t n) {
   if (copy_with_process(pid, true, const_cast<std::byte*>(static_cast<const std::byte*>(src)), remote, n)) return true;
   caps_ &= ~kSharedCopy;

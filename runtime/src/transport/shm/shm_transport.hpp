@@ -109,6 +109,7 @@ class ShmTransport final : public Transport {
     void send(const wire::Frame& f, Completion* done) override;
     bool send_now(const wire::Frame& f) override;
     bool read(std::uint64_t remote, void* dst, std::size_t n) override;
+    std::size_t read_many(const ReadPiece* pieces, std::size_t count) override;
     bool write(std::uint64_t remote, const void* src, std::size_t n) override;
     int offer(std::uint64_t cookie, std::size_t size) override;
     bool take_back(int slot, std::uint64_t cookie) override;
