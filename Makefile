@@ -24,10 +24,10 @@ build: configure
 demo: build
 	$(BUILD)/launcher/ipcrun -n 4 $(BUILD)/examples/pi
 
-# What only the tests use (valgrind: job.dropped.memcheck), before the build's
-# configuration looks for it.
+# What only the tests use (valgrind: job.dropped.memcheck; strace: job.shm.reads),
+# before the build's configuration looks for it.
 test-deps:
-	@bash cluster/install-deps.sh valgrind
+	@bash cluster/install-deps.sh valgrind strace
 
 test: test-deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300

@@ -983,3 +983,36 @@ TEST(ShmTransport, AHeldDescriptorOfAnotherFileIsRefusedAndACardMustBeWellFormed
     }
   }
 }
+
+// Rendezvous payloads read from a peer's memory together (the engine's flush at the
+// end of a poll): every byte of pieces of many sizes (empty ones, more than one call
+// takes) in few system calls; a piece that cannot be read stops the batch there, the
+// ones before it are in, and the endpoint keeps its single copy (read() alone drops it).
+TEST(ShmTransport, ManyReadsFromAPeersMemoryGoInFewCallsAndStopAtTheFirstBadPiece) {
+  Node node(64 * 1024, true, true);
+  Endpoint& ep = *node.ep[1];
+  ASSERT_TRUE(ep.caps() & kOneSidedRead);
+  const std::size_t count = 150;
+  std::vector<std::vector<std::byte>> from(count), to(count);
+  std::vector<Endpoint::ReadPiece> pieces;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::size_t n = i % 10 == 0 ? 0 : (i * 7919) % 70000 + 1;
+    from[i].resize(n);
+    for (std::size_t k = 0; k < n; ++k) from[i][k] = static_cast<std::byte>((i * 31 + k * 7) & 0xff);
+    to[i].assign(n, std::byte{0});
+    pieces.push_back({reinterpret_cast<std::uintptr_t>(from[i].data()), to[i].data(), n});
+  }
+  auto calls = node.t[1]->read_calls();
+  EXPECT_EQ(ep.read_many(pieces.data(), count), count);
+  for (std::size_t i = 0; i < count; ++i) ASSERT_EQ(to[i], from[i]) << "piece " << i;
+  EXPECT_LE(node.t[1]->read_calls() - calls, 4u) << "150 pieces took a call each";
+
+  for (auto& t : to) std::fill(t.begin(), t.end(), std::byte{0});
+  pieces[37].remote = 8;  // no such address in the peer
+  calls = node.t[1]->read_calls();
+  EXPECT_EQ(ep.read_many(pieces.data(), count), 37u);
+  for (std::size_t i = 0; i < 37; ++i) ASSERT_EQ(to[i], from[i]) << "piece " << i;
+  EXPECT_TRUE(ep.caps() & kOneSidedRead) << "a batch dropped the single copy";
+  EXPECT_FALSE(ep.read(pieces[37].remote, pieces[37].dst, pieces[37].n));
+  EXPECT_FALSE(ep.caps() & kOneSidedRead) << "a refused read() kept the single copy";
+}

@@ -471,9 +471,11 @@ bool ShmTransport::idle() const { return pending_peers_ == 0; }
 namespace {
 // `n` bytes between `local` here and `remote` in process `pid`, in whatever pieces the
 // kernel moves at a time; false when it refuses (EPERM under ptrace rules, ENOSYS, ...).
-bool copy_with_process(pid_t pid, bool to_remote, std::byte* local, std::uint64_t remote, std::size_t n) {
+bool copy_with_process(pid_t pid, bool to_remote, std::byte* local, std::uint64_t remote, std::size_t n,
+                       std::uint64_t& calls) {
   std::size_t done = 0;
   while (done < n) {
+    ++calls;
     iovec here{local + done, n - done};
     iovec far{reinterpret_cast<void*>(remote + done), n - done};
     ssize_t k = to_remote ? ::process_vm_writev(pid, &here, 1, &far, 1, 0)
@@ -487,7 +489,7 @@ bool copy_with_process(pid_t pid, bool to_remote, std::byte* local, std::uint64_
 }  // namespace
 
 bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
-  if (copy_with_process(pid, false, static_cast<std::byte*>(dst), remote, n)) return true;
+  if (copy_with_process(pid, false, static_cast<std::byte*>(dst), remote, n, shm.read_calls_)) return true;
   disable_read();  // use the chunked path from now on
   return false;
 }
@@ -512,6 +514,7 @@ std::size_t ShmTransport::Peer::read_many(const ReadPiece* pieces, std::size_t c
       here[m] = {static_cast<std::byte*>(pieces[i].dst) + skip, pieces[i].n - skip};
       far[m] = {reinterpret_cast<void*>(pieces[i].remote + skip), pieces[i].n - skip};
     }
+    ++shm.read_calls_;
     ssize_t k = ::process_vm_readv(pid, here, m, far, m, 0);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) return done;
@@ -526,7 +529,9 @@ std::size_t ShmTransport::Peer::read_many(const ReadPiece* pieces, std::size_t c
 }
 
 bool ShmTransport::Peer::write(std::uint64_t remote, const void* src, std::size_t n) {
-  if (copy_with_process(pid, true, const_cast<std::byte*>(static_cast<const std::byte*>(src)), remote, n)) return true;
+  std::uint64_t calls = 0;
+  if (copy_with_process(pid, true, const_cast<std::byte*>(static_cast<const std::byte*>(src)), remote, n, calls))
+    return true;
   caps_ &= ~kSharedCopy;
   return false;
 }

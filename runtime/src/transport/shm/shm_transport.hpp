@@ -86,6 +86,8 @@ class ShmTransport final : public Transport {
 
   /// Whether process_vm_readv may copy between this job's ranks here (IPC_SHM_CMA=auto).
   static bool single_copy_allowed();
+  /// System calls that have read from peers' memory so far (read(), read_many()).
+  std::uint64_t read_calls() const { return read_calls_; }
   /// Bytes of each ring for `local_size` ranks on a node (IPC_SHM_RING, or auto).
   /// @throws ipc::UsageError for a bad IPC_SHM_RING.
   static std::size_t ring_bytes_for(int local_size);
@@ -183,7 +185,8 @@ class ShmTransport final : public Transport {
   int held_ = -1;  // peers' segments are mapped through their owners' descriptors (1) or names (0); -1 not known yet
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
-  std::atomic<std::size_t> pending_peers_{0};  // peers with a non-empty queue
+  std::atomic<std::size_t> pending_peers_{0};
+  std::uint64_t read_calls_ = 0;  // (read_calls())  // peers with a non-empty queue
   // Buffers of eager_limit bytes that held copied payloads (detach), kept for the next
   // ones: a burst of large eager sends into a full ring otherwise took and gave back
   // fresh heap pages every window (the allocator trims its heap's top), a page fault
