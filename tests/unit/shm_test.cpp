@@ -253,6 +253,37 @@ TEST(ShmRing, ALaggingConsumerOrLargeRecordsKeepTheWholeRing) {
   }
 }
 
+// In an exchange (answered after each record) records up to kWrapAnsweredRecords go
+// back once `wrap_answered_at` bytes into a lap, a stream of them only at `wrap_at`,
+// and larger records in an exchange at `wrap_at` too.
+TEST(ShmRing, AnExchangeOfSmallRecordsCyclesThroughFewerLines) {
+  RingMemory m;
+  RingProducer p(&m.control, m.data, sizeof m.data, 4096, 16384, 512);
+  RingConsumer c(&m.control, m.data, sizeof m.data);
+  auto one = [&](std::size_t body, bool answered) {
+    if (answered) p.answered();
+    std::byte* at = p.reserve(RecordKind::whole, body);
+    EXPECT_NE(at, nullptr);
+    p.commit();
+    auto* r = c.front();
+    EXPECT_NE(r, nullptr);
+    if (r) c.pop(r);
+    c.release();
+    return at ? at - m.data - static_cast<std::ptrdiff_t>(kRecordHead) : -1;
+  };
+  auto furthest = [&](std::size_t body, bool answered) {
+    std::ptrdiff_t most = 0;
+    for (int i = 0; i < 200; ++i) most = std::max(most, one(body, answered));
+    return most;
+  };
+  one(100, true);  // (answered() counts the answers after the last two records)
+  EXPECT_LT(furthest(100, true), 512) << "an exchange of 128-byte records went past 512 bytes";
+  EXPECT_GE(furthest(100, false), 4096 - 128) << "a stream went back before wrap_at";
+  EXPECT_LT(furthest(100, false), 4096);
+  one(1000, true);
+  EXPECT_GE(furthest(1000, true), 4096 - 1088) << "an exchange of 1 KiB records went back before wrap_at";
+}
+
 // Larger records go back early only in an exchange: when the consumer's side sent
 // something back after each of the producer's last two records (answered()). A burst
 // after one answer keeps to fresh lines.

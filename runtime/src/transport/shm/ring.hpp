@@ -24,6 +24,7 @@
 // bytes past the threshold, never on every record.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -84,6 +85,12 @@ inline constexpr std::uint8_t kWrapAfter = 1;
 // better served by lines that no other core holds (8 KiB messages in windows of 64
 // went at a third of the rate when they cycled through the first 16 KiB).
 inline constexpr std::size_t kWrapRecords = 256;
+// Records up to this size (with their head) in an exchange go back once the producer is
+// `wrap_answered_at` bytes into a lap instead of `wrap_at`: a ping-pong of 64 or 256
+// bytes then cycles through 512 bytes of lines rather than 8 KiB (0.88 / 0.81 of the
+// time in alternating rounds; of 1 KiB, one record of 17 lines in the same place every
+// time, 1.02-1.06: those keep `wrap_at`).
+inline constexpr std::size_t kWrapAnsweredRecords = 512;
 
 struct RecordHead {
   std::atomic<std::uint64_t> pos;  // the record's position: stored last (publishes it)
@@ -107,8 +114,10 @@ class RingProducer {
   /// its consumer has taken everything (0: never; see the top of this file), with
   /// records up to kWrapRecords, or up to `wrap_records` in an exchange (answered()).
   RingProducer(RingControl* c, std::byte* data, std::size_t capacity, std::size_t wrap_at = 0,
-               std::size_t wrap_records = kWrapRecords)
-      : c_(c), data_(data), cap_(capacity), wrap_at_(wrap_at ? wrap_at : ~std::size_t{0}), wrap_records_(wrap_records),
+               std::size_t wrap_records = kWrapRecords, std::size_t wrap_answered_at = 0)
+      : c_(c), data_(data), cap_(capacity), wrap_at_(wrap_at ? wrap_at : ~std::size_t{0}),
+        wrap_answered_at_(wrap_at && wrap_answered_at ? std::min(wrap_at, wrap_answered_at) : wrap_at_),
+        wrap_records_(wrap_records),
         head_(c->head.load(std::memory_order_acquire)), tail_(head_), at_(static_cast<std::size_t>(tail_ % cap_)),
         next_try_(tail_) {}
 
@@ -124,8 +133,9 @@ class RingProducer {
     }
     std::size_t pos = at_;
     const bool answered = answered_ && answered_before_;  // (taken by place())
-    if (pos + need >= wrap_at_ && (need <= kWrapRecords || (answered && need <= wrap_records_)) && need <= cap_ - pos &&
-        tail_ >= next_try_) [[unlikely]]
+    if (pos + need >= (answered && need <= kWrapAnsweredRecords ? wrap_answered_at_ : wrap_at_) &&
+        (need <= kWrapRecords || (answered && need <= wrap_records_)) && need <= cap_ - pos && tail_ >= next_try_)
+        [[unlikely]]
       return reserve_back(kind, body, head);
     std::size_t to_end = cap_ - pos;
     if (!room(need <= to_end ? need : to_end + need)) return nullptr;
@@ -221,6 +231,7 @@ class RingProducer {
   std::byte* data_ = nullptr;
   std::size_t cap_ = 0;
   std::size_t wrap_at_ = ~std::size_t{0};
+  std::size_t wrap_answered_at_ = ~std::size_t{0};  // the same in an exchange (answered())
   std::size_t wrap_records_ = kWrapRecords;
   std::uint64_t head_ = 0;  // cached
   std::uint64_t tail_ = 0;  // reserved so far
