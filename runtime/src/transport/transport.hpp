@@ -190,12 +190,11 @@ class Endpoint {
   /// With kOneSidedRead: read() of several pieces, in as few system calls as the
   /// transport can (one call per piece cost as much as the copy of 16 KiB). Returns
   /// how many of the leading pieces are there; it stops at the first it cannot read
-  /// and, unlike read(), keeps kOneSidedRead (the caller read()s the rest one by one,
-  /// which drops it on a refusal). Never throws.
+  /// and, unlike read(), keeps kOneSidedRead: the caller read()s the rest one by one
+  /// (which drops it on a refusal); by default, all of them. Never throws.
   virtual std::size_t read_many(const ReadPiece* pieces, std::size_t count) {
-    std::size_t i = 0;
-    while (i < count && read(pieces[i].remote, pieces[i].dst, pieces[i].n)) ++i;
-    return i;
+    (void)pieces, (void)count;
+    return 0;
   }
   /// With kSharedCopy: copies `n` bytes from `src` to address `remote` of the peer's
   /// process, as read() the other way (false: refused; the endpoint drops kSharedCopy).

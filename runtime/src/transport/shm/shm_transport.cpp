@@ -469,17 +469,15 @@ bool ShmTransport::poll(Sink& sink) {
 bool ShmTransport::idle() const { return pending_peers_ == 0; }
 
 namespace {
-// `n` bytes between `local` here and `remote` in process `pid`, in whatever pieces the
+// `n` bytes from `local` here to `remote` in process `pid`, in whatever pieces the
 // kernel moves at a time; false when it refuses (EPERM under ptrace rules, ENOSYS, ...).
-bool copy_with_process(pid_t pid, bool to_remote, std::byte* local, std::uint64_t remote, std::size_t n,
-                       std::uint64_t& calls) {
+// (Reads go by Peer::read_many, one piece or many.)
+bool write_to_process(pid_t pid, const std::byte* local, std::uint64_t remote, std::size_t n) {
   std::size_t done = 0;
   while (done < n) {
-    ++calls;
-    iovec here{local + done, n - done};
+    iovec here{const_cast<std::byte*>(local) + done, n - done};
     iovec far{reinterpret_cast<void*>(remote + done), n - done};
-    ssize_t k = to_remote ? ::process_vm_writev(pid, &here, 1, &far, 1, 0)
-                          : ::process_vm_readv(pid, &here, 1, &far, 1, 0);
+    ssize_t k = ::process_vm_writev(pid, &here, 1, &far, 1, 0);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) return false;
     done += static_cast<std::size_t>(k);
@@ -489,7 +487,8 @@ bool copy_with_process(pid_t pid, bool to_remote, std::byte* local, std::uint64_
 }  // namespace
 
 bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
-  if (copy_with_process(pid, false, static_cast<std::byte*>(dst), remote, n, shm.read_calls_)) return true;
+  const ReadPiece piece{remote, dst, n};
+  if (read_many(&piece, 1) == 1) return true;
   disable_read();  // use the chunked path from now on
   return false;
 }
@@ -529,9 +528,7 @@ std::size_t ShmTransport::Peer::read_many(const ReadPiece* pieces, std::size_t c
 }
 
 bool ShmTransport::Peer::write(std::uint64_t remote, const void* src, std::size_t n) {
-  std::uint64_t calls = 0;
-  if (copy_with_process(pid, true, const_cast<std::byte*>(static_cast<const std::byte*>(src)), remote, n, calls))
-    return true;
+  if (write_to_process(pid, static_cast<const std::byte*>(src), remote, n)) return true;
   caps_ &= ~kSharedCopy;
   return false;
 }

@@ -186,8 +186,8 @@ class ShmTransport final : public Transport {
   int held_ = -1;  // peers' segments are mapped through their owners' descriptors (1) or names (0); -1 not known yet
   std::vector<std::unique_ptr<Peer>> peers_;  // by rank; null unless reached through shm
   std::vector<Inbound> inbound_;              // by local index of the sender
-  std::atomic<std::size_t> pending_peers_{0};
-  std::uint64_t read_calls_ = 0;  // (read_calls())  // peers with a non-empty queue
+  std::atomic<std::size_t> pending_peers_{0};  // peers with a non-empty queue
+  std::uint64_t read_calls_ = 0;               // (read_calls())
   // Buffers of eager_limit bytes that held copied payloads (detach), kept for the next
   // ones: a burst of large eager sends into a full ring otherwise took and gave back
   // fresh heap pages every window (the allocator trims its heap's top), a page fault
