@@ -451,7 +451,10 @@ struct Node {
   std::string job;
   // `unheld`: the cards name a descriptor that cannot be opened (a /proc that refuses
   // it), so that peers map each other's segments by name while connecting.
-  explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true, bool cma = false, bool unheld = false) {
+  // `eager_room`: frames above an eager limit of 8 KiB and up to this go at once when
+  // the ring has room for them (Options::eager_room).
+  explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true, bool cma = false, bool unheld = false,
+                std::size_t eager_room = 0) {
     job = "unit" + std::to_string(::getpid()) + "x" + std::to_string(std::random_device{}());
     PeerCard cards[2];
     for (int r = 0; r < 2; ++r) {
@@ -465,6 +468,10 @@ struct Node {
       o.ring_bytes = ring;
       o.doorbell = bell[r].get();
       o.cma = cma;
+      if (eager_room) {
+        o.eager_limit = 8192;
+        o.eager_room = eager_room;
+      }
       t[r] = std::make_unique<ShmTransport>(o);
       cards[r].rank = r;
       cards[r].node = "n";
@@ -1046,4 +1053,75 @@ TEST(ShmTransport, ManyReadsFromAPeersMemoryGoInFewCallsAndStopAtTheFirstBadPiec
   EXPECT_TRUE(ep.caps() & kOneSidedRead) << "a batch dropped the single copy";
   EXPECT_FALSE(ep.read(pieces[37].remote, pieces[37].dst, pieces[37].n));
   EXPECT_FALSE(ep.caps() & kOneSidedRead) << "a refused read() kept the single copy";
+}
+
+// Frames above the eager limit and up to eager_room go through the ring at once, in
+// several records, when it has room for all of them; else send_now() writes nothing
+// (the engine sends by rendezvous then), as it does while the peer has frames waiting
+// for this side (both CPUs copy then: one copy by the receiver costs less). Every frame
+// that went arrives whole and in order.
+TEST(ShmTransport, AFrameOfSeveralRecordsGoesAtOnceOnlyWhenTheRingHasRoomForAllOfIt) {
+  Node node(256 * 1024, true, false, false, 64 * 1024);
+  EXPECT_EQ(node.t[0]->eager_room_limit(), 64u * 1024);
+  auto byte_of = [](std::uint64_t seq, std::size_t i) { return static_cast<std::byte>(seq * 37 + i * 11 + (i >> 10)); };
+  std::vector<std::vector<std::byte>> sent;
+  auto try_send = [&](int from, std::size_t len) {
+    std::uint64_t seq = sent.size();
+    std::vector<std::byte> payload(len);
+    for (std::size_t i = 0; i < len; ++i) payload[i] = byte_of(seq, i);
+    std::byte h[12] = {};
+    std::memcpy(h, &seq, sizeof seq);
+    bool ok = node.ep[from]->send_now(wire::Frame{std::span<const std::byte>(h, sizeof h), payload.data(), len});
+    if (ok && from == 0) sent.push_back(std::move(payload));
+    return ok;
+  };
+  struct Check : Sink {
+    std::vector<std::vector<std::byte>> got;
+    std::uint64_t arriving = 0;
+    std::vector<std::uint64_t> order;
+    Placement on_frame(int, std::span<const std::byte> h, std::uint64_t length) override {
+      std::memcpy(&arriving, h.data(), sizeof arriving);
+      got.emplace_back(length);
+      return {got.back().data(), nullptr};
+    }
+    void on_frame_done(int, void*) override { order.push_back(arriving); }
+    void on_peer_lost(int, const std::string&) override {}
+    void on_frame_aborted(int, void*) override {}
+  } sink;
+  auto drain = [&] {
+    while (node.t[1]->poll(sink)) {
+    }
+  };
+
+  sent.push_back({std::byte{7}});
+  node.send(0, 0, sent[0].data(), 1, nullptr);  // the first send makes the ring present (send_now does not)
+  ASSERT_TRUE(try_send(0, 40000)) << "a frame of 3 records into an empty ring";
+  EXPECT_TRUE(node.t[0]->idle()) << "a frame sent at once left something queued";
+  EXPECT_FALSE(try_send(0, 64 * 1024 + 1)) << "above eager_room";
+  int fitted = 0;
+  while (try_send(0, 40000)) ++fitted;  // the receiver takes nothing meanwhile
+  EXPECT_GE(fitted, 2);
+  EXPECT_LE(fitted, 5) << "more frames than the ring holds";
+  EXPECT_TRUE(node.t[0]->idle()) << "a frame that found no room was queued (send_now writes all or nothing)";
+  EXPECT_TRUE(try_send(0, 4000)) << "a one-record frame still fits";
+  drain();
+  ASSERT_TRUE(try_send(0, 40000)) << "room again once the receiver took the frames";
+
+  // While the peer's frames wait for this side, larger frames are left to a rendezvous.
+  Inbox back;
+  std::byte small[100] = {};
+  node.send(1, 999, small, sizeof small, nullptr);
+  EXPECT_FALSE(try_send(0, 40000)) << "sent through the ring while the peer's frames waited here";
+  EXPECT_TRUE(try_send(0, 8000)) << "a frame up to the eager limit goes whatever comes back";
+  while (node.t[0]->poll(back)) {
+  }
+  EXPECT_EQ(back.got.load(), 1u);
+  EXPECT_TRUE(try_send(0, 40000)) << "the peer's frames taken: through the ring again";
+
+  drain();
+  ASSERT_EQ(sink.order.size(), sent.size());
+  for (std::size_t k = 0; k < sent.size(); ++k) {
+    ASSERT_EQ(sink.order[k], k) << "frames out of order";
+    ASSERT_EQ(sink.got[k], sent[k]) << "frame " << k << " arrived with other bytes";
+  }
 }

@@ -381,6 +381,7 @@ class Engine final : public transport::Sink {
   std::chrono::milliseconds nap_{100};
   std::chrono::steady_clock::time_point naps_checked_{};  // peers last looked at after a nap
   std::vector<std::size_t> eager_;                 // by peer: its route's eager limit
+  std::vector<std::size_t> eager_room_;  // by peer: the larger of it and its eager_room_limit()
   ProgressLock mu_;
   // This thread completed a request another thread of its rank waits for, or rang the
   // doorbell for a sleeping one (mark_done, signal_done): on one CPU, a waiter then

@@ -249,6 +249,10 @@ class Transport {
   virtual Endpoint& connect(const PeerCard& peer) = 0;
   /// Messages up to this size go eagerly; larger ones by rendezvous. Any thread.
   virtual std::size_t eager_limit() const = 0;
+  /// Messages larger than eager_limit() and up to this size go eagerly too when the
+  /// endpoint's send_now() takes them (the whole frame written out at once: no copy
+  /// aside, no queue), else by rendezvous; 0: none. Any thread.
+  virtual std::size_t eager_room_limit() const { return 0; }
   /// Whether the endpoints it makes start with kOneSidedRead (rendezvous payloads
   /// copied once, by the receiver). Any thread.
   virtual bool single_copy() const { return false; }

@@ -148,6 +148,10 @@ class RingProducer {
     at_ = pos + need == cap_ ? 0 : pos + need;
     return at;
   }
+  /// Whether records of `total` bytes (their record_size()s summed, the largest
+  /// `largest`) all fit now, however the ring's end falls among them: room for them, a
+  /// pad at the end and a half line. (Not after a record that goes back early.)
+  bool fits(std::size_t total, std::size_t largest) { return room(total + largest + kGrain); }
   /// The consumer's side of this pair has sent something back since this producer's
   /// last record: the exchange waits for answers, and a record larger than
   /// kWrapRecords may go back early too.

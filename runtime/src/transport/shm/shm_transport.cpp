@@ -62,6 +62,9 @@ ShmTransport::ShmTransport(Options opt)
   RingProducer probe(own_.control(0), own_.data(0), opt_.ring_bytes);
   if (opt_.eager_limit + kLengthField + wire::kMaxHead > probe.max_body())
     opt_.eager_limit = probe.max_body() - kLengthField - wire::kMaxHead;
+  // A frame that goes eagerly because the ring has room takes at most half of it.
+  opt_.eager_room = std::min(opt_.eager_room, opt_.ring_bytes / 2);
+  if (opt_.eager_room <= opt_.eager_limit) opt_.eager_room = 0;
 }
 
 ShmTransport::~ShmTransport() = default;
@@ -109,6 +112,7 @@ Endpoint& ShmTransport::connect(const PeerCard& peer) {
   inbound_[static_cast<std::size_t>(local)].rank = peer.rank;
   p->bell = base::Doorbell::Address::of(base::doorbell_name(opt_.job, peer.rank));
   p->in = inbound_[static_cast<std::size_t>(local)].control;
+  p->in_data = inbound_[static_cast<std::size_t>(local)].data;
   Peer& ep = *p;
   peers_[static_cast<std::size_t>(peer.rank)] = std::move(p);
   return ep;
@@ -332,13 +336,61 @@ void ShmTransport::recycle(Out& o) {
     spare_payloads_.push_back(std::move(o.owned));
 }
 
-// One record straight into the ring, or nothing (the ring's pages not made yet, frames
-// queued before it, no room, more than a record).
+// A whole frame straight into the ring, or nothing (the ring's pages not made yet,
+// frames queued before it, no room for all of it).
 bool ShmTransport::Peer::send_now(const wire::Frame& f) {
   if (!faulted || !fault.empty() || !queue.empty()) return false;
-  if (f.head.size() + f.length > std::min(out.max_body(), shm.opt_.chunk)) return false;
+  const std::size_t max = std::min(out.max_body(), shm.opt_.chunk);
+  if (f.head.size() + f.length > max) [[unlikely]]
+    return send_records_now(f, max);
   std::size_t need = 0;
   if (shm.start_frame(*this, f.head, static_cast<const std::byte*>(f.payload), f.length, need) == npos) return false;
+  shm.ring_bell(*this, f.concerns);
+  return true;
+}
+
+// A frame of several records (up to the transport's eager_room), written when the ring
+// has room for all of them now: the receiver copies out the first while this side
+// writes the next. Never partly: a frame that would wait for room is the caller's to
+// send another way (a rendezvous, without the copy aside that a queued send takes).
+bool ShmTransport::Peer::send_records_now(const wire::Frame& f, std::size_t max) {
+  if (f.length > std::max(shm.opt_.eager_room, shm.opt_.eager_limit)) return false;
+  // A peer that sends to this rank meanwhile keeps both CPUs copying: one copy, on the
+  // receiver's CPU (a rendezvous), then costs less in all than two through the ring.
+  if (f.length > shm.opt_.eager_limit && in->started.load(std::memory_order_acquire) &&
+      RingConsumer::pending(in, in_data, shm.opt_.ring_bytes))
+    return false;
+  const std::size_t first = max - kLengthField - f.head.size();
+  const std::size_t rest = static_cast<std::size_t>(f.length) - first;
+  if (!out.fits(record_size(max) * (1 + (rest + max - 1) / max), record_size(max))) return false;
+  const auto* payload = static_cast<const std::byte*>(f.payload);
+  std::size_t need = 0, sent = shm.start_frame(*this, f.head, payload, f.length, need);
+  shm.ring_bell(*this, f.concerns);  // a sleeping receiver starts on the first
+  while (sent < f.length) {
+    std::size_t n = std::min<std::size_t>(f.length - sent, max);
+    std::byte* at = out.reserve(RecordKind::cont, n);
+    if (!at) [[unlikely]] {
+      // Room was there (fits()), but a record went back to the ring's start early, which
+      // leaves only the lap's first part until the receiver follows (ring.hpp; with
+      // chunks of up to IPC_SHM_WRAP_RECORDS): the rest waits in the queue, copied.
+      Out o;
+      o.head_size = static_cast<std::uint8_t>(std::min(f.head.size(), wire::kMaxHead));
+      std::memcpy(o.head, f.head.data(), o.head_size);
+      o.payload = payload;
+      o.length = static_cast<std::size_t>(f.length);
+      o.sent = sent;
+      o.started = true;
+      o.concerns = f.concerns;
+      queue.push_back(std::move(o));
+      detach_payload(queue.back());
+      ++shm.pending_peers_;
+      shm.push(*this);  // room may have come meanwhile; rings the receiver
+      return true;
+    }
+    std::memcpy(at, payload + sent, n);
+    out.commit();
+    sent += n;
+  }
   shm.ring_bell(*this, f.concerns);
   return true;
 }
@@ -711,6 +763,7 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
                       ? (o.cma ? std::size_t{8192} : std::size_t{16384})
                       : bytes_param("IPC_SHM_EAGER");
   o.chunk = bytes_param("IPC_SHM_CHUNK");
+  o.eager_room = bytes_param("IPC_SHM_EAGER_ROOM");
   o.wrap_at = bytes_param("IPC_SHM_WRAP");  // 0: never
   o.wrap_records = bytes_param("IPC_SHM_WRAP_RECORDS");
   o.wrap_answered_at = bytes_param("IPC_SHM_WRAP_ANSWERED");

@@ -57,6 +57,9 @@ struct Options : Config {
   std::size_t ring_bytes = 512 * 1024;
   std::size_t eager_limit = 64 * 1024;
   std::size_t chunk = 16 * 1024;  // payload bytes per record: the pipeline's step
+  // Larger messages up to this go eagerly when the ring has room for all their records
+  // now (eager_room_limit()); 0: never.
+  std::size_t eager_room = 0;
   std::size_t wrap_at = 8 * 1024;  // a drained ring's producer goes back to its start past this (ring.hpp)
   std::size_t wrap_records = 16 * 1024;  // ... records up to this size in an exchange (ring.hpp)
   std::size_t wrap_answered_at = 512;    // ... past this in an exchange (ring.hpp)
@@ -75,6 +78,7 @@ class ShmTransport final : public Transport {
   bool reaches(const PeerCard& me, const PeerCard& peer) const override;
   Endpoint& connect(const PeerCard& peer) override;
   std::size_t eager_limit() const override { return opt_.eager_limit; }
+  std::size_t eager_room_limit() const override { return opt_.eager_room; }
   bool single_copy() const override { return opt_.cma; }
   bool poll(Sink& sink) override;
   bool idle() const override;
@@ -111,6 +115,7 @@ class ShmTransport final : public Transport {
     Peer(ShmTransport& t, int rank) : Endpoint(t, rank), shm(t), rank(rank) {}
     void send(const wire::Frame& f, Completion* done) override;
     bool send_now(const wire::Frame& f) override;
+    bool send_records_now(const wire::Frame& f, std::size_t max);
     bool read(std::uint64_t remote, void* dst, std::size_t n) override;
     std::size_t read_many(const ReadPiece* pieces, std::size_t count) override;
     bool write(std::uint64_t remote, const void* src, std::size_t n) override;
@@ -132,6 +137,7 @@ class ShmTransport final : public Transport {
     Segment segment;           // mapped at the first use (map())
     RingProducer out;
     RingControl* in = nullptr;  // the control of the ring it writes to this rank (offers to it)
+    const std::byte* in_data = nullptr;  // ... and that ring's records
     std::deque<Out> queue;
     base::Doorbell::Address bell;
     bool lost = false;
