@@ -1,8 +1,12 @@
 // Messages above the shared-memory eager limit (8 KiB with the single copy) and up to
 // IPC_SHM_EAGER_ROOM go through the ring when it has room for all of them, else by
 // rendezvous; every byte and the order of each pair's messages hold either way.
-//   it_shm_eager_room pingpong   200 round trips of 32 KiB (shm_eager_room.sh counts the
-//                                process_vm_readv calls: none expected)
+//   it_shm_eager_room pingpong [BYTES]  200 messages of BYTES (32 KiB), in turns
+//                                (shm_eager_room.sh counts the process_vm_readv calls:
+//                                none expected up to IPC_SHM_EAGER_DRAINED)
+//   it_shm_eager_room exchange BYTES    100 exchanges both ways at once, each rank's
+//                                receive posted before its send (by rendezvous above
+//                                IPC_SHM_EAGER_ROOM: one read per message)
 //   it_shm_eager_room stream     windows of same-tag messages of 1 byte to 100,000 bytes
 //                                (around both limits) sent before, while and after their
 //                                receives are posted, both ways at once
@@ -26,10 +30,21 @@ int main(int argc, char** argv) {
   const int me = c.rank(), peer = 1 - me;
   IT_CHECK(me, c.size() == 2, "run on 2 ranks, not %d", c.size());
   const std::string mode = argc > 1 ? argv[1] : "";
-  IT_CHECK(me, mode == "pingpong" || mode == "stream", "usage: it_shm_eager_room pingpong|stream");
+  IT_CHECK(me, mode == "pingpong" || mode == "exchange" || mode == "stream",
+           "usage: it_shm_eager_room pingpong|exchange [BYTES] | stream");
+  const std::size_t bytes = argc > 2 ? std::stoul(argv[2]) : 32768;
 
-  if (mode == "pingpong") {
-    std::vector<std::uint8_t> out(32768), in(32768);
+  if (mode == "exchange") {
+    std::vector<std::uint8_t> out(bytes), in(bytes);
+    for (int n = 0; n < 100; ++n) {
+      for (std::size_t k = 0; k < out.size(); ++k) out[k] = byte_of(me, n, k);
+      auto r = c.irecv(in, peer, ipc::Tag{2});
+      c.send(out, peer, ipc::Tag{2});
+      r.wait();
+      for (std::size_t k = 0; k < in.size(); ++k) IT_CHECK(me, in[k] == byte_of(peer, n, k), "exchange %d byte %zu", n, k);
+    }
+  } else if (mode == "pingpong") {
+    std::vector<std::uint8_t> out(bytes), in(bytes);
     for (int n = 0; n < 200; ++n) {
       if ((n % 2) == me) {
         for (std::size_t k = 0; k < out.size(); ++k) out[k] = byte_of(me, n, k);
@@ -37,7 +52,7 @@ int main(int argc, char** argv) {
       } else {
         c.recv(in, peer, ipc::Tag{1});
         for (std::size_t k = 0; k < in.size(); ++k)
-          IT_CHECK(me, in[k] == byte_of(peer, n, k), "round trip %d byte %zu", n, k);
+          IT_CHECK(me, in[k] == byte_of(peer, n, k), "message %d byte %zu", n, k);
       }
     }
   } else {

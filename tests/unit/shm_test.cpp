@@ -454,7 +454,7 @@ struct Node {
   // `eager_room`: frames above an eager limit of 8 KiB and up to this go at once when
   // the ring has room for them (Options::eager_room).
   explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true, bool cma = false, bool unheld = false,
-                std::size_t eager_room = 0, std::size_t chunk = 16 * 1024) {
+                std::size_t eager_room = 0, std::size_t chunk = 16 * 1024, std::size_t eager_drained = 0) {
     job = "unit" + std::to_string(::getpid()) + "x" + std::to_string(std::random_device{}());
     PeerCard cards[2];
     for (int r = 0; r < 2; ++r) {
@@ -473,6 +473,7 @@ struct Node {
         o.eager_room = eager_room;
       }
       o.chunk = chunk;
+      o.eager_drained = eager_drained;
       t[r] = std::make_unique<ShmTransport>(o);
       cards[r].rank = r;
       cards[r].node = "n";
@@ -1191,4 +1192,36 @@ TEST(ShmTransport, AFrameWrittenAtOnceWhoseRecordWentBackEarlyQueuesTheRestCopie
     ASSERT_EQ(sink.order[k], k) << "frames out of order";
     ASSERT_EQ(sink.got[k], sent[k]) << "frame " << k << " arrived with other bytes";
   }
+}
+
+// Frames above eager_room and up to eager_drained go at once only when the receiver has
+// taken everything sent before them (an exchange); in a stream they are left to the
+// caller (a rendezvous).
+TEST(ShmTransport, LargerFramesGoAtOnceOnlyIntoADrainedRing) {
+  Node node(512 * 1024, true, false, false, 32 * 1024, 16 * 1024, 200 * 1024);
+  EXPECT_EQ(node.t[0]->eager_room_limit(), 32u * 1024);
+  EXPECT_EQ(node.t[0]->eager_drained_limit(), 200u * 1024);
+  std::vector<std::byte> big(150000), small(20000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 7 + (i >> 9));
+  std::byte h[12] = {};
+  auto now = [&](std::vector<std::byte>& b, std::size_t len) {
+    return node.ep[0]->send_now(wire::Frame{std::span<const std::byte>(h, sizeof h), b.data(), len});
+  };
+  node.send(0, 0, small.data(), 1, nullptr);  // the first send makes the ring present
+  Inbox in;
+  while (node.t[1]->poll(in)) {
+  }
+  ASSERT_TRUE(now(big, big.size())) << "into a drained ring";
+  EXPECT_TRUE(now(small, small.size())) << "up to eager_room: whenever there is room";
+  EXPECT_FALSE(now(big, big.size())) << "went at once while the receiver had not taken what came before";
+  EXPECT_FALSE(now(big, 200 * 1024 + 1)) << "above eager_drained";
+  while (node.t[1]->poll(in)) {
+  }
+  EXPECT_EQ(in.got.load(), 3u);
+  EXPECT_EQ(in.landing, small);
+  ASSERT_TRUE(now(big, big.size())) << "drained again";
+  while (node.t[1]->poll(in)) {
+  }
+  EXPECT_EQ(in.landing, big);
+  EXPECT_TRUE(node.t[0]->idle());
 }

@@ -49,7 +49,9 @@ Engine::Engine(Options opt)
   for (auto* ep : opt_.route) {
     add(&ep->transport());
     eager_.push_back(ep->transport().eager_limit());
-    eager_room_.push_back(std::max(ep->transport().eager_limit(), ep->transport().eager_room_limit()));
+    const auto& t = ep->transport();
+    room_.push_back(std::max(t.eager_limit(), t.eager_room_limit()));
+    eager_room_.push_back(std::max(room_.back(), t.eager_drained_limit()));
   }
   for (auto* t : transports_)
     if (t->wait_fd() >= 0) sleeper_.watch(t->wait_fd());
@@ -190,7 +192,7 @@ bool Engine::send_now(std::uint32_t comm, int dest, int tag, const void* data, s
   if (grouped(comm) || dest < 0 || dest >= opt_.size) return false;
   auto p = static_cast<std::size_t>(dest);
   std::lock_guard lk(mu_);
-  if (lost_[p].empty() && revoked_.empty() && size <= eager_room_[p] && eager_now(dest, comm, tag, data, size)) {
+  if (lost_[p].empty() && revoked_.empty() && may_send_now(p, size) && eager_now(dest, comm, tag, data, size)) {
     note_activity();
     done = Status{dest, Tag{tag}, size};
     return true;
@@ -262,11 +264,6 @@ Status Engine::send(std::uint32_t comm, int dest, int tag, SendSource src) {
         note_activity();
         now = eager_now(dest, comm, tag, src.data, src.size);
         if (!now) send_eager(dest, comm, tag, src, &sent);
-      } else if (lost_[p].empty() && revoked_.empty() && src.size <= eager_room_[p] &&
-                 eager_now(dest, comm, tag, src.data, src.size)) {
-        // Larger, but the transport took all of it at once (eager_room_limit()).
-        eager = now = true;
-        note_activity();
       }
     }
     if (eager) {
@@ -323,7 +320,7 @@ void Engine::start_send(RequestState* r, std::uint32_t comm, int dest, int tag,
     // Not done at once (queued): the transport completes it later, under this lock
     // (a handle dropped meanwhile hands the request its own ownership: adopt()).
     send_eager(dest, comm, tag, r->src, r);
-  } else if (r->src.size <= eager_room_[p] && eager_now(dest, comm, tag, r->src.data, r->src.size)) {
+  } else if (may_send_now(p, r->src.size) && eager_now(dest, comm, tag, r->src.data, r->src.size)) {
     r->complete({});  // the transport took all of it at once (eager_room_limit())
   } else {
     // cookie2: the sender's buffer, for single-copy reads

@@ -303,6 +303,15 @@ class Engine final : public transport::Sink {
   /// `src` as one eager frame to `dest` now, without a completion (under the lock):
   /// false when the transport cannot (Endpoint::send_now); nothing is sent then.
   bool eager_now(int dest, std::uint32_t comm, int tag, const void* data, std::size_t size);
+  /// Whether a message of `size` bytes to peer `p` may be offered to its endpoint's
+  /// send_now(): up to the eager limit and eager_room_limit() always; up to
+  /// eager_drained_limit() unless a receive from that peer is posted (both ways at once:
+  /// one copy by each receiver then costs less than two through the rings). Under mu_.
+  [[gnu::always_inline]] bool may_send_now(std::size_t p, std::size_t size) const {
+    if (size <= room_[p]) [[likely]]
+      return true;
+    return size <= eager_room_[p] && !queues_.posted_from(static_cast<int>(p));
+  }
   /// `src` as one eager frame to `dest` (under the lock); `done` told as the transport says.
   void send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done);
   /// Encodes `h` and sends it with `length` bytes at `payload` to `dest` (under the lock).
@@ -381,7 +390,8 @@ class Engine final : public transport::Sink {
   std::chrono::milliseconds nap_{100};
   std::chrono::steady_clock::time_point naps_checked_{};  // peers last looked at after a nap
   std::vector<std::size_t> eager_;                 // by peer: its route's eager limit
-  std::vector<std::size_t> eager_room_;  // by peer: the larger of it and its eager_room_limit()
+  std::vector<std::size_t> room_;        // by peer: the larger of it and its eager_room_limit()
+  std::vector<std::size_t> eager_room_;  // ... and of its eager_drained_limit()
   ProgressLock mu_;
   // This thread completed a request another thread of its rank waits for, or rang the
   // doorbell for a sleeping one (mark_done, signal_done): on one CPU, a waiter then

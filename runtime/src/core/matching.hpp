@@ -158,6 +158,12 @@ class MatchQueues {
       it = pred(**it) ? unexpected_.erase(it) : it + 1;
   }
 
+  /// Whether a receive naming `source` exactly is posted (wildcards not counted).
+  [[gnu::noinline]] bool posted_from(int source) const {
+    for (auto it = posted_.begin(); it != posted_.end(); ++it)
+      if (it->source == source) return true;
+    return false;
+  }
   void post(std::uint32_t comm, int source, int tag, Posted p) {
     posted_.push_back(Entry{comm, source, tag, std::move(p)});
   }

@@ -253,6 +253,10 @@ class Transport {
   /// endpoint's send_now() takes them (the whole frame written out at once: no copy
   /// aside, no queue), else by rendezvous; 0: none. Any thread.
   virtual std::size_t eager_room_limit() const { return 0; }
+  /// Larger messages up to this size may go eagerly too (when send_now() takes them,
+  /// which it does for an exchange: the peer took everything before) unless a receive
+  /// from that peer is posted (both ways at once); 0: none. Any thread.
+  virtual std::size_t eager_drained_limit() const { return 0; }
   /// Whether the endpoints it makes start with kOneSidedRead (rendezvous payloads
   /// copied once, by the receiver). Any thread.
   virtual bool single_copy() const { return false; }

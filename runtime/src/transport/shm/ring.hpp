@@ -152,6 +152,11 @@ class RingProducer {
   /// `largest`) all fit now, however the ring's end falls among them: room for them, a
   /// pad at the end and a half line. (Not after a record that goes back early.)
   bool fits(std::size_t total, std::size_t largest) { return room(total + largest + kGrain); }
+  /// Whether the consumer has taken every record so far (a read of its position).
+  bool drained() {
+    head_ = c_->head.load(std::memory_order_acquire);
+    return head_ == tail_;
+  }
   /// The consumer's side of this pair has sent something back since this producer's
   /// last record: the exchange waits for answers, and a record larger than
   /// kWrapRecords may go back early too.

@@ -65,6 +65,8 @@ ShmTransport::ShmTransport(Options opt)
   // A frame that goes eagerly because the ring has room takes at most half of it.
   opt_.eager_room = std::min(opt_.eager_room, opt_.ring_bytes / 2);
   if (opt_.eager_room <= opt_.eager_limit) opt_.eager_room = 0;
+  opt_.eager_drained = std::min(opt_.eager_drained, opt_.ring_bytes / 2);
+  if (opt_.eager_drained <= opt_.eager_limit) opt_.eager_drained = 0;
 }
 
 ShmTransport::~ShmTransport() = default;
@@ -354,7 +356,9 @@ bool ShmTransport::Peer::send_now(const wire::Frame& f) {
 // writes the next. Never partly: a frame that would wait for room is the caller's to
 // send another way (a rendezvous, without the copy aside that a queued send takes).
 bool ShmTransport::Peer::send_records_now(const wire::Frame& f, std::size_t max) {
-  if (f.length > std::max(shm.opt_.eager_room, shm.opt_.eager_limit)) return false;
+  if (f.length > std::max(shm.opt_.eager_room, shm.opt_.eager_limit) &&
+      (f.length > shm.opt_.eager_drained || !out.drained()))
+    return false;
   // A peer that sends to this rank meanwhile keeps both CPUs copying: one copy, on the
   // receiver's CPU (a rendezvous), then costs less in all than two through the ring.
   if (f.length > shm.opt_.eager_limit && in->started.load(std::memory_order_acquire) &&
@@ -764,6 +768,7 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
                       : bytes_param("IPC_SHM_EAGER");
   o.chunk = bytes_param("IPC_SHM_CHUNK");
   o.eager_room = bytes_param("IPC_SHM_EAGER_ROOM");
+  o.eager_drained = bytes_param("IPC_SHM_EAGER_DRAINED");
   o.wrap_at = bytes_param("IPC_SHM_WRAP");  // 0: never
   o.wrap_records = bytes_param("IPC_SHM_WRAP_RECORDS");
   o.wrap_answered_at = bytes_param("IPC_SHM_WRAP_ANSWERED");

@@ -60,6 +60,9 @@ struct Options : Config {
   // Larger messages up to this go eagerly when the ring has room for all their records
   // now (eager_room_limit()); 0: never.
   std::size_t eager_room = 0;
+  // ... and up to this when the receiver has taken everything before them (an exchange,
+  // not a stream); 0: never.
+  std::size_t eager_drained = 0;
   std::size_t wrap_at = 8 * 1024;  // a drained ring's producer goes back to its start past this (ring.hpp)
   std::size_t wrap_records = 16 * 1024;  // ... records up to this size in an exchange (ring.hpp)
   std::size_t wrap_answered_at = 512;    // ... past this in an exchange (ring.hpp)
@@ -79,6 +82,7 @@ class ShmTransport final : public Transport {
   Endpoint& connect(const PeerCard& peer) override;
   std::size_t eager_limit() const override { return opt_.eager_limit; }
   std::size_t eager_room_limit() const override { return opt_.eager_room; }
+  std::size_t eager_drained_limit() const override { return opt_.eager_drained; }
   bool single_copy() const override { return opt_.cma; }
   bool poll(Sink& sink) override;
   bool idle() const override;
@@ -115,7 +119,7 @@ class ShmTransport final : public Transport {
     Peer(ShmTransport& t, int rank) : Endpoint(t, rank), shm(t), rank(rank) {}
     void send(const wire::Frame& f, Completion* done) override;
     bool send_now(const wire::Frame& f) override;
-    bool send_records_now(const wire::Frame& f, std::size_t max);
+    [[gnu::noinline]] bool send_records_now(const wire::Frame& f, std::size_t max);  // (off the small path)
     bool read(std::uint64_t remote, void* dst, std::size_t n) override;
     std::size_t read_many(const ReadPiece* pieces, std::size_t count) override;
     bool write(std::uint64_t remote, const void* src, std::size_t n) override;
