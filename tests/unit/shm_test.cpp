@@ -1057,6 +1057,21 @@ TEST(ShmTransport, ManyReadsFromAPeersMemoryGoInFewCallsAndStopAtTheFirstBadPiec
   EXPECT_FALSE(ep.caps() & kOneSidedRead) << "a refused read() kept the single copy";
 }
 
+// Every frame's bytes, kept, and the order of their sequence numbers (Node::send's head).
+struct Frames : Sink {
+  std::vector<std::vector<std::byte>> got;
+  std::uint64_t arriving = 0;
+  std::vector<std::uint64_t> order;
+  Placement on_frame(int, std::span<const std::byte> h, std::uint64_t length) override {
+    std::memcpy(&arriving, h.data(), sizeof arriving);
+    got.emplace_back(length);
+    return {got.back().data(), nullptr};
+  }
+  void on_frame_done(int, void*) override { order.push_back(arriving); }
+  void on_peer_lost(int, const std::string&) override {}
+  void on_frame_aborted(int, void*) override {}
+};
+
 // Frames above the eager limit and up to eager_room go through the ring at once, in
 // several records, when it has room for all of them; else send_now() writes nothing
 // (the engine sends by rendezvous then), as it does while the peer has frames waiting
@@ -1077,19 +1092,7 @@ TEST(ShmTransport, AFrameOfSeveralRecordsGoesAtOnceOnlyWhenTheRingHasRoomForAllO
     if (ok && from == 0) sent.push_back(std::move(payload));
     return ok;
   };
-  struct Check : Sink {
-    std::vector<std::vector<std::byte>> got;
-    std::uint64_t arriving = 0;
-    std::vector<std::uint64_t> order;
-    Placement on_frame(int, std::span<const std::byte> h, std::uint64_t length) override {
-      std::memcpy(&arriving, h.data(), sizeof arriving);
-      got.emplace_back(length);
-      return {got.back().data(), nullptr};
-    }
-    void on_frame_done(int, void*) override { order.push_back(arriving); }
-    void on_peer_lost(int, const std::string&) override {}
-    void on_frame_aborted(int, void*) override {}
-  } sink;
+  Frames sink;
   auto drain = [&] {
     while (node.t[1]->poll(sink)) {
     }
@@ -1135,19 +1138,7 @@ TEST(ShmTransport, AFrameOfSeveralRecordsGoesAtOnceOnlyWhenTheRingHasRoomForAllO
 TEST(ShmTransport, AFrameWrittenAtOnceWhoseRecordWentBackEarlyQueuesTheRestCopied) {
   Node node(256 * 1024, true, false, false, 64 * 1024, 4096);
   auto byte_of = [](std::uint64_t seq, std::size_t i) { return static_cast<std::byte>(seq * 53 + i * 13 + (i >> 11)); };
-  struct Check : Sink {
-    std::vector<std::vector<std::byte>> got;
-    std::uint64_t arriving = 0;
-    std::vector<std::uint64_t> order;
-    Placement on_frame(int, std::span<const std::byte> h, std::uint64_t length) override {
-      std::memcpy(&arriving, h.data(), sizeof arriving);
-      got.emplace_back(length);
-      return {got.back().data(), nullptr};
-    }
-    void on_frame_done(int, void*) override { order.push_back(arriving); }
-    void on_peer_lost(int, const std::string&) override {}
-    void on_frame_aborted(int, void*) override {}
-  } sink;
+  Frames sink;
   Inbox back;
   std::vector<std::vector<std::byte>> sent;
   std::byte small[8] = {};

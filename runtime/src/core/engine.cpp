@@ -47,11 +47,11 @@ Engine::Engine(Options opt)
   };
   add(&opt_.route.at(static_cast<std::size_t>(opt_.rank))->transport());
   for (auto* ep : opt_.route) {
-    add(&ep->transport());
-    eager_.push_back(ep->transport().eager_limit());
     const auto& t = ep->transport();
+    add(&ep->transport());
+    eager_.push_back(t.eager_limit());
     room_.push_back(std::max(t.eager_limit(), t.eager_room_limit()));
-    eager_room_.push_back(std::max(room_.back(), t.eager_drained_limit()));
+    drained_.push_back(std::max(room_.back(), t.eager_drained_limit()));
   }
   for (auto* t : transports_)
     if (t->wait_fd() >= 0) sleeper_.watch(t->wait_fd());

@@ -310,7 +310,7 @@ class Engine final : public transport::Sink {
   [[gnu::always_inline]] bool may_send_now(std::size_t p, std::size_t size) const {
     if (size <= room_[p]) [[likely]]
       return true;
-    return size <= eager_room_[p] && !queues_.posted_from(static_cast<int>(p));
+    return size <= drained_[p] && !queues_.posted_from(static_cast<int>(p));
   }
   /// `src` as one eager frame to `dest` (under the lock); `done` told as the transport says.
   void send_eager(int dest, std::uint32_t comm, int tag, const SendSource& src, transport::Completion* done);
@@ -390,8 +390,8 @@ class Engine final : public transport::Sink {
   std::chrono::milliseconds nap_{100};
   std::chrono::steady_clock::time_point naps_checked_{};  // peers last looked at after a nap
   std::vector<std::size_t> eager_;                 // by peer: its route's eager limit
-  std::vector<std::size_t> room_;        // by peer: the larger of it and its eager_room_limit()
-  std::vector<std::size_t> eager_room_;  // ... and of its eager_drained_limit()
+  std::vector<std::size_t> room_;     // by peer: sent at once when there is room (eager_room_limit())
+  std::vector<std::size_t> drained_;  // ... in an exchange (eager_drained_limit(); at least room_)
   ProgressLock mu_;
   // This thread completed a request another thread of its rank waits for, or rang the
   // doorbell for a sleeping one (mark_done, signal_done): on one CPU, a waiter then

@@ -298,14 +298,7 @@ void ShmTransport::Peer::send(const wire::Frame& f, Completion* done) {
     return;
   }
   bool was_empty = p.queue.empty();
-  Out o;
-  o.head_size = static_cast<std::uint8_t>(std::min(f.head.size(), wire::kMaxHead));
-  std::memcpy(o.head, f.head.data(), o.head_size);
-  o.payload = static_cast<const std::byte*>(f.payload);
-  o.length = static_cast<std::size_t>(f.length);
-  o.concerns = f.concerns;
-  o.done = done;
-  p.queue.push_back(std::move(o));
+  p.queue.emplace_back(f, done);
   if (was_empty && t.push(p)) return;
   if (was_empty) ++t.pending_peers_;
   Out& last = p.queue.back();
@@ -377,16 +370,10 @@ bool ShmTransport::Peer::send_records_now(const wire::Frame& f, std::size_t max)
       // Room was there (fits()), but a record went back to the ring's start early, which
       // leaves only the lap's first part until the receiver follows (ring.hpp; with
       // chunks of up to IPC_SHM_WRAP_RECORDS): the rest waits in the queue, copied.
-      Out o;
-      o.head_size = static_cast<std::uint8_t>(std::min(f.head.size(), wire::kMaxHead));
-      std::memcpy(o.head, f.head.data(), o.head_size);
-      o.payload = payload;
-      o.length = static_cast<std::size_t>(f.length);
+      Out& o = queue.emplace_back(f, nullptr);
       o.sent = sent;
       o.started = true;
-      o.concerns = f.concerns;
-      queue.push_back(std::move(o));
-      detach_payload(queue.back());
+      detach_payload(o);
       ++shm.pending_peers_;
       shm.push(*this);  // room may have come meanwhile; rings the receiver
       return true;

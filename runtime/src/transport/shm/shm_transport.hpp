@@ -112,6 +112,14 @@ class ShmTransport final : public Transport {
     std::uint64_t concerns = wire::kConcernsAll;
     Completion* done = nullptr;
     std::unique_ptr<std::byte[]> owned;
+    Out() = default;
+    /// Frame `f` (its head copied), not started, completing `done`.
+    Out(const wire::Frame& f, Completion* c)
+        : head_size(static_cast<std::uint8_t>(std::min(f.head.size(), wire::kMaxHead))),
+          payload(static_cast<const std::byte*>(f.payload)), length(static_cast<std::size_t>(f.length)),
+          concerns(f.concerns), done(c) {
+      std::memcpy(head, f.head.data(), head_size);
+    }
   };
   // A peer of this node: its segment (where this rank's outbound ring lies), the
   // frames waiting for room in that ring, and its doorbell.
