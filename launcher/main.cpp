@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 #include <exception>
 #include <string>
 
@@ -62,6 +63,20 @@ void list_params() {
   stdout_sink().write(out);
 }
 
+/// Every IPC_* parameter set in the environment or by -x, checked before any rank
+/// starts: a malformed value is reported once, here, not by every rank (as an
+/// uncaught error) as it reads it.
+bool params_valid(const Options& options) {
+  try {
+    ipc::base::check_params(options.exports);
+    return true;
+  } catch (const ipc::UsageError& e) {
+    std::istringstream lines(e.what());
+    for (std::string line; std::getline(lines, line);) say(line);
+    return false;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,6 +117,7 @@ int main(int argc, char** argv) {
 
   if (options.engine != "ipcrun") {  // mpirun or srun places and starts the ranks
     try {
+      if (!params_valid(options)) return 2;
       auto command = engine_command(options);
       if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
       return run_engine(command, options.timeout, ipc::base::param_seconds("IPC_KILL_GRACE"));
@@ -119,10 +135,10 @@ int main(int argc, char** argv) {
     say(error->message);
     return error->status;
   }
+  if (!params_valid(options)) return 2;
   double kill_grace = 0;
   try {
     kill_grace = ipc::base::param_seconds("IPC_KILL_GRACE");
-    // Malformed values are reported now, not mid-start.
     for (const char* name : {"IPC_LAUNCH_TIMEOUT", "IPC_LINK_TIMEOUT", "IPC_DUMP_WAIT"})
       if (!(ipc::base::param_seconds(name) > 0))
         throw ipc::UsageError(std::string(name) + "='" + ipc::base::param(name) + "' must be a positive number of seconds");

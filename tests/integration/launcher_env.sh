@@ -82,4 +82,24 @@ grep -q "^ipcrun: --iface='nosuch0' matches no IPv4 interface of this host (it h
 run "$IPCRUN" --port-range 9-5 sh -c 'echo started'
 expect_status 2 "--port-range 9-5"
 grep -q "^ipcrun: --port-range='9-5' is not a port range" "$TMP/err" || fail "--port-range 9-5: $(cat "$TMP/err")"
+
+# A malformed IPC_* value, in ipcrun's environment or by -x, is one error per variable
+# from ipcrun, naming it and its value, before any rank starts (exit 2); -x wins over
+# the environment, as in the ranks; "auto" where the default is auto; good values pass.
+IPC_SHM_EAGER_ROOM=abc IPC_SHM_CMA=maybe run "$IPCRUN" -n 2 -x IPC_COLL_BCAST=carrier_pigeon sh -c 'echo started'
+expect_status 2 "malformed parameters"
+expect_file "$TMP/out" "" "malformed parameters: no rank started"
+expect_sorted "$TMP/err" "ipcrun: IPC_COLL_BCAST='carrier_pigeon' is not one of auto, binomial, scatter_allgather
+ipcrun: IPC_SHM_CMA='maybe' is not auto or a boolean (1 or 0)
+ipcrun: IPC_SHM_EAGER_ROOM='abc' is not an integer, 0 or more" "malformed parameters"
+run "$IPCRUN" -x IPC_WAIT_SPIN_US=-1 -x IPC_KILL_GRACE=soon sh -c 'echo started'
+expect_status 2 "malformed parameters by -x"
+expect_file "$TMP/err" "ipcrun: IPC_WAIT_SPIN_US='-1' is not an integer, 0 or more
+ipcrun: IPC_KILL_GRACE='soon' is not a number of seconds, 0 or more" "malformed parameters by -x"
+IPC_TLS=perhaps run "$IPCRUN" -x IPC_TLS=0 -x IPC_SHM_CMA=auto -x IPC_TOOLS_HOME=always sh -c 'echo "$IPC_TLS"'
+expect_status 0 "-x mends a malformed parameter"
+expect_file "$TMP/out" "0" "-x mends a malformed parameter"
+IPC_TOOLS_HOME=sometimes run "$IPCRUN" --engine mpirun -n 1 true
+expect_status 2 "malformed parameter under --engine mpirun"
+expect_file "$TMP/err" "ipcrun: IPC_TOOLS_HOME='sometimes' is not one of auto, always" "malformed parameter under --engine mpirun"
 echo "PASS $TEST_NAME"

@@ -71,13 +71,20 @@ run "$IPCRUN" -n 2 ./no-such-program-here
 grep -q "not found" "$TMP/err" || fail "not found: no message"
 
 # A malformed parameter is an ipc::UsageError naming the variable and its value, on
-# every floor that reads one (engine, collectives, a transport), never a bare C++ error.
+# every floor that reads one (engine, collectives, a transport), never a bare C++ error
+# (set in the ranks' own environment: ipcrun does not see it); in ipcrun's, ipcrun
+# reports it before any rank starts.
 for bad in IPC_SHM_EAGER=abc IPC_SHM_WRAP=-5 IPC_SHM_CHUNK=-1 IPC_SHM_RING=-4096 IPC_COLL_FLAT=maybe IPC_WAIT_SPIN_US=fast IPC_OVERSUBSCRIBED=sometimes IPC_TCP_EAGER=1k; do
   name=${bad%%=*} value=${bad#*=}
-  run env "$bad" IPC_TRANSPORTS=shm,tcp "$IPCRUN" -n 2 "$HELLO"
+  run env IPC_TRANSPORTS=shm,tcp "$IPCRUN" -n 2 env "$bad" "$HELLO"
   [[ $status -ne 0 ]] || fail "$bad: the job ran"
   grep -q "ipc::UsageError: $name='$value'" "$TMP/err" || fail "$bad: no usage error naming it: $(head -n 2 "$TMP/err")"
   grep -q "std::invalid_argument" "$TMP/err" && fail "$bad: escaped as std::invalid_argument"
+  run env "$bad" IPC_TRANSPORTS=shm,tcp "$IPCRUN" -n 2 "$HELLO"
+  [[ $status -eq 2 ]] || fail "$bad in ipcrun's environment: status $status"
+  [[ $(cat "$TMP/err") == "ipcrun: $name='$value' is not "* && $(wc -l <"$TMP/err") -eq 1 ]] ||
+    fail "$bad in ipcrun's environment: $(head -n 2 "$TMP/err")"
+  [[ ! -s $TMP/out ]] || fail "$bad in ipcrun's environment: a rank ran"
 done
 
 # --iface and --port-range take effect in the ranks' TCP transport: a job over lo works,

@@ -18,9 +18,7 @@ constexpr auto kLookForGone = std::chrono::milliseconds(100);
 }  // namespace
 
 std::optional<Communicator> tools_node(const Communicator& comm) {
-  std::string mode = base::param("IPC_TOOLS_HOME");
-  if (mode != "auto" && mode != "always")
-    throw UsageError("IPC_TOOLS_HOME=" + mode + ": expected auto or always");
+  std::string mode = base::param_checked("IPC_TOOLS_HOME");  // auto or always
   Communicator node = comm.split_by_node();
   if (mode == "always" || node.size() != comm.size()) return std::nullopt;
   return node;

@@ -3,4 +3,4 @@
 #include "base/params.hpp"
 
 IPC_PARAMS(ipc::detail::tools,
-           {"IPC_TOOLS_HOME", "auto", "where semaphores, mutexes and channels keep their state: auto (shared memory when the communicator's ranks share a node, else a queue on its rank 0, the home) or always (the home's queue)"});
+           {"IPC_TOOLS_HOME", "auto", "where semaphores, mutexes and channels keep their state: auto (shared memory when the communicator's ranks share a node, else a queue on its rank 0, the home) or always (the home's queue)", choice, "always"});

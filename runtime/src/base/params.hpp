@@ -12,10 +12,23 @@
 
 namespace ipc::base {
 
+/// What a parameter's value must be. A parameter whose default is "auto" also takes
+/// "auto". ipcrun checks every one set in its environment (or by -x) before it starts
+/// a rank: a malformed value is one error there, not one per rank.
+enum class Kind : unsigned char {
+  text,     // anything (its reader checks the rest: a transport list, an address)
+  count,    // an integer, 0 or more: bytes, counts, microseconds
+  boolean,  // 1/0, true/false, yes/no, on/off
+  seconds,  // a number of seconds, 0 or more, may be fractional
+  choice,   // one of Param::choices
+};
+
 struct Param {
   const char* name;
   const char* fallback;  // default value, as text
   const char* help;
+  Kind kind = Kind::text;
+  const char* choices = "";  // Kind::choice: the values it takes, separated by spaces
 };
 
 /// A table of parameters, declared where they are used (the job's in base/params.cpp,
@@ -38,6 +51,18 @@ std::int64_t param_int(std::string_view name);
 bool param_bool(std::string_view name);
 /// As a number of seconds (may be fractional). @throws ipc::UsageError as param_int.
 double param_seconds(std::string_view name);
+/// As text, checked against the parameter's kind (a choice: one of its values).
+/// @throws ipc::UsageError as param_int.
+std::string param_checked(std::string_view name);
+
+/// Why `value` is not a value of `p` ("" when it is one): the text of the
+/// ipc::UsageError its reader would throw, naming the parameter and the value.
+std::string param_problem(const Param& p, const std::string& value);
+
+/// Every declared parameter set in the environment, and every `NAME=VALUE` of
+/// `overrides` that names one, checked against its kind.
+/// @throws ipc::UsageError listing every malformed one, one per line.
+void check_params(const std::vector<std::string>& overrides = {});
 
 }  // namespace ipc::base
 
@@ -46,10 +71,15 @@ double param_seconds(std::string_view name);
 ///                {"IPC_SHM_EAGER", "65536", "shm: ..."},
 ///                ...);
 /// The build lists every such table (runtime/CMakeLists.txt, IPC_PARAM_TABLES).
-#define IPC_PARAMS(ns, ...)                                         \
-  namespace ns {                                                    \
-  constexpr ::ipc::base::Param params_declared[] = {__VA_ARGS__};   \
-  extern const ::ipc::base::ParamTable params;                      \
-  const ::ipc::base::ParamTable params = params_declared;           \
-  }                                                                 \
+/// An entry names its kind and choices after its help, unqualified:
+///                {"IPC_SHM_CMA", "auto", "shm: ...", boolean},
+#define IPC_PARAMS(ns, ...)                                                   \
+  namespace ns {                                                              \
+  namespace params_kinds {                                                    \
+  using enum ::ipc::base::Kind;                                               \
+  constexpr ::ipc::base::Param declared[] = {__VA_ARGS__};                    \
+  }                                                                           \
+  extern const ::ipc::base::ParamTable params;                                \
+  const ::ipc::base::ParamTable params = params_kinds::declared;              \
+  }                                                                           \
   static_assert(true)

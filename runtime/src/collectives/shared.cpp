@@ -47,38 +47,19 @@ bool use_group(const std::string* group, const std::vector<transport::PeerCard>&
 
 // "auto", "1" or "0" (any spelling param_bool takes); anything else is an error here.
 std::string tristate(const char* name) {
-  std::string v = base::param(name);
-  if (v == "auto") return v;
-  try {
-    return base::param_bool(name) ? "1" : "0";
-  } catch (const UsageError&) {
-    throw UsageError(std::string(name) + "='" + v + "' is not auto, 1 or 0");
-  }
+  std::string v = base::param_checked(name);
+  return v == "auto" ? v : base::param_bool(name) ? "1" : "0";
 }
 
-// The forced algorithms, checked: "op=algorithm;..." of those not "auto".
+// The forced algorithms, checked against their choices (collectives/params.cpp):
+// "op=algorithm;..." of those not "auto".
 std::string forced_algorithms() {
-  struct Choice {
-    const char* name;
-    std::vector<const char*> algorithms;
-  };
-  static const Choice choices[] = {{"IPC_COLL_BARRIER", {"dissemination", "flat"}},
-                                   {"IPC_COLL_BCAST", {"binomial", "scatter_allgather"}},
-                                   {"IPC_COLL_ALLREDUCE", {"doubling", "ring", "rabenseifner", "flat"}},
-                                   {"IPC_COLL_ALLGATHER", {"doubling", "bruck", "ring", "all"}},
-                                   {"IPC_COLL_ALLTOALL", {"pairwise", "bruck", "all"}}};
+  static const char* const ops[] = {"IPC_COLL_BARRIER", "IPC_COLL_BCAST", "IPC_COLL_ALLREDUCE", "IPC_COLL_ALLGATHER",
+                                    "IPC_COLL_ALLTOALL"};
   std::string out;
-  for (std::size_t i = 0; i < std::size(choices); ++i) {
-    std::string v = base::param(choices[i].name);
-    if (v == "auto") continue;
-    bool known = false;
-    std::string list;
-    for (const char* a : choices[i].algorithms) {
-      known |= v == a;
-      list += std::string(", ") + a;
-    }
-    if (!known) throw UsageError(std::string(choices[i].name) + "='" + v + "' is not one of auto" + list);
-    out += std::to_string(i) + "=" + v + ";";
+  for (std::size_t i = 0; i < std::size(ops); ++i) {
+    std::string v = base::param_checked(ops[i]);
+    if (v != "auto") out += std::to_string(i) + "=" + v + ";";
   }
   return out;
 }

@@ -721,12 +721,8 @@ bool ShmTransport::single_copy_allowed() {
 }
 
 namespace {
-// A size in bytes from parameter `name`: negative is a usage error naming it.
-std::size_t bytes_param(const char* name) {
-  const std::int64_t v = base::param_int(name);
-  if (v < 0) throw UsageError(std::string(name) + "='" + std::to_string(v) + "' must be a number of bytes, 0 or more");
-  return static_cast<std::size_t>(v);
-}
+// A size in bytes from parameter `name` (declared a count: never negative).
+std::size_t bytes_param(const char* name) { return static_cast<std::size_t>(base::param_int(name)); }
 }  // namespace
 
 // IPC_SHM_RING, or by default 512 KiB rings while a node's L² rings fit in 64 MiB,
