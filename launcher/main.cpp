@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
     try {
       if (!params_valid(options)) return 2;
       auto command = engine_command(options);
-      if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
+      if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS", options.np);
       return run_engine(command, options.timeout, ipc::base::param_seconds("IPC_KILL_GRACE"));
     } catch (const ipc::UsageError& e) {
       say(e.what());
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     for (const char* name : {"IPC_LAUNCH_TIMEOUT", "IPC_LINK_TIMEOUT", "IPC_DUMP_WAIT"})
       if (!(ipc::base::param_seconds(name) > 0))
         throw ipc::UsageError(std::string(name) + "='" + ipc::base::param(name) + "' must be a positive number of seconds");
-    if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS");
+    if (!options.transports) check_transports(ipc::base::param("IPC_TRANSPORTS"), "IPC_TRANSPORTS", options.np);
     std::string launch_agent = options.launch_agent ? *options.launch_agent : ipc::base::param("IPC_LAUNCH_AGENT");
     if (launch_agent.find_first_not_of(" \t") == std::string::npos)
       throw ipc::UsageError(options.launch_agent ? "--launch-agent is empty" : "IPC_LAUNCH_AGENT is empty");

@@ -156,7 +156,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
   try {
     if (out.iface) net::interface_address(*out.iface, "--iface");
     if (out.port_range) net::parse_port_range(*out.port_range, "--port-range");
-    if (out.transports) check_transports(*out.transports, "--transports");
+    if (out.transports) check_transports(*out.transports, "--transports", out.np);
   } catch (const std::exception& e) {
     usage_error(e.what());
     return 2;
@@ -211,20 +211,24 @@ std::vector<std::string> tls_environment(const Options& o) {
   return {"IPC_TLS=1", "IPC_TLS_CERT=" + cert, "IPC_TLS_KEY=" + key, "IPC_TLS_CA=" + ca};
 }
 
-void check_transports(const std::string& list, const std::string& what) {
+void check_transports(const std::string& list, const std::string& what, int ranks) {
   const std::string built = IPC_BUILT_TRANSPORTS;
   auto known = [&](const std::string& name) { return ("," + built + ",").find("," + name + ",") != std::string::npos; };
+  std::string have = built;
+  for (std::size_t i = 0; (i = have.find(',', i)) != std::string::npos; i += 2) have.replace(i, 1, ", ");
+  bool reaches = false;  // names a transport between ranks (self reaches only the rank itself)
   std::size_t pos = 0;
   while (pos <= list.size()) {
     auto comma = list.find(',', pos);
     auto item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     pos = comma == std::string::npos ? list.size() + 1 : comma + 1;
-    if (!item.empty() && !known(item)) {
-      std::string have = built;
-      for (std::size_t i = 0; (i = have.find(',', i)) != std::string::npos; i += 2) have.replace(i, 1, ", ");
+    if (!item.empty() && !known(item))
       throw UsageError(what + ": unknown transport '" + item + "' (this build has: " + have + ")");
-    }
+    reaches |= !item.empty() && item != "self";
   }
+  if (!reaches && ranks > 1)
+    throw UsageError(what + "='" + list + "' names no transport between ranks, which a job of " + std::to_string(ranks) +
+                     " ranks needs (this build has: " + have + ")");
 }
 
 std::vector<Export> resolve_exports(const std::vector<std::string>& args) {

@@ -50,9 +50,10 @@ std::optional<int> parse_options(int argc, char** argv, Options& out);
 /// the job. @throws ipc::UsageError naming the file and what is wrong.
 std::vector<std::string> tls_environment(const Options& options);
 
-/// Checks a list of transports (--transports, IPC_TRANSPORTS) against this build's.
-/// @throws ipc::UsageError naming `what` and the unknown transport.
-void check_transports(const std::string& list, const std::string& what);
+/// Checks a list of transports (--transports, IPC_TRANSPORTS) against this build's,
+/// and that a job of `ranks` ranks gets one between them (more than self).
+/// @throws ipc::UsageError naming `what` and the unknown transport or the list.
+void check_transports(const std::string& list, const std::string& what, int ranks = 1);
 
 /// One environment assignment for the ranks, from a -x argument.
 struct Export {

@@ -71,4 +71,15 @@ expect_file "$TMP/err" "ipcrun: --transports: unknown transport 'carrier-pigeon'
 run env IPC_TRANSPORTS=pigeon "$IPCRUN" -n 2 true
 expect_status 2 "IPC_TRANSPORTS=pigeon"
 expect_file "$TMP/err" "ipcrun: IPC_TRANSPORTS: unknown transport 'pigeon' (this build has: $have)" "IPC_TRANSPORTS=pigeon"
+# A list with no transport between ranks (empty, or self alone) for more than one rank.
+run "$IPCRUN" -n 2 --transports '' sh -c 'echo started'
+expect_status 2 "--transports ''"
+expect_file "$TMP/out" "" "--transports '': no rank started"
+expect_file "$TMP/err" "ipcrun: --transports='' names no transport between ranks, which a job of 2 ranks needs (this build has: $have) (see 'ipcrun --help')" "--transports ''"
+run env IPC_TRANSPORTS=self "$IPCRUN" -n 3 true
+expect_status 2 "IPC_TRANSPORTS=self"
+expect_file "$TMP/err" "ipcrun: IPC_TRANSPORTS='self' names no transport between ranks, which a job of 3 ranks needs (this build has: $have)" "IPC_TRANSPORTS=self"
+run "$IPCRUN" --transports self sh -c 'echo one'
+expect_status 0 "--transports self, one rank"
+expect_file "$TMP/out" "one" "--transports self, one rank"
 echo "PASS $TEST_NAME"
