@@ -2,6 +2,8 @@
 // rank 2^k ahead and waits for the one 2^k behind. When ranks outnumber CPUs, the time
 // goes to getting every rank scheduled, not to messages: there, a flat barrier (all
 // tell rank 0, rank 0 releases all) needs two scheduling rounds instead of log2 p.
+// A node group's barrier is one round of flags (each rank waits for all), released by
+// rank 0 there too (NodeGroup::barrier): rank 0 leaves first, as from the messages'.
 #include <vector>
 
 #include "collectives/hierarchy.hpp"
@@ -13,7 +15,7 @@ namespace ipc::detail {
 
 void coll_barrier(const CollContext& c) {
   guarded(c, "barrier", [&] {
-    if (auto* g = node_group(c)) return g->barrier();
+    if (auto* g = node_group(c)) return g->barrier(flat_barrier(c));
     if (auto* h = hierarchy(c)) return hier_barrier(c, *h);
     if (flat_barrier(c)) {
       if (c.rank != 0) {

@@ -204,8 +204,10 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
   engine_.wait_until(
       [&] {
         if (reached(flag.load(std::memory_order_acquire), k)) return true;
-        int j = members_.empty() ? rank : members_[static_cast<std::size_t>(rank)];
-        if (engine_.gone(j)) std::rethrow_exception(engine_.lost_error(op_, j));
+        for (int q = rank < 0 ? 0 : rank; q < (rank < 0 ? size_ : rank + 1); ++q) {
+          int j = members_.empty() ? q : members_[static_cast<std::size_t>(q)];
+          if (q != rank_ && engine_.gone(j)) std::rethrow_exception(engine_.lost_error(op_, j));
+        }
         return false;
       },
       // No completion makes it true (writers ring: post()): keyed on the flag, which
@@ -274,12 +276,20 @@ const std::byte* NodeGroup::contribution(int q, Phase k, Place w) {
 
 void NodeGroup::finish(Phase k) { post(line(rank_).done, k); }
 
-void NodeGroup::barrier() {
+void NodeGroup::barrier(bool released) {
   op_ = "barrier with";
   Phase k = next_phase();
-  publish(k, Place::slot);  // the arrive flag, no data
-  for (int q = 0; q < size_; ++q)
-    if (q != rank_) wait_for(line(q).arrive, k, q);
+  if (released && rank_ != 0) {
+    publish(k, Place::slot);  // the arrive flag, no data
+    // Rank 0's arrival is the release: all have arrived. A rank lost meanwhile fails
+    // this wait too (rank 0 may go on without releasing).
+    wait_for(line(0).arrive, k, -1);
+  } else {
+    if (!released) publish(k, Place::slot);
+    for (int q = 0; q < size_; ++q)
+      if (q != rank_) wait_for(line(q).arrive, k, q);
+    if (released) publish(k, Place::slot);
+  }
   saw_all(k);
   finish(k);
 }
