@@ -181,7 +181,9 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
     Phase k;
     Announce(GroupHeader* hh, Line& l, const std::atomic<std::uint64_t>& f, Phase kk, const base::Doorbell& b,
              const base::Doorbell::Address& a)
-        : h(hh), me(l), flag(f), k(kk), bell(b), self(a) {}
+        : h(hh), me(l), flag(f), k(kk), bell(b), self(a) {
+      in_group = true;
+    }
     bool arm() override {
       h->sleepers.fetch_add(1, std::memory_order_seq_cst);
       me.sleeping.fetch_add(1, std::memory_order_seq_cst);

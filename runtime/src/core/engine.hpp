@@ -219,6 +219,10 @@ class Engine final : public transport::Sink {
   struct SleepGuard {
     virtual bool arm() = 0;
     virtual void disarm() = 0;
+    /// A collective's wait through the node's shared segment: on a node whose ranks
+    /// outnumber its CPUs it yields for WaitPolicy::group_yield, not yield, before it
+    /// sleeps (its writers ring sleepers).
+    bool in_group = false;
 
    protected:
     ~SleepGuard() = default;

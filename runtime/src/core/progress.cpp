@@ -122,6 +122,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
   const WaitPolicy& pol = opt_.wait;
   woke_other_ = false;
   const bool yield_first = pol.oversubscribed || t_yield_first;
+  const auto yield_for = guard && guard->in_group && pol.oversubscribed ? pol.group_yield : pol.yield;
   const bool bounded = deadline != clock::time_point::max();
   // A wait whose condition needs the poll (a request: only a poll completes it) takes
   // the lock, queueing behind another thread's poll. One whose condition shared
@@ -229,8 +230,7 @@ bool Engine::block_until_impl(Done&& done, std::chrono::steady_clock::time_point
       t_load_looked = now.time_since_epoch().count();
       if (base::cpus_to_spare()) t_yield_useless_until = 0;
     }
-    if (!nap_now && elapsed < pol.spin + pol.yield &&
-        now.time_since_epoch().count() >= t_yield_useless_until) {
+    if (!nap_now && elapsed < pol.spin + yield_for && now.time_since_epoch().count() >= t_yield_useless_until) {
       ::sched_yield();
       // What another thread or rank did while this one was off the CPU (a node
       // group's flag, a request another thread completed) is seen before polling.

@@ -20,6 +20,7 @@ WaitPolicy WaitPolicy::from_params(int local_size) {
   WaitPolicy p;
   p.spin = std::chrono::microseconds(base::param_int("IPC_WAIT_SPIN_US"));
   p.yield = std::chrono::microseconds(base::param_int("IPC_WAIT_YIELD_US"));
+  p.group_yield = std::chrono::microseconds(base::param_int("IPC_WAIT_GROUP_YIELD_US"));
   std::string over = base::param("IPC_OVERSUBSCRIBED");
   if (over == "auto") {
     auto cpus = std::thread::hardware_concurrency();

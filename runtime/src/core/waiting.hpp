@@ -23,10 +23,13 @@ namespace ipc::detail {
 struct WaitPolicy {
   std::chrono::nanoseconds spin{std::chrono::microseconds(50)};
   std::chrono::nanoseconds yield{std::chrono::microseconds(2000)};
+  // A node group's wait when oversubscribed: ranks that have not shown up within this
+  // are doing other work (or wait for a CPU), and its yields take the CPU from them.
+  std::chrono::nanoseconds group_yield{std::chrono::microseconds(100)};
   bool oversubscribed = false;
   bool one_cpu = false;  // the process may run on one CPU only (ipcrun --bind-to core)
 
-  /// From IPC_WAIT_SPIN_US, IPC_WAIT_YIELD_US, IPC_OVERSUBSCRIBED, the number of ranks
+  /// From IPC_WAIT_SPIN_US, IPC_WAIT_YIELD_US, IPC_WAIT_GROUP_YIELD_US, IPC_OVERSUBSCRIBED, the number of ranks
   /// on this node and the process's CPU affinity.
   static WaitPolicy from_params(int local_size);
 };
