@@ -234,6 +234,10 @@ struct CommAccess {
   static int job_rank(const Communicator& c, int rank);
   /// Whether `rank` is gone (the transports look now).
   static bool gone(const Communicator& c, int rank);
+  /// A barrier that no rank is made to leave first (a window's fence: what follows is
+  /// every rank's alike), where barrier() lets rank 0 leave first on a node with more
+  /// ranks than CPUs.
+  static void symmetric_barrier(const Communicator& c);
   /// Waits by the job's wait policy (polling, yielding, then asleep on the rank's
   /// doorbell) until `done()` or `deadline`; true when done() held.
   static bool wait_until(const Communicator& c, const std::function<bool()>& done,

@@ -121,7 +121,7 @@ class SharedWindow {
   /// Collective over the communicator: writes before it are visible to all after it.
   void fence() const {
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    comm_.barrier();
+    detail::CommAccess::symmetric_barrier(comm_);
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
   /// A full memory barrier on this rank (see the memory model above).

@@ -108,6 +108,8 @@ void Communicator::check_recv_tag(Tag tag) {
 
 void Communicator::barrier() const { detail::coll_barrier(coll()); }
 
+void detail::CommAccess::symmetric_barrier(const Communicator& c) { detail::coll_barrier(c.coll(), true); }
+
 // A fresh context of `purpose` for `job_ranks` (the same ranks as this one when null),
 // agreed on by every rank of this communicator: the largest of their next numbers.
 Communicator Communicator::derive(detail::Purpose purpose, const std::vector<int>* job_ranks, int rank) const {

@@ -47,7 +47,8 @@ struct CollContext {
   int size;
 };
 
-void coll_barrier(const CollContext& c);
+/// `symmetric`: in a node group, each rank waits for all (no rank leaves first).
+void coll_barrier(const CollContext& c, bool symmetric = false);
 void coll_bcast(const CollContext& c, void* data, std::size_t bytes, int root);
 void coll_allreduce(const CollContext& c, void* data, std::size_t count, Reduction op);
 void coll_reduce(const CollContext& c, void* data, std::size_t count, Reduction op, int root);

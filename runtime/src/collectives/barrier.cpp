@@ -13,9 +13,9 @@
 
 namespace ipc::detail {
 
-void coll_barrier(const CollContext& c) {
+void coll_barrier(const CollContext& c, bool symmetric) {
   guarded(c, "barrier", [&] {
-    if (auto* g = node_group(c)) return g->barrier(flat_barrier(c));
+    if (auto* g = node_group(c)) return g->barrier(!symmetric && flat_barrier(c));
     if (auto* h = hierarchy(c)) return hier_barrier(c, *h);
     if (flat_barrier(c)) {
       if (c.rank != 0) {
