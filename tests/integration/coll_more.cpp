@@ -51,6 +51,23 @@ void blocks(const ipc::Communicator& c) {
       for (int q = 0; q < n; ++q) vals.push_back(q + 0.5);
     double v = c.scatter(vals, root);
     CHECK(v == me + 0.5, "scatter of values from %d: got %g", root, v);
+    // Blocks of 8 KiB to 80 KB (the node group's slots or messages, by size and ranks),
+    // twice in a row from the same buffers.
+    for (std::size_t ints : {std::size_t{2048}, std::size_t{4096}, std::size_t{20000}}) {
+      std::vector<int> big;
+      if (me == root)
+        for (int q = 0; q < n; ++q)
+          for (std::size_t i = 0; i < ints; ++i) big.push_back(q * 7 + static_cast<int>(i % 1009));
+      std::vector<int> mine(ints);
+      for (int rep = 0; rep < 2; ++rep) {
+        std::fill(mine.begin(), mine.end(), -1);
+        c.scatter(big, mine, root);
+        for (std::size_t i = 0; i < ints; ++i)
+          if (mine[i] != me * 7 + static_cast<int>(i % 1009)) {
+            CHECK(false, "scatter of %zu ints from %d: element %zu is %d", ints, root, i, mine[i]);
+          }
+      }
+    }
 
     // gatherv, both forms
     std::vector<std::size_t> counts(static_cast<std::size_t>(n));

@@ -31,7 +31,8 @@ void copy_bytes(void* to, const void* from, std::size_t bytes) {
 void coll_scatter(const CollContext& c, const void* in, std::size_t bytes, void* out, int root) {
   guarded(c, "scatter", [&] {
     if (c.size > 1)
-      if (auto* g = node_group(c); g && g->scatters(bytes * static_cast<std::size_t>(c.size)))
+      if (auto* g = node_group(c); g && g->scatters(bytes * static_cast<std::size_t>(c.size)) &&
+                                   !scatter_over_messages(c, bytes))
         return g->scatter(in, bytes, out, root);  // one write, each reads its block
     if (c.rank != root) return coll_recv(c, out, bytes, root, kScatter);
     auto* i = static_cast<const std::byte*>(in);

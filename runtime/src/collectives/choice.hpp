@@ -39,6 +39,18 @@ inline bool pair_over_messages(const CollContext& c, std::size_t bytes) {
   return c.size == 2 && c.shared && c.shared->pair_single_copy && bytes >= 32 * 1024;
 }
 
+/// A scatter of blocks of 16 KiB and more among up to 4 ranks goes as messages when
+/// shm copies rendezvous payloads once: each rank copies its block once from the
+/// root's memory, where through the slots the root first copies all of them, alone.
+/// Alternating runs against the slots, blocks of 16 / 32 / 64 KiB: 2 ranks 0.59 /
+/// 0.44 / 0.39 of the time, 4 ranks (on 2 CPUs) 0.57 / 0.72 / 0.64; 8 KiB blocks
+/// (eager, copied twice) 1.4-2.0. Not on 8 ranks over 2 CPUs: the root waits there for
+/// seven readers to get a CPU each time, where through the slots it runs two scatters
+/// ahead of them (16 / 64 KiB 2.7 / 1.5 of the time, spread 0.5-5).
+inline bool scatter_over_messages(const CollContext& c, std::size_t block) {
+  return c.size <= 4 && c.shared && c.shared->pair_single_copy && block >= 16 * 1024;
+}
+
 enum class AllreduceAlg { doubling, ring, rabenseifner, flat };
 inline AllreduceAlg allreduce_algorithm(const CollContext& c, std::size_t bytes, std::size_t count) {
   const std::string& f = forced(c, CollOp::allreduce);
