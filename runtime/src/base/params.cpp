@@ -16,7 +16,7 @@ constexpr Param kParams[] = {  // the job's; collectives and transports declare 
     {"IPC_REPORT_TRANSPORTS", "0", "print the transport chosen for every ordered pair of ranks at start-up", Kind::boolean},
     {"IPC_WAIT_SPIN_US", "50", "a blocked call busy-polls this long before it starts yielding the CPU", Kind::count},
     {"IPC_WAIT_YIELD_US", "2000", "then polls with sched_yield() between polls this long before it sleeps", Kind::count},
-    {"IPC_WAIT_GROUP_YIELD_US", "100", "the same for a collective's wait through the node's shared segment when ranks outnumber the node's CPUs: ranks not there by then are doing other work, which its yields would slow (docs/design.md)", Kind::count},
+    {"IPC_WAIT_GROUP_YIELD_US", "100", "how long a collective's wait through the node's shared segment polls with sched_yield() before it sleeps when ranks outnumber the node's CPUs (instead of IPC_WAIT_YIELD_US): ranks not there by then are doing other work, which its yields would slow (docs/design.md)", Kind::count},
     {"IPC_OVERSUBSCRIBED", "auto", "yield from the first poll on: auto (when ranks on the node outnumber its CPUs), 1 or 0", Kind::boolean},
     {"IPC_PROGRESS_THREAD", "1", "run a background progress thread (keeps TCP moving while the program computes)", Kind::boolean},
     {"IPC_MAX_MESSAGE", "1099511627776", "largest message accepted off the wire, in bytes", Kind::count},
