@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -162,8 +163,12 @@ std::optional<int> parse_options(int argc, char** argv, Options& out) {
     return 2;
   }
   for (const auto& x : out.exports) {
-    if (x.empty() || x[0] == '=') {
-      usage_error("-x '" + x + "': expected NAME or NAME=VALUE");
+    // A name as the shell's: letters, digits and '_', not starting with a digit.
+    const std::string name = x.substr(0, x.find('='));
+    bool valid = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
+    for (char ch : name) valid = valid && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+    if (!valid) {
+      usage_error("-x '" + x + "': expected NAME or NAME=VALUE (a NAME of letters, digits and _)");
       return 2;
     }
   }

@@ -39,6 +39,8 @@ check_usage_error "--timeout 0" "timeout" --timeout 0 sh -c 'echo ran'
 check_usage_error "--timeout junk" "timeout" --timeout 5x sh -c 'echo ran'
 check_usage_error "missing program" "no program" -n 2
 check_usage_error "empty -x" "-x" -x =3 sh -c 'echo ran'
+check_usage_error "-x name with a space" "-x 'A B=1'" -x 'A B=1' sh -c 'echo ran'
+check_usage_error "-x name starting with a digit" "-x '1A'" -x 1A sh -c 'echo ran'
 
 # Everything after the program is the program's: -n 5 goes to it.
 run "$IPCRUN" -n 2 sh -c 'printf "%s|" "$@"; echo' sh -n 5 --version
