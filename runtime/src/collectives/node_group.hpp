@@ -106,8 +106,9 @@ class NodeGroup {
   /// leaves first, so that what follows from it (a bcast, OSU's way of timing one) is
   /// under way before the others get their CPU back. 4 ranks on 2 CPUs, alternating
   /// runs: OSU-style bcast of 8 B / 1 KiB 0.04 / 0.08 of the time, OSU-style allreduce
-  /// 0.82, a barrier-and-bcast loop 0.90; a loop of barriers alone 1.38 (8 ranks 1.25,
-  /// 16 ranks 1.11), still 0.90 / 0.62 / 0.52 of Open MPI's.
+  /// 0.82, a barrier-and-bcast loop 0.87-1.15; a loop of barriers alone 1.4-1.6 (8
+  /// ranks 1.25, 16 ranks 1.11), still 0.87-0.95 / 0.62 / 0.52 of Open MPI's
+  /// (docs/design.md).
   void barrier(bool released);
   void bcast(void* data, std::size_t bytes, int root);
   /// Block r of the root's `in` (size() blocks of `block` bytes) into rank r's `out`.
