@@ -39,6 +39,12 @@ const Param& find(std::string_view name) {
   std::abort();  // not reached
 }
 
+// The environment's value, else the default.
+std::string value_of(const Param& p) {
+  const char* v = std::getenv(p.name);
+  return v ? v : p.fallback;
+}
+
 }  // namespace
 
 extern const ParamTable job_params;
@@ -50,11 +56,7 @@ std::vector<Param> all_params() {
   return out;
 }
 
-std::string param(std::string_view name) {
-  const Param& p = find(name);
-  if (const char* v = std::getenv(p.name)) return v;
-  return p.fallback;
-}
+std::string param(std::string_view name) { return value_of(find(name)); }
 
 namespace {
 
@@ -143,7 +145,7 @@ bool valid(const Param& p, const std::string& v) {
 
 // The value of a declared parameter, checked against its kind.
 std::string checked(const Param& p) {
-  std::string v = std::getenv(p.name) ? std::getenv(p.name) : p.fallback;
+  std::string v = value_of(p);
   std::string why = param_problem(p, v);
   if (!why.empty()) throw UsageError(why);
   return v;

@@ -203,10 +203,11 @@ void NodeGroup::wait_for(const std::atomic<std::uint64_t>& flag, Phase k, int ra
     const base::Doorbell& bell;
     const base::Doorbell::Address& self;
   } announce(header_of(seg_.base()), line(rank_), flag, k, bell_, bells_[static_cast<std::size_t>(rank_)]);
+  const int first = rank < 0 ? 0 : rank, last = rank < 0 ? size_ - 1 : rank;  // whose loss fails the wait
   engine_.wait_until(
       [&] {
         if (reached(flag.load(std::memory_order_acquire), k)) return true;
-        for (int q = rank < 0 ? 0 : rank; q < (rank < 0 ? size_ : rank + 1); ++q) {
+        for (int q = first; q <= last; ++q) {
           int j = members_.empty() ? q : members_[static_cast<std::size_t>(q)];
           if (q != rank_ && engine_.gone(j)) std::rethrow_exception(engine_.lost_error(op_, j));
         }
