@@ -77,15 +77,17 @@ struct Buffer {
   struct Free {
     void operator()(char* p) const { std::free(p); }
   };
+  /// Bytes past the page's start where every buffer begins (--offset; 0: page-aligned).
+  static inline std::size_t offset = 0;
   std::unique_ptr<char, Free> p;
   Buffer(std::size_t n, char fill) {
     std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    std::size_t len = (std::max<std::size_t>(n, 1) + page - 1) / page * page;
+    std::size_t len = (std::max<std::size_t>(n, 1) + offset + page - 1) / page * page;
     p.reset(static_cast<char*>(std::aligned_alloc(page, len)));
     if (!p) std::abort();
     std::memset(p.get(), fill, len);
   }
-  char* data() const { return p.get(); }
+  char* data() const { return p.get() + offset; }
 };
 
 // Half round trip between ranks 0 and 1 (others wait).
@@ -378,6 +380,7 @@ void run(B& b, const Config& cfg) {
 }
 
 // Command line: [--sizes a,b,c] [--repeats N] [--scale X] [--only b1,b2] [--blocked S]
+// [--offset B] (the ping-pong's and bandwidth's buffers start B bytes past a page's start)
 inline Config parse(int argc, char** argv) {
   Config c;
   auto split = [](const char* s) {
@@ -406,6 +409,8 @@ inline Config parse(int argc, char** argv) {
       c.only = split(argv[i + 1]);
     else if (k == "--blocked")
       c.blocked_seconds = std::atof(argv[i + 1]);
+    else if (k == "--offset")
+      Buffer::offset = std::strtoull(argv[i + 1], nullptr, 10) % 4096;
   }
   return c;
 }

@@ -172,9 +172,9 @@ struct CommAccess;
 /// Null when the send completed at once (its status then in *done_now).
 /// The request carries one reference, the caller's (ipc::Request takes it over).
 RequestState* post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now);
-/// A send of `size` bytes at `data` that leaves at once, without a request (true, its
-/// status in `done`); false when nothing was sent.
-bool send_raw_now(Engine& e, std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done);
+/// A send of `size` bytes at `data` that leaves at once, without a request (true: its
+/// status is {dest, tag, size}); false when nothing was sent.
+bool send_raw_now(Engine& e, std::uint32_t comm, int dest, int tag, const void* data, std::size_t size);
 RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst);
 /// The same into `bytes` at `data` (`exact`: a message of other size fails).
 RequestState* post_recv_raw(Engine& e, std::uint32_t comm, int source, int tag, void* data, std::size_t bytes,
@@ -289,7 +289,7 @@ class Communicator {
     // request (and an rvalue's bytes moved into it).
     if constexpr (RawRange<V> || RawValue<V>) {
       auto [p, n] = detail::raw_bytes(value);
-      if (detail::send_raw_now(*engine_, context_, dest, tag.value, p, n, now)) return Request(now);
+      if (detail::send_raw_now(*engine_, context_, dest, tag.value, p, n)) return Request(Status{dest, tag, n});
       try_now = nullptr;
     }
     detail::RequestState* s;

@@ -15,8 +15,8 @@ RequestState* post_send(Engine& e, std::uint32_t comm, int dest, int tag, SendSo
   return e.isend(comm, dest, tag, std::move(src), done_now).release();
 }
 
-bool send_raw_now(Engine& e, std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done) {
-  return e.send_now(comm, dest, tag, data, size, done);
+bool send_raw_now(Engine& e, std::uint32_t comm, int dest, int tag, const void* data, std::size_t size) {
+  return e.send_now(comm, dest, tag, data, size);
 }
 
 RequestState* post_recv(Engine& e, std::uint32_t comm, int source, int tag, RecvTarget&& dst) {
@@ -59,10 +59,9 @@ Status CommAccess::recv_bytes(const Communicator& c, int source, Tag tag, std::v
 }
 
 Request CommAccess::isend_reusing(const Communicator& c, std::vector<std::byte>& bytes, int dest, Tag tag) {
-  Status now;
   // (A communicator of some of the job's ranks goes by isend: send_now takes none.)
-  if (c.engine_->send_now(c.context_, dest, tag.value, SendSource{bytes.data(), bytes.size(), nullptr}, now))
-    return Request(now);
+  if (c.engine_->send_now(c.context_, dest, tag.value, SendSource{bytes.data(), bytes.size(), nullptr}))
+    return Request(Status{dest, tag, bytes.size()});
   return c.isend(std::move(bytes), dest, tag);
 }
 

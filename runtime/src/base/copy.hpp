@@ -2,6 +2,18 @@
 // payloads): memcpy with a variable count is a library call, which costs more than a
 // small message's other work. Up to 16 bytes are two overlapping 8-byte moves (or
 // 4-byte ones), with no byte read or written outside [0, n).
+//
+// Bulk copies of a program's bytes (into and out of a ring, a node group's slot, a
+// message kept aside): copy_bytes(). The C library's memcpy falls from 40-100 GB/s to
+// 2-3 GB/s on x86 CPUs (measured on AMD EPYC, glibc 2.36) from 4 KiB up when the
+// destination lies 1-15 bytes past the source modulo 4 KiB, and to about half its
+// speed at 16-63 bytes: each load then looks like it may read what a store just
+// before it wrote (the two addresses agree in their low 12 bits), and waits. Where a
+// program's buffer starts is its own choice (16 bytes past a page for a large malloc),
+// and every record of a ring or slot sits somewhere else in its page: without this,
+// ping-pong of 64 KiB took 2-3 times as long from buffers at some offsets than at
+// others. Those copies go through a loop of 32-byte (or 16-byte) moves, four loads
+// before four stores, which keeps 35-50 GB/s at every offset.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +40,33 @@ inline void copy_small(void* dst, const void* src, std::size_t n) {
   } else if (n != 0) {
     std::memcpy(d, s, n);
   }
+}
+
+/// memcpy of `n` bytes of a program's data (the ranges do not overlap), at the same
+/// speed whatever the two addresses are (see the top of this file).
+void copy_aliased(void* dst, const void* src, std::size_t n) noexcept;
+
+/// From this size the C library's copy takes the way that suffers (below it, memcpy
+/// keeps its speed at every offset).
+inline constexpr std::size_t kAliasedFrom = 2048;
+
+inline bool aliased(const void* dst, const void* src) {
+  auto d = (reinterpret_cast<std::uintptr_t>(dst) - reinterpret_cast<std::uintptr_t>(src)) & 4095;
+  return d - 1 < 63;  // 1-63 bytes past the source, modulo 4 KiB
+}
+
+inline void copy_bytes(void* dst, const void* src, std::size_t n) {
+  if (n >= kAliasedFrom && aliased(dst, src)) [[unlikely]]
+    return copy_aliased(dst, src, n);
+  if (n) std::memcpy(dst, src, n);
+}
+
+/// The same where the ranges may overlap (memmove's contract).
+inline void move_bytes(void* dst, const void* src, std::size_t n) {
+  auto d = reinterpret_cast<std::uintptr_t>(dst), s = reinterpret_cast<std::uintptr_t>(src);
+  if (n >= kAliasedFrom && aliased(dst, src) && (d >= s + n || s >= d + n)) [[unlikely]]
+    return copy_aliased(dst, src, n);
+  if (n && d != s) std::memmove(dst, src, n);
 }
 
 }  // namespace ipc::base

@@ -178,30 +178,32 @@ std::exception_ptr Engine::receive_error(std::exception_ptr e, const RequestStat
 // they cost no atomic reference counting on the way of every message. A handle
 // dropped before its request completes hands its ownership to the request itself
 // (adopt(): `kept`), and mark_done() lets go of that when it completes.
-bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done) {
-  return try_send_now(comm, dest, tag, src.data, src.size, done);
+bool Engine::send_now(std::uint32_t comm, int dest, int tag, const SendSource& src) {
+  return try_send_now(comm, dest, tag, src.data, src.size);
 }
 
-bool Engine::send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done) {
-  return try_send_now(comm, dest, tag, data, size, done);
+bool Engine::send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size) {
+  return try_send_now(comm, dest, tag, data, size);
 }
 
 // On the way of every isend: inlined there.
 [[gnu::always_inline]] inline bool Engine::try_send_now(std::uint32_t comm, int dest, int tag, const void* data,
-                                                        std::size_t size, Status& done) {
+                                                        std::size_t size) {
   if (grouped(comm) || dest < 0 || dest >= opt_.size) return false;
   auto p = static_cast<std::size_t>(dest);
   std::lock_guard lk(mu_);
   if (lost_[p].empty() && revoked_.empty() && may_send_now(p, size) && eager_now(dest, comm, tag, data, size)) {
     note_activity();
-    done = Status{dest, Tag{tag}, size};
     return true;
   }
   return false;
 }
 
 RequestRef Engine::isend(std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now) {
-  if (done_now && try_send_now(comm, dest, tag, src.data, src.size, *done_now)) return {};
+  if (done_now && try_send_now(comm, dest, tag, src.data, src.size)) {
+    *done_now = Status{dest, Tag{tag}, src.size};
+    return {};
+  }
   RequestRef r(RequestState::make(RequestState::Kind::send));
   start_send(r.get(), comm, dest, tag, std::move(src));
   return r;
@@ -409,7 +411,7 @@ void Engine::cancel_recv(RequestState& r) {
 void Engine::deliver_eager(RequestState& r, const Unexpected& u) {
   r.status = Status{u.env.source, Tag{u.env.tag}, u.size};
   place(r, u.size);
-  if (u.size && r.dst) std::memcpy(r.dst, u.payload(), u.size);
+  if (u.size && r.dst) base::copy_bytes(r.dst, u.payload(), u.size);
   mark_done(r);
 }
 
@@ -696,7 +698,7 @@ const char* Engine::on_whole(int peer, std::span<const std::byte> head, const st
     return nullptr;
   }
   auto u = Unexpected::eager(e, length);
-  if (length) std::memcpy(u->payload(), payload, length);
+  if (length) base::copy_bytes(u->payload(), payload, length);
   queues_.add_unexpected(std::move(u));
   return nullptr;
 }

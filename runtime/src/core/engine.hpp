@@ -186,12 +186,13 @@ class Engine final : public transport::Sink {
   /// With `done_now`: a send that completes at once (a small message into shared
   /// memory) needs no request: null is returned and its status is in *done_now.
   RequestRef isend(std::uint32_t comm, int dest, int tag, SendSource src, Status* done_now = nullptr);
-  /// Only the send that completes at once (isend's with `done_now`): true, its status
-  /// in `done`, when the message has left; false when nothing was sent (`src` need
-  /// only be valid during the call).
-  bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src, Status& done);
+  /// Only the send that completes at once (isend's with `done_now`): true when the
+  /// message has left (its status is {dest, tag, size}, which the caller builds from
+  /// what it passed rather than reads back from memory written here); false when
+  /// nothing was sent (`src` need only be valid during the call).
+  bool send_now(std::uint32_t comm, int dest, int tag, const SendSource& src);
   /// The same from `size` bytes at `data` (a program's raw value or range).
-  bool send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done);
+  bool send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size);
   /// `hold`: kept alive with the request (the memory `dst` writes into).
   RequestRef irecv(std::uint32_t comm, int source, int tag, RecvTarget&& dst, std::shared_ptr<void> hold = nullptr);
   /// The same into `bytes` at `data` (RecvTarget's `fixed` case, built in place).
@@ -303,7 +304,7 @@ class Engine final : public transport::Sink {
  private:
   void start_send(RequestState* r, std::uint32_t comm, int dest, int tag, SendSource src);
   /// send_now(), inlined into isend.
-  bool try_send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size, Status& done);
+  bool try_send_now(std::uint32_t comm, int dest, int tag, const void* data, std::size_t size);
   /// `src` as one eager frame to `dest` now, without a completion (under the lock):
   /// false when the transport cannot (Endpoint::send_now); nothing is sent then.
   bool eager_now(int dest, std::uint32_t comm, int tag, const void* data, std::size_t size);

@@ -227,7 +227,7 @@ std::size_t ShmTransport::start_frame(Peer& p, std::span<const std::byte> head, 
   if (n <= 16)
     base::copy_small(at + head.size(), payload, n);
   else
-    std::memcpy(at + head.size(), payload, n);
+    base::copy_bytes(at + head.size(), payload, n);
   p.out.commit();
   return n;
 }
@@ -263,7 +263,7 @@ bool ShmTransport::push(Peer& p) {
         stall(chunk);
         break;
       }
-      std::memcpy(at, o.payload + o.sent, chunk);
+      base::copy_bytes(at, o.payload + o.sent, chunk);
       p.out.commit();
       o.sent += chunk;
       any = true;
@@ -320,7 +320,7 @@ void ShmTransport::detach(Out& o) {
       o.owned = std::move(spare_payloads_.back());
       spare_payloads_.pop_back();
     }
-    std::memcpy(o.owned.get(), o.payload, o.length);
+    base::copy_bytes(o.owned.get(), o.payload, o.length);
     o.payload = o.owned.get();
   }
   detach_payload(o);  // copies the payload when not done above; completes the send
@@ -378,7 +378,7 @@ bool ShmTransport::Peer::send_records_now(const wire::Frame& f, std::size_t max)
       shm.push(*this);  // room may have come meanwhile; rings the receiver
       return true;
     }
-    std::memcpy(at, payload + sent, n);
+    base::copy_bytes(at, payload + sent, n);
     out.commit();
     sent += n;
   }
@@ -475,7 +475,7 @@ bool ShmTransport::drain(Inbound& in, Sink& sink) {
       broken(in, sink, "malformed record in shared memory");
       break;
     }
-    if (n && in.place.data) std::memcpy(static_cast<std::byte*>(in.place.data) + in.got, body, n);
+    if (n && in.place.data) base::copy_bytes(static_cast<std::byte*>(in.place.data) + in.got, body, n);
     in.got += n;
     bytes += n;
     in.ring.pop(r);
