@@ -26,6 +26,7 @@
 // an item, each in arrival order. Pops wait only while no item is held, so a push
 // hands its item straight to the first waiting pop; a pop that makes room lets the
 // first waiting push in.
+#include "base/copy.hpp"
 #include "ipc/channel.hpp"
 
 #include <deque>
@@ -249,7 +250,7 @@ int channel_push(ChannelCore& core, const void* item, std::chrono::steady_clock:
   if (core.home) {
     std::vector<std::byte> p(1 + core.item_bytes);
     p[0] = wait_flag(wait)[0];
-    if (core.item_bytes) std::memcpy(p.data() + 1, item, core.item_bytes);
+    base::copy_bytes(p.data() + 1, item, core.item_bytes);
     auto a = core.home->ask(ChannelHome::kPush, p, wait ? deadline : std::chrono::steady_clock::time_point::max());
     return a.empty() ? 2 : static_cast<int>(a[0]);
   }
@@ -266,7 +267,7 @@ int channel_push(ChannelCore& core, const void* item, std::chrono::steady_clock:
         c.done_intending();
         continue;
       }
-      std::memcpy(cell + 1, item, c.item_bytes);
+      base::copy_bytes(cell + 1, item, c.item_bytes);
       c.seq(pos).store(pos + 1, std::memory_order_release);
       c.done_intending();
       c.wake(0);
@@ -292,7 +293,7 @@ int channel_pop(ChannelCore& core, void* item, std::chrono::steady_clock::time_p
     if (status == 0 && core.item_bytes) {
       if (a.size() != 1 + core.item_bytes) throw ProtocolError("channel: an item of " + std::to_string(a.size() - 1) +
                                                              " bytes from its home, not " + std::to_string(core.item_bytes));
-      std::memcpy(item, a.data() + 1, core.item_bytes);
+      base::copy_bytes(item, a.data() + 1, core.item_bytes);
     }
     return status;
   }
@@ -309,7 +310,7 @@ int channel_pop(ChannelCore& core, void* item, std::chrono::steady_clock::time_p
         continue;
       }
       bool skipped = raw & kSkip;  // a dead push's cell: freed, nothing returned
-      if (!skipped) std::memcpy(item, cell + 1, c.item_bytes);
+      if (!skipped) base::copy_bytes(item, cell + 1, c.item_bytes);
       c.seq(pos).store(pos + c.cells, std::memory_order_release);
       c.done_intending();
       c.wake(1);

@@ -22,25 +22,6 @@
 
 namespace ipc::base {
 
-inline void copy_small(void* dst, const void* src, std::size_t n) {
-  auto* d = static_cast<std::byte*>(dst);
-  auto* s = static_cast<const std::byte*>(src);
-  if (n >= 8 && n <= 16) {
-    std::uint64_t a, b;
-    std::memcpy(&a, s, 8);
-    std::memcpy(&b, s + n - 8, 8);
-    std::memcpy(d, &a, 8);
-    std::memcpy(d + n - 8, &b, 8);
-  } else if (n >= 4 && n < 8) {
-    std::uint32_t a, b;
-    std::memcpy(&a, s, 4);
-    std::memcpy(&b, s + n - 4, 4);
-    std::memcpy(d, &a, 4);
-    std::memcpy(d + n - 4, &b, 4);
-  } else if (n != 0) {
-    std::memcpy(d, s, n);
-  }
-}
 
 /// memcpy of `n` bytes of a program's data (the ranges do not overlap), at the same
 /// speed whatever the two addresses are (see the top of this file).
@@ -67,6 +48,26 @@ inline void move_bytes(void* dst, const void* src, std::size_t n) {
   if (n >= kAliasedFrom && aliased(dst, src) && (d >= s + n || s >= d + n)) [[unlikely]]
     return copy_aliased(dst, src, n);
   if (n && d != s) std::memmove(dst, src, n);
+}
+
+inline void copy_small(void* dst, const void* src, std::size_t n) {
+  auto* d = static_cast<std::byte*>(dst);
+  auto* s = static_cast<const std::byte*>(src);
+  if (n >= 8 && n <= 16) {
+    std::uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    std::memcpy(d, &a, 8);
+    std::memcpy(d + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    std::uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    std::memcpy(d, &a, 4);
+    std::memcpy(d + n - 4, &b, 4);
+  } else {
+    copy_bytes(d, s, n);
+  }
 }
 
 }  // namespace ipc::base

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/copy.hpp"
 #include "collectives/hierarchy.hpp"
 #include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
@@ -25,7 +26,7 @@ void lower_first(std::byte* data, std::byte* other, std::size_t count, Reduction
     op.apply(data, other, count);
   } else {
     op.apply(other, data, count);
-    std::memcpy(data, other, count * op.elem_size);
+    base::copy_bytes(data, other, count * op.elem_size);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/copy.hpp"
 #include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
 
@@ -23,7 +24,7 @@ namespace {
 constexpr std::size_t kSmallTotal = 64 * 1024;
 
 void copy_bytes(void* to, const void* from, std::size_t bytes) {
-  if (bytes && to != from) std::memmove(to, from, bytes);
+  base::move_bytes(to, from, bytes);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/copy.hpp"
 #include "collectives/hierarchy.hpp"
 #include "collectives/node_group.hpp"
 #include "collectives/p2p.hpp"
@@ -20,7 +21,7 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
       if (auto* g = node_group(c)) return g->allgather(in, bytes, out);
       if (auto* h = hierarchy(c)) return hier_allgather(c, *h, in, bytes, out);
     }
-    if (bytes) std::memmove(o + r * bytes, in, bytes);
+    base::move_bytes(o + r * bytes, in, bytes);
     if (p == 1) return;
     AllgatherAlg alg = allgather_algorithm(c, bytes);
     if (alg == AllgatherAlg::all) {  // every block to every rank at once
@@ -45,14 +46,14 @@ void coll_allgather(const CollContext& c, const void* in, std::size_t bytes, voi
       // (mod p); in round k a rank sends its first min(2^k, p - 2^k) blocks to the rank
       // 2^k behind and appends as many from the rank 2^k ahead.
       std::vector<std::byte> tmp(static_cast<std::size_t>(p) * bytes);
-      if (bytes) std::memcpy(tmp.data(), o + r * bytes, bytes);
+      base::copy_bytes(tmp.data(), o + r * bytes, bytes);
       for (int have = 1; have < p; have <<= 1) {
         int n = std::min(have, p - have);
         coll_sendrecv(c, tmp.data(), n * bytes, (r - have + p) % p, tmp.data() + have * bytes, n * bytes,
                       (r + have) % p, kAllgatherBruck);
       }
       for (int i = 1; i < p; ++i)
-        if (bytes) std::memcpy(o + ((r + i) % p) * bytes, tmp.data() + i * bytes, bytes);
+        base::copy_bytes(o + ((r + i) % p) * bytes, tmp.data() + i * bytes, bytes);
       return;
     }
     int right = (r + 1) % p, left = (r - 1 + p) % p;
@@ -72,7 +73,7 @@ void coll_gather(const CollContext& c, const void* in, std::size_t bytes, void* 
       return;
     }
     auto* o = static_cast<std::byte*>(out);
-    if (bytes) std::memmove(o + root * bytes, in, bytes);
+    base::move_bytes(o + root * bytes, in, bytes);
     std::vector<Take> recvs;  // all posted at once: they land in any order
     for (int q = 0; q < c.size; ++q)
       if (q != root) recvs.push_back({q, o + q * bytes, bytes});
@@ -87,7 +88,7 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
     auto* o = static_cast<std::byte*>(out);
     if (p > 1)
       if (auto* g = node_group(c); g && !pair_over_messages(c, bytes)) return g->alltoall(in, bytes, out);
-    if (bytes) std::memmove(o + r * bytes, i + r * bytes, bytes);
+    base::move_bytes(o + r * bytes, i + r * bytes, bytes);
     AlltoallAlg alg = alltoall_algorithm(c, bytes);
     if (alg == AlltoallAlg::bruck) {
       // Bruck: ceil(log2 p) rounds. Rotated so that block j is for rank r + j; in the
@@ -96,7 +97,7 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
       std::size_t n = static_cast<std::size_t>(p);
       std::vector<std::byte> tmp(n * bytes), pack, unpack;
       for (std::size_t j = 0; j < n; ++j)
-        if (bytes) std::memcpy(tmp.data() + j * bytes, i + ((r + j) % n) * bytes, bytes);
+        base::copy_bytes(tmp.data() + j * bytes, i + ((r + j) % n) * bytes, bytes);
       for (std::size_t k = 1; k < n; k <<= 1) {
         pack.clear();
         for (std::size_t j = 0; j < n; ++j)
@@ -107,12 +108,12 @@ void coll_alltoall(const CollContext& c, const void* in, std::size_t bytes, void
         std::size_t at = 0;
         for (std::size_t j = 0; j < n; ++j)
           if (j & k) {
-            if (bytes) std::memcpy(tmp.data() + j * bytes, unpack.data() + at, bytes);
+            base::copy_bytes(tmp.data() + j * bytes, unpack.data() + at, bytes);
             at += bytes;
           }
       }
       for (std::size_t j = 0; j < n; ++j)
-        if (bytes) std::memcpy(o + ((r - j + n) % n) * bytes, tmp.data() + j * bytes, bytes);
+        base::copy_bytes(o + ((r - j + n) % n) * bytes, tmp.data() + j * bytes, bytes);
       return;
     }
     if (alg == AlltoallAlg::all) {  // all pairs at once

@@ -1,4 +1,5 @@
 // Node-aware collectives (collectives/hierarchy.hpp has the why and the steps).
+#include "base/copy.hpp"
 #include "collectives/hierarchy.hpp"
 
 #include <cstring>
@@ -132,7 +133,7 @@ void hier_allgather(const CollContext& c, const Hierarchy& h, const void* in, st
     for (std::size_t i = 0; i < h.members.size(); ++i)
       for (std::size_t k = 0; k < h.members[i].size(); ++k)
         if (bytes)
-          std::memcpy(o + static_cast<std::size_t>(h.members[i][k]) * bytes, nodes.data() + displs[i] + k * bytes, bytes);
+          base::copy_bytes(o + static_cast<std::size_t>(h.members[i][k]) * bytes, nodes.data() + displs[i] + k * bytes, bytes);
   }
   coll_bcast(h.node, out, static_cast<std::size_t>(c.size) * bytes, 0);
 }

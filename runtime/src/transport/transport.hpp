@@ -32,6 +32,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "base/copy.hpp"
 #include "base/doorbell.hpp"
 #include "base/job.hpp"
 #include "wire/frame.hpp"
@@ -101,7 +102,7 @@ class Sink {
                                std::uint64_t length) {
     Placement p = on_frame(peer, head, length);
     if (const char* why = p.error()) return why;
-    if (length && p.data) std::memcpy(p.data, payload, length);
+    if (length && p.data) base::copy_bytes(p.data, payload, length);
     on_frame_done(peer, p.token);
     return nullptr;
   }

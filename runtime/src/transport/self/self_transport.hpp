@@ -11,6 +11,7 @@
 #include <system_error>
 #include <vector>
 
+#include "base/copy.hpp"
 #include "transport/transport.hpp"
 
 namespace ipc::transport::self {
@@ -42,7 +43,7 @@ class SelfTransport final : public Transport {
         sink.on_peer_lost(rank_, std::string("malformed frame: ") + why);
         return true;
       }
-      if (!f.payload.empty() && place.data) std::memcpy(place.data, f.payload.data(), f.payload.size());
+      if (!f.payload.empty() && place.data) base::copy_bytes(place.data, f.payload.data(), f.payload.size());
       sink.on_frame_done(rank_, place.token);
     }
     return true;
@@ -71,7 +72,7 @@ class SelfTransport final : public Transport {
       q.head_size = std::min(f.head.size(), wire::kMaxHead);
       std::memcpy(q.head, f.head.data(), q.head_size);
       q.payload.resize(f.length);
-      if (f.length) std::memcpy(q.payload.data(), f.payload, f.length);
+      if (f.length) base::copy_bytes(q.payload.data(), f.payload, f.length);
       t_.queue_.push_back(std::move(q));
       t_.queued_.store(t_.queue_.size(), std::memory_order_seq_cst);
       if (done) done->complete({});

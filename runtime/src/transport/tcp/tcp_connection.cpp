@@ -151,7 +151,7 @@ void Connection::send(const wire::Frame& f, Completion* done, std::size_t copy_l
     if (f.length <= 16)
       base::copy_small(buf + at, f.payload, f.length);
     else
-      std::memcpy(buf + at, f.payload, f.length);
+      base::copy_bytes(buf + at, f.payload, f.length);
     std::size_t total = at + f.length;
     ssize_t n;
     do {
@@ -393,7 +393,7 @@ void Connection::process(Sink& sink, const wire::FrameLimits& limits) {
     }
     std::size_t take = std::min<std::size_t>(length_ - got_, wr_ - rd_);
     if (take > 0) {
-      if (place_.data) std::memcpy(static_cast<std::byte*>(place_.data) + got_, in_.data() + rd_, take);
+      if (place_.data) base::copy_bytes(static_cast<std::byte*>(place_.data) + got_, in_.data() + rd_, take);
       rd_ += take;
       got_ += take;
     }

@@ -1,3 +1,4 @@
+#include "base/copy.hpp"
 #include "transport/tcp/tcp_transport.hpp"
 
 #include <netinet/in.h>
@@ -196,7 +197,7 @@ void TcpTransport::Peer::send(const wire::Frame& f, Completion* done) {
     auto u = Connection::Unsent::of(f, done);
     if (done && f.length <= t.opt_.eager_limit) {
       u.owned.reset(new std::byte[f.length ? f.length : 1]);
-      if (f.length) std::memcpy(u.owned.get(), f.payload, f.length);
+      if (f.length) base::copy_bytes(u.owned.get(), f.payload, f.length);
       u.payload = u.owned.get();
       u.done = nullptr;
       done->complete({});
