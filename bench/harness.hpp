@@ -88,6 +88,10 @@ struct Buffer {
     std::memset(p.get(), fill, len);
   }
   char* data() const { return p.get() + offset; }
+  /// A benchmark's row: `name`, or name_atB for buffers B bytes past a page.
+  static std::string named(const char* name) {
+    return offset ? std::string(name) + "_at" + std::to_string(offset) : std::string(name);
+  }
 };
 
 // Half round trip between ranks 0 and 1 (others wait).
@@ -113,7 +117,7 @@ void pingpong(B& b, const Config& cfg) {
       }
       if (r >= 0) reps.push_back((now_us() - t0) / iters / 2);
     }
-    if (b.rank() == 0) emit("pingpong", bytes, median(reps), "us");
+    if (b.rank() == 0) emit(Buffer::named("pingpong").c_str(), bytes, median(reps), "us");
   }
 }
 
@@ -150,7 +154,7 @@ void bandwidth(B& b, const Config& cfg, bool both_ways) {
       double us = now_us() - t0;
       if (r >= 0) reps.push_back(static_cast<double>(bytes) * window * iters * (both_ways ? 2 : 1) / us);
     }
-    if (b.rank() == 0) emit(both_ways ? "bibw" : "bw", bytes, median(reps), "MB/s");
+    if (b.rank() == 0) emit(Buffer::named(both_ways ? "bibw" : "bw").c_str(), bytes, median(reps), "MB/s");
   }
 }
 
