@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -384,7 +385,13 @@ void run(B& b, const Config& cfg) {
 }
 
 // Command line: [--sizes a,b,c] [--repeats N] [--scale X] [--only b1,b2] [--blocked S]
-// [--offset B] (the ping-pong's and bandwidth's buffers start B bytes past a page's start)
+// [--offset B] (the ping-pong's and bandwidth's buffers start B bytes past a page's start).
+// A malformed or unknown option is one line on stderr naming it, and exit status 2.
+[[noreturn]] inline void usage_error(const std::string& what) {
+  std::fprintf(stderr, "bench: %s\n", what.c_str());
+  std::exit(2);
+}
+
 inline Config parse(int argc, char** argv) {
   Config c;
   auto split = [](const char* s) {
@@ -401,20 +408,42 @@ inline Config parse(int argc, char** argv) {
     }
     return out;
   };
-  for (int i = 1; i + 1 < argc; i += 2) {
+  auto count = [](const std::string& opt, const std::string& v, unsigned long long max) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 || n > max)
+      usage_error(opt + ": '" + v + "' is not a whole number from 0 to " + std::to_string(max));
+    return n;
+  };
+  auto real = [](const std::string& opt, const std::string& v, bool zero_ok) {
+    char* end = nullptr;
+    double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !(x > 0 || (zero_ok && x == 0)) || x > 1e6)
+      usage_error(opt + ": '" + v + "' is not a number " + (zero_ok ? "from 0" : "above 0") + " to 1e6");
+    return x;
+  };
+  for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--sizes")
-      for (auto& s : split(argv[i + 1])) c.sizes.push_back(std::strtoull(s.c_str(), nullptr, 10));
-    else if (k == "--repeats")
-      c.repeats = std::atoi(argv[i + 1]);
-    else if (k == "--scale")
-      c.scale = std::atof(argv[i + 1]);
-    else if (k == "--only")
-      c.only = split(argv[i + 1]);
-    else if (k == "--blocked")
-      c.blocked_seconds = std::atof(argv[i + 1]);
-    else if (k == "--offset")
-      Buffer::offset = std::strtoull(argv[i + 1], nullptr, 10) % 4096;
+    if (i + 1 >= argc) usage_error("option " + k + " needs a value");
+    std::string v = argv[i + 1];
+    if (k == "--sizes") {
+      for (auto& item : split(v.c_str())) c.sizes.push_back(count(k, item, 1ull << 34));
+      if (c.sizes.empty()) usage_error("--sizes: '" + v + "' names no size");
+    } else if (k == "--repeats") {
+      c.repeats = static_cast<int>(count(k, v, 100000));
+      if (c.repeats < 1) usage_error("--repeats: '" + v + "' is not a whole number from 1 to 100000");
+    } else if (k == "--scale") {
+      c.scale = real(k, v, false);
+    } else if (k == "--only") {
+      c.only = split(v.c_str());
+    } else if (k == "--blocked") {
+      c.blocked_seconds = real(k, v, true);
+    } else if (k == "--offset") {
+      Buffer::offset = static_cast<std::size_t>(count(k, v, 4095));
+    } else {
+      usage_error("unknown option '" + k + "' (--sizes, --repeats, --scale, --only, --blocked, --offset)");
+    }
   }
   return c;
 }
