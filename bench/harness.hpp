@@ -78,20 +78,26 @@ struct Buffer {
   struct Free {
     void operator()(char* p) const { std::free(p); }
   };
-  /// Bytes past the page's start where every buffer begins (--offset; 0: page-aligned).
-  static inline std::size_t offset = 0;
+  /// Bytes past the page's start where send and receive buffers begin (--offset S[,R];
+  /// 0: page-aligned).
+  static inline std::size_t send_offset = 0, recv_offset = 0;
+  enum Role { send, recv };
   std::unique_ptr<char, Free> p;
-  Buffer(std::size_t n, char fill) {
+  std::size_t at = 0;
+  Buffer(std::size_t n, char fill, Role role = send) : at(role == send ? send_offset : recv_offset) {
     std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    std::size_t len = (std::max<std::size_t>(n, 1) + offset + page - 1) / page * page;
+    std::size_t len = (std::max<std::size_t>(n, 1) + at + page - 1) / page * page;
     p.reset(static_cast<char*>(std::aligned_alloc(page, len)));
     if (!p) std::abort();
     std::memset(p.get(), fill, len);
   }
-  char* data() const { return p.get() + offset; }
-  /// A benchmark's row: `name`, or name_atB for buffers B bytes past a page.
+  char* data() const { return p.get() + at; }
+  /// A benchmark's row: `name`, name_atB for both kinds of buffer B bytes past a page,
+  /// name_atS_R for send buffers S and receive buffers R bytes past one.
   static std::string named(const char* name) {
-    return offset ? std::string(name) + "_at" + std::to_string(offset) : std::string(name);
+    if (send_offset == recv_offset)
+      return send_offset ? std::string(name) + "_at" + std::to_string(send_offset) : std::string(name);
+    return std::string(name) + "_at" + std::to_string(send_offset) + "_" + std::to_string(recv_offset);
   }
 };
 
@@ -99,7 +105,7 @@ struct Buffer {
 template <class B>
 void pingpong(B& b, const Config& cfg) {
   for (std::size_t bytes : cfg.sizes) {
-    Buffer sbuf(bytes, 'a'), rbuf(bytes, 'b');
+    Buffer sbuf(bytes, 'a'), rbuf(bytes, 'b', Buffer::recv);
     int iters = iterations(bytes, cfg.scale);
     std::vector<double> reps;
     for (int r = -1; r < cfg.repeats; ++r) {  // r = -1: warm-up
@@ -128,7 +134,7 @@ void bandwidth(B& b, const Config& cfg, bool both_ways) {
   const int window = 64;
   for (std::size_t bytes : cfg.sizes) {
     if (bytes == 0) continue;
-    Buffer sbuf(bytes, 's'), rbuf(bytes, 'r');
+    Buffer sbuf(bytes, 's'), rbuf(bytes, 'r', Buffer::recv);
     char ack = 0;
     int iters = std::max(2, iterations(bytes, cfg.scale, 200) / 4);
     std::vector<double> reps;
@@ -385,7 +391,8 @@ void run(B& b, const Config& cfg) {
 }
 
 // Command line: [--sizes a,b,c] [--repeats N] [--scale X] [--only b1,b2] [--blocked S]
-// [--offset B] (the ping-pong's and bandwidth's buffers start B bytes past a page's start).
+// [--offset B | S,R] (the ping-pong's and bandwidth's buffers start B bytes past a page's
+// start; S,R: send buffers S bytes, receive buffers R bytes past one).
 // A malformed or unknown option is one line on stderr naming it, and exit status 2.
 [[noreturn]] inline void usage_error(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
@@ -440,7 +447,10 @@ inline Config parse(int argc, char** argv) {
     } else if (k == "--blocked") {
       c.blocked_seconds = real(k, v, true);
     } else if (k == "--offset") {
-      Buffer::offset = static_cast<std::size_t>(count(k, v, 4095));
+      auto parts = split(v.c_str());
+      if (parts.empty() || parts.size() > 2 || v.back() == ',') usage_error("--offset: '" + v + "' is not B or S,R");
+      Buffer::send_offset = static_cast<std::size_t>(count(k, parts[0], 4095));
+      Buffer::recv_offset = parts.size() == 2 ? static_cast<std::size_t>(count(k, parts[1], 4095)) : Buffer::send_offset;
     } else {
       usage_error("unknown option '" + k + "' (--sizes, --repeats, --scale, --only, --blocked, --offset)");
     }

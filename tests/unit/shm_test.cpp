@@ -1057,6 +1057,60 @@ TEST(ShmTransport, ManyReadsFromAPeersMemoryGoInFewCallsAndStopAtTheFirstBadPiec
   EXPECT_FALSE(ep.caps() & kOneSidedRead) << "a refused read() kept the single copy";
 }
 
+// Reads and writes whose destination lies 1-15 bytes past the source modulo 4 KiB (where
+// the kernel's copy is slow, so they go through a bounce buffer a piece at a time):
+// every byte, for sizes around the bounce buffer's, among pieces that go directly; a
+// bad piece still stops a batch there.
+TEST(ShmTransport, ReadsAndWritesAtAliasedOffsetsCopyEveryByte) {
+  Node node(64 * 1024, true, true);
+  Endpoint& ep = *node.ep[1];
+  ASSERT_TRUE(ep.caps() & kOneSidedRead);
+  const std::size_t sizes[] = {16 * 1024, 5000, 256 * 1024, 256 * 1024 + 1, 600 * 1024 + 77, 70000};
+  const std::size_t shifts[] = {8, 0, 1, 15, 4, 64};  // destination past source, mod 4 KiB
+  const std::size_t count = std::size(sizes);
+  std::vector<std::vector<std::byte>> from(count), to(count);
+  std::vector<Endpoint::ReadPiece> pieces;
+  for (std::size_t i = 0; i < count; ++i) {
+    from[i].resize(sizes[i] + 8192);
+    to[i].assign(sizes[i] + 8192, std::byte{0});
+    auto* src = from[i].data() + (4096 - reinterpret_cast<std::uintptr_t>(from[i].data()) % 4096) % 4096 + 100;
+    auto* dst = to[i].data() + (4096 - reinterpret_cast<std::uintptr_t>(to[i].data()) % 4096) % 4096 + 100 + shifts[i];
+    for (std::size_t k = 0; k < sizes[i]; ++k) src[k] = static_cast<std::byte>((i * 131 + k * 7 + (k >> 12)) & 0xff);
+    pieces.push_back({reinterpret_cast<std::uintptr_t>(src), dst, sizes[i]});
+  }
+  auto same = [&](std::size_t i) {
+    return std::memcmp(pieces[i].dst, reinterpret_cast<const void*>(pieces[i].remote), pieces[i].n) == 0;
+  };
+  auto untouched_around = [&](std::size_t i) {
+    auto* d = static_cast<std::byte*>(pieces[i].dst);
+    for (auto* p = to[i].data(); p < d; ++p)
+      if (*p != std::byte{0}) return false;
+    for (auto* p = d + pieces[i].n; p < to[i].data() + to[i].size(); ++p)
+      if (*p != std::byte{0}) return false;
+    return true;
+  };
+  EXPECT_EQ(ep.read_many(pieces.data(), count), count);
+  for (std::size_t i = 0; i < count; ++i) {
+    EXPECT_TRUE(same(i)) << "piece " << i;
+    EXPECT_TRUE(untouched_around(i)) << "piece " << i;
+  }
+  for (std::size_t i = 0; i < count; ++i) {  // one by one, and from this side to the peer
+    std::fill(to[i].begin(), to[i].end(), std::byte{0});
+    EXPECT_TRUE(ep.read(pieces[i].remote, pieces[i].dst, pieces[i].n)) << "piece " << i;
+    EXPECT_TRUE(same(i)) << "piece " << i;
+    if (ep.caps() & kSharedCopy) {
+      std::fill(to[i].begin(), to[i].end(), std::byte{0});
+      EXPECT_TRUE(ep.write(reinterpret_cast<std::uintptr_t>(pieces[i].dst),
+                           reinterpret_cast<const void*>(pieces[i].remote), pieces[i].n)) << "piece " << i;
+      EXPECT_TRUE(same(i) && untouched_around(i)) << "written piece " << i;
+    }
+  }
+  for (auto& t : to) std::fill(t.begin(), t.end(), std::byte{0});
+  pieces[3].remote = 8;  // no such address in the peer: the batch stops there
+  EXPECT_EQ(ep.read_many(pieces.data(), count), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_TRUE(same(i)) << "piece " << i;
+}
+
 // Every frame's bytes, kept, and the order of their sequence numbers (Node::send's head).
 struct Frames : Sink {
   std::vector<std::vector<std::byte>> got;
