@@ -1,46 +1,35 @@
 // copy_aliased(): see copy.hpp.
 #include "base/copy.hpp"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include <cstring>
 
 namespace ipc::base {
 namespace {
 
 #if defined(__x86_64__)
-// Four loads, then four stores, per step: no load waits behind a store of the same
-// step, whatever the low bits of the two addresses.
-[[gnu::target("avx2")]] void copy_avx2(std::byte* d, const std::byte* s, std::size_t n) {
+// Four loads, then four stores, per step of four vectors of V bytes: no load waits
+// behind a store of the same step, whatever the low bits of the two addresses. Inlined
+// into each caller below, whose target decides the instructions (V = 32: AVX2).
+template <std::size_t V>
+[[gnu::always_inline]] inline void copy_steps(std::byte* d, const std::byte* s, std::size_t n) {
+  typedef char Vec __attribute__((vector_size(V)));
   std::size_t i = 0;
-  for (; i + 128 <= n; i += 128) {
-    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
-    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 32));
-    __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 64));
-    __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 96));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), a);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 32), b);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 64), c);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 96), e);
+  for (; i + 4 * V <= n; i += 4 * V) {
+    Vec a, b, c, e;
+    std::memcpy(&a, s + i, V);
+    std::memcpy(&b, s + i + V, V);
+    std::memcpy(&c, s + i + 2 * V, V);
+    std::memcpy(&e, s + i + 3 * V, V);
+    std::memcpy(d + i, &a, V);
+    std::memcpy(d + i + V, &b, V);
+    std::memcpy(d + i + 2 * V, &c, V);
+    std::memcpy(d + i + 3 * V, &e, V);
   }
-  _mm256_zeroupper();
-  if (i < n) std::memcpy(d + i, s + i, n - i);  // under 128 bytes: memcpy's short way
+  if (i < n) std::memcpy(d + i, s + i, n - i);  // under four vectors: memcpy's short way
 }
 
-void copy_sse2(std::byte* d, const std::byte* s, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 16));
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 32));
-    __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 48));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), a);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i + 16), b);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i + 32), c);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i + 48), e);
-  }
-  if (i < n) std::memcpy(d + i, s + i, n - i);
-}
+[[gnu::target("avx2")]] void copy_avx2(std::byte* d, const std::byte* s, std::size_t n) { copy_steps<32>(d, s, n); }
+void copy_sse2(std::byte* d, const std::byte* s, std::size_t n) { copy_steps<16>(d, s, n); }
 
 bool have_avx2() {
   static const bool yes = [] {

@@ -31,9 +31,12 @@ void copy_aliased(void* dst, const void* src, std::size_t n) noexcept;
 /// keeps its speed at every offset).
 inline constexpr std::size_t kAliasedFrom = 2048;
 
+/// Whether the destination lies 1 to `within` bytes past the source, modulo 4 KiB.
+inline bool aliased(std::uintptr_t dst, std::uintptr_t src, std::uintptr_t within = 63) {
+  return ((dst - src) & 4095) - 1 < within;
+}
 inline bool aliased(const void* dst, const void* src) {
-  auto d = (reinterpret_cast<std::uintptr_t>(dst) - reinterpret_cast<std::uintptr_t>(src)) & 4095;
-  return d - 1 < 63;  // 1-63 bytes past the source, modulo 4 KiB
+  return aliased(reinterpret_cast<std::uintptr_t>(dst), reinterpret_cast<std::uintptr_t>(src));
 }
 
 inline void copy_bytes(void* dst, const void* src, std::size_t n) {

@@ -539,7 +539,10 @@ constexpr std::size_t kBounceFrom = 16 * 1024;
 constexpr std::size_t kBounceBytes = 256 * 1024;  // a piece at a time: it stays in the cache
 
 bool kernel_aliased(std::uintptr_t dst, std::uintptr_t src, std::size_t n) {
-  return n >= kBounceFrom && ((dst - src) & 4095) - 1 < 15;
+  return n >= kBounceFrom && base::aliased(dst, src, 15);
+}
+bool kernel_aliased(const Endpoint::ReadPiece& p) {
+  return kernel_aliased(reinterpret_cast<std::uintptr_t>(p.dst), p.remote, p.n);
 }
 
 // This thread's bounce buffer, `offset` bytes (mod 4 KiB) past a page.
@@ -575,22 +578,17 @@ bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
 // this machine a call cost about as much as copying 16 KiB (64 reads of 16 KiB: 171 us
 // one call each, 94 us in one call; of 8 KiB 131 against 53).
 std::size_t ShmTransport::Peer::read_many(const ReadPiece* pieces, std::size_t count) {
-  for (std::size_t i = 0; i < count; ++i)
-    if (kernel_aliased(reinterpret_cast<std::uintptr_t>(pieces[i].dst), pieces[i].remote, pieces[i].n)) [[unlikely]] {
-      // Pieces one by one from here, the aliased ones through the bounce buffer.
-      std::size_t done = i ? read_pieces(pieces, i) : 0;
-      if (done < i) return done;
-      for (; done < count; ++done)
-        if (!(kernel_aliased(reinterpret_cast<std::uintptr_t>(pieces[done].dst), pieces[done].remote, pieces[done].n)
-                  ? read_bounced(pieces[done])
-                  : read_pieces(&pieces[done], 1) == 1))
-          break;
-      return done;
-    }
-  return read_pieces(pieces, count);
+  std::size_t first = 0;  // the first aliased piece: those before it go in one batch
+  while (first < count && !kernel_aliased(pieces[first])) ++first;
+  std::size_t done = read_pieces(pieces, first);
+  if (done < first) return done;
+  for (; done < count; ++done)  // pieces one by one from there
+    if (!read_piece(pieces[done])) break;
+  return done;
 }
 
-bool ShmTransport::Peer::read_bounced(const ReadPiece& piece) {
+bool ShmTransport::Peer::read_piece(const ReadPiece& piece) {
+  if (!kernel_aliased(piece)) return read_pieces(&piece, 1) == 1;
   auto* dst = static_cast<std::byte*>(piece.dst);
   for (std::size_t done = 0; done < piece.n;) {
     std::size_t m = std::min(kBounceBytes, piece.n - done);

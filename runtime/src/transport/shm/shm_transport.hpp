@@ -130,10 +130,10 @@ class ShmTransport final : public Transport {
     [[gnu::noinline]] bool send_records_now(const wire::Frame& f, std::size_t max);  // (off the small path)
     bool read(std::uint64_t remote, void* dst, std::size_t n) override;
     std::size_t read_many(const ReadPiece* pieces, std::size_t count) override;
-    /// read_many() without the check for aliased pieces; one piece through this thread's
-    /// bounce buffer (see kernel_aliased in the .cpp).
+    /// read_many() without the check for aliased pieces; one piece, through this
+    /// thread's bounce buffer when aliased (see kernel_aliased in the .cpp).
     std::size_t read_pieces(const ReadPiece* pieces, std::size_t count);
-    bool read_bounced(const ReadPiece& piece);
+    bool read_piece(const ReadPiece& piece);
     bool write(std::uint64_t remote, const void* src, std::size_t n) override;
     int offer(std::uint64_t cookie, std::size_t size) override;
     bool take_back(int slot, std::uint64_t cookie) override;
