@@ -119,14 +119,13 @@ TEST(ShmRing, LeftoverBytesNeverReadAsARecordInALaterLap) {
   EXPECT_EQ(got, 42u);
 }
 
-// Small records (up to kGrain bytes) share a line, two to a line; a larger one after a
-// half-filled line starts the next line (a pad fills the half), and the consumer reads
-// every one in order.
-TEST(ShmRing, SmallRecordsShareALineAndLargerOnesStartOne) {
+// Every record starts a line of its own and takes whole lines, whatever its size,
+// and the consumer reads every one in order.
+TEST(ShmRing, EveryRecordTakesWholeLinesOfItsOwn) {
   RingMemory m;
   RingProducer p(&m.control, m.data, sizeof m.data);
   RingConsumer c(&m.control, m.data, sizeof m.data);
-  std::vector<std::size_t> bodies = {4, 16, 0, 100, 16, 48, 8, 16};
+  std::vector<std::size_t> bodies = {4, 16, 0, 100, 16, 48, 8, 49};
   std::vector<std::ptrdiff_t> offsets;
   for (std::size_t i = 0; i < bodies.size(); ++i) {
     std::byte* at = p.reserve(RecordKind::whole, bodies[i]);
@@ -135,9 +134,8 @@ TEST(ShmRing, SmallRecordsShareALineAndLargerOnesStartOne) {
     std::memset(at, static_cast<int>(i + 1), bodies[i]);
     p.commit();
   }
-  // 4 and 16: one line; 0: the next line's first half; 100: a half pad, then two
-  // lines; 16: half a line; 48: a half pad, then a line; 8 and 16: one line.
-  EXPECT_EQ(offsets, (std::vector<std::ptrdiff_t>{0, 32, 64, 128, 256, 320, 384, 416}));
+  // Up to 48 bytes of body: one line; 100: two lines; 49: two lines.
+  EXPECT_EQ(offsets, (std::vector<std::ptrdiff_t>{0, 64, 128, 192, 320, 384, 448, 512}));
   for (std::size_t i = 0; i < bodies.size(); ++i) {
     auto* r = c.front();
     ASSERT_NE(r, nullptr) << "record " << i;
@@ -148,37 +146,37 @@ TEST(ShmRing, SmallRecordsShareALineAndLargerOnesStartOne) {
   EXPECT_EQ(c.front(), nullptr);
 }
 
-// The second half of a line that held payload in an earlier lap is where the consumer
-// looks after a small record at the line's start: its producer clears that word, so
-// a payload word equal to the position expected there is not read as a record.
-TEST(ShmRing, LeftoverBytesInALinesSecondHalfNeverReadAsARecord) {
+// A line whose start held payload of a record of several lines in an earlier lap is
+// where the consumer looks for the next record in a later one: a payload word equal
+// to the position expected there is never read as a record (the consumer cleared it).
+TEST(ShmRing, LeftoverPayloadAtALinesStartNeverReadAsARecord) {
   RingMemory m;
   constexpr std::uint64_t cap = sizeof m.data;
   RingProducer p(&m.control, m.data, cap);
   RingConsumer c(&m.control, m.data, cap);
-  // One-line records over the whole ring, each with the position that the next lap's
-  // small record at its line's middle would have, where that middle is.
-  for (std::uint64_t off = 0; off < cap; off += 64) {
-    std::byte* at = p.reserve(RecordKind::whole, 48);
+  // Two-line records over the whole ring, each with the position that the next lap's
+  // one-line record at its second line would have, where that line starts.
+  for (std::uint64_t off = 0; off < cap; off += 128) {
+    std::byte* at = p.reserve(RecordKind::whole, 112);
     ASSERT_NE(at, nullptr);
-    const std::uint64_t next_lap_middle = 2 * cap + off + 32;
-    std::memcpy(at + 16, &next_lap_middle, 8);
+    const std::uint64_t next_lap_second = 2 * cap + off + 64;
+    std::memcpy(at + 48, &next_lap_second, 8);
     p.commit();
     auto* r = c.front();
     ASSERT_NE(r, nullptr);
     c.pop(r);
     c.release();
   }
-  // The next lap: a small record at each line's start, consumed; nothing at the middle.
-  for (std::uint64_t off = 0; off < 256; off += 64) {
+  // The next lap: a one-line record at each first line, consumed; nothing after it.
+  for (std::uint64_t off = 0; off < 512; off += 128) {
     ASSERT_NE(p.reserve(RecordKind::whole, 4), nullptr);
     p.commit();
     auto* r = c.front();
     ASSERT_NE(r, nullptr);
     c.pop(r);
     c.release();
-    EXPECT_EQ(c.front(), nullptr) << "leftover payload read as a record at " << off + 32;
-    ASSERT_NE(p.reserve(RecordKind::whole, 4), nullptr);  // the middle, written now
+    EXPECT_EQ(c.front(), nullptr) << "leftover payload read as a record at " << off + 64;
+    ASSERT_NE(p.reserve(RecordKind::whole, 4), nullptr);  // the second line, written now
     p.commit();
     ASSERT_NE(r = c.front(), nullptr);
     c.pop(r);
@@ -411,9 +409,9 @@ void hammer(std::size_t wrap_at, std::size_t max_body, std::uint64_t count, unsi
 }  // namespace
 
 TEST(ShmRing, TwoThreadsHammerWithWrapAround) { hammer(0, ~std::size_t{0}, 200000, 0, 1); }
-// Mostly small records (two to a line) between one-line ones: half pads, lines shared
-// by the producer's writes and the consumer's reads.
-TEST(ShmRing, TwoThreadsHammerSmallRecordsSharingLines) { hammer(0, 40, 200000, 0, 5); }
+// Mostly small records between larger ones: the producer writes the line next to the
+// one the consumer reads.
+TEST(ShmRing, TwoThreadsHammerSmallRecordsBetweenLargerOnes) { hammer(0, 40, 200000, 0, 5); }
 
 // Small records going back early (and large ones, which never do) between them. (A
 // wait for the consumer can cost a time slice on a loaded machine: few of them.)
