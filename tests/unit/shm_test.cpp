@@ -452,7 +452,8 @@ struct Node {
   // `eager_room`: frames above an eager limit of 8 KiB and up to this go at once when
   // the ring has room for them (Options::eager_room).
   explicit Node(std::size_t ring = 64 * 1024, bool make_ready = true, bool cma = false, bool unheld = false,
-                std::size_t eager_room = 0, std::size_t chunk = 16 * 1024, std::size_t eager_drained = 0) {
+                std::size_t eager_room = 0, std::size_t chunk = 16 * 1024, std::size_t eager_drained = 0,
+                Options::Bounce bounce = Options::Bounce::when_slow) {
     job = "unit" + std::to_string(::getpid()) + "x" + std::to_string(std::random_device{}());
     PeerCard cards[2];
     for (int r = 0; r < 2; ++r) {
@@ -472,6 +473,7 @@ struct Node {
       }
       o.chunk = chunk;
       o.eager_drained = eager_drained;
+      o.bounce = bounce;
       t[r] = std::make_unique<ShmTransport>(o);
       cards[r].rank = r;
       cards[r].node = "n";
@@ -1056,11 +1058,12 @@ TEST(ShmTransport, ManyReadsFromAPeersMemoryGoInFewCallsAndStopAtTheFirstBadPiec
 }
 
 // Reads and writes whose destination lies 1-15 bytes past the source modulo 4 KiB (where
-// the kernel's copy is slow, so they go through a bounce buffer a piece at a time):
-// every byte, for sizes around the bounce buffer's, among pieces that go directly; a
-// bad piece still stops a batch there.
-TEST(ShmTransport, ReadsAndWritesAtAliasedOffsetsCopyEveryByte) {
-  Node node(64 * 1024, true, true);
+// some CPUs' kernel copy is slow, so they may go through a bounce buffer a piece at a
+// time): every byte, for sizes around the bounce buffer's, among pieces that go
+// directly; a bad piece still stops a batch there. With the bounce buffer, without
+// it, and as measured here (IPC_SHM_BOUNCE=1 / 0 / auto).
+void aliased_reads_and_writes(Options::Bounce bounce) {
+  Node node(64 * 1024, true, true, false, 0, 16 * 1024, 0, bounce);
   Endpoint& ep = *node.ep[1];
   ASSERT_TRUE(ep.caps() & kOneSidedRead);
   const std::size_t sizes[] = {16 * 1024, 5000, 256 * 1024, 256 * 1024 + 1, 600 * 1024 + 77, 70000};
@@ -1107,6 +1110,12 @@ TEST(ShmTransport, ReadsAndWritesAtAliasedOffsetsCopyEveryByte) {
   pieces[3].remote = 8;  // no such address in the peer: the batch stops there
   EXPECT_EQ(ep.read_many(pieces.data(), count), 3u);
   for (std::size_t i = 0; i < 3; ++i) EXPECT_TRUE(same(i)) << "piece " << i;
+}
+
+TEST(ShmTransport, ReadsAndWritesAtAliasedOffsetsCopyEveryByte) {
+  aliased_reads_and_writes(Options::Bounce::always);
+  aliased_reads_and_writes(Options::Bounce::never);
+  aliased_reads_and_writes(Options::Bounce::when_slow);
 }
 
 // Every frame's bytes, kept, and the order of their sequence numbers (Node::send's head).

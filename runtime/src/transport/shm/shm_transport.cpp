@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "base/check.hpp"
 #include "base/copy.hpp"
@@ -529,22 +531,63 @@ bool write_to_process_direct(pid_t pid, const std::byte* local, std::uint64_t re
   return true;
 }
 
-// The kernel's copy between two processes suffers what the C library's memcpy does
-// (base/copy.hpp): when the destination lies 1-15 bytes past the source modulo 4 KiB,
-// process_vm_readv of 64 KiB-4 MiB ran at 1.6-2.7 GB/s here against 10-12 at other
-// offsets. Such a copy goes through a buffer of this thread's placed at the source's
-// offset (the kernel's copy then at full speed) and from there by copy_bytes: two
-// copies, 7-9 GB/s in all. From 16 KiB (below it, one system call more costs more).
+}  // namespace
+
+// The kernel's copy between two processes suffers on some CPUs what the C library's
+// memcpy does there (base/copy.hpp): when the destination lies 1-15 bytes past the
+// source modulo 4 KiB, process_vm_readv of 64 KiB-4 MiB ran at 1.6-2.7 GB/s on one
+// AMD EPYC against 10-12 at other offsets. Such a copy goes through a buffer of this
+// thread's placed at the source's offset (the kernel's copy then at full speed) and
+// from there by copy_bytes: two copies, 7-9 GB/s in all. From 16 KiB (below it, one
+// system call more costs more). Other CPUs copy at every offset alike (an AMD EPYC of
+// family 26: 22 GB/s at 0, 8, 16, 32 and 64 bytes past), where the bounce only adds a
+// copy (1 MiB messages to receive buffers 8 bytes past: 0.6 of Open MPI's bandwidth
+// with it): by default the bounce is taken only where a measurement says it pays.
 constexpr std::size_t kBounceFrom = 16 * 1024;
 constexpr std::size_t kBounceBytes = 256 * 1024;  // a piece at a time: it stays in the cache
 
-bool kernel_aliased(std::uintptr_t dst, std::uintptr_t src, std::size_t n) {
-  return n >= kBounceFrom && base::aliased(dst, src, 15);
+// Whether this CPU's kernel copy is slow at such offsets: measured once per process, at
+// the first copy that would bounce, by reading 64 KiB of this process's own memory to a
+// destination 8 bytes past the source and to one at the same offset (best of 3 each,
+// taking turns: some 20-60 us in all). Slow: under half the speed. A kernel that
+// refuses the read (then the peers' reads fail too) keeps the bounce.
+static bool kernel_copy_suffers() {
+  static const bool suffers = [] {
+    constexpr std::size_t n = 64 * 1024;
+    std::vector<std::byte> space(3 * n + 3 * 4096);
+    auto page = [&](std::size_t k) {
+      auto at = reinterpret_cast<std::uintptr_t>(space.data()) + k * (n + 4096);
+      return reinterpret_cast<std::byte*>((at + 4095) & ~std::uintptr_t{4095});
+    };
+    std::byte *src = page(0), *same = page(1), *past = page(2) + 8;
+    std::memset(space.data(), 1, space.size());  // every page present before the timing
+    auto read = [&](std::byte* dst) {
+      iovec here{dst, n}, there{src, n};
+      auto t0 = std::chrono::steady_clock::now();
+      if (::process_vm_readv(::getpid(), &here, 1, &there, 1, 0) != static_cast<ssize_t>(n)) return -1.0;
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    double fast = 1e9, slow = 1e9;
+    for (int i = 0; i < 3; ++i) {
+      double a = read(same), b = read(past);
+      if (a < 0 || b < 0) return true;
+      fast = std::min(fast, a);
+      slow = std::min(slow, b);
+    }
+    return slow > 2 * fast;
+  }();
+  return suffers;
 }
-bool kernel_aliased(const Endpoint::ReadPiece& p) {
+
+bool ShmTransport::kernel_aliased(std::uintptr_t dst, std::uintptr_t src, std::size_t n) const {
+  if (n < kBounceFrom || !base::aliased(dst, src, 15) || opt_.bounce == Options::Bounce::never) return false;
+  return opt_.bounce == Options::Bounce::always || kernel_copy_suffers();
+}
+bool ShmTransport::kernel_aliased(const Endpoint::ReadPiece& p) const {
   return kernel_aliased(reinterpret_cast<std::uintptr_t>(p.dst), p.remote, p.n);
 }
 
+namespace {
 // This thread's bounce buffer, `offset` bytes (mod 4 KiB) past a page.
 std::byte* bounce(std::uintptr_t offset) {
   thread_local std::unique_ptr<std::byte[]> buffer;
@@ -553,9 +596,9 @@ std::byte* bounce(std::uintptr_t offset) {
   return reinterpret_cast<std::byte*>(base + (offset & 4095));
 }
 
-bool write_to_process(pid_t pid, const std::byte* local, std::uint64_t remote, std::size_t n) {
-  if (!kernel_aliased(remote, reinterpret_cast<std::uintptr_t>(local), n))
-    return write_to_process_direct(pid, local, remote, n);
+// `bounced`: through this thread's buffer (ShmTransport::kernel_aliased).
+bool write_to_process(pid_t pid, const std::byte* local, std::uint64_t remote, std::size_t n, bool bounced) {
+  if (!bounced) return write_to_process_direct(pid, local, remote, n);
   for (std::size_t done = 0; done < n;) {
     std::size_t m = std::min(kBounceBytes, n - done);
     std::byte* b = bounce(remote + done);
@@ -579,7 +622,7 @@ bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
 // one call each, 94 us in one call; of 8 KiB 131 against 53).
 std::size_t ShmTransport::Peer::read_many(const ReadPiece* pieces, std::size_t count) {
   std::size_t first = 0;  // the first aliased piece: those before it go in one batch
-  while (first < count && !kernel_aliased(pieces[first])) ++first;
+  while (first < count && !shm.kernel_aliased(pieces[first])) ++first;
   std::size_t done = read_pieces(pieces, first);
   if (done < first) return done;
   for (; done < count; ++done)  // pieces one by one from there
@@ -588,7 +631,7 @@ std::size_t ShmTransport::Peer::read_many(const ReadPiece* pieces, std::size_t c
 }
 
 bool ShmTransport::Peer::read_piece(const ReadPiece& piece) {
-  if (!kernel_aliased(piece)) return read_pieces(&piece, 1) == 1;
+  if (!shm.kernel_aliased(piece)) return read_pieces(&piece, 1) == 1;
   auto* dst = static_cast<std::byte*>(piece.dst);
   for (std::size_t done = 0; done < piece.n;) {
     std::size_t m = std::min(kBounceBytes, piece.n - done);
@@ -633,7 +676,9 @@ std::size_t ShmTransport::Peer::read_pieces(const ReadPiece* pieces, std::size_t
 }
 
 bool ShmTransport::Peer::write(std::uint64_t remote, const void* src, std::size_t n) {
-  if (write_to_process(pid, static_cast<const std::byte*>(src), remote, n)) return true;
+  auto* from = static_cast<const std::byte*>(src);
+  if (write_to_process(pid, from, remote, n, shm.kernel_aliased(remote, reinterpret_cast<std::uintptr_t>(from), n)))
+    return true;
   caps_ &= ~kSharedCopy;
   return false;
 }
@@ -821,6 +866,8 @@ std::unique_ptr<Transport> open_shm(const Config& cfg) {
   // claims one and loses its CPU keeps the receiver waiting for a time slice (8 ranks
   // on 2 CPUs, 1 MiB allreduce and bcast: 1.16 times the time, some rounds 4).
   o.shared_copy = cfg.oversubscribed ? 0 : bytes_param("IPC_SHM_SHARED_COPY");  // 0: never
+  if (std::string b = base::param("IPC_SHM_BOUNCE"); b != "auto")
+    o.bounce = base::param_bool("IPC_SHM_BOUNCE") ? Options::Bounce::always : Options::Bounce::never;
   return std::make_unique<ShmTransport>(o);
 }
 

@@ -68,6 +68,10 @@ struct Options : Config {
   std::size_t wrap_answered_at = 512;    // ... past this in an exchange (ring.hpp)
   std::size_t shared_copy = 256 * 1024;  // rendezvous payloads from this size copied by both sides (0: never)
   bool cma = false;
+  // Kernel copies whose destination lies 1-15 bytes past the source (mod 4 KiB) go
+  // through a bounce buffer: where this CPU's copy suffers there (measured once per
+  // process), always, or never (IPC_SHM_BOUNCE; shm_transport.cpp, kernel_aliased).
+  enum class Bounce { when_slow, always, never } bounce = Bounce::when_slow;
 };
 
 class ShmTransport final : public Transport {
@@ -93,6 +97,10 @@ class ShmTransport final : public Transport {
   void check_peers(Sink& sink) override;
   void close() override;
 
+  /// Whether a kernel copy of `n` bytes from `src` to `dst` goes through a bounce
+  /// buffer (Options::bounce; the .cpp says why).
+  bool kernel_aliased(std::uintptr_t dst, std::uintptr_t src, std::size_t n) const;
+  bool kernel_aliased(const Endpoint::ReadPiece& p) const;
   /// Whether process_vm_readv may copy between this job's ranks here (IPC_SHM_CMA=auto).
   static bool single_copy_allowed();
   /// System calls that have read from peers' memory so far (read(), read_many()).
