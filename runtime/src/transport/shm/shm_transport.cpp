@@ -531,8 +531,6 @@ bool write_to_process_direct(pid_t pid, const std::byte* local, std::uint64_t re
   return true;
 }
 
-}  // namespace
-
 // The kernel's copy between two processes suffers on some CPUs what the C library's
 // memcpy does there (base/copy.hpp): when the destination lies 1-15 bytes past the
 // source modulo 4 KiB, process_vm_readv of 64 KiB-4 MiB ran at 1.6-2.7 GB/s on one
@@ -551,7 +549,7 @@ constexpr std::size_t kBounceBytes = 256 * 1024;  // a piece at a time: it stays
 // destination 8 bytes past the source and to one at the same offset (best of 3 each,
 // taking turns: some 20-60 us in all). Slow: under half the speed. A kernel that
 // refuses the read (then the peers' reads fail too) keeps the bounce.
-static bool kernel_copy_suffers() {
+bool kernel_copy_suffers() {
   static const bool suffers = [] {
     constexpr std::size_t n = 64 * 1024;
     std::vector<std::byte> space(3 * n + 3 * 4096);
@@ -579,15 +577,6 @@ static bool kernel_copy_suffers() {
   return suffers;
 }
 
-bool ShmTransport::kernel_aliased(std::uintptr_t dst, std::uintptr_t src, std::size_t n) const {
-  if (n < kBounceFrom || !base::aliased(dst, src, 15) || opt_.bounce == Options::Bounce::never) return false;
-  return opt_.bounce == Options::Bounce::always || kernel_copy_suffers();
-}
-bool ShmTransport::kernel_aliased(const Endpoint::ReadPiece& p) const {
-  return kernel_aliased(reinterpret_cast<std::uintptr_t>(p.dst), p.remote, p.n);
-}
-
-namespace {
 // This thread's bounce buffer, `offset` bytes (mod 4 KiB) past a page.
 std::byte* bounce(std::uintptr_t offset) {
   thread_local std::unique_ptr<std::byte[]> buffer;
@@ -609,6 +598,14 @@ bool write_to_process(pid_t pid, const std::byte* local, std::uint64_t remote, s
   return true;
 }
 }  // namespace
+
+bool ShmTransport::kernel_aliased(std::uintptr_t dst, std::uintptr_t src, std::size_t n) const {
+  if (n < kBounceFrom || !base::aliased(dst, src, 15) || opt_.bounce == Options::Bounce::never) return false;
+  return opt_.bounce == Options::Bounce::always || kernel_copy_suffers();
+}
+bool ShmTransport::kernel_aliased(const Endpoint::ReadPiece& p) const {
+  return kernel_aliased(reinterpret_cast<std::uintptr_t>(p.dst), p.remote, p.n);
+}
 
 bool ShmTransport::Peer::read(std::uint64_t remote, void* dst, std::size_t n) {
   const ReadPiece piece{remote, dst, n};
