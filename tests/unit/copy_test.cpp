@@ -6,9 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "base/copy.hpp"
+#include "base/prefetch.hpp"
 
 namespace {
 
@@ -66,3 +70,27 @@ TEST(Copy, MoveBytesHandlesOverlapLikeMemmove) {
 }
 
 }  // namespace
+
+// The write prefetch (base/prefetch.hpp) is used where the CPU has it: what CPUID says
+// here agrees with the kernel's list of the CPU's features (x86: "3dnowprefetch", the
+// kernel's name for PREFETCHW). And it is a hint: asking for a line changes no byte.
+TEST(Prefetch, ForWritingWhereTheCpuHasItAndChangesNothing) {
+#if defined(__x86_64__) || defined(__i386__)
+  std::ifstream in("/proc/cpuinfo");
+  if (!in) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::string line;
+  bool listed = false, found = false;
+  while (std::getline(in, line) && !found)
+    if (line.rfind("flags", 0) == 0) {
+      found = true;
+      std::istringstream words(line.substr(line.find(':') + 1));
+      for (std::string w; words >> w;) listed |= w == "3dnowprefetch";
+    }
+  ASSERT_TRUE(found) << "no flags line in /proc/cpuinfo";
+  EXPECT_EQ(ipc::base::write_prefetch_available(), listed);
+#endif
+  std::vector<unsigned char> v = pattern(4096, 3), before = v;
+  if (ipc::base::write_prefetch_available())
+    for (std::size_t off = 0; off < v.size(); off += 64) ipc::base::prefetch_for_write(v.data() + off);
+  EXPECT_EQ(v, before);
+}

@@ -390,9 +390,9 @@ namespace {
 // `answer_every`: the producer waits for the consumer to take everything after about
 // one record in that many (0: never).
 void hammer(std::size_t wrap_at, std::size_t max_body, std::uint64_t count, unsigned answer_every,
-            std::uint32_t seed, std::size_t wrap_records = kWrapRecords) {
+            std::uint32_t seed, std::size_t wrap_records = kWrapRecords, std::size_t prefetch_lines = 0) {
   RingMemory m;
-  RingProducer prod(&m.control, m.data, sizeof m.data, wrap_at, wrap_records);
+  RingProducer prod(&m.control, m.data, sizeof m.data, wrap_at, wrap_records, 0, prefetch_lines);
   RingConsumer cons(&m.control, m.data, sizeof m.data);
   std::atomic<bool> failed{false};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
@@ -465,6 +465,37 @@ TEST(ShmRing, TwoThreadsHammerGoingBackEarly) {
   hammer(512, 240, 20000, 8, 2);
   hammer(1024, ~std::size_t{0}, 20000, 8, 3);
   hammer(512, ~std::size_t{0}, 20000, 2, 4, 1024);  // larger records too, when answered
+}
+
+// With the write prefetch (ring.hpp): the same records, the same bytes, whatever the
+// lead, up to the whole ring (the prefetches reach lines the consumer has not taken).
+TEST(ShmRing, TwoThreadsHammerWithWritePrefetch) {
+  hammer(0, 40, 100000, 0, 6, kWrapRecords, 8);
+  hammer(512, 240, 20000, 8, 7, kWrapRecords, 8);
+  hammer(0, ~std::size_t{0}, 20000, 0, 8, kWrapRecords, 1000);  // a lead past the ring: the whole ring
+}
+
+// The lines asked for ahead: from the second line past the record (never the next,
+// where the consumer may poll) to the end of the lead, those asked for before left
+// out, and none past the ring's end.
+TEST(ShmRing, PrefetchedLinesLieAheadWithinTheRing) {
+  constexpr std::size_t cap = 4096, ahead = 8 * kLine;
+  const std::uint64_t lap = 10 * cap;  // positions of a later lap
+  for (std::size_t next = 0; next < cap; next += kLine) {
+    const std::uint64_t tail = lap + next;
+    auto l = RingProducer::lines_ahead(next, tail, 0, ahead, cap);
+    EXPECT_EQ(l.last, tail + std::min(ahead, cap - next)) << next;
+    EXPECT_EQ(l.first, std::min(tail + kLine, l.last)) << next;
+    EXPECT_LE(next + (l.last - tail), cap) << next;  // within the ring
+    // After the record before, which asked for all but the last line of this lead:
+    auto again = RingProducer::lines_ahead(next, tail, tail + ahead - kLine, ahead, cap);
+    EXPECT_EQ(again.first, std::min(tail + ahead - kLine, again.last)) << next;
+    EXPECT_EQ(again.last, l.last);
+  }
+  auto none = RingProducer::lines_ahead(0, lap, 0, 0, cap);  // no lead
+  EXPECT_EQ(none.first, none.last);
+  auto one = RingProducer::lines_ahead(0, lap, 0, kLine, cap);  // a lead of the next line alone
+  EXPECT_EQ(one.first, one.last);
 }
 
 namespace {

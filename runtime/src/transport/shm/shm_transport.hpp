@@ -66,6 +66,7 @@ struct Options : Config {
   std::size_t wrap_at = 8 * 1024;  // a drained ring's producer goes back to its start past this (ring.hpp)
   std::size_t wrap_records = 16 * 1024;  // ... records up to this size in an exchange (ring.hpp)
   std::size_t wrap_answered_at = 512;    // ... past this in an exchange (ring.hpp)
+  std::size_t prefetch_lines = 0;        // a producer's write prefetch, lines past each record (ring.hpp; 0: none)
   std::size_t shared_copy = 256 * 1024;  // rendezvous payloads from this size copied by both sides (0: never)
   bool cma = false;
   // Kernel copies whose destination lies 1-15 bytes past the source (mod 4 KiB) go
