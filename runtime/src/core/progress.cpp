@@ -495,7 +495,13 @@ void Engine::progress_thread_main() {
       }
       continue;
     }
-    sleep_once([this] { return stop_.load(); }, nap_, false);
+    // For frames that need the rank to act (a ready-to-send to answer, a clear-to-send,
+    // a full ring to drain: wire::kConcernsAll) and the transports' own events, not for
+    // every frame (wants none): what ends a wait is taken by the thread that waits,
+    // and an eager message may wait in the ring for the program. Counted as a sleeper
+    // for any frame, it made every sender look at `awake`, a line the rank's polling
+    // threads write as they start and stop (an RPC server: at every request).
+    sleep_once([this] { return stop_.load(); }, nap_, false, nullptr, nullptr, 0);
     if (stop_.load()) continue;
     if (waiters_.load(std::memory_order_seq_cst) > 0) {
       // A waiter came meanwhile and may sleep in the same set; the doorbell that woke
