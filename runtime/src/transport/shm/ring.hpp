@@ -130,8 +130,9 @@ class RingProducer {
   /// `wrap_at`: bytes into a lap past which the producer goes back to the start when
   /// its consumer has taken everything (0: never; see the top of this file), with
   /// records up to kWrapRecords, or up to `wrap_records` in an exchange (answered()).
-  /// `prefetch_lines`: the line that many lines past each record is asked for, for
-  /// writing, as the record is published (0: none; see the top of this file).
+  /// `prefetch_lines`: in a stream, the lines up to that many past each record are
+  /// asked for, for writing, as the record is published (0: none; see the top of this
+  /// file).
   RingProducer(RingControl* c, std::byte* data, std::size_t capacity, std::size_t wrap_at = 0,
                std::size_t wrap_records = kWrapRecords, std::size_t wrap_answered_at = 0,
                std::size_t prefetch_lines = 0)
