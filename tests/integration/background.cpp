@@ -4,6 +4,7 @@
 // rank 0 looks (Request::done() makes no progress of its own).
 //   it_background            non-blocking sends, then posting while computing
 //   it_background backlog    blocking sends left queued, then computing
+//   it_background quiet      small messages to a rank that computes (shm)
 #include <ipc/ipc.hpp>
 
 #include <unistd.h>
@@ -12,6 +13,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <dirent.h>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +60,69 @@ int backlog(ipc::Communicator& c, const std::string& job) {
   return 0;
 }
 
+// Wake-ups (voluntary context switches) of this process's threads but the calling one,
+// from /proc/self/task.
+long other_threads_wakeups() {
+  long sum = 0;
+  const std::string self = std::to_string(::gettid());
+  DIR* d = ::opendir("/proc/self/task");
+  if (!d) return -1;
+  while (dirent* e = ::readdir(d)) {
+    std::string tid = e->d_name;
+    if (tid == "." || tid == ".." || tid == self) continue;
+    std::ifstream st("/proc/self/task/" + tid + "/status");
+    for (std::string line; std::getline(st, line);)
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) sum += std::atol(line.c_str() + 24);
+  }
+  ::closedir(d);
+  return sum;
+}
+
+// Small messages to a rank whose program computes: they wait in the ring for the
+// program, and its progress thread is not woken for them (it sleeps for frames that
+// need the rank to act: docs/transports.md, Waking). Rank 0 sends them one by one, 50
+// us apart, long enough for a woken thread to fall asleep again in between; rank 1's
+// other threads may wake for their naps (about one per millisecond), not once per
+// message.
+int quiet(ipc::Communicator& c, const std::string& job) {
+  constexpr int kCount = 4000;  // 64-byte records: all fit one 512 KiB ring
+  std::string done = "/tmp/ipc-quiet-" + job;
+  if (c.rank() == 0) {
+    c.recv<int>(1, ipc::Tag{1});
+    volatile double x = 0;
+    for (int i = 0; i < kCount; ++i) {
+      c.send(i, 1, ipc::Tag{2});
+      auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+      while (std::chrono::steady_clock::now() < until) x = x + 1.0;
+    }
+    if (std::FILE* f = std::fopen(done.c_str(), "w")) std::fclose(f);
+    c.recv<int>(1, ipc::Tag{3});
+  } else {
+    const long before = other_threads_wakeups();
+    c.send(1, 0, ipc::Tag{1});
+    const auto start = std::chrono::steady_clock::now();
+    auto end = start + std::chrono::seconds(30);
+    bool seen = false;
+    volatile double x = 0;
+    while (!seen && std::chrono::steady_clock::now() < end) {  // no library calls
+      for (int i = 0; i < 10000; ++i) x = x + 1.0;
+      seen = ::access(done.c_str(), F_OK) == 0;
+    }
+    const long wakeups = other_threads_wakeups() - before;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    std::remove(done.c_str());
+    IT_CHECK(1, seen, "rank 0 did not finish sending (30 s)");
+    IT_CHECK(1, before >= 0, "no /proc/self/task");
+    std::printf("rank 1: %ld wake-ups of its other threads in %lld ms, %d messages\n", wakeups,
+                static_cast<long long>(ms), kCount);
+    IT_CHECK(1, wakeups <= 2 * ms + 200, "%ld wake-ups of the progress thread in %lld ms for %d messages that wait for the program",
+             wakeups, static_cast<long long>(ms), kCount);
+    for (int i = 0; i < kCount; ++i) IT_CHECK(1, c.recv<int>(0, ipc::Tag{2}) == i, "message %d", i);
+    c.send(1, 0, ipc::Tag{3});
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +130,7 @@ int main(int argc, char** argv) {
   auto& c = rt.world();
   if (c.size() != 2) return 2;
   if (argc > 1 && std::string(argv[1]) == "backlog") return backlog(c, rt.job());
+  if (argc > 1 && std::string(argv[1]) == "quiet") return quiet(c, rt.job());
   std::vector<char> big(32u << 20, 'p');
   if (c.rank() == 0) {
     c.recv<int>(1, ipc::Tag{1});  // rank 1 is ready
