@@ -7,13 +7,13 @@
 //   it_background quiet      small messages to a rank that computes (shm)
 #include <ipc/ipc.hpp>
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <dirent.h>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -82,8 +82,8 @@ long other_threads_wakeups() {
 // program, and its progress thread is not woken for them (it sleeps for frames that
 // need the rank to act: docs/transports.md, Waking). Rank 0 sends them one by one, 50
 // us apart, long enough for a woken thread to fall asleep again in between; rank 1's
-// other threads may wake for their naps (about one per millisecond), not once per
-// message.
+// other threads may wake for their naps (at most about one per millisecond), not once
+// per message.
 int quiet(ipc::Communicator& c, const std::string& job) {
   constexpr int kCount = 4000;  // 64-byte records: all fit one 512 KiB ring
   std::string done = "/tmp/ipc-quiet-" + job;
